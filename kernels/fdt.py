@@ -1,0 +1,419 @@
+"""Bounds-checked parser of the flattened device-tree format (DTB), in numba.
+
+The format is the one of the Devicetree Specification, chapter 5, versions
+16 and 17: a header, the memory reservation block, the structure block
+(tokens FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END) and the
+strings block.  The kernels fill the columnar arrays described in
+corpus/flat.py; corpus.flat.flatten() is the Python entry that calls them.
+
+Every read is checked against the DTB's own bytes, whatever they contain: a
+bad DTB gets an error code (ERR_*, texts in ERR_MESSAGES) and the byte offset
+where the problem was found, contributes no nodes, and the others are parsed
+as usual.  All integers are big-endian and read byte by byte, so a DTB needs
+no alignment inside the corpus buffer.
+"""
+
+import numpy as np
+from numba import njit
+
+from kernels.config import NJIT
+
+FDT_MAGIC = 0xD00DFEED
+FDT_BEGIN_NODE = 1
+FDT_END_NODE = 2
+FDT_PROP = 3
+FDT_NOP = 4
+FDT_END = 9
+
+# Header sizes: version 17 adds size_dt_struct to the 36 bytes of version 16.
+FDT_V16_SIZE = 36
+FDT_V17_SIZE = 40
+# Deeper nesting than this is no real board: stop it before it costs memory.
+MAX_DEPTH = 1024
+
+# Error codes (dtb_error); 0 is no error.  Codes below ERR_EMPTY are set by
+# the Python reader before the kernels run.
+ERR_NOT_FILE = 1
+ERR_READ = 2
+ERR_TOO_BIG = 3
+ERR_EMPTY = 4
+ERR_TRUNCATED_HEADER = 5
+ERR_BAD_MAGIC = 6
+ERR_BAD_VERSION = 7
+ERR_TOTALSIZE = 8
+ERR_TRUNCATED = 9
+ERR_BLOCK_BOUNDS = 10
+ERR_STRUCT_ALIGN = 11
+ERR_RSVMAP = 12
+ERR_STRUCT_END = 13
+ERR_BAD_TOKEN = 14
+ERR_NAME_UNTERMINATED = 15
+ERR_DEPTH = 16
+ERR_MULTIPLE_ROOTS = 17
+ERR_END_NODE = 18
+ERR_PROP_OUTSIDE_NODE = 19
+ERR_PROP_AFTER_SUBNODE = 20
+ERR_PROP_LEN = 21
+ERR_PROP_NAMEOFF = 22
+ERR_PROP_NAME_UNTERMINATED = 23
+ERR_UNCLOSED_NODES = 24
+ERR_NO_ROOT = 25
+
+ERR_MESSAGES = {
+    ERR_NOT_FILE: "not a regular file",
+    ERR_READ: "cannot be read",
+    ERR_TOO_BIG: "larger than 2 GiB, not a DTB",
+    ERR_EMPTY: "empty file, not a DTB",
+    ERR_TRUNCATED_HEADER: "file too short for an FDT header",
+    ERR_BAD_MAGIC: "bad magic, not a DTB (expected d00dfeed)",
+    ERR_BAD_VERSION: "unsupported FDT version (this parser reads versions 16 and 17)",
+    ERR_TOTALSIZE: "header totalsize smaller than the header",
+    ERR_TRUNCATED: "truncated: file shorter than the header's totalsize",
+    ERR_BLOCK_BOUNDS: "structure, strings or reservation block outside the blob",
+    ERR_STRUCT_ALIGN: "structure block not 4-byte aligned",
+    ERR_RSVMAP: "memory reservation block not terminated within the blob",
+    ERR_STRUCT_END: "structure block ends before FDT_END",
+    ERR_BAD_TOKEN: "unknown token in the structure block",
+    ERR_NAME_UNTERMINATED: "node name not terminated within the structure block",
+    ERR_DEPTH: f"nodes nested deeper than {MAX_DEPTH}",
+    ERR_MULTIPLE_ROOTS: "second root node after the first one closed",
+    ERR_END_NODE: "FDT_END_NODE without an open node",
+    ERR_PROP_OUTSIDE_NODE: "property outside any node",
+    ERR_PROP_AFTER_SUBNODE: "property after a subnode of the same node",
+    ERR_PROP_LEN: "property value runs past the structure block",
+    ERR_PROP_NAMEOFF: "property name offset outside the strings block",
+    ERR_PROP_NAME_UNTERMINATED: "property name not terminated within the strings block",
+    ERR_UNCLOSED_NODES: "FDT_END with nodes still open",
+    ERR_NO_ROOT: "no root node",
+}
+
+# Property names that carry a node's phandle ("phandle" wins over the old one).
+_PHANDLE = np.frombuffer(b"phandle", dtype=np.uint8)
+_LINUX_PHANDLE = np.frombuffer(b"linux,phandle", dtype=np.uint8)
+
+
+@njit(**NJIT)
+def _be32(data, p):
+    """Big-endian u32 at data[p:p+4] (caller checked the bounds)."""
+    return (
+        (np.int64(data[p]) << 24)
+        | (np.int64(data[p + 1]) << 16)
+        | (np.int64(data[p + 2]) << 8)
+        | np.int64(data[p + 3])
+    )
+
+
+@njit(**NJIT)
+def _bytes_equal(data, off, n, lit):
+    if n != lit.size:
+        return False
+    for k in range(n):
+        if data[off + k] != lit[k]:
+            return False
+    return True
+
+
+@njit(**NJIT)
+def _check_header(data, base, size):
+    """Validate the header and the memory reservation block of the DTB at
+    data[base:base+size].  Returns (err, err_off, struct_start, struct_end,
+    strings_start, strings_end), offsets relative to base."""
+    if size == 0:
+        return ERR_EMPTY, 0, 0, 0, 0, 0
+    if size < 4:
+        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
+    if _be32(data, base) != FDT_MAGIC:
+        return ERR_BAD_MAGIC, 0, 0, 0, 0, 0
+    if size < FDT_V16_SIZE:
+        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
+    version = _be32(data, base + 20)
+    last_comp_version = _be32(data, base + 24)
+    if version < 16:
+        return ERR_BAD_VERSION, 20, 0, 0, 0, 0
+    if last_comp_version > 17:
+        return ERR_BAD_VERSION, 24, 0, 0, 0, 0
+    hdr = FDT_V17_SIZE if version >= 17 else FDT_V16_SIZE
+    if size < hdr:
+        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
+    totalsize = _be32(data, base + 4)
+    if totalsize < hdr:
+        return ERR_TOTALSIZE, 4, 0, 0, 0, 0
+    if totalsize > size:
+        return ERR_TRUNCATED, size, 0, 0, 0, 0
+    off_struct = _be32(data, base + 8)
+    off_strings = _be32(data, base + 12)
+    off_rsvmap = _be32(data, base + 16)
+    size_strings = _be32(data, base + 32)
+    if off_struct < hdr or off_struct > totalsize:
+        return ERR_BLOCK_BOUNDS, 8, 0, 0, 0, 0
+    if version >= 17:
+        size_struct = _be32(data, base + 36)
+    else:
+        # Version 16 does not record the size: the block may use the rest.
+        size_struct = totalsize - off_struct
+    if off_struct + size_struct > totalsize:
+        return ERR_BLOCK_BOUNDS, 36, 0, 0, 0, 0
+    if off_struct % 4 != 0:
+        return ERR_STRUCT_ALIGN, 8, 0, 0, 0, 0
+    if off_strings < hdr or off_strings + size_strings > totalsize:
+        return ERR_BLOCK_BOUNDS, 12, 0, 0, 0, 0
+    if off_rsvmap < hdr or off_rsvmap > totalsize:
+        return ERR_BLOCK_BOUNDS, 16, 0, 0, 0, 0
+    # The reservation block is (address, size) u64 pairs ending with (0, 0).
+    p = off_rsvmap
+    while True:
+        if p + 16 > totalsize:
+            return ERR_RSVMAP, off_rsvmap, 0, 0, 0, 0
+        zero = True
+        for k in range(16):
+            if data[base + p + k] != 0:
+                zero = False
+                break
+        p += 16
+        if zero:
+            break
+    return 0, 0, off_struct, off_struct + size_struct, off_strings, off_strings + size_strings
+
+
+@njit(**NJIT)
+def _walk_dtb(
+    data, base, size, d, fill, node0, prop0,
+    node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+    node_prop_start, node_phandle,
+    prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
+):
+    """Walk the structure block of DTB d (data[base:base+size]).
+
+    Counting pass (fill False): validates everything and returns
+    (n_nodes, n_props, err, err_off); the arrays may be empty.  Filling pass
+    (fill True): also writes nodes from global index node0 and properties
+    from prop0, the property names as offsets into data (interned later).
+    Each token moves forward by at least 4 bytes, so the walk ends.
+    """
+    err, err_off, s0, s1, t0, t1 = _check_header(data, base, size)
+    if err != 0:
+        return 0, 0, err, err_off
+    # open[k]: global index of the open node at depth k; has_child[k]: it
+    # already has a subnode, so a property now would break the CSR ranges.
+    open_node = np.empty(MAX_DEPTH, dtype=np.int64)
+    has_child = np.zeros(MAX_DEPTH, dtype=np.bool_)
+    depth = 0
+    n_nodes = 0
+    n_props = 0
+    p = s0
+    while True:
+        if p + 4 > s1:
+            return 0, 0, ERR_STRUCT_END, p
+        tag_off = p
+        tag = _be32(data, base + p)
+        p += 4
+        if tag == FDT_BEGIN_NODE:
+            if depth == 0 and n_nodes > 0:
+                return 0, 0, ERR_MULTIPLE_ROOTS, tag_off
+            if depth >= MAX_DEPTH:
+                return 0, 0, ERR_DEPTH, tag_off
+            q = p
+            while q < s1 and data[base + q] != 0:
+                q += 1
+            if q >= s1:
+                return 0, 0, ERR_NAME_UNTERMINATED, p
+            if fill:
+                i = node0 + n_nodes
+                node_parent[i] = open_node[depth - 1] if depth > 0 else -1
+                node_depth[i] = depth
+                node_dtb[i] = d
+                node_name_off[i] = base + p
+                node_name_len[i] = q - p
+                node_prop_start[i] = prop0 + n_props
+                node_phandle[i] = 0
+            if depth > 0:
+                has_child[depth - 1] = True
+            open_node[depth] = node0 + n_nodes
+            has_child[depth] = False
+            depth += 1
+            n_nodes += 1
+            p = (q + 1 + 3) & ~3
+        elif tag == FDT_END_NODE:
+            if depth == 0:
+                return 0, 0, ERR_END_NODE, tag_off
+            depth -= 1
+        elif tag == FDT_PROP:
+            if p + 8 > s1:
+                return 0, 0, ERR_STRUCT_END, tag_off
+            vlen = _be32(data, base + p)
+            nameoff = _be32(data, base + p + 4)
+            p += 8
+            if depth == 0:
+                return 0, 0, ERR_PROP_OUTSIDE_NODE, tag_off
+            if has_child[depth - 1]:
+                return 0, 0, ERR_PROP_AFTER_SUBNODE, tag_off
+            if vlen > s1 - p:
+                return 0, 0, ERR_PROP_LEN, tag_off + 4
+            if nameoff >= t1 - t0:
+                return 0, 0, ERR_PROP_NAMEOFF, tag_off + 8
+            q = t0 + nameoff
+            while q < t1 and data[base + q] != 0:
+                q += 1
+            if q >= t1:
+                return 0, 0, ERR_PROP_NAME_UNTERMINATED, t0 + nameoff
+            if fill:
+                j = prop0 + n_props
+                node = open_node[depth - 1]
+                prop_node[j] = node
+                prop_name_off[j] = base + t0 + nameoff
+                prop_name_len[j] = q - (t0 + nameoff)
+                prop_val_off[j] = base + p
+                prop_val_len[j] = vlen
+                if vlen == 4:
+                    if _bytes_equal(data, base + t0 + nameoff, q - t0 - nameoff, _PHANDLE):
+                        node_phandle[node] = _be32(data, base + p)
+                    elif node_phandle[node] == 0 and _bytes_equal(
+                        data, base + t0 + nameoff, q - t0 - nameoff, _LINUX_PHANDLE
+                    ):
+                        node_phandle[node] = _be32(data, base + p)
+            n_props += 1
+            p = (p + vlen + 3) & ~3
+        elif tag == FDT_NOP:
+            pass
+        elif tag == FDT_END:
+            if depth != 0:
+                return 0, 0, ERR_UNCLOSED_NODES, tag_off
+            if n_nodes == 0:
+                return 0, 0, ERR_NO_ROOT, tag_off
+            return n_nodes, n_props, 0, 0
+        else:
+            return 0, 0, ERR_BAD_TOKEN, tag_off
+
+
+@njit(**NJIT)
+def count_dtbs(data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props):
+    """Counting pass over every DTB: fills the per-DTB node and property
+    counts and the errors.  DTBs already marked with an error (by the reader)
+    are skipped."""
+    empty64 = np.empty(0, dtype=np.int64)
+    empty32 = np.empty(0, dtype=np.int32)
+    emptyu32 = np.empty(0, dtype=np.uint32)
+    for d in range(dtb_error.size):
+        dtb_n_nodes[d] = 0
+        dtb_n_props[d] = 0
+        if dtb_error[d] != 0:
+            continue
+        base = dtb_data_off[d]
+        n_nodes, n_props, err, err_off = _walk_dtb(
+            data, base, dtb_data_off[d + 1] - base, d, False, 0, 0,
+            empty32, empty32, empty32, empty64, empty32, empty64, emptyu32,
+            empty32, empty64, empty32, empty64, empty32,
+        )
+        dtb_error[d] = err
+        dtb_error_off[d] = err_off
+        dtb_n_nodes[d] = n_nodes
+        dtb_n_props[d] = n_props
+
+
+@njit(**NJIT)
+def fill_dtbs(
+    data, dtb_data_off, dtb_error, dtb_node_start, dtb_prop_start,
+    node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+    node_prop_start, node_phandle,
+    prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
+):
+    """Filling pass: the arrays are sized from count_dtbs' counts."""
+    for d in range(dtb_error.size):
+        if dtb_error[d] != 0:
+            continue
+        base = dtb_data_off[d]
+        _walk_dtb(
+            data, base, dtb_data_off[d + 1] - base, d, True,
+            dtb_node_start[d], dtb_prop_start[d],
+            node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+            node_prop_start, node_phandle,
+            prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
+        )
+    node_prop_start[node_prop_start.size - 1] = prop_node.size
+
+
+@njit(**NJIT)
+def _hash_bytes(data, off, n):
+    # FNV-1a, 64-bit: short names, good spread.
+    h = np.uint64(14695981039346656037)
+    for k in range(n):
+        h = (h ^ np.uint64(data[off + k])) * np.uint64(1099511628211)
+    return h
+
+
+@njit(**NJIT)
+def intern_names(data, name_off, name_len):
+    """Intern byte strings data[name_off[j]:name_off[j]+name_len[j]]: returns
+    (ids, uniq_off, uniq_len), ids numbered in order of first appearance."""
+    n = name_off.size
+    ids = np.empty(n, dtype=np.int32)
+    cap = 1024
+    table = np.full(cap, -1, dtype=np.int32)  # open addressing: slot -> id
+    uniq_off = np.empty(64, dtype=np.int64)
+    uniq_len = np.empty(64, dtype=np.int32)
+    n_uniq = 0
+    for j in range(n):
+        off = name_off[j]
+        ln = name_len[j]
+        h = _hash_bytes(data, off, ln)
+        slot = np.int64(h & np.uint64(cap - 1))
+        while True:
+            u = table[slot]
+            if u < 0:
+                break
+            if uniq_len[u] == ln:
+                uo = uniq_off[u]
+                same = True
+                for k in range(ln):
+                    if data[uo + k] != data[off + k]:
+                        same = False
+                        break
+                if same:
+                    break
+            slot = (slot + 1) & (cap - 1)
+        if u >= 0:
+            ids[j] = u
+            continue
+        if n_uniq == uniq_off.size:
+            uniq_off = np.concatenate((uniq_off, np.empty(n_uniq, dtype=np.int64)))
+            uniq_len = np.concatenate((uniq_len, np.empty(n_uniq, dtype=np.int32)))
+        uniq_off[n_uniq] = off
+        uniq_len[n_uniq] = ln
+        table[slot] = n_uniq
+        ids[j] = n_uniq
+        n_uniq += 1
+        if 2 * n_uniq > cap:
+            # Keep the load under a half: rebuild the table twice as large.
+            cap *= 2
+            table = np.full(cap, -1, dtype=np.int32)
+            for u in range(n_uniq):
+                s = np.int64(_hash_bytes(data, uniq_off[u], uniq_len[u]) & np.uint64(cap - 1))
+                while table[s] >= 0:
+                    s = (s + 1) & (cap - 1)
+                table[s] = u
+    return ids, uniq_off[:n_uniq].copy(), uniq_len[:n_uniq].copy()
+
+
+@njit(**NJIT)
+def resolve_phandle(node_dtb, node_phandle, phandle_sorted, dtb_node_start, d, ph):
+    """Global index of the node of DTB d whose phandle is ph, -1 when none.
+
+    Binary search in phandle_sorted (node indices ordered by (dtb, phandle));
+    with duplicated phandles (a broken DTB) the first in that order wins.
+    """
+    if ph == 0 or ph == 0xFFFFFFFF or dtb_node_start[d] == dtb_node_start[d + 1]:
+        return -1
+    lo = 0
+    hi = phandle_sorted.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        i = phandle_sorted[mid]
+        if node_dtb[i] < d or (node_dtb[i] == d and node_phandle[i] < ph):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < phandle_sorted.size:
+        i = phandle_sorted[lo]
+        if node_dtb[i] == d and node_phandle[i] == ph:
+            return i
+    return -1
