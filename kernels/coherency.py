@@ -1,0 +1,104 @@
+"""of_dma_is_coherent() and device availability, for every node at once."""
+import numpy as np
+from numba import njit
+
+from .config import NJIT
+from .dt import (DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
+                 INTERCONNECT_CELLS, PH_OK, STATUS, find_prop, phandle_entry,
+                 status_okay, string_index)
+
+DMA_MEM = np.frombuffer(b"dma-mem", dtype=np.uint8)
+
+# How a node's coherency was decided (coherent_why).
+WHY_OWN = 0        # the node itself says dma-coherent / dma-noncoherent
+WHY_INHERITED = 1  # a DMA parent does (coherent_from)
+WHY_DEFAULT = 2    # nobody says: dma_default_coherent, false on arm64
+WHY_CYCLE = 3      # the DMA-parent chain loops (the kernel would spin)
+
+
+@njit(**NJIT)
+def dma_parent(t, ids, node):
+    """of_get_next_dma_parent(): the `interconnects` entry named "dma-mem"
+    when there is one that parses, else the tree parent."""
+    names = find_prop(t, node, ids[INTERCONNECT_NAMES])
+    if names >= 0:
+        index = string_index(t, names, DMA_MEM, 0, DMA_MEM.shape[0])
+        p = find_prop(t, node, ids[INTERCONNECTS])
+        if index >= 0 and p >= 0:
+            d = t.node_dtb[node]
+            cur = 0
+            for i in range(index + 1):
+                code, target, nxt = phandle_entry(t, d, p, cur, ids[INTERCONNECT_CELLS])
+                if code != PH_OK:
+                    break
+                if i == index:
+                    if target >= 0:
+                        return target
+                    break
+                cur = nxt
+    return t.node_parent[node]
+
+
+@njit(**NJIT)
+def availability(t, ids):
+    """Per node: its own `status` is okay, and it and all its ancestors are
+    (a node under a disabled ancestor is never made a device)."""
+    n = t.node_parent.shape[0]
+    own = np.zeros(n, dtype=np.bool_)
+    tree = np.zeros(n, dtype=np.bool_)
+    for i in range(n):          # parents precede children
+        own[i] = status_okay(t, i, ids[STATUS])
+        par = t.node_parent[i]
+        tree[i] = own[i] and (par < 0 or tree[par])
+    return own, tree
+
+
+@njit(**NJIT)
+def coherency(t, ids):
+    """of_dma_is_coherent() of every node: (coherent, coherent_why,
+    coherent_from), coherent_from being the node whose property decided."""
+    n = t.node_parent.shape[0]
+    coherent = np.zeros(n, dtype=np.bool_)
+    why = np.full(n, -1, dtype=np.int8)
+    source = np.full(n, -1, dtype=np.int64)
+    chain = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        if why[i] >= 0:
+            continue
+        # Walk DMA parents until a node already decided or one that decides.
+        k = 0
+        node = i
+        value = False
+        how = WHY_DEFAULT
+        src = -1
+        while node >= 0:
+            if why[node] >= 0:
+                value = coherent[node]
+                how = why[node] if why[node] == WHY_CYCLE else \
+                    (WHY_INHERITED if why[node] != WHY_DEFAULT else WHY_DEFAULT)
+                src = source[node] if why[node] != WHY_OWN else node
+                break
+            if why[node] == -2 or k >= n:
+                how = WHY_CYCLE
+                break
+            if find_prop(t, node, ids[DMA_COHERENT]) >= 0:
+                value, how, src = True, WHY_OWN, node
+                break
+            if find_prop(t, node, ids[DMA_NONCOHERENT]) >= 0:
+                value, how, src = False, WHY_OWN, node
+                break
+            why[node] = -2          # on the current chain
+            chain[k] = node
+            k += 1
+            node = dma_parent(t, ids, node)
+        # The deciding node (when it is new) and everything on the chain.
+        if how == WHY_OWN and why[src] < 0:
+            coherent[src] = value
+            why[src] = WHY_OWN
+            source[src] = src
+        for j in range(k):
+            c = chain[j]
+            coherent[c] = value
+            why[c] = WHY_INHERITED if how == WHY_OWN else how
+            source[c] = src
+    return coherent, why, source
