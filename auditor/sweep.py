@@ -87,6 +87,10 @@ class Evaluation:
     own_ok: np.ndarray         # bool[n_nodes]
     available: np.ndarray      # bool[n_nodes]
 
+    @property
+    def rule_name(self):
+        return rule.RULES[self.rule]
+
 
 _TABLE = providers.compatible_table()
 
@@ -176,7 +180,7 @@ def symbols(flat, d):
 def link_records(ev, names):
     """One dict per link, with the fields of LINK_FIELDS (and `diagnostic`)."""
     flat = ev.flat
-    rule_name = rule.RULES[ev.rule]
+    rule_name = ev.rule_name
     boards = {}
     records = []
     for k, row in enumerate(ev.links.tolist()):
