@@ -1,0 +1,159 @@
+"""The tools a kernel tree is built with: cpp, the tree's own dtc and fdtoverlay.
+
+Debian 12's dtc 1.6.1 rejects flags and syntax that recent trees use
+(`-Wno-interrupt_map`, `/delete-node/ &{label/path}`), so, as kbuild does,
+the tree's scripts/dtc is compiled (C, flex, bison) and cached under a key
+made from its sources. A system dtc is used only when that build is not
+possible and it accepts every flag the tree passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus.errors import CorpusError
+from corpus.kbuild import Makefile
+
+
+class MissingTool(CorpusError):
+    """A program the build needs is not installed; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    cpp: str
+    dtc: str
+    fdtoverlay: str
+    dtc_version: str     # "DTC 1.7.0-gbcd02b52 (linux scripts/dtc)"
+    key: str             # changes whenever any of the tools would build differently
+
+
+def _which(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if not path:
+        raise MissingTool(f"{name} not found: install it with `apt-get install {package}`")
+    return path
+
+
+def _version_line(program: str) -> str:
+    out = subprocess.run([program, "--version"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else program
+
+
+def _sources_hash(dtc_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(dtc_dir.rglob("*")):
+        if path.suffix in (".c", ".h", ".l", ".y") and path.is_file():
+            digest.update(str(path.relative_to(dtc_dir)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
+    """Compile dtc and fdtoverlay from the tree's scripts/dtc into dest (atomically)."""
+    gcc = _which("gcc", "gcc")
+    flex = _which("flex", "flex")
+    bison = _which("bison", "bison")
+    mk = Makefile.read(dtc_dir / "Makefile")
+    # The object lists come from the tree's own Makefile (yamltree.o only
+    # when libyaml is there: this reader takes the NO_YAML branch).
+    dtc_objs = [o for o in mk.words("dtc-objs") if not o.startswith(("dtc-lexer", "dtc-parser"))]
+    overlay_objs = [o for o in mk.words("fdtoverlay-objs")]
+    if not dtc_objs or not overlay_objs:
+        raise MissingTool(f"{dtc_dir}/Makefile: no dtc-objs or fdtoverlay-objs")
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the result is not
+    try:
+        steps = [
+            [flex, "-o", work / "dtc-lexer.lex.c", dtc_dir / "dtc-lexer.l"],
+            [bison, "-o", work / "dtc-parser.tab.c", f"--defines={work / 'dtc-parser.tab.h'}",
+             "-t", "-l", dtc_dir / "dtc-parser.y"],
+        ]
+        for cmd in steps:
+            _run_tool(cmd)
+        cflags = ["-O2", "-w", "-DNO_YAML", "-I", dtc_dir, "-I", dtc_dir / "libfdt", "-I", work]
+        builds = [
+            [gcc, *cflags, "-o", work / "dtc", *[dtc_dir / (o[:-2] + ".c") for o in dtc_objs],
+             work / "dtc-lexer.lex.c", work / "dtc-parser.tab.c"],
+            [gcc, *cflags, "-o", work / "fdtoverlay",
+             *[dtc_dir / (o[:-2] + ".c") for o in overlay_objs]],
+        ]
+        # Both links at once: this is most of the few seconds a fresh tree costs.
+        procs = [subprocess.Popen([str(a) for a in cmd], stderr=subprocess.PIPE, text=True)
+                 for cmd in builds]
+        for cmd, proc in zip(builds, procs):
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise MissingTool(f"{dtc_dir}: building {Path(cmd[cmd.index('-o') + 1]).name} "
+                                  f"failed: {_first_line(err)}")
+        for name in ("dtc-lexer.lex.c", "dtc-parser.tab.c", "dtc-parser.tab.h"):
+            (work / name).unlink()
+        try:
+            os.rename(work, dest)  # atomic: a half-built dtc is never in place
+        except OSError:
+            pass  # another process finished first; the finally removes ours
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_tool(cmd) -> None:
+    proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True)
+    if proc.returncode:
+        raise MissingTool(f"{Path(str(cmd[0])).name} failed: {_first_line(proc.stderr)}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line.strip()
+    return lines[0].strip() if lines else "no message"
+
+
+def accepts_flags(dtc: str, flags: set[str]) -> bool:
+    """Whether this dtc knows every -W/-E switch (an unknown one is a fatal error)."""
+    proc = subprocess.run([dtc, *sorted(flags), "-I", "dts", "-O", "dtb", "-o", os.devnull, "-"],
+                          input="/dts-v1/; / { };", capture_output=True, text=True)
+    return proc.returncode == 0
+
+
+def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
+    """cpp, dtc and fdtoverlay for this kernel tree, building its dtc when needed.
+
+    `flags`: every dtc flag the tree's Makefiles pass, to vet a system dtc.
+    """
+    cpp = _which("cpp", "cpp")
+    dtc_dir = Path(tree) / "scripts" / "dtc"
+    reason = ""
+    if (dtc_dir / "dtc.c").is_file():
+        dest = Path(cache) / "tools" / f"dtc-{_sources_hash(dtc_dir)}"
+        try:
+            if not (dest / "dtc").is_file():
+                _compile_tree_dtc(dtc_dir, dest)
+            dtc, fdtoverlay = str(dest / "dtc"), str(dest / "fdtoverlay")
+            version = f"{_version_line(dtc)} (built from the tree's scripts/dtc)"
+            return Tools(cpp, dtc, fdtoverlay, version,
+                         key=f"{dest.name} {_version_line(cpp)}")
+        except MissingTool as why:
+            reason = str(why)
+    else:
+        reason = f"{dtc_dir}: no dtc sources"
+    system_dtc = shutil.which("dtc")
+    if system_dtc and accepts_flags(system_dtc, flags):
+        fdtoverlay = _which("fdtoverlay", "device-tree-compiler")
+        version = _version_line(system_dtc)
+        return Tools(cpp, system_dtc, fdtoverlay, f"{version} (system)",
+                     key=f"{system_dtc} {version} {_version_line(cpp)}")
+    if system_dtc:
+        raise MissingTool(f"{reason}; the system dtc ({_version_line(system_dtc)}) rejects this "
+                          f"tree's flags: install gcc, flex and bison to build the tree's own dtc")
+    raise MissingTool(f"{reason}; install gcc, flex and bison (or device-tree-compiler)")

@@ -1,0 +1,256 @@
+"""Where a kernel tree comes from: a folder, a tarball, or Debian's linux-source-X.
+
+A tarball is read as a stream and only the members the DT build needs are
+written out (the device-tree folders of every architecture, because arm64
+files include arm/ and riscv/ ones through scripts/dtc/include-prefixes;
+include/dt-bindings and include/uapi, which some dt-bindings headers link
+into; scripts/dtc; the DT Makefiles; the top Makefile for the version).
+Extracted trees and downloaded packages live in the cache, keyed so that a
+second run finds them without reading the tarball or the network again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus.dtc import MissingTool
+from corpus.errors import CorpusError
+from corpus.kbuild import DTS_DIR, kernel_version
+
+DEFAULT_DEBIAN = "linux-source-6.12"
+
+
+class SourceError(CorpusError):
+    """A kernel source that cannot be used; the message names it and why."""
+
+
+@dataclass(frozen=True)
+class Source:
+    tree: Path        # the kernel tree (possibly a partial one in the cache)
+    identity: str     # "linux-6.12.117 (debian linux-source-6.12)"
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/dtb-audit, ~/.cache/dtb-audit by default."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dtb-audit"
+
+
+def short_hash(*parts: object) -> str:
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+# -- a tree on disk ----------------------------------------------------------
+
+def from_kernel_dir(path: Path, origin: str | None = None) -> Source:
+    tree = Path(path).resolve()
+    if not (tree / DTS_DIR).is_dir() or not (tree / "Makefile").is_file():
+        raise SourceError(f"{path}: error: not a kernel tree (no Makefile or {DTS_DIR})")
+    version = kernel_version(tree)
+    return Source(tree, f"linux-{version} ({origin or tree})")
+
+
+# -- a tarball ---------------------------------------------------------------
+
+_TOP_LEVEL = ("arch", "include", "scripts", "Makefile")
+
+
+def _wanted(rel: str) -> bool:
+    parts = rel.split("/")
+    if rel == "Makefile" or rel in ("scripts/Makefile.lib", "scripts/Makefile.dtbs"):
+        return True
+    if parts[0] == "arch":
+        return len(parts) >= 4 and parts[2:4] == ["boot", "dts"]
+    if parts[:2] in (["include", "dt-bindings"], ["include", "uapi"], ["scripts", "dtc"]):
+        return len(parts) > 2
+    return False
+
+
+def _tar_stream(tarball: Path):
+    """(tarfile in stream mode, decompressor process or None) for a kernel tarball."""
+    name = tarball.name
+    programs = {".xz": ["xz", "-T0", "-dc"], ".gz": ["gzip", "-dc"], ".tgz": ["gzip", "-dc"],
+                ".bz2": ["bzip2", "-dc"], ".zst": ["zstd", "-dc"]}
+    suffix = next((s for s in programs if name.endswith(s)), None)
+    if suffix and shutil.which(programs[suffix][0]):
+        # An external decompressor runs beside Python's tar reader; `xz -T0`
+        # also decodes the blocks of kernel tarballs in parallel.
+        proc = subprocess.Popen(programs[suffix] + [str(tarball)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        return tarfile.open(fileobj=proc.stdout, mode="r|"), proc
+    return tarfile.open(tarball, mode="r|*"), None
+
+
+def _extract(tarball: Path, dest: Path) -> None:
+    """Write the members the DT build needs into dest, atomically."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the result is not
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    count = 0
+    try:
+        try:
+            archive, proc = _tar_stream(tarball)
+            with archive:
+                for member in archive:
+                    rel = member.name.removeprefix("./")
+                    # Kernel tarballs hold one top folder (linux-6.12/,
+                    # linux-source-6.12/); `git archive` output may not.
+                    if rel.split("/", 1)[0] not in _TOP_LEVEL:
+                        rel = rel.split("/", 1)[1] if "/" in rel else ""
+                    if not rel or not _wanted(rel) or member.isdir():
+                        continue
+                    member.name = rel
+                    if member.islnk():  # hard links name another member, prefix and all
+                        link = member.linkname.removeprefix("./")
+                        if link.split("/", 1)[0] not in _TOP_LEVEL and "/" in link:
+                            member.linkname = link.split("/", 1)[1]
+                    archive.extract(member, work, **safe)
+                    count += 1
+            if proc:
+                proc.stdout.close()
+                if proc.wait():
+                    raise SourceError(f"{tarball}: error: {proc.stderr.read().decode().strip()}")
+        except (tarfile.TarError, EOFError, OSError) as why:
+            raise SourceError(f"{tarball}: error: cannot read the tarball: {why}") from None
+        if not (work / DTS_DIR).is_dir() or not (work / "Makefile").is_file():
+            raise SourceError(f"{tarball}: error: not a kernel tarball (no Makefile or {DTS_DIR})")
+        try:
+            os.rename(work, dest)
+        except OSError:
+            pass  # another process extracted it first
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def from_tarball(tarball: Path, origin: str | None = None, key: str | None = None) -> Source:
+    """The tree inside a kernel tarball, extracted (the needed members) into the cache.
+
+    `key` names the extracted tree; by default the tarball's path, size and
+    modification time, so a changed tarball is read again.
+    """
+    tarball = Path(tarball).resolve()
+    if not tarball.is_file():
+        raise SourceError(f"{tarball}: error: no such file")
+    if key is None:
+        stat = tarball.stat()
+        stem = re.sub(r"\.(tar(\.\w+)?|tgz)$", "", tarball.name)
+        key = f"{stem}-{short_hash(tarball, stat.st_size, stat.st_mtime_ns)}"
+    dest = cache_dir() / "trees" / key
+    if not dest.is_dir():
+        _extract(tarball, dest)
+    return from_kernel_dir(dest, origin or str(tarball))
+
+
+# -- Debian's linux-source-X -------------------------------------------------
+
+def _candidate_version(package: str) -> str | None:
+    """The version apt would download, from the local package lists (no network)."""
+    if not shutil.which("apt-cache"):
+        return None
+    proc = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True)
+    match = re.search(r"Candidate:\s*(\S+)", proc.stdout)
+    return match.group(1) if match and match.group(1) != "(none)" else None
+
+
+def _deb_member(deb: Path, prefix: str):
+    """(offset, size) of the first ar member of a .deb whose name starts with prefix."""
+    with open(deb, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise SourceError(f"{deb}: error: not a Debian package (no ar header)")
+        while True:
+            header = f.read(60)
+            if len(header) < 60:
+                raise SourceError(f"{deb}: error: no {prefix}* member")
+            name = header[:16].decode().strip().rstrip("/")
+            size = int(header[48:58].decode().strip())
+            if name.startswith(prefix):
+                return f.tell(), size
+            f.seek(size + (size & 1), os.SEEK_CUR)
+
+
+def _tarball_from_deb(deb: Path, dest_dir: Path) -> Path:
+    """Copy the usr/src/linux-source-*.tar.* out of a .deb into dest_dir."""
+    offset, size = _deb_member(deb, "data.tar")
+    with open(deb, "rb") as f:
+        f.seek(offset)
+        with tarfile.open(fileobj=_Limited(f, size), mode="r|*") as data:
+            for member in data:
+                if re.search(r"usr/src/linux-source-[^/]*\.tar\.\w+$", member.name):
+                    out = dest_dir / Path(member.name).name
+                    with data.extractfile(member) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    return out
+    raise SourceError(f"{deb}: error: no usr/src/linux-source-*.tar.* inside")
+
+
+class _Limited:
+    """A read-only view of `size` bytes of a file, for one ar member."""
+
+    def __init__(self, f, size: int):
+        self._f, self._left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self._left if n < 0 else min(n, self._left)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+
+def fetch_debian(package: str) -> Path:
+    """The .deb of `package` in the cache, downloaded with `apt-get download` when missing."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", package):
+        raise SourceError(f"{package}: error: not a Debian package name")
+    folder = cache_dir() / "debian"
+    folder.mkdir(parents=True, exist_ok=True)
+    version = _candidate_version(package)
+    cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+    if version:
+        wanted = [p for p in cached if p.name.startswith(f"{package}_{version.replace(':', '%3a')}_")]
+        if wanted:
+            return wanted[-1]
+    elif cached:
+        return cached[-1]  # apt does not know the package now; use what we fetched before
+    if not shutil.which("apt-get"):
+        raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or --kernel "
+                          f"on this system")
+    if not version:
+        raise SourceError(f"{package}: error: apt does not know this package: run "
+                          f"`apt-get update` (and check its name with `apt-cache search linux-source`)")
+    # Download into a private folder so an interrupted download is never taken for a package.
+    work = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
+    try:
+        proc = subprocess.run(["apt-get", "download", package], cwd=work,
+                              capture_output=True, text=True)
+        debs = list(work.glob("*.deb"))
+        if proc.returncode or not debs:
+            message = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
+            raise SourceError(f"{package}: error: apt-get download failed: "
+                              f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")
+        final = folder / debs[0].name
+        os.replace(debs[0], final)
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def from_debian(package: str = DEFAULT_DEBIAN) -> Source:
+    """The tree of Debian's `linux-source-X` package, fetched and extracted into the cache."""
+    deb = fetch_debian(package)
+    key = deb.name.removesuffix(".deb")
+    dest = cache_dir() / "trees" / key
+    origin = f"debian {package}"
+    if dest.is_dir():
+        return from_kernel_dir(dest, origin)
+    with tempfile.TemporaryDirectory(prefix=".deb-", dir=deb.parent) as work:
+        tarball = _tarball_from_deb(deb, Path(work))
+        return from_tarball(tarball, origin, key=key)
