@@ -3,7 +3,9 @@ and `md`, editors and CI `gcc`, machines `jsonl`, `json` and `csv`."""
 import csv
 import json
 
-from .sweep import LINK_FIELDS
+from .sweep import LINK_FIELDS, PASSTHROUGH_KINDS
+
+PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
 
 FORMATS = ("table", "jsonl", "json", "csv", "md", "gcc")
 
@@ -69,10 +71,15 @@ def _table(doc, out):
             out.write(f"  provider  {_provider_line(p)}\n")
             if _where(p):
                 out.write(f"            written at {_where(p)}\n")
-        for m in sorted(s["broken_masters"], key=lambda m: m["kind"] not in
-                        ("pci-dt-child", "pci-discovered", "fsl-mc", "cdx")):
+        masters = sorted(s["broken_masters"], key=lambda m: m["kind"] not in PASSTHROUGH_KINDS)
+        shown = [m for m in masters if m["kind"] in PASSTHROUGH_KINDS]
+        shown += [m for m in masters if m["kind"] not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
+        for m in shown:
             out.write(f"  broken    {m['kind']:<15} {m['path']}  {m['verdict']}"
                       f"  ({len(m['dtbs'])} boards)\n")
+        if len(masters) > len(shown):
+            out.write(f"  broken    ... and {len(masters) - len(shown)} more platform devices"
+                      " (--format json lists them)\n")
         out.write(f"  boards    {', '.join(s['affected_boards'])}\n")
         out.write(f"  verdicts  {_counts(s['verdict_counts'])}\n")
     rest = [s for s in doc["socs"] if not s["affected"]]

@@ -245,9 +245,9 @@ def soc_summaries(records, ev, names, positions=None):
         compatible = ev.flat.root_compatible(d)
         if compatible:
             boards[compatible[-1]].add(ev.flat.paths[d])
-    by_soc = defaultdict(list)
+    by_soc = {soc: [] for soc in boards}
     for r in records:
-        by_soc[r["soc"]].append(r)
+        by_soc.setdefault(r["soc"], []).append(r)
     socs = []
     for soc, recs in by_soc.items():
         broken = [r for r in recs if r["vfio_candidate"] and r["verdict"] in BROKEN]
