@@ -208,7 +208,7 @@ def link_records(ev, names):
             "provider_path": names.path(provider),
             "provider_label": names.label(provider) if provider >= 0 else None,
             "provider_compatible": names.compatible(provider) if provider >= 0 else [],
-            "driver": providers.DRIVER_NAMES.get(role, "unknown"),
+            "driver": providers.DRIVER_NAMES.get(role, "unknown") if provider >= 0 else None,
             "provider_enabled": bool(ev.available[provider]) if provider >= 0 else False,
             "provider_coherent": bool(ev.coherent[provider]) if provider >= 0 else False,
             "link": VIA_NAMES[via],
