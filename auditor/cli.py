@@ -13,6 +13,8 @@ import argparse
 import sys
 import time
 
+from auditor.diff import add_diff_arguments, add_history_arguments, run_diff, run_history
+from auditor.patch import add_patch_arguments, run_patch
 from corpus.errors import CorpusError
 
 
@@ -163,6 +165,12 @@ COMMANDS = [
      add_sweep_arguments, sweep),
     (("explain",), "every provider and link of one board, with the nodes that decided",
      add_explain_arguments, explain),
+    (("diff",), "what became or stopped being affected between two sweeps or corpora",
+     add_diff_arguments, run_diff),
+    (("history",), "each SoC's verdict and SMMU coherency across kernel versions",
+     add_history_arguments, run_history),
+    (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
+     add_patch_arguments, run_patch),
 ]
 
 

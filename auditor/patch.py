@@ -355,6 +355,7 @@ class Candidate:
     driver: str
     socs: set = field(default_factory=set)
     links: list = field(default_factory=list)     # sweep link records (EVIDENCE verdicts)
+    against: list = field(default_factory=list)   # links to it from non-coherent masters
 
     @property
     def boards(self):
@@ -404,6 +405,15 @@ def candidates(doc):
                 list(link.get("provider_compatible") or []), link.get("driver") or "")
         c.socs.add(link["soc"])
         c.links.append(link)
+    # Robin Murphy's other half (SPEC section 4): a coherent SMMU in front
+    # of non-coherent masters is unusual, so the message names them too.
+    accused = {(link["soc"], link["provider_path"]) for c in found.values() for link in c.links}
+    by_node = {(link["soc"], link["provider_path"]): c for c in found.values() for link in c.links}
+    for link in doc.get("links", []):
+        key = (link["soc"], link["provider_path"])
+        if key in accused and link.get("verdict") == "broken" \
+                and link.get("master_dma_attr") == "non-coherent" and not link.get("provider_coherent"):
+            by_node[key].against.append(link)
     return sorted(found.values(), key=lambda c: (c.source_file, c.source_line)), list(skips.values())
 
 
@@ -451,6 +461,7 @@ def make_series(doc, kernel_dir, author=None, date=None, signoff=False):
             skips.append(Skip(c.path, sorted(c.socs), c.where, f"{c.where}: no node opens here"))
             continue
         labels += node.labels
+        c.label = c.label or (node.labels[0] if node.labels else None)
         removed = coherency_removals(kernel_dir, c.source_file, c.path, labels)
         if removed:
             skips.append(Skip(c.path, sorted(c.socs), c.where,
@@ -621,8 +632,9 @@ def _message(author, date, subject, body, rest):
 
 
 def _wrap(text, indent=""):
+    """A paragraph filled to WIDTH; a list item ("  - ") hangs under its text."""
     return textwrap.fill(text, WIDTH, initial_indent=indent,
-                         subsequent_indent=indent + ("  " if indent else ""),
+                         subsequent_indent=" " * len(indent),
                          break_long_words=False, break_on_hyphens=False) + "\n"
 
 
@@ -632,11 +644,22 @@ def _kind_rank(kind):
     return 0 if "pci" in kind else 1 if "mc" in kind else 2
 
 
+# What the driver then answers for IOMMU_CAP_CACHE_COHERENCY (SPEC section 1).
+_CONSEQUENCE = {
+    "arm-smmu": "Since v6.2 (and 6.1.y) arm_smmu_capable() then reports "
+                "IOMMU_CAP_CACHE_COHERENCY only for masters that are DMA coherent "
+                "themselves, and at v6.1 for none, so VFIO and iommufd refuse the "
+                "other devices.",
+    "arm-smmu-v3": "Since v6.1 arm_smmu_capable() then reports "
+                   "IOMMU_CAP_CACHE_COHERENCY for no master at all, so VFIO and "
+                   "iommufd refuse every device.",
+}
+
 CONFIRM = (
     "The device tree overrides what the SMMU reports about its page-table "
     "walk, so this is a hypothesis until confirmed on hardware: read back "
     "IDR0.CTTW (coherent translation table walk) on every board and firmware "
-    "concerned before sending this patch. Upstream added dma-coherent to "
+    "concerned before sending {this}. Upstream added dma-coherent to "
     "the sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012) "
     "because not every board's firmware agreed.")
 
@@ -644,44 +667,66 @@ CONFIRM = (
 def _body(kept, doc):
     """The commit message body: what is wrong, the evidence, the caveat."""
     rule = doc.get("rule", "walk-or-device")
-    out = []
+
+    def name(c):
+        compat = c.compatible[0] + " " if c.compatible else ""
+        return f"{compat}SMMU {c.path}" + (f" ({c.label})" if c.label else "")
+
+    drivers = sorted({c.driver for c in kept if c.driver}) or ["its driver"]
+    if len(kept) == 1:
+        what = f"The {name(kept[0])} has no dma-coherent property, so " \
+               f"of_dma_is_coherent() is false for it and {drivers[0]} takes its " \
+               f"page-table walk to be non-coherent. "
+    else:
+        verb = "takes" if len(drivers) == 1 else "take"
+        what = "The " + ", ".join(name(c) for c in kept[:-1]) + f" and the {name(kept[-1])} " \
+               f"have no dma-coherent property, so of_dma_is_coherent() is false for " \
+               f"them and {' and '.join(drivers)} {verb} their page-table walks to be " \
+               f"non-coherent. "
+    out = [_wrap(what + " ".join(_CONSEQUENCE.get(d, _CONSEQUENCE["arm-smmu"])
+                                 for d in drivers)), "\n"]
     for c in kept:
-        name = c.path + (f" ({c.label})" if c.label else "")
-        compat = c.compatible[0] if c.compatible else "SMMU"
-        out.append(_wrap(
-            f"The {compat} SMMU {name} has no dma-coherent property, so "
-            f"of_dma_is_coherent() is false for it and {c.driver or 'the SMMU driver'} "
-            f"treats its page-table walk as non-coherent. It then reports "
-            f"IOMMU_CAP_CACHE_COHERENCY only for masters that are DMA coherent "
-            f"themselves (arm-smmu since v6.2), or for none (arm-smmu-v3, and "
-            f"arm-smmu in v6.1), and VFIO and iommufd refuse the others."))
-        out.append("\n")
+        behind = f" {c.path}" if len(kept) > 1 else " it"
         rescued = _masters(c, "rescued-by-device")
         bridged = _masters(c, "broken-bridge-coherent")
         if rescued:
-            out.append(_wrap("Masters behind it are DMA coherent while the SMMU is not "
-                             "(rescued-by-device):"))
+            out.append(_wrap(f"Masters behind{behind} are DMA coherent while the SMMU "
+                             f"is not (rescued-by-device):"))
             out += _listing(rescued, lambda m: f"{m['master_path']} ({m['master_kind']})")
         if bridged:
-            out.append(_wrap("Masters VFIO refuses while the bus above them is "
-                             "dma-coherent (broken-bridge-coherent):"))
-            out += _listing(bridged, lambda m: f"{m['master_path']} ({m['master_kind']}) "
-                            f"below {m.get('bridge_path') or 'its bus'}")
-        boards = c.boards
-        out.append(_wrap(f"Boards ({len(boards)}): " + ", ".join(
-            os.path.splitext(os.path.basename(b))[0] for b in boards)))
-        out.append("\n")
+            out.append(_wrap(f"Masters behind{behind} that VFIO refuses while the bus "
+                             f"above them is dma-coherent (broken-bridge-coherent):"))
+            out += _listing(bridged, _bridged)
+        against = _masters(c, "broken", c.against)
+        if against:
+            out.append(_wrap(f"But these masters behind{behind} are not DMA coherent "
+                             f"themselves, and a coherent SMMU in front of non-coherent "
+                             f"masters is unusual: check them too:"))
+            out += _listing(against, lambda m: f"{m['master_path']} ({m['master_kind']})", most=6)
+    boards = sorted({b for c in kept for b in c.boards})
+    out.append(_wrap(f"Boards ({len(boards)}): " + ", ".join(
+        os.path.splitext(os.path.basename(b))[0] for b in boards) + "."))
+    out.append("\n")
     identity = (doc.get("corpus") or {}).get("identity") or "this tree"
     out.append(_wrap(f"Found by dtb-audit (rule {rule}) over {identity}."))
     out.append("\n")
-    out.append(_wrap(CONFIRM))
+    out.append(_wrap(CONFIRM.format(this="this patch")))
     return "".join(out)
 
 
-def _masters(c, verdict):
+def _bridged(link):
+    kind, bridge = link["master_kind"], link.get("bridge_path") or "its bus"
+    if kind == "pci-discovered":
+        return f"PCI devices discovered behind {bridge} (no DT node)"
+    if kind == "fsl-mc":
+        return f"fsl-mc objects of {bridge} (DPRC, DPNI, ...)"
+    return f"{link['master_path']} ({kind}) below {bridge}"
+
+
+def _masters(c, verdict, links=None):
     """One link record per master path with that verdict, PCI/fsl-mc first."""
     seen = {}
-    for link in c.links:
+    for link in c.links if links is None else links:
         if link["verdict"] == verdict:
             seen.setdefault(link["master_path"], link)
     return sorted(seen.values(), key=lambda m: (_kind_rank(m.get("master_kind")), m["master_path"]))
@@ -705,7 +750,7 @@ def _cover(patches, skips, doc, author, date, base):
         f"arm-smmu-v3 take the SMMU's coherency from the device tree to answer "
         f"IOMMU_CAP_CACHE_COHERENCY, and VFIO and iommufd refuse devices without it. "
         f"Each patch adds dma-coherent to the SMMU nodes of one file."), "\n",
-        _wrap(CONFIRM), "\n"]
+        _wrap(CONFIRM.format(this="these patches")), "\n"]
     if skips:
         body.append("Left alone:\n")
         for s in skips:
@@ -726,3 +771,212 @@ def _cover(patches, skips, doc, author, date, base):
             f"From: {author}\nDate: {date}\n"
             f"Subject: [PATCH 0/{total}] arm64: dts: mark SMMUs as DMA coherent\n\n"
             f"{text}-- \n{_version()}\n\n")
+
+
+# --- the check loop: apply, rebuild, sweep again ---------------------------
+
+@dataclass
+class Verification:
+    """What sweeping the patched tree again showed, per SoC the series touches.
+
+    socs: soc -> {"before": affected before, "after": affected after (None
+    when the SoC was not rebuilt), "patched": [{"path", "coherent",
+    "affected"}] for its patched SMMUs, "others": [paths of SMMUs that were
+    not patched and still have affected links]}.  A SoC may stay affected
+    through an SMMU the series leaves alone (a GPU SMMU whose masters are
+    not coherent either); the series did its part when every patched SMMU
+    is coherent and has no affected link left."""
+    socs: dict
+    not_applied: list        # [(patch path, git's message)]
+    failed_builds: list      # [(dtb, first error line)]
+
+    @property
+    def ok(self):
+        return not self.not_applied and not self.failed_builds and all(
+            s["after"] is not None and all(p["coherent"] and not p["affected"]
+                                           for p in s["patched"])
+            for s in self.socs.values())
+
+
+def verify_series(series, doc, kernel_dir, work=None, jobs=None):
+    """Apply `series` (written with write_series) to a copy of the DT parts
+    of `kernel_dir`, rebuild the boards of the SoCs it touches, sweep them
+    under the same rule, and say what is still affected.
+
+    `work`: a folder for the copy and the DTBs (a temporary one by default)."""
+    from auditor.sweep import sweep
+    from corpus.build import build_corpus
+
+    touched = sorted({soc for p in series.patches for c in p.candidates for soc in c.socs})
+    before = {s["soc"]: s for s in doc.get("socs", [])}
+    boards = sorted({b for soc in touched for b in before.get(soc, {}).get("boards", [])})
+    with tempfile.TemporaryDirectory(prefix="dtb-audit-verify-") as scratch:
+        work = work or scratch
+        tree = os.path.join(work, "tree")
+        _copy_dt_tree(os.fspath(kernel_dir), tree)
+        not_applied = []
+        for path in series.files[1:]:
+            proc = _git_apply(tree, [os.path.abspath(path)])
+            if proc.returncode:
+                not_applied.append((path, proc.stderr.strip()))
+        corpus = build_corpus(kernel=tree, out=os.path.join(work, "dtbs"), jobs=jobs,
+                              select=[_glob_escape(b) for b in boards])
+        after = sweep(corpus, rule=doc.get("rule", "walk-or-device"),
+                      legacy_dt_bindings=doc.get("legacy_dt_bindings", True))
+    now = {s["soc"]: s for s in after["socs"]}
+    patched = {(soc, c.path) for p in series.patches for c in p.candidates for soc in c.socs}
+    result = {}
+    for soc in touched:
+        s = now.get(soc)
+        providers = s["providers"] if s else []
+        result[soc] = {
+            "before": bool(before.get(soc, {}).get("affected")),
+            "after": s["affected"] if s is not None else None,
+            "patched": [{"path": p["path"], "coherent": p["coherent"], "affected": p["affected"]}
+                        for p in providers if (soc, p["path"]) in patched],
+            "others": [p["path"] for p in providers
+                       if (soc, p["path"]) not in patched and p["affected"]],
+        }
+    failed = [(e.dtb, e.error) for e in corpus.entries if e.error]
+    return Verification(result, not_applied, failed)
+
+
+def format_verification(v):
+    """The check loop's outcome for people, one line per SoC."""
+    out = []
+    for path, message in v.not_applied:
+        out.append(f"{path}: error: does not apply: {message.splitlines()[0] if message else ''}\n")
+    for dtb, message in v.failed_builds:
+        out.append(f"{dtb}: error: {message}\n")
+    for soc, s in v.socs.items():
+        state = "not rebuilt" if s["after"] is None else \
+            "still affected" if s["after"] else "no longer affected"
+        bad = [p["path"] for p in s["patched"] if not p["coherent"] or p["affected"]]
+        line = f"{soc}: {'affected' if s['before'] else 'unaffected'} -> {state}"
+        if bad:
+            line += f"; patched SMMU not fixed: {', '.join(bad)}"
+        if s["others"]:
+            line += f"; through SMMUs the series leaves alone: {', '.join(s['others'])}"
+        out.append(line + "\n")
+    return "".join(out)
+
+
+def _glob_escape(name):
+    return re.sub(r"([*?[])", r"[\1]", name)
+
+
+def _copy_dt_tree(src, dst):
+    """Copy what a DT build reads of a kernel tree (the files a tarball
+    extraction keeps, corpus.sources._wanted), symlinks as symlinks."""
+    from corpus.sources import _wanted
+
+    def may_hold(rel):
+        parts = rel.split("/")
+        return _wanted(rel + "/x") or (parts[0] in ("arch", "include", "scripts")
+                                       and len(parts) <= 3)
+
+    for folder, dirs, files in os.walk(src):
+        rel_folder = os.path.relpath(folder, src)
+        rel_folder = "" if rel_folder == "." else rel_folder + "/"
+        keep = []
+        for name in dirs:
+            rel = rel_folder + name
+            if os.path.islink(os.path.join(folder, name)):
+                files.append(name)          # a symlinked folder is copied as the link
+            elif may_hold(rel):
+                keep.append(name)
+        dirs[:] = keep
+        for name in files:
+            rel = rel_folder + name
+            if not _wanted(rel):
+                continue
+            target = os.path.join(dst, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source = os.path.join(folder, name)
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), target)
+            else:
+                shutil.copy2(source, target)
+
+
+# --- command line -----------------------------------------------------------
+
+def add_patch_arguments(parser):
+    from auditor.cli import add_rule_arguments, add_source_arguments
+    add_source_arguments(parser)
+    parser.add_argument("--sweep", metavar="FILE",
+                        help="a saved sweep (--format json) of a corpus built from the tree, "
+                             "instead of sweeping now")
+    parser.add_argument("-o", "--output-directory", metavar="DIR", required=True,
+                        help="write the series here (earlier NNNN-*.patch files in it are removed)")
+    parser.add_argument("--verify", action="store_true",
+                        help="apply the series to a copy of the tree, rebuild the boards "
+                             "it touches, sweep them again and report what is still affected")
+    parser.add_argument("--from", dest="author", metavar="'NAME <EMAIL>'",
+                        help="the author (default: git config user.name and user.email)")
+    parser.add_argument("-s", "--signoff", action="store_true",
+                        help="add Signed-off-by: with the author (only once you have "
+                             "confirmed the change on hardware)")
+    add_rule_arguments(parser)
+    parser.add_argument("-j", "--jobs", type=int, metavar="N",
+                        help="compilers run at once (default: all cores)")
+
+
+def run_patch(args):
+    """Exit 0 with the series written, 1 when a patch does not apply or
+    --verify finds a patched SMMU not fixed, 2 for an input error."""
+    import json
+    import sys
+
+    from corpus.errors import CorpusError
+
+    if args.dtbs:
+        raise CorpusError("patch needs the kernel sources: give --kernel, --tarball or "
+                          "--debian, not --dtbs")
+    if args.sweep:
+        try:
+            with open(args.sweep, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as why:
+            raise CorpusError(f"{args.sweep}: error: not a readable sweep: {why}") from None
+        kernel_dir = args.kernel or (doc.get("corpus") or {}).get("kernel_dir")
+        if not kernel_dir or not os.path.isdir(kernel_dir):
+            raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
+                              f"here: give --kernel DIR")
+    else:
+        from auditor.sweep import sweep
+        from corpus.build import build_corpus
+        corpus = build_corpus(kernel=args.kernel, tarball=args.tarball, debian=args.debian,
+                              jobs=args.jobs)
+        doc = sweep(corpus, args.rule, not args.no_legacy_dt_bindings)
+        kernel_dir = os.fspath(corpus.kernel_dir)
+
+    series = make_series(doc, kernel_dir, author=args.author, signoff=args.signoff)
+    for skip in series.skips:
+        sys.stderr.write(f"{skip.where or skip.path}: warning: {skip.path} "
+                         f"({', '.join(skip.socs)}) not patched: {skip.reason}\n")
+    if not series.patches:
+        sys.stderr.write("dtb-audit: no SMMU node to patch\n")
+        return 0
+    _remove_old_series(args.output_directory)
+    files = write_series(series, args.output_directory)
+    for path in files:
+        print(path)
+    status = 0
+    for path, message in check_series(kernel_dir, files[1:]):
+        sys.stderr.write(f"{path}: error: git apply --check: {message}\n")
+        status = 1
+    if args.verify and status == 0:
+        result = verify_series(series, doc, kernel_dir, jobs=args.jobs)
+        sys.stderr.write(format_verification(result))
+        status = 0 if result.ok else 1
+    return status
+
+
+def _remove_old_series(out_dir):
+    # A nightly run into the same folder must not leave last night's extra
+    # patches for `git am DIR/*.patch` to pick up.
+    if os.path.isdir(out_dir):
+        for name in os.listdir(out_dir):
+            if re.match(r"^\d{4}-.*\.patch$", name):
+                os.remove(os.path.join(out_dir, name))

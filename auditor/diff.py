@@ -1,0 +1,398 @@
+"""Night after night: what changed between two sweeps, and across versions.
+
+`diff_sweeps(old, new)` compares two sweep documents (auditor.sweep's
+schema): the SoCs, boards and links that became affected or stopped being
+affected, and the SMMUs whose coherency changed (a `dma-coherent` added, or
+removed, as upstream did for sdm845 in 2025).  `history(docs)` follows each
+SoC with an SMMU through several versions in order.  `load_sweep()` turns a
+command-line argument (a saved `--format json` sweep, a kernel tree, a
+tarball, a Debian `linux-source-X` package, a DTB folder) into a document.
+
+Identities across sweeps: a SoC by its compatible, a board by its DTB path,
+a link by (dtb, provider_path, master_path, link), an SMMU by (SoC, path).
+A board or link is affected when it is a VFIO candidate with a `broken*`
+verdict (SPEC section 4).  Something that exists only in NEW and is
+affected counts as newly affected: a nightly job wants to hear about it.
+"""
+import json
+import os
+import re
+import sys
+
+BROKEN = ("broken", "broken-bridge-coherent")
+DEBIAN_PACKAGE = re.compile(r"^linux-source-\d+(\.\d+)*$")
+
+
+class SweepError(Exception):
+    """An argument that is neither a saved sweep nor a corpus; str() names it."""
+
+
+# --- inputs -----------------------------------------------------------------
+
+def load_sweep(arg, rule="walk-or-device", legacy_dt_bindings=True, jobs=None):
+    """A sweep document from a saved sweep (JSON) or a corpus, swept now."""
+    if os.path.isfile(arg) and _is_json(arg):
+        try:
+            with open(arg, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as why:
+            raise SweepError(f"{arg}: error: not a readable sweep: {why}") from None
+        if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or "socs" not in doc \
+                or "links" not in doc:
+            raise SweepError(f"{arg}: error: not a dtb-audit sweep "
+                             f"(write one with `dtb-audit sweep --format json`)")
+        return doc
+    from auditor.sweep import sweep
+    from corpus.build import build_corpus, open_corpus
+    if os.path.exists(arg):
+        corpus = open_corpus(arg)
+    elif DEBIAN_PACKAGE.match(arg):
+        corpus = build_corpus(debian=arg, jobs=jobs)
+    else:
+        raise SweepError(f"{arg}: error: no such file or folder, and not a Debian "
+                         f"linux-source-X package name")
+    return sweep(corpus, rule=rule, legacy_dt_bindings=legacy_dt_bindings)
+
+
+def _is_json(path):
+    with open(path, "rb") as f:
+        return f.read(64).lstrip()[:1] == b"{"
+
+
+# --- what one document says ---------------------------------------------------
+
+def _affected_links(doc):
+    """{link key: link record} of the VFIO candidate links with a broken* verdict."""
+    out = {}
+    for link in doc.get("links", []):
+        if link.get("vfio_candidate") and link.get("verdict") in BROKEN:
+            out[_link_key(link)] = link
+    return out
+
+
+def _link_key(link):
+    return (link["dtb"], link["provider_path"], link["master_path"], link["link"])
+
+
+def _boards(doc):
+    """{dtb: soc} of every board, and the set of affected boards."""
+    boards, affected = {}, set()
+    for soc in doc.get("socs", []):
+        for dtb in soc.get("boards", []):
+            boards[dtb] = soc["soc"]
+        affected.update(soc.get("affected_boards", []))
+    return boards, affected
+
+
+def _smmus(doc):
+    """{(soc, path): provider record} of every SMMU."""
+    return {(soc["soc"], p["path"]): p for soc in doc.get("socs", []) for p in soc.get("providers", [])}
+
+
+def _identity(doc):
+    corpus = doc.get("corpus") or {}
+    return corpus.get("identity") or corpus.get("root") or "?"
+
+
+# --- diff ---------------------------------------------------------------------
+
+def diff_sweeps(old, new):
+    """What changed from sweep `old` to sweep `new`, as a JSON-able document.
+
+    "regression" is true exactly when a SoC, a board or a link became
+    affected: what `--fail-on-new` exits 1 for."""
+    old_socs = {s["soc"]: s for s in old.get("socs", [])}
+    new_socs = {s["soc"]: s for s in new.get("socs", [])}
+    socs = {"newly_affected": [], "fixed": [], "gone": []}
+    for name, s in sorted(new_socs.items(), key=lambda kv: kv[0] or ""):
+        before = old_socs.get(name)
+        if s["affected"] and not (before and before["affected"]):
+            socs["newly_affected"].append(_soc_change(name, before, s))
+    for name, s in sorted(old_socs.items(), key=lambda kv: kv[0] or ""):
+        if not s["affected"]:
+            continue
+        after = new_socs.get(name)
+        if after is None:
+            socs["gone"].append(_soc_change(name, s, None))
+        elif not after["affected"]:
+            socs["fixed"].append(_soc_change(name, s, after))
+
+    old_boards, old_affected = _boards(old)
+    new_boards, new_affected = _boards(new)
+    boards = {
+        "newly_affected": [{"dtb": b, "soc": new_boards.get(b), "new_board": b not in old_boards}
+                           for b in sorted(new_affected - old_affected)],
+        "fixed": [{"dtb": b, "soc": new_boards.get(b)}
+                  for b in sorted(old_affected - new_affected) if b in new_boards],
+        "gone": [{"dtb": b, "soc": old_boards.get(b)}
+                 for b in sorted(old_affected) if b not in new_boards],
+    }
+
+    old_links, new_links = _affected_links(old), _affected_links(new)
+    new_all = {_link_key(link): link for link in new.get("links", [])}
+    old_all = {_link_key(link): link for link in old.get("links", [])}
+    links = {
+        "newly_affected": [_link_change(old_all.get(k), new_links[k])
+                           for k in sorted(new_links.keys() - old_links.keys(), key=_sort_key)],
+        "fixed": [_link_change(old_links[k], new_all[k])
+                  for k in sorted(old_links.keys() - new_links.keys(), key=_sort_key)
+                  if k in new_all],
+    }
+
+    coherency = {"added": [], "removed": []}
+    old_smmus, new_smmus = _smmus(old), _smmus(new)
+    for key in sorted(old_smmus.keys() & new_smmus.keys(), key=_sort_key):
+        before, after = old_smmus[key], new_smmus[key]
+        if bool(before["coherent"]) != bool(after["coherent"]):
+            coherency["added" if after["coherent"] else "removed"].append({
+                "soc": key[0], "path": key[1], "label": after.get("label") or before.get("label"),
+                "compatible": after.get("compatible"), "driver": after.get("driver"),
+                "source_file": after.get("source_file") or before.get("source_file"),
+                "source_line": after.get("source_line") or before.get("source_line"),
+                "old_affected": before.get("affected"), "new_affected": after.get("affected")})
+
+    return {
+        "tool": "dtb-audit",
+        "kind": "diff",
+        "old": _about(old),
+        "new": _about(new),
+        "socs": socs,
+        "boards": boards,
+        "links": links,
+        "smmu_coherency": coherency,
+        "regression": bool(socs["newly_affected"] or boards["newly_affected"]
+                           or links["newly_affected"]),
+    }
+
+
+def _sort_key(key):
+    return tuple("" if k is None else str(k) for k in key)
+
+
+def _about(doc):
+    return {"identity": _identity(doc), "rule": doc.get("rule"),
+            "legacy_dt_bindings": doc.get("legacy_dt_bindings")}
+
+
+def _soc_change(name, before, after):
+    return {"soc": name,
+            "old_affected_boards": len(before["affected_boards"]) if before else None,
+            "new_affected_boards": len(after["affected_boards"]) if after else None,
+            "boards": len((after or before)["boards"]),
+            "new_soc": before is None}
+
+
+def _link_change(before, after):
+    return {"dtb": after["dtb"], "soc": after["soc"], "provider_path": after["provider_path"],
+            "master_path": after["master_path"], "link": after["link"],
+            "master_kind": after["master_kind"],
+            "old_verdict": before["verdict"] if before else None,
+            "new_verdict": after["verdict"]}
+
+
+def rule_mismatch(old, new):
+    """A warning text when the two sweeps were made under different rules."""
+    a, b = _about(old), _about(new)
+    if (a["rule"], a["legacy_dt_bindings"]) != (b["rule"], b["legacy_dt_bindings"]):
+        return (f"the sweeps use different rules ({a['rule']}, legacy {a['legacy_dt_bindings']} "
+                f"-> {b['rule']}, legacy {b['legacy_dt_bindings']}): changes may come from "
+                f"the rule, not the trees")
+    return None
+
+
+def format_diff(d, most=40):
+    """The diff for people: regressions first, then fixes, then coherency."""
+    out = [f"dtb-audit diff: {d['old']['identity']} -> {d['new']['identity']} "
+           f"(rule {d['new']['rule']})\n"]
+
+    def section(title, rows):
+        out.append(f"\n{title} ({len(rows)}):\n" if rows else f"\n{title}: none\n")
+        for row in rows[:most]:
+            out.append(f"  {row}\n")
+        if len(rows) > most:
+            out.append(f"  ... and {len(rows) - most} more (--format json lists all)\n")
+
+    socs, boards, links = d["socs"], d["boards"], d["links"]
+    section("SoCs newly affected", [
+        f"{s['soc']}: {s['new_affected_boards']} of {s['boards']} boards"
+        + (" (new SoC)" if s["new_soc"] else "") for s in socs["newly_affected"]])
+    section("Boards newly affected", [
+        f"{b['dtb']}" + (" (new board)" if b["new_board"] else "")
+        for b in boards["newly_affected"]])
+    section("Links newly affected", [
+        f"{l['dtb']}: {l['master_path']} ({l['master_kind']}) -> {l['provider_path']}: "
+        f"{l['old_verdict'] or 'new link'} -> {l['new_verdict']}"
+        for l in links["newly_affected"]])
+    section("SoCs no longer affected", [
+        f"{s['soc']}: {s['old_affected_boards']} affected boards -> 0"
+        for s in socs["fixed"]])
+    out.append(f"  ({len(boards['fixed'])} boards and {len(links['fixed'])} links "
+               f"no longer affected)\n")
+    if socs["gone"] or boards["gone"]:
+        out.append(f"  ({len(socs['gone'])} affected SoCs and {len(boards['gone'])} affected "
+                   f"boards are no longer in the new corpus)\n")
+    coherency = d["smmu_coherency"]
+    section("SMMUs now dma-coherent", [_smmu_row(s) for s in coherency["added"]])
+    section("SMMUs no longer dma-coherent", [_smmu_row(s) for s in coherency["removed"]])
+    return "".join(out)
+
+
+def _smmu_row(s):
+    label = f" ({s['label']})" if s.get("label") else ""
+    where = f" [{s['source_file']}:{s['source_line']}]" if s.get("source_file") else ""
+    return f"{s['soc']}: {s['path']}{label}{where}"
+
+
+# --- history ----------------------------------------------------------------
+
+def history(docs, names=None):
+    """Each SoC with an SMMU through `docs` (oldest first), as a document.
+
+    Per SoC and version: "affected", "unaffected", or None when the
+    version has no such SoC; the SMMUs' coherency ("coherent",
+    "non-coherent", "mixed", or None without an SMMU); and the changes:
+    in which version the SMMUs became or stopped being coherent, and the
+    SoC became or stopped being affected."""
+    names = names or [_identity(d) for d in docs]
+    per_version = [{s["soc"]: s for s in d.get("socs", [])} for d in docs]
+    with_smmu = sorted({soc for socs in per_version for soc, s in socs.items()
+                        if s.get("providers")}, key=lambda s: s or "")
+    rows = []
+    for soc in with_smmu:
+        verdicts, coherency = [], []
+        for socs in per_version:
+            s = socs.get(soc)
+            verdicts.append(None if s is None else "affected" if s["affected"] else "unaffected")
+            coherency.append(None if s is None else _coherency(s.get("providers", [])))
+        changes = []
+        for k in range(1, len(docs)):
+            for what, values in (("smmu", coherency), ("verdict", verdicts)):
+                a, b = values[k - 1], values[k]
+                if a is not None and b is not None and a != b:
+                    changes.append({"version": names[k], "what": what, "old": a, "new": b})
+        rows.append({"soc": soc, "verdicts": verdicts, "smmu": coherency, "changes": changes})
+    rows.sort(key=lambda r: (not r["changes"], not any(v == "affected" for v in r["verdicts"]),
+                             r["soc"] or ""))
+    return {"tool": "dtb-audit", "kind": "history", "versions": names,
+            "rules": [d.get("rule") for d in docs], "socs": rows}
+
+
+def _coherency(providers):
+    flags = {bool(p["coherent"]) for p in providers}
+    if not flags:
+        return None
+    return "mixed" if len(flags) == 2 else "coherent" if flags.pop() else "non-coherent"
+
+
+def format_history(h, changed_only=False):
+    """One row per SoC: its verdict in each version, and when its SMMU
+    became or stopped being coherent."""
+    short = [_short(v) for v in h["versions"]]
+    rows = [r for r in h["socs"] if r["changes"] or not changed_only]
+    width = max([len("SoC")] + [len(r["soc"] or "") for r in rows])
+    cols = [max(len(s), len("unaffected")) for s in short]
+    out = ["SoC".ljust(width) + "  " + "  ".join(s.ljust(c) for s, c in zip(short, cols))
+           + "  SMMU\n"]
+    for r in rows:
+        cells = [(v or "-").ljust(c) for v, c in zip(r["verdicts"], cols)]
+        out.append((r["soc"] or "?").ljust(width) + "  " + "  ".join(cells) + "  "
+                   + _smmu_story(r, short, h["versions"]) + "\n")
+    return "".join(out)
+
+
+def _short(identity):
+    # "linux-6.1.192 (debian linux-source-6.1)" -> "linux-6.1.192"
+    return identity.split(" ", 1)[0]
+
+
+def _smmu_story(row, short, versions):
+    moves = [c for c in row["changes"] if c["what"] == "smmu"]
+    if not moves:
+        known = [s for s in row["smmu"] if s is not None]
+        return f"{known[0]} throughout" if known and len(set(known)) == 1 else "-"
+    name = dict(zip(versions, short))
+    return "; ".join(f"{c['new']} from {name[c['version']]}" for c in moves)
+
+
+# --- command line -----------------------------------------------------------
+
+def _add_sweep_arguments(parser):
+    from auditor.cli import add_rule_arguments
+    add_rule_arguments(parser)
+    parser.add_argument("-j", "--jobs", type=int, metavar="N",
+                        help="compilers run at once when a corpus is built (default: all cores)")
+
+
+def add_diff_arguments(parser):
+    parser.add_argument("old", metavar="OLD",
+                        help="a saved sweep (--format json), a kernel tree, a tarball, "
+                             "a Debian linux-source-X package or a DTB folder")
+    parser.add_argument("new", metavar="NEW", help="the same kinds as OLD")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--fail-on-new", action="store_true",
+                        help="exit 1 when a SoC, board or link became affected (and only then)")
+    _add_sweep_arguments(parser)
+
+
+def run_diff(args):
+    docs, _, failed = _load_all([args.old, args.new], args)
+    if failed:
+        return 2
+    old, new = docs
+    warning = rule_mismatch(old, new)
+    if warning:
+        sys.stderr.write(f"dtb-audit: warning: {warning}\n")
+    d = diff_sweeps(old, new)
+    if args.format == "json":
+        json.dump(d, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_diff(d))
+    return 1 if args.fail_on_new and d["regression"] else 0
+
+
+def add_history_arguments(parser):
+    parser.add_argument("corpora", metavar="CORPUS", nargs="+",
+                        help="saved sweeps or corpora (as for diff), oldest first")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--changed", action="store_true",
+                        help="only the SoCs whose verdict or SMMU coherency changed")
+    _add_sweep_arguments(parser)
+
+
+def run_history(args):
+    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when none could."""
+    docs, loaded, failed = _load_all(args.corpora, args)
+    if not docs:
+        return 2
+    for a, b in zip(docs, docs[1:]):
+        warning = rule_mismatch(a, b)
+        if warning:
+            sys.stderr.write(f"dtb-audit: warning: {warning}\n")
+    names = [_identity(d) for d in docs]
+    if len(set(names)) < len(names):        # the same tree twice: tell them apart
+        names = loaded
+    h = history(docs, names)
+    if args.format == "json":
+        json.dump(h, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_history(h, changed_only=args.changed))
+    return 1 if failed else 0
+
+
+def _load_all(args_list, args):
+    """(documents, the arguments they came from, whether one failed); each
+    failure is reported on stderr naming the argument, and the rest go on."""
+    from corpus.errors import CorpusError
+    docs, loaded, failed = [], [], False
+    for arg in args_list:
+        try:
+            docs.append(load_sweep(arg, args.rule, not args.no_legacy_dt_bindings, args.jobs))
+            loaded.append(arg)
+        except (SweepError, CorpusError) as why:
+            message = str(why)
+            sys.stderr.write((message if ": error: " in message
+                              else f"{arg}: error: {message}") + "\n")
+            failed = True
+    return docs, loaded, failed
