@@ -165,6 +165,8 @@ def _read_dtbs(files):
                 if len(blob) > _MAX_FILE:
                     blob = b""
                     dtb_error[d] = fdt.ERR_TOO_BIG
+        except FileNotFoundError:
+            dtb_error[d] = fdt.ERR_NOT_FOUND
         except OSError:
             dtb_error[d] = fdt.ERR_READ
         blobs.append(blob)

@@ -31,8 +31,9 @@ FDT_V17_SIZE = 40
 # Deeper nesting than this is no real board: stop it before it costs memory.
 MAX_DEPTH = 1024
 
-# Error codes (dtb_error); 0 is no error.  Codes below ERR_EMPTY are set by
-# the Python reader before the kernels run.
+# Error codes (dtb_error); 0 is no error.  ERR_NOT_FILE, ERR_READ,
+# ERR_TOO_BIG and ERR_NOT_FOUND are set by the reader (corpus.flat) before
+# the kernels run.
 ERR_NOT_FILE = 1
 ERR_READ = 2
 ERR_TOO_BIG = 3
@@ -58,6 +59,7 @@ ERR_PROP_NAMEOFF = 22
 ERR_PROP_NAME_UNTERMINATED = 23
 ERR_UNCLOSED_NODES = 24
 ERR_NO_ROOT = 25
+ERR_NOT_FOUND = 26
 
 ERR_MESSAGES = {
     ERR_NOT_FILE: "not a regular file",
@@ -85,6 +87,7 @@ ERR_MESSAGES = {
     ERR_PROP_NAME_UNTERMINATED: "property name not terminated within the strings block",
     ERR_UNCLOSED_NODES: "FDT_END with nodes still open",
     ERR_NO_ROOT: "no root node",
+    ERR_NOT_FOUND: "no such file",
 }
 
 # Property names that carry a node's phandle ("phandle" wins over the old one).
@@ -203,7 +206,8 @@ def _walk_dtb(
     p = s0
     while True:
         if p + 4 > s1:
-            return 0, 0, ERR_STRUCT_END, p
+            # p may be past s1 by the padding of the last name or value
+            return 0, 0, ERR_STRUCT_END, min(p, s1)
         tag_off = p
         tag = _be32(data, base + p)
         p += 4
