@@ -55,8 +55,10 @@ def load_sweep(arg, rule="walk-or-device", legacy_dt_bindings=True, jobs=None):
 
 
 def _is_json(path):
+    if path.endswith(".json"):
+        return True
     with open(path, "rb") as f:
-        return f.read(64).lstrip()[:1] == b"{"
+        return f.read(64).lstrip()[:1] in (b"{", b"[")
 
 
 # --- what one document says ---------------------------------------------------

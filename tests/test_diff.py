@@ -1,0 +1,153 @@
+"""`dtb-audit diff` and `history` on mini kernel trees shaped like Linux 6.1
+(LS1028A- and LS1088A-like SMMUs without dma-coherent) and 6.12 (with it),
+and a later tree that reverts one addition, as upstream did for sdm845."""
+import json
+
+import pytest
+
+from auditor.cli import main
+from auditor.diff import diff_sweeps, format_diff, format_history, history, load_sweep
+from auditor.sweep import sweep
+from corpus.build import build_corpus
+from tests.minikernel import VENDOR_DIR, make_minikernel
+
+V61 = dict(version=(6, 1), coherent=("a400",))
+V612 = dict(version=(6, 12), coherent=("a100", "a200", "a400"))
+REVERTED = dict(version=(6, 13), coherent=("a200", "a400"))     # a100's addition reverted
+
+
+@pytest.fixture
+def trees(tmp_path, isolated_cache):
+    return {name: make_minikernel(tmp_path / name, **kw)
+            for name, kw in (("v61", V61), ("v612", V612), ("reverted", REVERTED))}
+
+
+@pytest.fixture
+def docs(trees, tmp_path):
+    return {name: sweep(build_corpus(kernel=tree, out=tmp_path / f"dtbs-{name}"))
+            for name, tree in trees.items()}
+
+
+def test_fixed_between_61_and_612(docs):
+    d = diff_sweeps(docs["v61"], docs["v612"])
+    assert [s["soc"] for s in d["socs"]["fixed"]] == ["acme,a100", "acme,a200"]
+    assert d["socs"]["newly_affected"] == [] and not d["regression"]
+    assert [b["dtb"] for b in d["boards"]["fixed"]] == [
+        "acme/a100-evk.dtb", "acme/a100-mini.dtb", "acme/a200-rdb.dtb"]
+    added = d["smmu_coherency"]["added"]
+    assert [(s["soc"], s["path"]) for s in added] == [("acme,a100", "/soc/iommu@5000000"),
+                                                      ("acme,a200", "/soc/iommu@5000000")]
+    assert added[0]["source_file"] == f"{VENDOR_DIR}/a100.dtsi"
+    assert d["smmu_coherency"]["removed"] == []
+    fixed = {(l["dtb"], l["master_kind"], l["old_verdict"], l["new_verdict"])
+             for l in d["links"]["fixed"]}
+    assert ("acme/a200-rdb.dtb", "fsl-mc", "broken-bridge-coherent", "capable") in fixed
+    # a300 stays affected and a400 stays fine: neither is mentioned.
+    assert not any("a300" in l["dtb"] or "a400" in l["dtb"] for l in d["links"]["fixed"])
+
+
+def test_revert_is_a_regression(docs):
+    d = diff_sweeps(docs["v612"], docs["reverted"])
+    assert d["regression"]
+    assert [s["soc"] for s in d["socs"]["newly_affected"]] == ["acme,a100"]
+    assert [b["dtb"] for b in d["boards"]["newly_affected"]] == ["acme/a100-evk.dtb",
+                                                                 "acme/a100-mini.dtb"]
+    assert {(l["master_kind"], l["old_verdict"], l["new_verdict"])
+            for l in d["links"]["newly_affected"]} == {
+        ("pci-discovered", "capable", "broken-bridge-coherent")}
+    assert [s["soc"] for s in d["smmu_coherency"]["removed"]] == ["acme,a100"]
+    text = format_diff(d)
+    assert "SoCs newly affected (1):\n  acme,a100: 2 of 2 boards\n" in text
+    assert "SMMUs no longer dma-coherent (1):\n  acme,a100: /soc/iommu@5000000" in text
+
+
+def test_same_tree_no_change(docs):
+    d = diff_sweeps(docs["v61"], docs["v61"])
+    assert not d["regression"]
+    assert all(not rows for part in ("socs", "boards", "links", "smmu_coherency")
+               for rows in d[part].values())
+
+
+def test_new_affected_board_counts_as_new(docs):
+    old = dict(docs["v612"])
+    old["socs"] = [dict(s, boards=[b for b in s["boards"] if "mini" not in b])
+                   for s in old["socs"]]
+    old["links"] = [l for l in old["links"] if "mini" not in l["dtb"]]
+    d = diff_sweeps(old, docs["reverted"])
+    (mini,) = [b for b in d["boards"]["newly_affected"] if "mini" in b["dtb"]]
+    assert mini["new_board"] is True
+
+
+def test_history_rows(docs):
+    h = history([docs["v61"], docs["v612"], docs["reverted"]])
+    rows = {r["soc"]: r for r in h["socs"]}
+    assert set(rows) == {"acme,a100", "acme,a200", "acme,a300", "acme,a400"}
+    assert rows["acme,a100"]["verdicts"] == ["affected", "unaffected", "affected"]
+    assert rows["acme,a100"]["smmu"] == ["non-coherent", "coherent", "non-coherent"]
+    assert [(c["version"], c["what"], c["new"]) for c in rows["acme,a100"]["changes"]] == [
+        ("linux-6.12.0 (%s)" % docs["v612"]["corpus"]["kernel_dir"], "smmu", "coherent"),
+        ("linux-6.12.0 (%s)" % docs["v612"]["corpus"]["kernel_dir"], "verdict", "unaffected"),
+        ("linux-6.13.0 (%s)" % docs["reverted"]["corpus"]["kernel_dir"], "smmu", "non-coherent"),
+        ("linux-6.13.0 (%s)" % docs["reverted"]["corpus"]["kernel_dir"], "verdict", "affected")]
+    assert rows["acme,a200"]["verdicts"] == ["affected", "unaffected", "unaffected"]
+    assert rows["acme,a300"]["changes"] == [] and rows["acme,a400"]["smmu"] == ["coherent"] * 3
+    lines = format_history(h).split("\n")
+    assert lines[0].split() == ["SoC", "linux-6.1.0", "linux-6.12.0", "linux-6.13.0", "SMMU"]
+    (a100,) = [l for l in lines if l.startswith("acme,a100 ")]
+    assert a100.split() == ["acme,a100", "affected", "unaffected", "affected", "coherent", "from",
+                            "linux-6.12.0;", "non-coherent", "from", "linux-6.13.0"]
+    (a400,) = [l for l in lines if l.startswith("acme,a400 ")]
+    assert a400.split()[-2:] == ["coherent", "throughout"]
+    assert not any(l.startswith("acme,a400") for l in format_history(h, changed_only=True).split("\n"))
+
+
+def test_cli_diff_saved_sweeps_and_fail_on_new(docs, tmp_path, capsys):
+    paths = {}
+    for name, doc in docs.items():
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(doc))
+    assert main(["diff", str(paths["v61"]), str(paths["v612"]), "--fail-on-new"]) == 0
+    out = capsys.readouterr().out
+    assert "SoCs no longer affected (2):\n  acme,a100: 2 affected boards -> 0\n" in out
+    assert main(["diff", str(paths["v612"]), str(paths["reverted"]), "--fail-on-new",
+                 "--format", "json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["regression"] and d["socs"]["newly_affected"][0]["soc"] == "acme,a100"
+    # Without --fail-on-new a regression is reported, not an exit status.
+    assert main(["diff", str(paths["v612"]), str(paths["reverted"])]) == 0
+
+
+def test_cli_diff_corpora_directly(trees, capsys):
+    assert main(["diff", str(trees["v61"]), str(trees["v612"]), "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert [s["soc"] for s in d["socs"]["fixed"]] == ["acme,a100", "acme,a200"]
+
+
+def test_cli_history_goes_on_past_a_bad_corpus(docs, tmp_path, capsys):
+    good = tmp_path / "v61.json"
+    good.write_text(json.dumps(docs["v61"]))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tool": "something-else"}))
+    assert main(["history", str(good), str(bad), str(tmp_path / "missing")]) == 1
+    captured = capsys.readouterr()
+    assert f"{bad}: error: not a dtb-audit sweep" in captured.err
+    assert f"{tmp_path / 'missing'}: error: no such file or folder" in captured.err
+    assert "acme,a100" in captured.out
+
+
+def test_cli_diff_warns_about_different_rules(docs, trees, tmp_path, capsys):
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(docs["v61"]))
+    assert main(["diff", str(old), str(trees["v61"]), "--rule", "legacy-true"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the sweeps use different rules (walk-or-device" in captured.err
+    # Under legacy-true nothing is affected: every SoC reads as fixed.
+    assert "SoCs no longer affected (3)" in captured.out
+
+
+def test_load_sweep_rejects_other_json(tmp_path):
+    from auditor.diff import SweepError
+    path = tmp_path / "x.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(SweepError, match=r"x\.json: error: not a dtb-audit sweep"):
+        load_sweep(str(path))
