@@ -151,13 +151,20 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
                 done[target.dtb] = record = future.result()
                 built, failed = _count(record, target, built, failed, bar)
                 bar.update()
-            # Composites after the DTBs they are made of.
-            futures = {pool.submit(_overlay, tools, t, root, done): t for t in overlay_now}
-            for future in as_completed(futures):
-                target = futures[future]
-                done[target.dtb] = record = future.result()
-                built, failed = _count(record, target, built, failed, bar)
-                bar.update()
+            # Composites after the DTBs they are made of, which may be
+            # composites themselves (v6.12's k3-am654-idk is made on k3-am654-evm).
+            waiting = list(overlay_now)
+            while waiting:
+                pending = {t.dtb for t in waiting}
+                ready = [t for t in waiting if not pending.intersection(t.parts)]
+                ready = ready or waiting  # a cycle: let _overlay report the missing part
+                waiting = [t for t in waiting if t not in ready]
+                futures = {pool.submit(_overlay, tools, t, root, done): t for t in ready}
+                for future in as_completed(futures):
+                    target = futures[future]
+                    done[target.dtb] = record = future.result()
+                    built, failed = _count(record, target, built, failed, bar)
+                    bar.update()
     finally:
         bar.close()
         # Also on Ctrl-C: what finished is recorded, what did not is rebuilt.
@@ -177,8 +184,12 @@ def _select(targets: list[Target], by_dtb: dict[str, Target], select) -> list[Ta
     if select is None:
         return targets
     names = {t.dtb for t in targets if any(fnmatch.fnmatch(t.dtb, g) for g in select)}
-    for name in list(names):
-        names.update(p for p in by_dtb[name].parts if p in by_dtb)
+    todo = list(names)
+    while todo:  # parts of parts: a composite may be made on a composite
+        for part in by_dtb[todo.pop()].parts:
+            if part in by_dtb and part not in names:
+                names.add(part)
+                todo.append(part)
     return [t for t in targets if t.dtb in names]
 
 
@@ -211,17 +222,24 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
         else:
             compile_now.append(target)
     recompiled = {t.dtb for t in compile_now}
-    for target in chosen:
+    by_dtb = {t.dtb: t for t in chosen if t.kind == "composite"}
+    # Parts before the composites made on them, so `recompiled` is complete when read.
+    composites = sorted(by_dtb.values(), key=lambda t: _composite_depth(t, by_dtb))
+    for target in composites:
         record = records.get(target.dtb)
-        if target.kind != "composite":
-            continue
         # Parts are outputs: compared by their stamps in the output folder.
         if fresh(target, record) and not recompiled.intersection(target.parts) \
                 and all(_stamp(root / p) == s for p, s in record["inputs"].items()):
             reused += 1
         else:
             overlay_now.append(target)
+            recompiled.add(target.dtb)
     return compile_now, overlay_now, reused
+
+
+def _composite_depth(target: Target, composites: dict, seen=()) -> int:
+    parts = [composites[p] for p in target.parts if p in composites and p not in seen]
+    return 1 + max((_composite_depth(p, composites, seen + (target.dtb,)) for p in parts), default=0)
 
 
 def _count(record: dict, target: Target, built: int, failed: int, bar):
@@ -318,7 +336,8 @@ def _first_error(stderr: str, status: int) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in lines:
         if re.search(r"\berror\b", line, re.I):
-            return line
+            # dtc starts its lines with "Error: "; the diagnostic says error already.
+            return re.sub(r"^(Error|ERROR):\s*", "", line)
     return lines[-1] if lines else f"exit status {status}"
 
 
@@ -397,17 +416,18 @@ def _dtb_folder(folder: Path) -> Corpus:
     kernel_dir = Path(manifest["kernel_dir"]) if manifest.get("kernel_dir") else None
     if kernel_dir is not None and not kernel_dir.is_dir():
         kernel_dir = None
-    entries = []
+    entries = {}
     for path in sorted(folder.rglob("*.dtb*")):
         if path.suffix not in (".dtb", ".dtbo") or path.name.startswith("."):
             continue
         dtb = path.relative_to(folder).as_posix()
-        record = records.get(dtb)
-        if record:
-            entries.append(Entry(dtb, record["kind"], record["source"] if kernel_dir else None,
-                                 list(record["parts"]), record["error"]))
-        else:
-            entries.append(Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board"))
+        entries[dtb] = Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board")
+    for dtb, record in records.items():
+        # What the build said about each file, failures (no file) included.
+        if dtb in entries or record.get("error") is not None:
+            entries[dtb] = Entry(dtb, record["kind"], record["source"] if kernel_dir else None,
+                                 list(record["parts"]), record["error"])
+    entries = [entries[dtb] for dtb in sorted(entries)]
     if not entries:
         raise CorpusError(f"{folder}: error: no .dtb files in this folder")
     identity = manifest.get("identity") or f"DTBs in {folder}"

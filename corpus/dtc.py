@@ -42,8 +42,10 @@ def _which(name: str, package: str) -> str:
 
 
 def _version_line(program: str) -> str:
+    """The first line of `program --version`: "DTC 1.7.0-gbcd02b52", "cpp (Debian 12.2.0-14) 12.2.0"."""
     out = subprocess.run([program, "--version"], capture_output=True, text=True)
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else program
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0].removeprefix("Version: ") if lines else program
 
 
 def _sources_hash(dtc_dir: Path) -> str:

@@ -28,3 +28,201 @@ def real_corpus_factory():
         return built[key]
 
     return build
+
+
+# -- a small kernel tree the corpus tests write ------------------------------
+#
+# Shaped like a real one where the corpus builder looks: a top Makefile with
+# the version, scripts/Makefile.dtbs with v6.12's DTC rules (the lines that
+# matter, copied), include-prefixes links, a dt-bindings header, and two
+# vendor folders using what real Makefiles use: CONFIG lists, `dtb-` lists,
+# continuations, composites with `:=` and `+=`, a composite made on a
+# composite, folder and per-target DTC_FLAGS, an old-style overlay `.dts`
+# named `.dtbo`, an unlisted board, and a .dtsi reached through
+# include-prefixes. No scripts/dtc: the system dtc builds it.
+
+SMALL_TREE = {
+    "Makefile": """\
+# SPDX-License-Identifier: GPL-2.0
+VERSION = 6
+PATCHLEVEL = 12
+SUBLEVEL = 0
+EXTRAVERSION = -test
+NAME = Small Tree
+""",
+    "scripts/Makefile.dtbs": """\
+# SPDX-License-Identifier: GPL-2.0-only
+dtb-$(CONFIG_OF_ALL_DTBS) += $(dtb-)
+base-dtb-y := $(filter %.dtb, $(call real-search, $(multi-dtb-y), .dtb, -dtbs))
+
+DTC ?= $(objtree)/scripts/dtc/dtc
+DTC_FLAGS += -Wno-unique_unit_address
+
+# Disable noisy checks by default
+ifeq ($(findstring 1,$(KBUILD_EXTRA_WARN)),)
+DTC_FLAGS += -Wno-unit_address_vs_reg \\
+             -Wno-avoid_unnecessary_addr_size
+else
+DTC_FLAGS += -Wunique_unit_address_if_enabled
+endif
+
+ifneq ($(findstring 2,$(KBUILD_EXTRA_WARN)),)
+DTC_FLAGS += -Wnode_name_chars_strict
+endif
+
+DTC_FLAGS += $(DTC_FLAGS_$(target-stem))
+
+# Set -@ if the target is a base DTB that overlay is applied onto
+DTC_FLAGS += $(if $(filter $(patsubst $(obj)/%,%,$@), $(base-dtb-y)), -@)
+
+DTC_INCLUDE := $(srctree)/scripts/dtc/include-prefixes
+
+dtc_cpp_flags = -Wp,-MMD,$(depfile).pre.tmp -nostdinc -I $(DTC_INCLUDE) -undef -D__DTS__
+""",
+    "include/dt-bindings/acme.h": """\
+#define ACME_SMMU_BASE 0x1000
+""",
+    "arch/arm64/boot/dts/Makefile": "subdir-y += acme\nsubdir-y += beta\n",
+    "arch/arm64/boot/dts/acme/Makefile": """\
+# SPDX-License-Identifier: GPL-2.0
+DTC_FLAGS_acme-b := -Wno-interrupt_provider
+dtb-$(CONFIG_ARCH_ACME) += acme-a.dtb acme-b.dtb \\
+	acme-a-extra.dtbo
+
+acme-a-plus-dtbs := acme-a.dtb \\
+	acme-a-extra.dtbo
+acme-a-plus-dtbs += acme-a-more.dtbo
+dtb-$(CONFIG_ARCH_ACME) += acme-a-plus.dtb
+# built with CONFIG_OF_ALL_DTBS only, and made on another composite
+dtb- += acme-a-plus-third.dtb
+acme-a-plus-third-dtbs := acme-a-plus.dtb acme-a-third.dtbo
+""",
+    "arch/arm64/boot/dts/acme/acme.dtsi": """\
+#include <dt-bindings/acme.h>
+
+/ {
+	#address-cells = <1>;
+	#size-cells = <1>;
+
+	soc: soc {
+		#address-cells = <1>;
+		#size-cells = <1>;
+		ranges;
+
+		smmu: iommu@1000 {
+			compatible = "arm,mmu-500";
+			reg = <ACME_SMMU_BASE 0x100>;
+			#iommu-cells = <1>;
+		};
+	};
+};
+""",
+    "arch/arm64/boot/dts/acme/acme-a.dts": """\
+/dts-v1/;
+#include "acme.dtsi"
+
+/ {
+	model = "ACME A";
+	compatible = "acme,a", "acme,soc";
+};
+""",
+    "arch/arm64/boot/dts/acme/acme-b.dts": """\
+/dts-v1/;
+#include "acme.dtsi"
+
+/ {
+	model = "ACME B";
+	compatible = "acme,b", "acme,soc";
+};
+
+&smmu {
+	dma-coherent;
+};
+""",
+    "arch/arm64/boot/dts/acme/acme-a-extra.dtso": """\
+/dts-v1/;
+/plugin/;
+
+&smmu {
+	acme,extra;
+};
+""",
+    "arch/arm64/boot/dts/acme/acme-a-more.dtso": """\
+/dts-v1/;
+/plugin/;
+
+&soc {
+	acme,more;
+};
+""",
+    "arch/arm64/boot/dts/acme/acme-a-third.dtso": """\
+/dts-v1/;
+/plugin/;
+
+&{/} {
+	acme,third;
+};
+""",
+    "arch/arm64/boot/dts/beta/Makefile": """\
+DTC_FLAGS := -@
+dtb-$(CONFIG_ARCH_BETA) += beta-1.dtb beta-ov.dtbo
+""",
+    "arch/arm64/boot/dts/beta/beta-1.dts": """\
+/dts-v1/;
+#include <arm64/acme/acme.dtsi>
+
+/ {
+	model = "Beta 1";
+	compatible = "beta,1", "acme,soc";
+};
+""",
+    "arch/arm64/boot/dts/beta/beta-ov.dts": """\
+/dts-v1/;
+/plugin/;
+
+&smmu {
+	beta,overlay;
+};
+""",
+    "arch/arm64/boot/dts/beta/beta-unlisted.dts": """\
+/dts-v1/;
+
+/ {
+	model = "Beta unlisted";
+	compatible = "beta,unlisted";
+};
+""",
+}
+
+
+def write_tree(root, files):
+    """Write {relative path: text} under root, with kbuild's include-prefixes links."""
+    import os
+    from pathlib import Path
+
+    root = Path(root)
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    prefixes = root / "scripts/dtc/include-prefixes"
+    prefixes.mkdir(parents=True, exist_ok=True)
+    for name, target in (("arm64", "../../../arch/arm64/boot/dts"),
+                         ("dt-bindings", "../../../include/dt-bindings")):
+        if not os.path.lexists(prefixes / name):
+            os.symlink(target, prefixes / name)
+    return root
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """A private $XDG_CACHE_HOME, so small trees never touch the user's cache."""
+    cache = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache / "dtb-audit"
+
+
+@pytest.fixture
+def small_tree(tmp_path, isolated_cache):
+    """A fresh copy of SMALL_TREE under tmp_path/linux."""
+    return write_tree(tmp_path / "linux", SMALL_TREE)
