@@ -16,6 +16,13 @@ nodes have `dma-coherent` and where the upstream fixes for LS1028A and
 LS1088A put it; otherwise after the node's last property other than
 `status`.  The indentation is that of the property it follows.
 
+The loop on a real tree (Debian's 6.1 here; `--kernel DIR` for your own):
+    dtb-audit patch --debian linux-source-6.1 -o out/ --verify
+writes out/0000-cover-letter.patch and one NNNN-*.patch per file, checks
+each with `git apply --check`, then applies them to a copy of the tree,
+rebuilds the boards of the SoCs they touch, sweeps again and prints, per
+SoC, whether it is still affected (exit 1 when a patched SMMU is not fixed).
+
 Conventions: no global state; line numbers in the API are 1-based, as in
 the sweep's `source_line`; paths are relative to the kernel tree.
 """
@@ -560,7 +567,11 @@ def _date():
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     when = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch \
         else datetime.datetime.now(datetime.timezone.utc).astimezone()
-    return when.strftime("%a, %d %b %Y %H:%M:%S %z")
+    # As git writes it (RFC 2822, English names whatever the locale).
+    day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[when.weekday()]
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+             "Dec")[when.month - 1]
+    return f"{day}, {when.day} {month} {when.year} {when:%H:%M:%S %z}"
 
 
 def _version():

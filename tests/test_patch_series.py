@@ -188,3 +188,14 @@ def test_cli_patch_input_errors(tmp_path, capsys):
     assert f"{tmp_path / 'bad.json'}: error: not a readable sweep" in capsys.readouterr().err
     assert main(["patch", "--dtbs", str(tmp_path), "-o", str(tmp_path / "s")]) == 2
     assert "patch needs the kernel sources" in capsys.readouterr().err
+
+
+def test_reproducible_with_source_date_epoch_and_signoff(mini, monkeypatch):
+    tree, doc = mini
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1704067200")
+    a = make_series(doc, tree, author="Test <test@example.com>", signoff=True)
+    b = make_series(doc, tree, author="Test <test@example.com>", signoff=True)
+    assert [p.text for p in a.patches] == [p.text for p in b.patches] and a.cover == b.cover
+    assert "\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n" in a.cover
+    text = a.patches[0].text
+    assert "\nSigned-off-by: Test <test@example.com>\n---\n" in text

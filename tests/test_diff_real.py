@@ -1,0 +1,40 @@
+"""The issue's "done when" for diff and history: from Debian's Linux 6.1 to
+6.12, LS1028A and LS1088A are fixed because their SMMU gained dma-coherent."""
+import pytest
+
+from auditor.diff import diff_sweeps, format_history, history
+from auditor.sweep import sweep
+
+LAYERSCAPE = ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"]
+SMMU = "/soc/iommu@5000000"
+
+
+@pytest.fixture(scope="module")
+def docs(real_corpus_factory):
+    return [sweep(real_corpus_factory(debian, LAYERSCAPE))
+            for debian in ("linux-source-6.1", "linux-source-6.12")]
+
+
+def test_diff_61_612_lists_layerscape_as_fixed(docs):
+    d = diff_sweeps(*docs)
+    assert {s["soc"] for s in d["socs"]["fixed"]} == {"fsl,ls1028a", "fsl,ls1088a"}
+    assert not d["regression"]
+    added = {(s["soc"], s["path"]) for s in d["smmu_coherency"]["added"]}
+    assert added == {("fsl,ls1028a", SMMU), ("fsl,ls1088a", SMMU)}
+    assert "freescale/fsl-ls1028a-rdb.dtb" in {b["dtb"] for b in d["boards"]["fixed"]}
+
+
+def test_history_61_612(docs):
+    h = history(docs)
+    assert [v.split()[0] for v in h["versions"]] == ["linux-6.1.192", "linux-6.12.117"] or \
+        [v.split()[0][:10] for v in h["versions"]] == ["linux-6.1.", "linux-6.12"]
+    rows = {r["soc"]: r for r in h["socs"]}
+    for soc in ("fsl,ls1028a", "fsl,ls1088a"):
+        r = rows[soc]
+        assert r["verdicts"] == ["affected", "unaffected"]
+        assert r["smmu"] == ["non-coherent", "coherent"]
+        assert {(c["what"], c["new"]) for c in r["changes"]} == {("smmu", "coherent"),
+                                                                ("verdict", "unaffected")}
+    text = format_history(h)
+    (line,) = [l for l in text.split("\n") if l.startswith("fsl,ls1028a ")]
+    assert line.split()[1:4] == ["affected", "unaffected", "coherent"]
