@@ -33,16 +33,39 @@ contiguous range after it and every parent precedes its children.
 
 Python-side (not used inside kernels):
   paths       list[str]  DTB path relative to root, one per DTB
-  prop_names  list[str]  interned property names
+  prop_names  list[str]  interned property names, ids in order of first
+                         appearance (latin-1 decoded: one str per byte string)
   root        str        corpus root folder
+
+All arrays are read-only.  FlatCorpus adds helpers: name_id(name),
+node_name(i), node_path(i), prop_value(p), root_compatible(d), errors().
+
+The cache: flatten(..., cache=True) keeps the arrays as .npy files under
+$XDG_CACHE_HOME/dtb-audit/flat/<corpus>-<key>/ and memory-maps them on the
+next run.  <corpus> hashes the root and the list of paths, <key> the parser's
+source and each file's type, size, mtime, ctime and inode, so a changed file
+or parser looks in another folder (older entries of the same corpus are then
+pruned).  An entry is trusted only when meta.json (written last, the folder
+renamed into place) matches those stats exactly, every array has the dtype,
+shape and CRC-32 recorded there and the ranges are consistent; files that
+changed within 2 s of the entry being written (a timestamp tick could hide a
+second change) are compared byte for byte.  Anything else is reported as a
+warning and the corpus is parsed again.
 """
 
+import hashlib
+import json
 import os
+import shutil
 import stat
+import sys
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from corpus.sources import cache_dir, short_hash
 from kernels import fdt
 
 # (name, dtype) of every array of the layout above, in that order.
@@ -87,6 +110,10 @@ class FlatCorpus:
         self.paths = list(paths)
         self.prop_names = list(prop_names)
         self.root = str(root)
+        for name, _ in ARRAYS:
+            # Read-only whether parsed or memory-mapped from the cache, so
+            # the rule kernels see one array type and compile once.
+            getattr(self, name).flags.writeable = False
         self._name_ids = {n: i for i, n in enumerate(self.prop_names)}
 
     def __repr__(self):
@@ -218,10 +245,162 @@ def _parse(data, dtb_data_off, dtb_error):
 def flatten(paths, root, cache=True):
     """Flatten the DTBs `paths` (relative to `root`, or absolute under it)
     into a FlatCorpus.  Bad files get an error (FlatCorpus.errors()); the
-    others are parsed as usual."""
-    root = Path(root)
-    rel = [os.path.relpath(p, root) if Path(p).is_absolute() else str(p) for p in paths]
+    others are parsed as usual.  cache: reuse and keep the arrays on disk
+    (see "The cache" above)."""
+    root = Path(os.path.abspath(root))
+    rel = [os.path.relpath(p, root) if os.path.isabs(p) else os.path.normpath(p) for p in paths]
     files = [root / r for r in rel]
+    started_ns = time.time_ns()
+    if cache:
+        stats = [_stat(f) for f in files]
+        folder = _cache_folder(root, rel, stats)
+        fc, problem = _load_cache(folder, root, rel, stats, started_ns)
+        if fc is not None:
+            return fc
+        if problem:
+            sys.stderr.write(f"{folder}: warning: flattened corpus cache {problem}; parsing again\n")
     data, dtb_data_off, dtb_error = _read_dtbs(files)
     arrays, prop_names = _parse(data, dtb_data_off, dtb_error)
-    return FlatCorpus(arrays, rel, prop_names, root)
+    fc = FlatCorpus(arrays, rel, prop_names, root)
+    if cache:
+        try:
+            _save_cache(folder, fc, stats, started_ns)
+        except OSError as e:
+            sys.stderr.write(f"{folder}: warning: cannot write the flattened corpus cache: "
+                             f"{e.strerror or e}\n")
+    return fc
+
+
+# -- the cache -------------------------------------------------------------
+
+CACHE_FORMAT = 1
+# A file changed less than this before the cache was written may have
+# changed again within the same timestamp tick: check its bytes instead.
+_RACY_NS = 2_000_000_000
+_code = None
+
+
+def _code_digest():
+    """Digest of the parser's source: a changed parser never reads an old cache."""
+    global _code
+    if _code is None:
+        h = hashlib.sha256()
+        for f in (Path(fdt.__file__), Path(__file__)):
+            h.update(f.read_bytes())
+        _code = h.hexdigest()
+    return _code
+
+
+def _stat(f):
+    """What says a file changed: type, size, mtime, ctime (which nothing can
+    set back) and inode; or why it cannot be stat'ed."""
+    try:
+        st = os.stat(f)
+    except OSError as e:
+        return [type(e).__name__]
+    return [stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _cache_folder(root, rel, stats):
+    # One folder per list of files and their stats; the prefix names the
+    # list, so that older entries of the same list can be pruned.
+    corpus = short_hash(CACHE_FORMAT, root, *rel)
+    return cache_dir() / "flat" / f"{corpus}-{short_hash(_code_digest(), json.dumps(stats))}"
+
+
+def _checksum(a):
+    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+
+
+def _load_cache(folder, root, rel, stats, started_ns):
+    """(FlatCorpus, None) from a valid cache entry; (None, None) when there
+    is none; (None, what is wrong) when it cannot be trusted."""
+    meta_file = folder / "meta.json"
+    if not meta_file.exists():
+        return None, None
+    try:
+        meta = json.loads(meta_file.read_text())
+        if (meta["format"], meta["code"], meta["root"], meta["paths"], meta["stats"]) != (
+                CACHE_FORMAT, _code_digest(), str(root), rel, stats):
+            return None, "is for other files or another parser"
+        arrays = {}
+        for name, dtype in ARRAYS:
+            shape, crc = meta["arrays"][name]
+            f = folder / f"{name}.npy"
+            # numpy cannot map an empty file region: read those
+            a = np.asarray(np.load(f, mmap_mode="r" if np.prod(shape) else None,
+                                   allow_pickle=False))
+            if a.dtype != dtype or list(a.shape) != shape:
+                return None, f"has a wrong {name}.npy"
+            if _checksum(a) != crc:
+                return None, f"has a corrupt {name}.npy (checksum)"
+            arrays[name] = a
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"is unreadable ({e})"
+    problem = _inconsistent(arrays, len(rel), len(meta["prop_names"]))
+    if problem:
+        return None, problem
+    # Files changed around the time the cache was written: compare bytes.
+    off = arrays["dtb_data_off"]
+    racy = [d for d, st in enumerate(stats)
+            if len(st) == 5 and max(st[2], st[3]) >= meta["started_ns"] - _RACY_NS]
+    for d in racy:
+        try:
+            same = (root / rel[d]).read_bytes() == arrays["data"][off[d]:off[d + 1]].tobytes()
+        except OSError:
+            same = False
+        if not same:
+            return None, f"is stale ({rel[d]} changed)"
+    if racy:
+        # The bytes matched as of now: later runs need not read them again.
+        meta["started_ns"] = started_ns
+        tmp = folder / f".meta.json.tmp-{os.getpid()}"
+        try:
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, meta_file)
+        except OSError:
+            pass
+    return FlatCorpus(arrays, rel, meta["prop_names"], root), None
+
+
+def _inconsistent(a, n_dtb, n_names):
+    """What breaks the layout's invariants that the kernels rely on, if any."""
+    n_nodes, n_props = a["node_parent"].size, a["prop_node"].size
+    if not (a["dtb_data_off"].size == a["dtb_node_start"].size == n_dtb + 1
+            and a["dtb_error"].size == a["dtb_error_off"].size == n_dtb):
+        return "has per-DTB arrays of the wrong length"
+    if a["dtb_data_off"][-1] != a["data"].size or a["dtb_node_start"][-1] != n_nodes:
+        return "has ranges that do not cover data or nodes"
+    if a["node_prop_start"].size != n_nodes + 1 or a["node_prop_start"][-1] != n_props:
+        return "has ranges that do not cover properties"
+    if n_props and not (0 <= a["prop_name"].min() and a["prop_name"].max() < n_names):
+        return "has property names out of range"
+    return None
+
+
+def _save_cache(folder, fc, stats, started_ns):
+    """Write the entry under a temporary name, meta.json last, and rename it
+    into place: a crash leaves nothing a later run would trust."""
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        meta = dict(format=CACHE_FORMAT, code=_code_digest(), root=fc.root, paths=fc.paths,
+                    stats=stats, started_ns=started_ns, prop_names=fc.prop_names, arrays={})
+        for name, _ in ARRAYS:
+            a = getattr(fc, name)
+            np.save(tmp / f"{name}.npy", a, allow_pickle=False)
+            meta["arrays"][name] = [list(a.shape), _checksum(a)]
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            pass  # another process wrote the same entry meanwhile
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Older entries of the same list of files are stale: drop them.
+    prefix = folder.name.split("-")[0]
+    for old in folder.parent.glob(f"{prefix}-*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)

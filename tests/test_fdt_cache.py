@@ -1,0 +1,208 @@
+"""The on-disk cache of the flattened corpus: reused when nothing changed,
+never trusted when stale or corrupt."""
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from corpus import flat
+from corpus.flat import ARRAYS, flatten
+from tests.test_fdt import BOARD, MINIMAL, blob, dtc, nodes_and_props
+
+pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
+
+
+@pytest.fixture
+def corpus(tmp_path, monkeypatch):
+    """(root, paths): three DTBs, one of them bad; the cache under tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "dtbs"
+    root.mkdir()
+    (root / "a.dtb").write_bytes(dtc(BOARD))
+    (root / "b.dtb").write_bytes(blob(MINIMAL))
+    (root / "bad.dtb").write_bytes(b"not a dtb")
+    return root, [root / "a.dtb", root / "b.dtb", root / "bad.dtb"]
+
+
+def entries(tmp_path):
+    return sorted((tmp_path / "xdg" / "dtb-audit" / "flat").iterdir())
+
+
+def same(x, y):
+    for name, _ in ARRAYS:
+        assert np.array_equal(getattr(x, name), getattr(y, name)), name
+    assert (x.paths, x.prop_names, x.root) == (y.paths, y.prop_names, y.root)
+
+
+def no_parse(monkeypatch):
+    def fail(*a):
+        raise AssertionError("parsed although the cache is valid")
+    monkeypatch.setattr(flat, "_parse", fail)
+
+
+def test_reused_when_unchanged(tmp_path, corpus, monkeypatch, capsys):
+    root, paths = corpus
+    first = flatten(paths, root)
+    (entry,) = entries(tmp_path)
+    assert sorted(p.name for p in entry.iterdir()) == sorted(
+        [f"{n}.npy" for n, _ in ARRAYS] + ["meta.json"])
+    same(first, flatten(paths, root, cache=False))
+    no_parse(monkeypatch)
+    second = flatten(paths, root)
+    same(first, second)
+    assert isinstance(second.data.base, np.memmap) or isinstance(second.data, np.memmap)
+    assert not second.data.flags.writeable and not first.data.flags.writeable
+    assert second.errors() == first.errors() and len(first.errors()) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_changed_file_is_parsed_again(tmp_path, corpus, monkeypatch):
+    root, paths = corpus
+    flatten(paths, root)
+    (root / "b.dtb").write_bytes(dtc(BOARD))
+    again = flatten(paths, root)
+    assert nodes_and_props(again, 1) == nodes_and_props(again, 0)
+    assert len(entries(tmp_path)) == 1  # the old entry was pruned
+
+
+def test_same_size_and_mtime_still_detected(tmp_path, corpus, monkeypatch):
+    # Content changed, size kept and mtime put back (as `cp -p`, `touch -r`
+    # would): the ctime still moves, and it is part of the key.  (Without
+    # the byte comparison of recently changed files, to test the key alone.)
+    monkeypatch.setattr(flat, "_RACY_NS", -10**18)
+    root, paths = corpus
+    f = root / "b.dtb"
+    before = flatten(paths, root)
+    st = os.stat(f)
+    data = bytearray(f.read_bytes())
+    i = data.index(b"vendor,board")
+    data[i:i + 6] = b"VENDOR"
+    f.write_bytes(data)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = flatten(paths, root)
+    assert before.root_compatible(1) == ["vendor,board"]
+    assert after.root_compatible(1) == ["VENDOR,board"]
+
+
+def test_racy_change_within_a_timestamp_tick(tmp_path, corpus, monkeypatch, capsys):
+    # A change the stats cannot see (same tick): the file was modified
+    # recently, so its bytes are compared with the cached ones.
+    root, paths = corpus
+    flatten(paths, root)
+    stats = {str(p): flat._stat(p) for p in paths}
+    (root / "b.dtb").write_bytes(blob(MINIMAL.replace(b"vendor", b"VENDOR")))
+    monkeypatch.setattr(flat, "_stat", lambda f: stats[str(f)])
+    again = flatten(paths, root)
+    assert again.root_compatible(1) == ["VENDOR,board"]
+    assert "flattened corpus cache is stale (b.dtb changed); parsing again" in capsys.readouterr().err
+
+
+def test_racy_files_checked_once(tmp_path, corpus, monkeypatch):
+    # Files written just before the entry are racy: the first reuse compares
+    # their bytes and moves the entry's time, so later reuses do not.
+    root, paths = corpus
+    monkeypatch.setattr(flat, "_RACY_NS", 200_000_000)
+    reads = []
+    read_bytes = flat.Path.read_bytes
+    monkeypatch.setattr(flat.Path, "read_bytes", lambda self: reads.append(self.name) or read_bytes(self))
+    flatten(paths, root)
+    time.sleep(0.3)
+    no_parse(monkeypatch)
+    flatten(paths, root)
+    assert sorted(reads) == ["a.dtb", "b.dtb", "bad.dtb"]
+    reads.clear()
+    flatten(paths, root)
+    assert reads == []
+
+
+def corrupt_cases():
+    def flip(entry):
+        f = entry / "node_parent.npy"
+        b = bytearray(f.read_bytes())
+        b[-1] ^= 1
+        f.write_bytes(b)
+
+    def truncate(entry):
+        f = entry / "prop_val_off.npy"
+        f.write_bytes(f.read_bytes()[:-5])
+
+    def missing(entry):
+        (entry / "prop_name.npy").unlink()
+
+    def garbage_meta(entry):
+        (entry / "meta.json").write_text("{ not json")
+
+    def other_parser(entry):
+        meta = json.loads((entry / "meta.json").read_text())
+        meta["code"] = "0" * 64
+        (entry / "meta.json").write_text(json.dumps(meta))
+
+    def wrong_dtype(entry):
+        a = np.load(entry / "node_depth.npy")
+        np.save(entry / "node_depth.npy", a.astype(np.int64))
+
+    def inconsistent(entry):
+        # Consistent checksums, broken ranges: caught by the invariants.
+        meta = json.loads((entry / "meta.json").read_text())
+        a = np.load(entry / "dtb_node_start.npy")
+        a[-1] += 1
+        np.save(entry / "dtb_node_start.npy", a)
+        meta["arrays"]["dtb_node_start"][1] = flat._checksum(a)
+        (entry / "meta.json").write_text(json.dumps(meta))
+
+    return [
+        (flip, "has a corrupt node_parent.npy (checksum)"),
+        (truncate, "is unreadable"),
+        (missing, "is unreadable"),
+        (garbage_meta, "is unreadable"),
+        (other_parser, "is for other files or another parser"),
+        (wrong_dtype, "has a wrong node_depth.npy"),
+        (inconsistent, "has ranges that do not cover data or nodes"),
+    ]
+
+
+@pytest.mark.parametrize("damage,message", corrupt_cases(), ids=lambda c: getattr(c, "__name__", ""))
+def test_corrupt_cache_is_rebuilt(tmp_path, corpus, monkeypatch, capsys, damage, message):
+    root, paths = corpus
+    good = flatten(paths, root, cache=False)
+    flatten(paths, root)
+    (entry,) = entries(tmp_path)
+    damage(entry)
+    rebuilt = flatten(paths, root)
+    same(good, rebuilt)
+    err = capsys.readouterr().err
+    assert err.startswith(f"{entry}: warning: flattened corpus cache {message}")
+    assert err.endswith("; parsing again\n") and err.count("\n") == 1
+    # ... and written again: the next run uses it, silently.
+    no_parse(monkeypatch)
+    same(good, flatten(paths, root))
+    assert capsys.readouterr().err == ""
+
+
+def test_unwritable_cache_only_warns(tmp_path, corpus, capsys):
+    root, paths = corpus
+    (tmp_path / "xdg" / "dtb-audit").mkdir(parents=True)
+    (tmp_path / "xdg" / "dtb-audit" / "flat").write_text("a file where the folder goes")
+    fc = flatten(paths, root)
+    assert fc.root_compatible(0) == ["fsl,ls1028a-rdb", "fsl,ls1028a"]
+    err = capsys.readouterr().err
+    assert ": warning: cannot write the flattened corpus cache: " in err
+
+
+def test_interrupted_write_leaves_nothing_trusted(tmp_path, corpus, monkeypatch):
+    root, paths = corpus
+    real_save = np.save
+
+    def crash(f, a, **kw):
+        if str(f).endswith("prop_node.npy"):
+            raise KeyboardInterrupt
+        real_save(f, a, **kw)
+
+    monkeypatch.setattr(flat.np, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        flatten(paths, root)
+    assert entries(tmp_path) == []  # the temporary folder is gone too
