@@ -1,0 +1,490 @@
+"""The IOMMU_CAP_CACHE_COHERENCY rule the plain way: pylibfdt queries, one
+DTB at a time, each step named after the kernel function it stands for.
+
+This is the reference ("naive") version of auditor.sweep.evaluate(), as
+stumpy keeps slow, obvious versions beside its kernels: written from
+../shared/SPEC.md sections 1-4 and the kernel sources, sharing no code with
+kernels/ (only the drivers' compatible tables, which are data).  bench/
+times it beside the numba sweep; tests/test_naive_agrees.py checks that the
+two give the same links and verdicts.
+
+    sweep_dtb(path, rule, legacy_dt_bindings) -> [{"dtb", "provider_path",
+        "master_path", "link", "master_kind", "verdict"}, ...]
+
+A node is its libfdt offset.  A DTB that libfdt cannot read raises
+NaiveError("file: error: what").
+"""
+import struct
+from pathlib import Path
+
+import libfdt
+
+from kernels.providers import (ARM_SMMU, ARM_SMMU_V3, CDX, COMPATIBLES, FSL_MC, GPCDMA,
+                               HOST1X, NO_CAPABLE, QCOM_IOMMU)
+
+RULES = ("walk-or-device", "walk-only", "legacy-true")
+
+# compatible (lower case) -> the driver that binds it, or the bus whose
+# code reads an `iommu-map` (named by the kind of device found on it).
+_NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
+          NO_CAPABLE: "no-capable", FSL_MC: "fsl-mc", HOST1X: "host1x-context",
+          CDX: "cdx", GPCDMA: "gpcdma-channel"}
+DRIVERS = {c.lower().encode(): _NAMES[role] for role, cs in COMPATIBLES.items() for c in cs}
+IOMMU_DRIVERS = ("arm-smmu", "arm-smmu-v3", "qcom-iommu", "no-capable")
+MAP_READERS = ("fsl-mc", "host1x-context", "cdx", "gpcdma-channel")
+
+
+class NaiveError(Exception):
+    pass
+
+
+class _DT:
+    """One DTB: libfdt for properties and phandles, plus the node order,
+    parents, children and paths from one walk."""
+
+    def __init__(self, path):
+        self.fdt = libfdt.Fdt(Path(path).read_bytes())
+        self.nodes = []             # depth-first, as in the structure block
+        self.parent = {}
+        self.children = {}
+        self.path = {}
+        stack = []                  # stack[d]: the open node at depth d
+        node, depth = 0, 0
+        while True:
+            del stack[depth:]
+            self.nodes.append(node)
+            self.children[node] = []
+            if stack:
+                up = stack[-1]
+                self.parent[node] = up
+                self.children[up].append(node)
+                self.path[node] = self.path[up].rstrip("/") + "/" + self.fdt.get_name(node)
+            else:
+                self.parent[node] = None
+                self.path[node] = "/"
+            stack.append(node)
+            node, depth = self.fdt.next_node(node, depth, quiet=(libfdt.NOTFOUND,))
+            if node < 0 or depth < 0:      # depth -1: past the root's end
+                break
+
+    def prop(self, node, name):
+        value = self.fdt.getprop(node, name, quiet=(libfdt.NOTFOUND,))
+        return None if isinstance(value, int) else value
+
+    def has(self, node, name):
+        return self.prop(node, name) is not None
+
+    def cells(self, node, name):
+        value = self.prop(node, name)
+        if value is None:
+            return []
+        return list(struct.unpack(f">{len(value) // 4}I", value[:len(value) // 4 * 4]))
+
+    def read_u32(self, node, name):
+        """of_property_read_u32(): None when absent or shorter than a cell."""
+        value = self.prop(node, name)
+        if value is None or len(value) < 4:
+            return None
+        return struct.unpack_from(">I", value)[0]
+
+    def strings(self, node, name):
+        """The NUL-terminated strings of a string-list property."""
+        value = self.prop(node, name)
+        return [] if value is None else bytes(value).split(b"\0")[:-1]
+
+    def by_phandle(self, phandle):
+        """of_find_node_by_phandle()."""
+        node = self.fdt.node_offset_by_phandle(phandle, quiet=(libfdt.NOTFOUND, libfdt.BADPHANDLE))
+        return None if node < 0 else node
+
+    def name(self, node):
+        return self.fdt.get_name(node)
+
+
+# -- availability and coherency ------------------------------------------------
+
+def of_device_is_available(dt, node):
+    """`status` absent, "okay" or "ok" (strcmp: up to the first NUL)."""
+    status = dt.prop(node, "status")
+    if status is None:
+        return True
+    return b"\0" in status and bytes(status).split(b"\0")[0] in (b"okay", b"ok")
+
+
+def is_device(dt, node):
+    """A node under a disabled ancestor is never created as a device."""
+    while node is not None:
+        if not of_device_is_available(dt, node):
+            return False
+        node = dt.parent[node]
+    return True
+
+
+def of_phandle_iterator(dt, node, list_name, cells_name):
+    """The entries of a phandle list: (status, target, next cell).  status is
+    "ok" (target None for an empty phandle-0 entry), or the failure that
+    ends the list: "no-node", "no-cells", "overrun"."""
+    cells = dt.cells(node, list_name)
+    cur = 0
+    while cur < len(cells):
+        if cells[cur] == 0:
+            cur += 1
+            yield "ok", None, cur
+            continue
+        target = dt.by_phandle(cells[cur])
+        if target is None:
+            yield "no-node", None, cur
+            return
+        count = dt.read_u32(target, cells_name)
+        if count is None:
+            yield "no-cells", target, cur
+            return
+        if cur + 1 + count > len(cells):
+            yield "overrun", target, cur
+            return
+        cur += 1 + count
+        yield "ok", target, cur
+
+
+def of_get_next_dma_parent(dt, node):
+    names = dt.strings(node, "interconnect-names")
+    if b"dma-mem" in names:
+        index = names.index(b"dma-mem")
+        for i, (status, target, _) in enumerate(of_phandle_iterator(
+                dt, node, "interconnects", "#interconnect-cells")):
+            if status != "ok":
+                break
+            if i == index:
+                if target is not None:
+                    return target
+                break
+    return dt.parent[node]
+
+
+def of_dma_is_coherent(dt, node):
+    seen = set()
+    while node is not None:
+        if node in seen:            # a DMA-parent loop: the kernel would spin
+            return False
+        seen.add(node)
+        if dt.has(node, "dma-coherent"):
+            return True
+        if dt.has(node, "dma-noncoherent"):
+            return False
+        node = of_get_next_dma_parent(dt, node)
+    return False                    # dma_default_coherent is false on arm64
+
+
+# -- drivers -------------------------------------------------------------------
+
+def driver_of(dt, node):
+    """The first `compatible` entry a driver table knows (case-insensitive)."""
+    for c in dt.strings(node, "compatible"):
+        driver = DRIVERS.get(c.lower())
+        if driver:
+            return driver
+    return None
+
+
+def probe_iommus(dt):
+    """Which IOMMU providers probe, and whether arm-smmu runs the legacy
+    `mmu-masters` binding: the first arm-smmu to probe fixes the style."""
+    probed = {}
+    generic = legacy = False
+    for node in dt.nodes:
+        driver = driver_of(dt, node)
+        if driver not in IOMMU_DRIVERS:
+            continue
+        if not is_device(dt, node):
+            probed[node] = False
+        elif driver == "arm-smmu":
+            if dt.read_u32(node, "#global-interrupts") is None:
+                probed[node] = False
+                continue
+            uses_legacy = dt.has(node, "mmu-masters")
+            if uses_legacy and not generic:
+                legacy = probed[node] = True
+            elif not uses_legacy and not legacy:
+                generic = probed[node] = True
+            else:
+                probed[node] = False     # "not probing due to mismatched DT properties"
+        elif driver == "arm-smmu-v3":
+            probed[node] = dt.read_u32(node, "#iommu-cells") == 1
+        else:
+            probed[node] = True
+    return probed, legacy
+
+
+def of_iommu_xlate(dt, target, probed, legacy_system):
+    """Whether the device gets this IOMMU."""
+    if not of_device_is_available(dt, target):
+        return False
+    driver = driver_of(dt, target)
+    if driver not in IOMMU_DRIVERS:
+        return True                 # no driver we know: judged unsupported-iommu
+    if not probed[target]:
+        return False
+    # A generic-binding master of an arm-smmu running the legacy binding.
+    return not (driver == "arm-smmu" and legacy_system)
+
+
+# -- PCI -----------------------------------------------------------------------
+
+def is_pci(dt, node):
+    device_type = dt.prop(node, "device_type")
+    return device_type is not None and bytes(device_type[:4]) == b"pci\0"
+
+
+def is_host_bridge(dt, node):
+    parent = dt.parent[node]
+    return is_pci(dt, node) and (parent is None or not is_pci(dt, parent))
+
+
+def of_pci_get_devfn(dt, node):
+    """devfn from a `reg` of at least 5 cells, else None."""
+    reg = dt.cells(node, "reg")
+    return (reg[0] >> 8) & 0xff if len(reg) >= 5 else None
+
+
+def of_pci_find_child_device(dt, parent):
+    """The function nodes of the bus below `parent`, devfn -> node: children
+    in order, the first of a devfn winning, looking into `multifunc-device`
+    children on the way."""
+    found = {}
+    for child in dt.children[parent]:
+        candidates = [child]
+        if dt.name(child).split("@")[0] == "multifunc-device":
+            candidates += dt.children[child]
+        for node in candidates:
+            devfn = of_pci_get_devfn(dt, node)
+            if devfn is not None and devfn not in found:
+                found[devfn] = node
+    return found
+
+
+def pci_functions(dt, bridge):
+    """(node, requester ID, bus guessed) of every PCI function with a node
+    below a host bridge.  The root bus number is bus-range's first cell;
+    below a root port the bus is numbered at enumeration: guess it from
+    reg's bus field."""
+    bus_range = dt.read_u32(bridge, "bus-range")
+    out = []
+    todo = [(bridge, 0 if bus_range is None else bus_range, False)]
+    while todo:
+        parent, bus, guessed = todo.pop()
+        for devfn, node in of_pci_find_child_device(dt, parent).items():
+            if guessed:
+                bus = (dt.cells(node, "reg")[0] >> 16) & 0xff
+            out.append((node, bus << 8 | devfn, guessed))
+            todo.append((node, None, True))
+    return out
+
+
+def iommu_map_entries(dt, node):
+    """(id-base, target node or None, phandle, length) per 4-cell entry;
+    None when the length is not a non-zero multiple of 16 bytes."""
+    value = dt.prop(node, "iommu-map")
+    if len(value) == 0 or len(value) % 16:
+        return None
+    cells = dt.cells(node, "iommu-map")
+    return [(cells[k], dt.by_phandle(cells[k + 1]), cells[k + 1], cells[k + 3])
+            for k in range(0, len(cells), 4)]
+
+
+def of_map_id(entries, mask, rid):
+    """The Linux 6.1/6.12 of_map_id(): ("ok", target), ("uncovered", None)
+    or ("error", None)."""
+    if entries is None:
+        return "error", None            # "Bad iommu-map length"
+    masked = rid & mask
+    for base, target, _, length in entries:
+        if base & ~mask & 0xffffffff:
+            return "error", None        # the mask ignores id-base
+        if masked < base or masked >= (base + length) & 0xffffffff:   # u32 sum
+            continue
+        return ("ok", target) if target is not None else ("error", None)
+    return "uncovered", None
+
+
+def map_providers(entries):
+    """The distinct targets of a map in entry order, and whether it is a
+    placeholder (every entry of length 0: firmware fills it in at boot)."""
+    targets = []
+    for _, target, _, _ in entries:
+        if target is not None and target not in targets:
+            targets.append(target)
+    return targets, all(length == 0 for _, _, _, length in entries)
+
+
+# -- verdicts ------------------------------------------------------------------
+
+def device_get_dma_attr(dt, kind, master):
+    """Devices with a DT node answer of_dma_is_coherent(); devices found on a
+    bus (PCI without a node, fsl-mc objects, contexts) have no fwnode."""
+    if kind in ("platform", "pci-dt-child"):
+        return "coherent" if of_dma_is_coherent(dt, master) else "non-coherent"
+    return "not-supported"
+
+
+def judge(dt, rule, enabled, attached, provider, kind, master, bridge):
+    if not enabled:
+        return "not-a-device"
+    if not attached or provider is None:
+        return "no-iommu"
+    driver = driver_of(dt, provider)
+    if driver not in ("arm-smmu", "arm-smmu-v3", "qcom-iommu"):
+        return "unsupported-iommu"
+    if driver == "qcom-iommu" or rule == "legacy-true" or of_dma_is_coherent(dt, provider):
+        return "capable"
+    if rule == "walk-or-device" and driver == "arm-smmu" and \
+            device_get_dma_attr(dt, kind, master) == "coherent":
+        return "rescued-by-device"
+    if bridge is not None and of_dma_is_coherent(dt, bridge):
+        return "broken-bridge-coherent"
+    return "broken"
+
+
+# -- links ---------------------------------------------------------------------
+
+class _Sweep:
+    """The links of one DTB under one rule."""
+
+    def __init__(self, dt, name, rule, legacy_dt_bindings):
+        self.dt, self.name, self.rule = dt, name, rule
+        self.legacy_dt_bindings = legacy_dt_bindings
+        self.probed, self.legacy_system = probe_iommus(dt)
+        self.records = []
+
+    def xlate(self, target):
+        return of_iommu_xlate(self.dt, target, self.probed, self.legacy_system)
+
+    def link(self, provider, master, via, kind, enabled, attached, bridge=None):
+        dt = self.dt
+        self.records.append({
+            "dtb": self.name,
+            "provider_path": None if provider is None else dt.path[provider],
+            "master_path": None if master is None else dt.path[master],
+            "link": via,
+            "master_kind": kind,
+            "verdict": judge(dt, self.rule, enabled, attached, provider, kind, master, bridge),
+        })
+
+    def iommus(self, node):
+        """of_iommu_configure_dev(): the device is attached to the first
+        entry's IOMMU; each entry is translated, one of another driver is
+        refused and any failure leaves it with none.  Parsing stops at the
+        first entry that does not parse, the earlier ones standing."""
+        dt = self.dt
+        first, attached = None, False
+        for i, (status, target, _) in enumerate(of_phandle_iterator(dt, node, "iommus", "#iommu-cells")):
+            if status != "ok" or target is None:
+                if i == 0 and status == "no-cells":
+                    first = target       # named, but no IOMMU
+                break
+            if i == 0:
+                first, attached = target, self.xlate(target)
+            elif not self.xlate(target) or driver_of(dt, target) != driver_of(dt, first):
+                attached = False
+            if not attached:
+                break
+        self.link(first, node, "iommus", "platform", is_device(dt, node), attached)
+
+    def bus_map(self, node, kind):
+        """Devices found at run time on a bus whose node has an iommu-map:
+        one link per (bus node, provider of the map)."""
+        dt = self.dt
+        enabled = is_device(dt, node)
+        entries = iommu_map_entries(dt, node)
+        if entries is None:
+            self.link(None, node, "iommu-map", kind, enabled, False, node)
+            return
+        if any(target is None for _, target, _, _ in entries):
+            self.link(None, node, "iommu-map", kind, enabled, False, node)
+        for target in map_providers(entries)[0]:
+            self.link(target, node, "iommu-map", kind, enabled, self.xlate(target), node)
+
+    def host_bridge(self, bridge):
+        """pci_dma_configure(): every function node by its requester ID, then
+        the devices discovered on the bus."""
+        dt = self.dt
+        entries = iommu_map_entries(dt, bridge)
+        mask = dt.read_u32(bridge, "iommu-map-mask")
+        mask = 0xffffffff if mask is None else mask
+        targets, placeholder = map_providers(entries) if entries else ([], False)
+        for node, rid, guessed in pci_functions(dt, bridge):
+            # A disabled function node: enumerated, but no driver matches it.
+            enabled = is_device(dt, bridge) and of_device_is_available(dt, node)
+            found, target = of_map_id(entries, mask, rid)
+            if placeholder or (found == "uncovered" and guessed):
+                for t in targets:
+                    self.link(t, node, "iommu-map", "pci-dt-child", enabled, self.xlate(t), bridge)
+            else:
+                attached = found == "ok" and self.xlate(target)
+                self.link(target, node, "iommu-map", "pci-dt-child", enabled, attached, bridge)
+        self.bus_map(bridge, "pci-discovered")
+
+    def mmu_masters(self):
+        """The legacy binding: a master belongs to the first probed arm-smmu
+        that lists it; a PCI host bridge listed stands for its whole bus."""
+        dt = self.dt
+        smmus = [n for n in dt.nodes if driver_of(dt, n) == "arm-smmu"]
+        claimed = set()
+        for smmu in [s for s in smmus if self.probed[s]] + [s for s in smmus if not self.probed[s]]:
+            if not dt.has(smmu, "mmu-masters"):
+                continue
+            attached = of_device_is_available(dt, smmu) and self.probed[smmu] and \
+                self.legacy_dt_bindings
+            for status, master, _ in of_phandle_iterator(dt, smmu, "mmu-masters", "#stream-id-cells"):
+                if status != "ok" or master is None:
+                    # reported (as no device) so the broken entry shows
+                    self.link(smmu, master, "mmu-masters", "platform", False, False)
+                    break
+                if master in claimed:
+                    continue
+                claimed.add(master)
+                if is_host_bridge(dt, master):
+                    for node, _, _ in pci_functions(dt, master):
+                        self.link(smmu, node, "mmu-masters", "pci-dt-child",
+                                  is_device(dt, master) and of_device_is_available(dt, node),
+                                  attached, master)
+                    self.link(smmu, master, "mmu-masters", "pci-discovered",
+                              is_device(dt, master), attached, master)
+                else:
+                    self.link(smmu, master, "mmu-masters", "platform", is_device(dt, master), attached)
+
+    def run(self):
+        dt = self.dt
+        inside = set()              # nodes below a host bridge: PCI functions, not platform devices
+        for node in dt.nodes:
+            if dt.parent[node] in inside:
+                inside.add(node)
+                continue
+            if is_host_bridge(dt, node):
+                inside.add(node)
+                if dt.has(node, "iommu-map"):
+                    self.host_bridge(node)
+                # The controller itself is a platform device.
+                if dt.has(node, "iommus"):
+                    self.iommus(node)
+                continue
+            driver = driver_of(dt, node)
+            if driver in MAP_READERS and dt.has(node, "iommu-map"):
+                self.bus_map(node, driver)
+            if dt.has(node, "iommus"):
+                self.iommus(node)
+        self.mmu_masters()
+        return self.records
+
+
+def sweep_dtb(path, rule="walk-or-device", legacy_dt_bindings=True, dtb=None):
+    """Every (provider, master) link of one DTB with its verdict; `dtb` names
+    the file in the records (default: `path`)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
+    try:
+        dt = _DT(path)
+        return _Sweep(dt, str(path) if dtb is None else dtb, rule, legacy_dt_bindings).run()
+    except libfdt.FdtException as exc:
+        raise NaiveError(f"{path}: error: {exc}") from None
+    except OSError as exc:
+        raise NaiveError(f"{path}: error: {exc.strerror or exc}") from None

@@ -1,0 +1,180 @@
+"""The numba sweep (auditor.sweep.evaluate) and the plain pylibfdt reference
+(bench/naive_rule.py) find the same links with the same verdicts: on every
+DTS snippet of test_rule.py, on corner cases of the kernel code, and on real
+boards.  Links are compared as multisets of (dtb, provider_path,
+master_path, link, master_kind, verdict).
+"""
+import inspect
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import snippets
+import test_rule
+from auditor.sweep import document, evaluate
+from bench.naive_rule import RULES, sweep_dtb
+from corpus.flat import flatten
+
+KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
+
+
+def kernel_links(flat, rule, legacy_dt_bindings):
+    doc = document(evaluate(flat, rule, legacy_dt_bindings), None, legacy_dt_bindings)
+    return Counter(tuple(r[k] for k in KEY) for r in doc["links"])
+
+
+def naive_links(flat, rule, legacy_dt_bindings):
+    out = Counter()
+    for name in flat.paths:
+        for r in sweep_dtb(Path(flat.root) / name, rule, legacy_dt_bindings, dtb=name):
+            out[tuple(r[k] for k in KEY)] += 1
+    return out
+
+
+def assert_agree(flat, rule, legacy_dt_bindings=True):
+    """Both versions over the DTBs of `flat`; returns the number of links."""
+    kernels = kernel_links(flat, rule, legacy_dt_bindings)
+    naive = naive_links(flat, rule, legacy_dt_bindings)
+    only_kernels = sorted(kernels - naive, key=str)
+    only_naive = sorted(naive - kernels, key=str)
+    assert not only_kernels and not only_naive, (
+        f"rule {rule}, legacy_dt_bindings={legacy_dt_bindings}:\n"
+        + "".join(f"  kernels only: {x}\n" for x in only_kernels[:20])
+        + "".join(f"  naive only:   {x}\n" for x in only_naive[:20]))
+    return sum(kernels.values())
+
+
+def assert_snippet_agrees(tmp_path, name, body):
+    """One snippet under every rule, with and without the legacy binding."""
+    dtb = snippets.compile_dts(tmp_path, name, body)
+    flat = flatten([dtb], dtb.parent, cache=False)
+    counts = [assert_agree(flat, rule, legacy)
+              for rule, legacy in itertools.product(RULES, (True, False))]
+    assert max(counts) > 0, f"{name}: no links at all, nothing compared"
+
+
+# -- (a) every snippet of test_rule.py -----------------------------------------
+
+def _rule_tests():
+    """Every test of test_rule.py with each of its parametrize values."""
+    for name, test in inspect.getmembers(test_rule, inspect.isfunction):
+        if not name.startswith("test_"):
+            continue
+        marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
+        grids = []
+        for m in marks:
+            names = [n.strip() for n in m.args[0].split(",")] if isinstance(m.args[0], str) \
+                else list(m.args[0])
+            grids.append([dict(zip(names, v if len(names) > 1 else (v,))) for v in m.args[1]])
+        for i, combo in enumerate(itertools.product(*grids)):
+            kwargs = {k: v for d in combo for k, v in d.items()}
+            yield pytest.param(test, kwargs, id=f"{name}[{i}]" if grids else name)
+
+
+@pytest.mark.parametrize("test, kwargs", list(_rule_tests()))
+def test_rule_snippets_agree(tmp_path, monkeypatch, test, kwargs):
+    """Run the test_rule.py test, keeping every DTS body it sweeps, then
+    compare both versions on each body."""
+    bodies = []
+
+    def recording_sweep_dts(tmp_path, body, rule="walk-or-device", legacy_dt_bindings=True,
+                            name="board"):
+        bodies.append(body)
+        return snippets.sweep_dts(tmp_path, body, rule, legacy_dt_bindings, name)
+
+    monkeypatch.setattr(test_rule, "sweep_dts", recording_sweep_dts)
+    (tmp_path / "rule").mkdir()
+    try:
+        test(tmp_path=tmp_path / "rule", **kwargs)
+    except AssertionError:
+        pass            # test_rule.py reports its own assertions; only the bodies matter here
+    assert bodies, f"{test.__name__} swept no snippet"
+    (tmp_path / "agree").mkdir()
+    for i, body in enumerate(dict.fromkeys(bodies)):
+        assert_snippet_agrees(tmp_path / "agree", f"snippet{i}", body)
+
+
+# -- corner cases of the kernel code that test_rule.py does not pin ------------
+
+HOST_BRIDGE = """
+		pcie@40000000 {{
+			compatible = "test,pcie"; device_type = "pci";
+			#address-cells = <3>; #size-cells = <2>;
+			reg = <0 0x40000000 0 0x1000>;
+			iommu-map = <0 &smmu 0x100 0x200>;
+			{inside}
+		}};
+"""
+ROOT_PORT = ('pcie@0,0 {{ device_type = "pci"; reg = <0 0 0 0 0>;'
+             " #address-cells = <3>; #size-cells = <2>; {inside} }};")
+
+
+def _kernels_bug(reason):
+    return pytest.mark.xfail(reason="kernels/links.py: " + reason, strict=True)
+
+
+CORNER_CASES = [
+    pytest.param(HOST_BRIDGE.format(inside="nic@0,0 { reg = <0 0 0 0 0>; dma-coherent; };"),
+                 id="plain-host-bridge"),
+    pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
+        inside="nic@0,0 { reg = <0x10000 0 0 0 0>; }; nic@0,1 { reg = <0x10100 0 0 0 0>; };")),
+        id="two-functions-below-a-root-port"),
+    pytest.param(HOST_BRIDGE.format(inside="iommus = <&smmu 0x5>;"), id="host-bridge-iommus",
+                 marks=_kernels_bug(
+                     "find_links() skips the `iommus` of a PCI host bridge node, but the "
+                     "controller is a platform device that of_iommu_configure_dev() attaches "
+                     "(Tegra186 pcie@10003000 in 6.1/6.12, ZynqMP pcie@fd0e0000 in 6.1)")),
+    pytest.param(HOST_BRIDGE.format(
+        inside="multifunc-device@0 { nic@0,2 { reg = <0x200 0 0 0 0>; }; };"),
+        id="multifunc-device-with-unit-address",
+        marks=_kernels_bug(
+            "_is_multifunc() compares the full name; of_pci_find_child_device() uses "
+            "of_node_name_eq(), which ignores the unit address")),
+    pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
+        inside="multifunc-device { nic@0,1 { reg = <0x10100 0 0 0 0>; }; };")),
+        id="multifunc-device-below-a-root-port",
+        marks=_kernels_bug(
+            "pci_functions() looks into multifunc-device only on the root bus; "
+            "of_pci_find_child_device() does it below root ports too")),
+    pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
+        inside="a@0,0 { reg = <0x10000 0 0 0 0>; }; b@0,0 { reg = <0x10000 0 0 0 0>; };")),
+        id="same-devfn-twice-below-a-root-port",
+        marks=_kernels_bug(
+            "pci_functions() keeps the first node of a devfn only on the root bus; "
+            "below a root port of_pci_find_child_device() also gives the device the first")),
+    pytest.param(test_rule.pcie(map="<0 &smmu 0 0 0x17>"), id="bad-length-map-with-empty-entry",
+                 marks=_kernels_bug(
+                     "_pci_links() takes a map of a bad length (20 bytes) whose whole entries "
+                     "have length 0 for a placeholder and attaches the functions; of_map_id() "
+                     "rejects the length (-EINVAL): no IOMMU")),
+]
+
+
+@pytest.mark.parametrize("inside", CORNER_CASES)
+def test_corner_cases_agree(tmp_path, inside):
+    assert_snippet_agrees(tmp_path, "corner", snippets.soc(snippets.smmu(), inside))
+
+
+# -- (b) real boards -------------------------------------------------------------
+
+REAL = [
+    pytest.param("linux-source-6.12", ["freescale/fsl-ls1028a-*", "nvidia/tegra234-*",
+                                       "qcom/sm8250-*", "apple/*"], id="6.12-sample"),
+    pytest.param("linux-source-6.1", ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"],
+                 id="6.1-layerscape"),
+    pytest.param("linux-source-6.12", ["nvidia/tegra186-p2771-0000.dtb"], id="6.12-tegra186",
+                 marks=_kernels_bug("the Tegra186 PCIe controller's own `iommus` is not "
+                                    "linked (see host-bridge-iommus)")),
+]
+
+
+@pytest.mark.parametrize("debian, select", REAL)
+def test_real_boards_agree(real_corpus_factory, debian, select):
+    corpus = real_corpus_factory(debian, select)
+    root = Path(corpus.root)
+    flat = flatten([root / e.dtb for e in corpus.boards], root)
+    assert not flat.errors()
+    counts = {rule: assert_agree(flat, rule) for rule in RULES}
+    assert min(counts.values()) > 0, counts
