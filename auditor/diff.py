@@ -88,7 +88,8 @@ def _boards(doc):
 
 def _smmus(doc):
     """{(soc, path): provider record} of every SMMU."""
-    return {(soc["soc"], p["path"]): p for soc in doc.get("socs", []) for p in soc.get("providers", [])}
+    return {(soc["soc"], p["path"]): p
+            for soc in doc.get("socs", []) for p in soc.get("providers", [])}
 
 
 def _identity(doc):

@@ -293,22 +293,27 @@ def _closure(kernel_dir, rel, cache):
     return seen
 
 
-def coherency_removals(kernel_dir, source_file, path, labels):
+def coherency_removals(kernel_dir, source_file, path, labels, cache=None):
     """Where board sources do `/delete-property/ dma-coherent` on a node.
 
     The node is the one at DTB `path` with source `labels`, written in
     `source_file`.  Searched: every file included by an arm64 .dts/.dtso
     that includes `source_file` (so a label of the same name on another
-    SoC's node does not count).  Returns [(file, 1-based line)]."""
-    root = os.path.join(kernel_dir, DTS_ROOT)
-    cache, scan = {}, set()
-    for folder, _, files in os.walk(root):
-        for f in files:
-            if f.endswith((".dts", ".dtso")):
-                rel = os.path.relpath(os.path.join(folder, f), kernel_dir)
-                chain = _closure(kernel_dir, rel, cache)
-                if source_file in chain:
-                    scan |= chain
+    SoC's node does not count).  Returns [(file, 1-based line)].
+
+    `cache`: a dict kept between calls on the same tree (the include graph)."""
+    cache = {} if cache is None else cache
+    if "chains" not in cache:
+        includes, cache["chains"] = {}, []
+        for folder, _, files in os.walk(os.path.join(kernel_dir, DTS_ROOT)):
+            for f in files:
+                if f.endswith((".dts", ".dtso")):
+                    rel = os.path.relpath(os.path.join(folder, f), kernel_dir)
+                    cache["chains"].append(_closure(kernel_dir, rel, includes))
+    scan = set()
+    for chain in cache["chains"]:
+        if source_file in chain:
+            scan |= chain
     found = []
     for rel in sorted(scan):
         with open(os.path.join(kernel_dir, rel), encoding="utf-8", errors="replace") as f:
@@ -414,14 +419,14 @@ def candidates(doc):
         c.links.append(link)
     # Robin Murphy's other half (SPEC section 4): a coherent SMMU in front
     # of non-coherent masters is unusual, so the message names them too.
-    accused = {(link["soc"], link["provider_path"]) for c in found.values() for link in c.links}
     by_node = {(link["soc"], link["provider_path"]): c for c in found.values() for link in c.links}
     for link in doc.get("links", []):
-        key = (link["soc"], link["provider_path"])
-        if key in accused and link.get("verdict") == "broken" \
-                and link.get("master_dma_attr") == "non-coherent" and not link.get("provider_coherent"):
-            by_node[key].against.append(link)
-    return sorted(found.values(), key=lambda c: (c.source_file, c.source_line)), list(skips.values())
+        c = by_node.get((link["soc"], link["provider_path"]))
+        if c is not None and link.get("verdict") == "broken" and not link.get("provider_coherent") \
+                and link.get("master_dma_attr") == "non-coherent":
+            c.against.append(link)
+    ordered = sorted(found.values(), key=lambda c: (c.source_file, c.source_line))
+    return ordered, list(skips.values())
 
 
 # --- the series ------------------------------------------------------------
@@ -455,7 +460,7 @@ def make_series(doc, kernel_dir, author=None, date=None, signoff=False):
     found, skips = candidates(doc)
     author = author or _author(kernel_dir)
     date = date or _date()
-    by_file = {}
+    by_file, includes = {}, {}
     for c in found:
         labels = [c.label] if c.label else []
         try:
@@ -469,7 +474,7 @@ def make_series(doc, kernel_dir, author=None, date=None, signoff=False):
             continue
         labels += node.labels
         c.label = c.label or (node.labels[0] if node.labels else None)
-        removed = coherency_removals(kernel_dir, c.source_file, c.path, labels)
+        removed = coherency_removals(kernel_dir, c.source_file, c.path, labels, includes)
         if removed:
             skips.append(Skip(c.path, sorted(c.socs), c.where,
                               "board files remove its dma-coherent on purpose: " +
@@ -818,6 +823,8 @@ def verify_series(series, doc, kernel_dir, work=None, jobs=None):
     from auditor.sweep import sweep
     from corpus.build import build_corpus
 
+    if series.patches and not series.files:
+        raise ValueError("verify_series: write the series first (write_series)")
     touched = sorted({soc for p in series.patches for c in p.candidates for soc in c.socs})
     before = {s["soc"]: s for s in doc.get("socs", [])}
     boards = sorted({b for soc in touched for b in before.get(soc, {}).get("boards", [])})

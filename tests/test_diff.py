@@ -98,7 +98,8 @@ def test_history_rows(docs):
                             "linux-6.12.0;", "non-coherent", "from", "linux-6.13.0"]
     (a400,) = [l for l in lines if l.startswith("acme,a400 ")]
     assert a400.split()[-2:] == ["coherent", "throughout"]
-    assert not any(l.startswith("acme,a400") for l in format_history(h, changed_only=True).split("\n"))
+    changed = format_history(h, changed_only=True).split("\n")
+    assert not any(line.startswith("acme,a400") for line in changed)
 
 
 def test_cli_diff_saved_sweeps_and_fail_on_new(docs, tmp_path, capsys):

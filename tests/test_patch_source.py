@@ -171,7 +171,8 @@ def test_removal_by_full_path_counts(tmp_path):
     board = os.path.join(root, VENDOR_DIR, "a100-mini.dts")
     with open(board, "a") as f:
         f.write("\n/ {\n\tsoc {\n\t\tiommu@5000000 {\n\t\t\t/delete-property/ dma-coherent;\n"
-                "\t\t};\n\t};\n};\n&{/soc/iommu@5000000} {\n\t/delete-property/ dma-coherent;\n};\n")
+                "\t\t};\n\t};\n};\n"
+                "&{/soc/iommu@5000000} {\n\t/delete-property/ dma-coherent;\n};\n")
     found = coherency_removals(root, f"{VENDOR_DIR}/a100.dtsi", "/soc/iommu@5000000", [])
     assert len(found) == 2 and {f for f, _ in found} == {f"{VENDOR_DIR}/a100-mini.dts"}
 
