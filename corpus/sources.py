@@ -74,19 +74,76 @@ def _wanted(rel: str) -> bool:
     return False
 
 
-def _tar_stream(tarball: Path):
-    """(tarfile in stream mode, decompressor process or None) for a kernel tarball."""
-    name = tarball.name
-    programs = {".xz": ["xz", "-T0", "-dc"], ".gz": ["gzip", "-dc"], ".tgz": ["gzip", "-dc"],
-                ".bz2": ["bzip2", "-dc"], ".zst": ["zstd", "-dc"]}
-    suffix = next((s for s in programs if name.endswith(s)), None)
-    if suffix and shutil.which(programs[suffix][0]):
-        # An external decompressor runs beside Python's tar reader; `xz -T0`
-        # also decodes the blocks of kernel tarballs in parallel.
-        proc = subprocess.Popen(programs[suffix] + [str(tarball)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        return tarfile.open(fileobj=proc.stdout, mode="r|"), proc
-    return tarfile.open(tarball, mode="r|*"), None
+_DECOMPRESSORS = {".xz": ["xz", "-T0", "-dc"], ".gz": ["gzip", "-dc"], ".tgz": ["gzip", "-dc"],
+                  ".bz2": ["bzip2", "-dc"], ".zst": ["zstd", "-dc"]}
+# What GNU tar is asked for, below the tarball's top folder; every kernel has
+# each of these (Makefile.* covers Makefile.lib, and Makefile.dtbs since v6.11).
+_TAR_PATTERNS = ("arch/*/boot/dts/*", "include/dt-bindings/*", "include/uapi/*",
+                 "scripts/dtc/*", "scripts/Makefile.*", "Makefile")
+
+
+def _decompressor(tarball: Path) -> list[str] | None:
+    suffix = next((s for s in _DECOMPRESSORS if tarball.name.endswith(s)), None)
+    if suffix and shutil.which(_DECOMPRESSORS[suffix][0]):
+        # `xz -T0` also decodes the blocks of kernel tarballs on all cores.
+        return _DECOMPRESSORS[suffix] + [str(tarball)]
+    return None
+
+
+def _top_folder(tarball: Path) -> str:
+    """"linux-6.12/" for a kernel.org or Debian tarball, "" for a bare `git archive`."""
+    with tarfile.open(tarball, mode="r|*") as archive:
+        first = archive.next()
+    name = first.name.removeprefix("./") if first else ""
+    top = name.split("/", 1)[0]
+    return "" if top in _TOP_LEVEL else top + "/"
+
+
+def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
+    """The fast way: GNU tar picks the members (about 7 s for Linux 6.12 on 2 cores)."""
+    unpack = _decompressor(tarball)
+    tar = shutil.which("tar")
+    if not unpack or not tar:
+        return False
+    version = subprocess.run([tar, "--version"], capture_output=True, text=True).stdout
+    if "GNU tar" not in version:
+        return False
+    top = _top_folder(tarball)
+    strip = [f"--strip-components={top.count('/')}"] if top else []
+    source = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.run([tar, "-x", "-f", "-", "-C", str(work), "--wildcards",
+                           "--no-same-owner", *strip, *[top + p for p in _TAR_PATTERNS]],
+                          stdin=source.stdout, capture_output=True, text=True)
+    source.stdout.close()
+    source.wait()
+    return proc.returncode == 0 and source.returncode == 0
+
+
+def _extract_with_python(tarball: Path, work: Path) -> None:
+    """The portable way: Python's tarfile reads the stream and keeps what _wanted says."""
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    unpack = _decompressor(tarball)
+    proc = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.PIPE) if unpack else None
+    archive = tarfile.open(fileobj=proc.stdout, mode="r|") if proc else tarfile.open(tarball, "r|*")
+    with archive:
+        for member in archive:
+            rel = member.name.removeprefix("./")
+            # Kernel tarballs hold one top folder (linux-6.12/,
+            # linux-source-6.12/); `git archive` output may not.
+            if rel.split("/", 1)[0] not in _TOP_LEVEL:
+                rel = rel.split("/", 1)[1] if "/" in rel else ""
+            if not rel or not _wanted(rel) or member.isdir():
+                continue
+            member.name = rel
+            if member.islnk():  # hard links name another member, prefix and all
+                link = member.linkname.removeprefix("./")
+                if link.split("/", 1)[0] not in _TOP_LEVEL and "/" in link:
+                    member.linkname = link.split("/", 1)[1]
+            archive.extract(member, work, **safe)
+    if proc:
+        proc.stdout.close()
+        if proc.wait():
+            raise SourceError(f"{tarball}: error: {proc.stderr.read().decode().strip()}")
 
 
 def _extract(tarball: Path, dest: Path) -> None:
@@ -94,31 +151,12 @@ def _extract(tarball: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest.parent))
     work.chmod(0o755)  # mkdtemp makes it private; the result is not
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-    count = 0
     try:
         try:
-            archive, proc = _tar_stream(tarball)
-            with archive:
-                for member in archive:
-                    rel = member.name.removeprefix("./")
-                    # Kernel tarballs hold one top folder (linux-6.12/,
-                    # linux-source-6.12/); `git archive` output may not.
-                    if rel.split("/", 1)[0] not in _TOP_LEVEL:
-                        rel = rel.split("/", 1)[1] if "/" in rel else ""
-                    if not rel or not _wanted(rel) or member.isdir():
-                        continue
-                    member.name = rel
-                    if member.islnk():  # hard links name another member, prefix and all
-                        link = member.linkname.removeprefix("./")
-                        if link.split("/", 1)[0] not in _TOP_LEVEL and "/" in link:
-                            member.linkname = link.split("/", 1)[1]
-                    archive.extract(member, work, **safe)
-                    count += 1
-            if proc:
-                proc.stdout.close()
-                if proc.wait():
-                    raise SourceError(f"{tarball}: error: {proc.stderr.read().decode().strip()}")
+            if not _extract_with_gnu_tar(tarball, work):
+                shutil.rmtree(work)
+                work.mkdir()
+                _extract_with_python(tarball, work)
         except (tarfile.TarError, EOFError, OSError) as why:
             raise SourceError(f"{tarball}: error: cannot read the tarball: {why}") from None
         if not (work / DTS_DIR).is_dir() or not (work / "Makefile").is_file():

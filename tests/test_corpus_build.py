@@ -12,6 +12,7 @@ import pytest
 
 from auditor.cli import main
 from corpus import build as corpus_build
+from corpus import sources
 from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
 from corpus.errors import CorpusError
 from tests.conftest import SMALL_TREE
@@ -191,7 +192,11 @@ def test_removed_dts_leaves_the_corpus(small_tree, tmp_path):
 
 # -- sources -------------------------------------------------------------------
 
-def test_tarball_reads_only_what_the_build_needs(small_tree, tmp_path, isolated_cache):
+@pytest.mark.parametrize("gnu_tar", [True, False], ids=["gnu-tar", "python-tarfile"])
+def test_tarball_reads_only_what_the_build_needs(small_tree, tmp_path, isolated_cache,
+                                                 monkeypatch, gnu_tar):
+    if not gnu_tar:
+        monkeypatch.setattr(sources, "_extract_with_gnu_tar", lambda tarball, work: False)
     (small_tree / "drivers").mkdir()
     (small_tree / "drivers/big.c").write_text("int x;\n")
     tarball = tmp_path / "linux-6.12.0-test.tar.gz"
