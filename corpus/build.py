@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from corpus.console import diagnostic, progress_wanted
 from corpus.dtc import Tools, tree_tools
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, Target, cpp_flags, dtc_include, read_targets
@@ -68,22 +69,6 @@ class Corpus:
 
     def entry(self, dtb: str) -> Entry | None:
         return next((e for e in self.entries if e.dtb == dtb), None)
-
-
-# -- diagnostics and progress --------------------------------------------------
-
-def progress_wanted() -> bool:
-    """tqdm bars only for a person watching: stderr is a terminal and not CI."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
-
-
-def _diagnostic(line: str, bar: tqdm | None = None) -> None:
-    # One write per line, so parallel output does not interleave.
-    if bar is not None and not bar.disable:
-        bar.write(line, file=sys.stderr)
-    else:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
 
 
 # -- building ----------------------------------------------------------------
@@ -246,7 +231,7 @@ def _count(record: dict, target: Target, built: int, failed: int, bar):
     if record.get("error") is None:
         return built + 1, failed
     where = target.source or target.dtb
-    _diagnostic(f"{where}: error: {record['error']}", bar)
+    diagnostic(f"{where}: error: {record['error']}", bar)
     return built, failed + 1
 
 
@@ -392,7 +377,7 @@ def _read_manifest(root: Path) -> dict:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as why:
-        _diagnostic(f"{path}: warning: unreadable manifest, rebuilding: {why}")
+        diagnostic(f"{path}: warning: unreadable manifest, rebuilding: {why}")
         return {}
     return data if isinstance(data, dict) and data.get("format") == _FORMAT else {}
 

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.console import status
 from corpus.errors import CorpusError
 from corpus.kbuild import Makefile
 
@@ -140,6 +141,7 @@ def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
         dest = Path(cache) / "tools" / f"dtc-{_sources_hash(dtc_dir)}"
         try:
             if not (dest / "dtc").is_file():
+                status(f"compiling the tree's dtc and fdtoverlay ({dtc_dir})")
                 _compile_tree_dtc(dtc_dir, dest)
             dtc, fdtoverlay = str(dest / "dtc"), str(dest / "fdtoverlay")
             version = f"{_version_line(dtc)} (built from the tree's scripts/dtc)"

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from corpus.console import status
 from corpus.dtc import MissingTool
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, kernel_version
@@ -185,6 +186,7 @@ def from_tarball(tarball: Path, origin: str | None = None, key: str | None = Non
         key = f"{stem}-{short_hash(tarball, stat.st_size, stat.st_mtime_ns)}"
     dest = cache_dir() / "trees" / key
     if not dest.is_dir():
+        status(f"reading the device-tree files of {tarball.name}")
         _extract(tarball, dest)
     return from_kernel_dir(dest, origin or str(tarball))
 
@@ -264,6 +266,7 @@ def fetch_debian(package: str) -> Path:
     if not version:
         raise SourceError(f"{package}: error: apt does not know this package: run "
                           f"`apt-get update` (and check its name with `apt-cache search linux-source`)")
+    status(f"fetching {package} {version} with apt-get download")
     # Download into a private folder so an interrupted download is never taken for a package.
     work = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
     try:
