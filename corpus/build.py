@@ -60,7 +60,8 @@ class Corpus:
     built: int = 0                    # this run: compiled or overlaid ...
     failed: int = 0                   # ... did not build ...
     reused: int = 0                   # ... up to date from an earlier run
-    _records: dict = field(default_factory=dict, repr=False)
+    _records: dict = field(default_factory=dict, repr=False)   # the manifest's, by dtb
+    _tools: Tools | None = field(default=None, repr=False)      # what built kernel_dir
 
     @property
     def boards(self) -> list[Entry]:
@@ -117,6 +118,8 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     records = manifest.get("records", {}) if manifest.get("key") == key else {}
     by_dtb = {t.dtb: t for t in targets}
     chosen = _select(targets, by_dtb, select)
+    if not chosen:
+        raise CorpusError(f"{tree}: error: no DTB matches {' or '.join(select)}")
     if select is None:
         _remove_stale(root, records, by_dtb)
     _remove_temporaries(root)
@@ -156,9 +159,9 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
         _write_manifest(root, {"format": _FORMAT, "key": key, "identity": source.identity,
                                "kernel_dir": str(tree), "dtc": tools.dtc_version,
                                "records": done})
-    entries = [_entry(t, done.get(t.dtb)) for t in chosen]
+    entries = sorted((_entry(t, done.get(t.dtb)) for t in chosen), key=lambda e: e.dtb)
     return Corpus(root, tree, source.identity, entries, built=built, failed=failed,
-                  reused=reused, _records=done)
+                  reused=reused, _records=done, _tools=tools)
 
 
 def _slug(identity: str) -> str:
@@ -334,7 +337,8 @@ def _depfile(path: Path) -> list[str]:
     files = []
     for line in text.splitlines():
         if ":" in line:
-            files += [os.path.normpath(w) for w in line.split(":", 1)[1].split()]
+            # Not normalised: `..` after a link into include-prefixes/ is not lexical.
+            files += [w.removeprefix("./") for w in line.split(":", 1)[1].split()]
     # dtc lists its input, cpp's output in the scratch folder: not a dependency.
     return [f for f in files if not f.endswith(".tmp")]
 
@@ -480,11 +484,16 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
 
 def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     tree = corpus.kernel_dir
-    targets = {t.dtb: t for t in read_targets(tree)}
-    target = targets.get(entry.dtb)
+    record = corpus._records.get(entry.dtb)
+    if record and record.get("source") == entry.source:
+        target = Target(entry.dtb, entry.kind, entry.source, [], record["flags"])
+    else:  # a corpus without a manifest entry for it: ask the Makefiles
+        target = next((t for t in read_targets(tree) if t.dtb == entry.dtb), None)
     if target is None or target.source is None:
         raise CorpusError(f"{entry.dtb}: error: not built from a .dts in {tree}")
-    tools = tree_tools(tree, cache_dir(), set(target.dtc_flags))
+    if corpus._tools is None:
+        corpus._tools = tree_tools(tree, cache_dir(), set(target.dtc_flags))
+    tools = corpus._tools
     with tempfile.TemporaryDirectory(prefix="dtb-audit-") as scratch:
         pre = Path(scratch) / "pre.tmp"
         proc = subprocess.run([tools.cpp, *cpp_flags(tree), "-o", str(pre), target.source],

@@ -180,6 +180,8 @@ def test_select_builds_selected_and_what_composites_need(small_tree, tmp_path):
     # a later full build reuses what the selective one made
     full = build_corpus(kernel=small_tree, out=tmp_path / "out")
     assert (full.built, full.reused) == (4, 6)
+    with pytest.raises(CorpusError, match="no DTB matches gamma/"):
+        build_corpus(kernel=small_tree, out=tmp_path / "out", select=["gamma/*"])
 
 
 def test_removed_dts_leaves_the_corpus(small_tree, tmp_path):
