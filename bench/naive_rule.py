@@ -246,14 +246,14 @@ def of_pci_get_devfn(dt, node):
     return (reg[0] >> 8) & 0xff if len(reg) >= 5 else None
 
 
-def of_pci_find_child_device(dt, parent):
-    """The function nodes of the bus below `parent`, devfn -> node: children
-    in order, the first of a devfn winning, looking into `multifunc-device`
-    children on the way."""
+def child_functions(dt, parent):
+    """devfn -> function node for the bus below `parent`, as
+    of_pci_find_child_device() finds them: children in order, the first of
+    a devfn winning, looking into `multifunc-device` children on the way."""
     found = {}
     for child in dt.children[parent]:
         candidates = [child]
-        if dt.name(child).split("@")[0] == "multifunc-device":
+        if dt.name(child).split("@")[0] == "multifunc-device":    # of_node_name_eq()
             candidates += dt.children[child]
         for node in candidates:
             devfn = of_pci_get_devfn(dt, node)
@@ -268,15 +268,15 @@ def pci_functions(dt, bridge):
     below a root port the bus is numbered at enumeration: guess it from
     reg's bus field."""
     bus_range = dt.read_u32(bridge, "bus-range")
+    root_bus = 0 if bus_range is None else bus_range
     out = []
-    todo = [(bridge, 0 if bus_range is None else bus_range, False)]
+    todo = [(bridge, False)]
     while todo:
-        parent, bus, guessed = todo.pop()
-        for devfn, node in of_pci_find_child_device(dt, parent).items():
-            if guessed:
-                bus = (dt.cells(node, "reg")[0] >> 16) & 0xff
-            out.append((node, bus << 8 | devfn, guessed))
-            todo.append((node, None, True))
+        parent, below_port = todo.pop()
+        for devfn, node in child_functions(dt, parent).items():
+            bus = (dt.cells(node, "reg")[0] >> 16) & 0xff if below_port else root_bus
+            out.append((node, bus << 8 | devfn, below_port))
+            todo.append((node, True))
     return out
 
 
