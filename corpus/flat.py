@@ -238,18 +238,18 @@ def _parse(data, dtb_data_off, dtb_error):
     for name, dtype in ARRAYS:
         if name.startswith("node_"):
             a[name] = np.empty(nn + (name == "node_prop_start"), dtype=dtype)
-        elif name.startswith("prop_"):
+        elif name.startswith("prop_") and name != "prop_name":
             a[name] = np.empty(npr, dtype=dtype)
+    # Property names as (offset, length) in data, interned into ids below.
     prop_name_off = np.empty(npr, dtype=np.int64)
+    prop_name_len = np.empty(npr, dtype=np.int32)
     fdt.fill_dtbs(
         data, dtb_data_off, dtb_error, dtb_node_start, dtb_prop_start,
         a["node_parent"], a["node_depth"], a["node_dtb"], a["node_name_off"],
         a["node_name_len"], a["node_prop_start"], a["node_phandle"],
-        a["prop_node"], prop_name_off, a["prop_name"], a["prop_val_off"], a["prop_val_len"],
+        a["prop_node"], prop_name_off, prop_name_len, a["prop_val_off"], a["prop_val_len"],
     )
-    # fill_dtbs left the name lengths in prop_name: intern them into ids.
-    ids, uniq_off, uniq_len = fdt.intern_names(data, prop_name_off, a["prop_name"])
-    a["prop_name"] = ids
+    a["prop_name"], uniq_off, uniq_len = fdt.intern_names(data, prop_name_off, prop_name_len)
     prop_names = [_decode(data[o:o + n]) for o, n in zip(uniq_off, uniq_len)]
     with_ph = np.flatnonzero(a["node_phandle"])
     key = (a["node_dtb"][with_ph].astype(np.int64) << 32) | a["node_phandle"][with_ph]

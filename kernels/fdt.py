@@ -356,8 +356,16 @@ def intern_names(data, name_off, name_len):
     uniq_off = np.empty(64, dtype=np.int64)
     uniq_len = np.empty(64, dtype=np.int32)
     n_uniq = 0
+    # The properties of a DTB share the few names of its strings block: a
+    # direct-mapped memo by offset skips hashing the bytes most of the time.
+    memo_off = np.full(4096, -1, dtype=np.int64)
+    memo_id = np.empty(4096, dtype=np.int32)
     for j in range(n):
         off = name_off[j]
+        m = off & 4095
+        if memo_off[m] == off:
+            ids[j] = memo_id[m]
+            continue
         ln = name_len[j]
         h = _hash_bytes(data, off, ln)
         slot = np.int64(h & np.uint64(cap - 1))
@@ -377,6 +385,8 @@ def intern_names(data, name_off, name_len):
             slot = (slot + 1) & (cap - 1)
         if u >= 0:
             ids[j] = u
+            memo_off[m] = off
+            memo_id[m] = u
             continue
         if n_uniq == uniq_off.size:
             uniq_off = np.concatenate((uniq_off, np.empty(n_uniq, dtype=np.int64)))
@@ -385,6 +395,8 @@ def intern_names(data, name_off, name_len):
         uniq_len[n_uniq] = ln
         table[slot] = n_uniq
         ids[j] = n_uniq
+        memo_off[m] = off
+        memo_id[m] = n_uniq
         n_uniq += 1
         if 2 * n_uniq > cap:
             # Keep the load under a half: rebuild the table twice as large.
