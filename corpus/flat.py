@@ -29,7 +29,12 @@ corpus; per-DTB ranges are CSR style.
                                    kernels.fdt.resolve_phandle
 
 Nodes are in structure-block (depth-first) order, so a node's subtree is a
-contiguous range after it and every parent precedes its children.
+contiguous range after it and every parent precedes its children.  A node's
+properties come before its subnodes in a DTB (one that breaks this is
+refused), which is what makes node_prop_start a CSR index.  A DTB refused
+with an error has no nodes and no properties; one the reader could not read
+(not a regular file, missing, unreadable) has no bytes either.  Error codes
+and their messages: kernels/fdt.py (ERR_*, ERR_MESSAGES).
 
 Python-side (not used inside kernels):
   paths       list[str]  DTB path relative to root, one per DTB
@@ -164,7 +169,7 @@ class FlatCorpus:
         code = int(self.dtb_error[d])
         if code == 0:
             return None
-        return (f"{self.dtb_file(d)}: error: {fdt.ERR_MESSAGES[code]} "
+        return (f"{self.dtb_file(d)}: error: {fdt.ERR_MESSAGES.get(code, f'error {code}')} "
                 f"(at offset {int(self.dtb_error_off[d])})")
 
     def errors(self):
