@@ -129,31 +129,34 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     failed = built = 0
     bar = tqdm(total=len(compile_now) + len(overlay_now), desc="dtbs", unit="dtb",
                file=sys.stderr, disable=not progress_wanted(), leave=False)
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    scratch = tempfile.TemporaryDirectory(prefix="dtb-audit-")
     try:
-        with tempfile.TemporaryDirectory(prefix="dtb-audit-") as scratch, \
-                ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-            futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, Path(scratch)): t
-                       for t in compile_now}
+        futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, Path(scratch.name)): t
+                   for t in compile_now}
+        for future in as_completed(futures):
+            target = futures[future]
+            done[target.dtb] = record = future.result()
+            built, failed = _count(record, target, built, failed, bar)
+            bar.update()
+        # Composites after the DTBs they are made of, which may be
+        # composites themselves (v6.12's k3-am654-idk is made on k3-am654-evm).
+        waiting = list(overlay_now)
+        while waiting:
+            pending = {t.dtb for t in waiting}
+            ready = [t for t in waiting if not pending.intersection(t.parts)]
+            ready = ready or waiting  # a cycle: let _overlay report the missing part
+            waiting = [t for t in waiting if t not in ready]
+            futures = {pool.submit(_overlay, tools, t, root, done): t for t in ready}
             for future in as_completed(futures):
                 target = futures[future]
                 done[target.dtb] = record = future.result()
                 built, failed = _count(record, target, built, failed, bar)
                 bar.update()
-            # Composites after the DTBs they are made of, which may be
-            # composites themselves (v6.12's k3-am654-idk is made on k3-am654-evm).
-            waiting = list(overlay_now)
-            while waiting:
-                pending = {t.dtb for t in waiting}
-                ready = [t for t in waiting if not pending.intersection(t.parts)]
-                ready = ready or waiting  # a cycle: let _overlay report the missing part
-                waiting = [t for t in waiting if t not in ready]
-                futures = {pool.submit(_overlay, tools, t, root, done): t for t in ready}
-                for future in as_completed(futures):
-                    target = futures[future]
-                    done[target.dtb] = record = future.result()
-                    built, failed = _count(record, target, built, failed, bar)
-                    bar.update()
     finally:
+        # On Ctrl-C, queued files are dropped rather than compiled first.
+        pool.shutdown(wait=True, cancel_futures=True)
+        scratch.cleanup()
         bar.close()
         # Also on Ctrl-C: what finished is recorded, what did not is rebuilt.
         _write_manifest(root, {"format": _FORMAT, "key": key, "identity": source.identity,
