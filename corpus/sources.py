@@ -279,6 +279,8 @@ def fetch_debian(package: str) -> Path:
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")
         final = folder / debs[0].name
         os.replace(debs[0], final)
+        for older in cached:  # superseded by this version (a point release)
+            older.unlink(missing_ok=True)
         return final
     finally:
         shutil.rmtree(work, ignore_errors=True)
