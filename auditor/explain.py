@@ -9,13 +9,12 @@ from .sweep import PROBE_REASONS, _Names, link_records
 def coherency_chain(ev, names, node):
     """The DMA-parent walk of of_dma_is_coherent(): 'a -> b (dma-coherent)'."""
     t = dt.tree_of(ev.flat)
-    ids = dt.property_ids(ev.flat)
     why = int(ev.coherent_why[node])
     end = int(ev.coherent_from[node])
     steps = [names.path(node)]
     seen = {node}
     while node != end and node >= 0:
-        node = int(coherency.dma_parent(t, ids, node))
+        node = int(coherency.dma_parent(t, node))
         if node < 0 or node in seen:
             break
         seen.add(node)

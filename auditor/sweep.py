@@ -98,14 +98,13 @@ _TABLE = providers.compatible_table()
 def evaluate(flat, rule_name="walk-or-device", legacy_dt_bindings=True):
     """The rule over all links of a flattened corpus, all in numba kernels."""
     t = dt.tree_of(flat)
-    ids = dt.property_ids(flat)
-    own_ok, available = coherency.availability(t, ids)
-    coherent, why, source = coherency.coherency(t, ids)
-    role = providers.roles(t, ids, *_TABLE)
-    state, legacy = providers.probe(t, ids, role, available)
+    own_ok, available = coherency.availability(t)
+    coherent, why, source = coherency.coherency(t)
+    role, driver = providers.roles(t, *_TABLE)
+    state, legacy = providers.probe(t, role, available)
     out = np.empty((max(1024, flat.node_parent.shape[0] // 4), len(links.FIELDS)), dtype=np.int64)
     while True:
-        n = links.find_links(t, ids, role, state, own_ok, available, legacy,
+        n = links.find_links(t, role, driver, state, own_ok, available, legacy,
                              legacy_dt_bindings, out)
         if n <= out.shape[0]:
             break

@@ -29,7 +29,9 @@ RULES = ("walk-or-device", "walk-only", "legacy-true")
 _NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
           NO_CAPABLE: "no-capable", FSL_MC: "fsl-mc", HOST1X: "host1x-context",
           CDX: "cdx", GPCDMA: "gpcdma-channel"}
-DRIVERS = {c.lower().encode(): _NAMES[role] for role, cs in COMPATIBLES.items() for c in cs}
+DRIVERS = {c.lower().encode(): _NAMES[role] for role, _, cs in COMPATIBLES for c in cs}
+# compatible -> the driver's own name ("rockchip-iommu", "apple-dart", ...)
+DRIVER_NAMES = {c.lower().encode(): name for _, name, cs in COMPATIBLES for c in cs}
 IOMMU_DRIVERS = ("arm-smmu", "arm-smmu-v3", "qcom-iommu", "no-capable")
 MAP_READERS = ("fsl-mc", "host1x-context", "cdx", "gpcdma-channel")
 
@@ -183,6 +185,16 @@ def driver_of(dt, node):
         driver = DRIVERS.get(c.lower())
         if driver:
             return driver
+    return None
+
+
+def own_driver(dt, node):
+    """The name of the driver that binds the node: two IOMMUs of one role
+    (say, no .capable op) may still be two drivers."""
+    for c in dt.strings(node, "compatible"):
+        name = DRIVER_NAMES.get(c.lower())
+        if name:
+            return name
     return None
 
 
@@ -383,7 +395,7 @@ class _Sweep:
                 break
             if i == 0:
                 first, attached = target, self.xlate(target)
-            elif not self.xlate(target) or driver_of(dt, target) != driver_of(dt, first):
+            elif not self.xlate(target) or own_driver(dt, target) != own_driver(dt, first):
                 attached = False
             if not attached:
                 break

@@ -4,7 +4,7 @@ from numba import njit
 
 from .config import NJIT
 from .dt import (DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
-                 INTERCONNECT_CELLS, PH_OK, STATUS, find_prop, phandle_entry,
+                 INTERCONNECT_CELLS, PH_OK, find_prop, phandle_entry,
                  status_okay, string_index)
 
 DMA_MEM = np.frombuffer(b"dma-mem", dtype=np.uint8)
@@ -17,18 +17,18 @@ WHY_CYCLE = 3      # the DMA-parent chain loops (the kernel would spin)
 
 
 @njit(**NJIT)
-def dma_parent(t, ids, node):
+def dma_parent(t, node):
     """of_get_next_dma_parent(): the `interconnects` entry named "dma-mem"
     when there is one that parses, else the tree parent."""
-    names = find_prop(t, node, ids[INTERCONNECT_NAMES])
+    names = find_prop(t, node, INTERCONNECT_NAMES)
     if names >= 0:
         index = string_index(t, names, DMA_MEM, 0, DMA_MEM.shape[0])
-        p = find_prop(t, node, ids[INTERCONNECTS])
+        p = find_prop(t, node, INTERCONNECTS)
         if index >= 0 and p >= 0:
             d = t.node_dtb[node]
             cur = 0
             for i in range(index + 1):
-                code, target, nxt = phandle_entry(t, d, p, cur, ids[INTERCONNECT_CELLS])
+                code, target, nxt = phandle_entry(t, d, p, cur, INTERCONNECT_CELLS)
                 if code != PH_OK:
                     break
                 if i == index:
@@ -40,21 +40,21 @@ def dma_parent(t, ids, node):
 
 
 @njit(**NJIT)
-def availability(t, ids):
+def availability(t):
     """Per node: its own `status` is okay, and it and all its ancestors are
     (a node under a disabled ancestor is never made a device)."""
     n = t.node_parent.shape[0]
     own = np.zeros(n, dtype=np.bool_)
     tree = np.zeros(n, dtype=np.bool_)
     for i in range(n):          # parents precede children
-        own[i] = status_okay(t, i, ids[STATUS])
+        own[i] = status_okay(t, i)
         par = t.node_parent[i]
         tree[i] = own[i] and (par < 0 or tree[par])
     return own, tree
 
 
 @njit(**NJIT)
-def coherency(t, ids):
+def coherency(t):
     """of_dma_is_coherent() of every node: (coherent, coherent_why,
     coherent_from), coherent_from being the node whose property decided."""
     n = t.node_parent.shape[0]
@@ -81,16 +81,16 @@ def coherency(t, ids):
             if why[node] == -2 or k >= n:
                 how = WHY_CYCLE
                 break
-            if find_prop(t, node, ids[DMA_COHERENT]) >= 0:
+            if find_prop(t, node, DMA_COHERENT) >= 0:
                 value, how, src = True, WHY_OWN, node
                 break
-            if find_prop(t, node, ids[DMA_NONCOHERENT]) >= 0:
+            if find_prop(t, node, DMA_NONCOHERENT) >= 0:
                 value, how, src = False, WHY_OWN, node
                 break
             why[node] = -2          # on the current chain
             chain[k] = node
             k += 1
-            node = dma_parent(t, ids, node)
+            node = dma_parent(t, node)
         # The deciding node (when it is new) and everything on the chain.
         if how == WHY_OWN and why[src] < 0:
             coherent[src] = value

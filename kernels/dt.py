@@ -1,8 +1,10 @@
 """Small device-tree readers shared by the rule kernels.
 
 They take `t`, a `Tree`: the flattened corpus arrays (corpus/flat.py) that
-the rule needs, as one typed tuple.  Nothing here reads past a property's
-value: a short or malformed value reads as absent.
+the rule needs, as one typed tuple, plus `pidx`, an index of the properties
+the rule reads (PROPERTY_NAMES) so that finding one is a lookup.  Nothing
+here reads past a property's value: a short or malformed value reads as
+absent.
 """
 from collections import namedtuple
 
@@ -12,32 +14,57 @@ from numba import njit
 from .config import NJIT
 from .fdt import resolve_phandle
 
+
+# The property names the rule reads; kernels name them by these slots.
+PROPERTY_NAMES = (
+    "status", "compatible", "device_type", "reg", "bus-range",
+    "dma-coherent", "dma-noncoherent", "interconnects", "interconnect-names",
+    "#interconnect-cells", "iommus", "#iommu-cells", "iommu-map",
+    "iommu-map-mask", "mmu-masters", "#stream-id-cells", "#global-interrupts",
+)
+(STATUS, COMPATIBLE, DEVICE_TYPE, REG, BUS_RANGE,
+ DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
+ INTERCONNECT_CELLS, IOMMUS, IOMMU_CELLS, IOMMU_MAP,
+ IOMMU_MAP_MASK, MMU_MASTERS, STREAM_ID_CELLS, GLOBAL_INTERRUPTS) = range(len(PROPERTY_NAMES))
+
+
 Tree = namedtuple("Tree", [
     "data", "dtb_node_start", "node_parent", "node_depth", "node_dtb",
     "node_name_off", "node_name_len", "node_prop_start",
     "node_phandle", "phandle_sorted", "prop_name", "prop_val_off", "prop_val_len",
+    "pidx",
 ])
+
+
+@njit(**NJIT)
+def property_index(prop_node, prop_name, slot_of_name, n_nodes, n_slots):
+    """pidx[slot, node]: the property of that name (PROPERTY_NAMES[slot]) of
+    the node, -1 when it has none.  One pass over all properties."""
+    pidx = np.full((n_slots, n_nodes), -1, dtype=np.int64)
+    for p in range(prop_node.shape[0]):
+        slot = slot_of_name[prop_name[p]]
+        if slot >= 0 and pidx[slot, prop_node[p]] < 0:
+            pidx[slot, prop_node[p]] = p
+    return pidx
 
 
 def tree_of(flat):
     """The Tree of a corpus.flat.FlatCorpus."""
-    return Tree(*(getattr(flat, f) for f in Tree._fields))
+    slot_of_name = np.full(max(len(flat.prop_names), 1), -1, dtype=np.int64)
+    for slot, name in enumerate(PROPERTY_NAMES):
+        if flat.name_id(name) >= 0:
+            slot_of_name[flat.name_id(name)] = slot
+    pidx = property_index(flat.prop_node, flat.prop_name, slot_of_name,
+                          flat.node_parent.shape[0], len(PROPERTY_NAMES))
+    return Tree(*(getattr(flat, f) for f in Tree._fields[:-1]), pidx)
 
 
 @njit(**NJIT)
-def find_prop(t, node, name_id):
-    """Index of property `name_id` of `node`, or -1."""
-    if node < 0 or name_id < 0:
+def find_prop(t, node, slot):
+    """Index of property PROPERTY_NAMES[slot] of `node`, or -1."""
+    if node < 0:
         return -1
-    for p in range(t.node_prop_start[node], t.node_prop_start[node + 1]):
-        if t.prop_name[p] == name_id:
-            return p
-    return -1
-
-
-@njit(**NJIT)
-def has_prop(t, node, name_id):
-    return find_prop(t, node, name_id) >= 0
+    return t.pidx[slot, node]
 
 
 @njit(**NJIT)
@@ -55,9 +82,9 @@ def cell(t, p, k):
 
 
 @njit(**NJIT)
-def read_u32(t, node, name_id, default):
+def read_u32(t, node, slot, default):
     """of_property_read_u32(): the first cell, or `default` when absent or short."""
-    p = find_prop(t, node, name_id)
+    p = find_prop(t, node, slot)
     if p < 0 or t.prop_val_len[p] < 4:
         return np.int64(default)
     return cell(t, p, 0)
@@ -99,9 +126,9 @@ def string_index(t, p, pattern, poff, plen):
 
 
 @njit(**NJIT)
-def status_okay(t, node, status_id):
+def status_okay(t, node):
     """__of_device_is_available() of the node alone: `status` absent, "okay" or "ok"."""
-    p = find_prop(t, node, status_id)
+    p = find_prop(t, node, STATUS)
     if p < 0:
         return True
     o = t.prop_val_off[p]
@@ -123,9 +150,10 @@ PH_OVERRUN = 4     # the arguments run past the end of the property
 
 
 @njit(**NJIT)
-def phandle_entry(t, d, p, cur, cells_id):
+def phandle_entry(t, d, p, cur, cells):
     """The entry at cell `cur` of phandle list p (`iommus`, `interconnects`,
-    `mmu-masters`) in DTB d; the target's `cells_id` gives its argument count.
+    `mmu-masters`) in DTB d; the target's property `cells` (a slot, e.g.
+    IOMMU_CELLS) gives its argument count.
     Returns (code, target, next_cur): the arguments are cells cur+1 .. next_cur-1."""
     n = t.prop_val_len[p] // 4
     if cur >= n:
@@ -137,7 +165,7 @@ def phandle_entry(t, d, p, cur, cells_id):
                              t.dtb_node_start, d, ph)
     if target < 0:
         return PH_NO_NODE, -1, cur
-    q = find_prop(t, target, cells_id)
+    q = find_prop(t, target, cells)
     if q < 0 or t.prop_val_len[q] < 4:
         return PH_NO_CELLS, target, cur
     count = cell(t, q, 0)
@@ -145,21 +173,3 @@ def phandle_entry(t, d, p, cur, cells_id):
         return PH_OVERRUN, target, cur
     return PH_OK, target, cur + 1 + count
 
-
-# The property names the rule reads.  Kernels take `ids`, an int64 array of
-# their interned ids (-1 when the corpus never uses the name), indexed by
-# these constants.
-PROPERTY_NAMES = (
-    "status", "compatible", "device_type", "reg", "bus-range",
-    "dma-coherent", "dma-noncoherent", "interconnects", "interconnect-names",
-    "#interconnect-cells", "iommus", "#iommu-cells", "iommu-map",
-    "iommu-map-mask", "mmu-masters", "#stream-id-cells", "#global-interrupts",
-)
-(STATUS, COMPATIBLE, DEVICE_TYPE, REG, BUS_RANGE,
- DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
- INTERCONNECT_CELLS, IOMMUS, IOMMU_CELLS, IOMMU_MAP,
- IOMMU_MAP_MASK, MMU_MASTERS, STREAM_ID_CELLS, GLOBAL_INTERRUPTS) = range(len(PROPERTY_NAMES))
-
-
-def property_ids(flat):
-    return np.array([flat.name_id(n) for n in PROPERTY_NAMES], dtype=np.int64)

@@ -113,9 +113,9 @@ def map_lookup(t, d, p, mask, rid):
 
 
 @njit(**NJIT)
-def _function_node(t, ids, node):
+def _function_node(t, node):
     """A PCI function node: a `reg` of at least 5 cells (of_pci_get_devfn)."""
-    p = find_prop(t, node, ids[REG])
+    p = find_prop(t, node, REG)
     return p >= 0 and t.prop_val_len[p] >= 20
 
 
@@ -134,60 +134,58 @@ MULTIFUNC = np.frombuffer(b"multifunc-device", dtype=np.uint8)
 
 @njit(**NJIT)
 def _is_multifunc(t, node):
+    """of_node_name_eq(node, "multifunc-device"): the name before any '@'."""
     n = t.node_name_len[node]
-    if n != MULTIFUNC.shape[0]:
-        return False
     o = t.node_name_off[node]
-    for k in range(n):
+    m = MULTIFUNC.shape[0]
+    if n < m or (n > m and t.data[o + m] != 64):
+        return False
+    for k in range(m):
         if t.data[o + k] != MULTIFUNC[k]:
             return False
     return True
 
 
 @njit(**NJIT)
-def pci_functions(t, ids, bridge):
+def pci_functions(t, bridge):
     """The PCI function nodes below a host bridge, as (node, bus, devfn,
-    guessed, is_bridge) rows.  Root-bus functions: children (and
-    `multifunc-device` grandchildren) with a 5-cell `reg`, the first of a
-    devfn winning (of_pci_find_child_device); their bus is bus-range's first
-    cell.  Below a root port the bus is assigned at enumeration: take reg's
-    bus field as a guess."""
+    guessed, is_bridge) rows.  On each bus (the host bridge, or a PCI-PCI
+    bridge function) the function nodes are its children and its
+    `multifunc-device` grandchildren with a 5-cell `reg`, the first of a
+    devfn winning (of_pci_find_child_device).  Root-bus functions sit on
+    bus-range's first bus; below a root port the bus is assigned at
+    enumeration: reg's bus field is the guess."""
     end = _subtree_end(t, bridge)
-    rows = np.empty((end - bridge, 5), dtype=np.int64)
+    size = end - bridge
+    rows = np.empty((size, 5), dtype=np.int64)
     k = 0
-    bus0 = read_u32(t, bridge, ids[BUS_RANGE], 0)
-    seen = np.zeros(256, dtype=np.bool_)
-    depth0 = t.node_depth[bridge]
+    bus0 = read_u32(t, bridge, BUS_RANGE, 0)
+    is_bus = np.zeros(size, dtype=np.bool_)     # a bus node: the bridge or a matched function
+    is_bus[0] = True
+    seen = np.zeros((size, 256), dtype=np.bool_)
+    row_of = np.full(size, -1, dtype=np.int64)
     for j in range(bridge + 1, end):
-        if not _function_node(t, ids, j):
+        if not _function_node(t, j):
             continue
-        par = t.node_parent[j]
-        root_bus = par == bridge or (t.node_depth[j] == depth0 + 2 and _is_multifunc(t, par))
-        if not root_bus:
-            # below a root port: the parent must itself be a function (a bridge)
-            if not _function_node(t, ids, par):
-                continue
-        reg0 = cell(t, find_prop(t, j, ids[REG]), 0)
+        bus_node = t.node_parent[j]
+        if _is_multifunc(t, bus_node) and bus_node > bridge:
+            bus_node = t.node_parent[bus_node]
+        if not is_bus[bus_node - bridge]:
+            continue
+        reg0 = cell(t, find_prop(t, j, REG), 0)
         devfn = (reg0 >> 8) & 0xff
-        if root_bus:
-            if seen[devfn]:
-                continue
-            seen[devfn] = True
-            bus = bus0
-        else:
-            bus = (reg0 >> 16) & 0xff
-        # A PCI-PCI bridge function: device_type "pci" or function children.
-        is_br = is_pci(t, ids, j)
-        sub = _subtree_end(t, j)
-        for c in range(j + 1, sub):
-            if t.node_parent[c] == j and _function_node(t, ids, c):
-                is_br = True
-                break
+        if seen[bus_node - bridge, devfn]:
+            continue
+        seen[bus_node - bridge, devfn] = True
+        is_bus[j - bridge] = True
+        row_of[j - bridge] = k
+        if bus_node != bridge:
+            rows[row_of[bus_node - bridge], 4] = 1    # its parent function is a bridge
         rows[k, 0] = j
-        rows[k, 1] = bus
+        rows[k, 1] = bus0 if bus_node == bridge else (reg0 >> 16) & 0xff
         rows[k, 2] = devfn
-        rows[k, 3] = 0 if root_bus else 1
-        rows[k, 4] = 1 if is_br else 0
+        rows[k, 3] = 0 if bus_node == bridge else 1
+        rows[k, 4] = 1 if is_pci(t, j) else 0
         k += 1
     return rows[:k]
 
@@ -240,10 +238,10 @@ def _row(out, k, d, provider, master, via, kind, bridge, bridge_function, enable
 
 
 @njit(**NJIT)
-def _map_links(t, ids, d, node, kind, role, state, own_ok, tree_ok, legacy, out, k):
+def _map_links(t, d, node, kind, role, state, own_ok, tree_ok, legacy, out, k):
     """Links of a bus node's iommu-map for the devices found at run time:
     one per (bus node, provider of the map)."""
-    p = find_prop(t, node, ids[IOMMU_MAP])
+    p = find_prop(t, node, IOMMU_MAP)
     enabled = tree_ok[node]
     n_bytes = t.prop_val_len[p]
     if n_bytes == 0 or n_bytes % 16 != 0:
@@ -265,13 +263,14 @@ def _map_links(t, ids, d, node, kind, role, state, own_ok, tree_ok, legacy, out,
 
 
 @njit(**NJIT)
-def _pci_links(t, ids, d, bridge, role, state, own_ok, tree_ok, legacy, out, k):
+def _pci_links(t, d, bridge, role, state, own_ok, tree_ok, legacy, out, k):
     """A PCI host bridge's iommu-map: its DT function nodes, then the
     devices discovered on the bus."""
-    p = find_prop(t, bridge, ids[IOMMU_MAP])
-    mask = read_u32(t, bridge, ids[IOMMU_MAP_MASK], 0xffffffff)
+    p = find_prop(t, bridge, IOMMU_MAP)
+    mask = read_u32(t, bridge, IOMMU_MAP_MASK, 0xffffffff)
     targets, placeholder = map_providers(t, d, p)
-    functions = pci_functions(t, ids, bridge)
+    bad_length = t.prop_val_len[p] == 0 or t.prop_val_len[p] % 16 != 0
+    functions = pci_functions(t, bridge)
     for f in range(functions.shape[0]):
         node, bus, devfn = functions[f, 0], functions[f, 1], functions[f, 2]
         guessed, bridge_fn = functions[f, 3], functions[f, 4]
@@ -281,7 +280,7 @@ def _pci_links(t, ids, d, bridge, role, state, own_ok, tree_ok, legacy, out, k):
         enabled = tree_ok[bridge] and own_ok[node]
         attach, target, diag, arg = map_lookup(t, d, p, mask, rid)
         note = N_GUESSED_BUS if guessed else N_NONE
-        if placeholder or (attach == A_UNCOVERED_ID and guessed):
+        if not bad_length and (placeholder or (attach == A_UNCOVERED_ID and guessed)):
             note = N_PLACEHOLDER if placeholder else N_GUESS_UNMATCHED
             for target in targets:
                 k = _row(out, k, d, target, node, VIA_IOMMU_MAP, PCI_DT_CHILD, bridge,
@@ -292,17 +291,17 @@ def _pci_links(t, ids, d, bridge, role, state, own_ok, tree_ok, legacy, out, k):
             attach = _attach(t, role, state, own_ok, target, legacy[d])
         k = _row(out, k, d, target, node, VIA_IOMMU_MAP, PCI_DT_CHILD, bridge, bridge_fn,
                  enabled, attach, note, diag, arg, rid)
-    return _map_links(t, ids, d, bridge, PCI_DISCOVERED, role, state, own_ok, tree_ok,
+    return _map_links(t, d, bridge, PCI_DISCOVERED, role, state, own_ok, tree_ok,
                       legacy, out, k)
 
 
 @njit(**NJIT)
-def _iommus_link(t, ids, d, node, role, state, own_ok, tree_ok, legacy, out, k):
+def _iommus_link(t, d, node, role, driver, state, own_ok, tree_ok, legacy, out, k):
     """of_iommu_configure_dev(): every entry is translated; the device is
     attached to the first entry's IOMMU, an entry of another driver is
     refused (-EINVAL) and any failure leaves it with none.  Parsing stops
     quietly at the first entry that does not parse."""
-    p = find_prop(t, node, ids[IOMMUS])
+    p = find_prop(t, node, IOMMUS)
     cur = 0
     first = -1
     attach = ATTACHED
@@ -311,7 +310,7 @@ def _iommus_link(t, ids, d, node, role, state, own_ok, tree_ok, legacy, out, k):
     arg = 0
     idx = 0
     while True:
-        code, target, nxt = phandle_entry(t, d, p, cur, ids[IOMMU_CELLS])
+        code, target, nxt = phandle_entry(t, d, p, cur, IOMMU_CELLS)
         if code == PH_OK and target < 0:
             diag = D_EMPTY_ENTRY
             code = PH_END
@@ -333,7 +332,7 @@ def _iommus_link(t, ids, d, node, role, state, own_ok, tree_ok, legacy, out, k):
             a = _attach(t, role, state, own_ok, target, legacy[d])
             if a != ATTACHED:
                 attach = a
-            elif role[target] != role[first]:
+            elif driver[target] != driver[first]:
                 attach = A_OTHER_DRIVER
                 diag = D_MIXED_DRIVERS
                 arg = target
@@ -348,7 +347,7 @@ def _iommus_link(t, ids, d, node, role, state, own_ok, tree_ok, legacy, out, k):
 
 
 @njit(**NJIT)
-def _legacy_links(t, ids, d, role, state, own_ok, tree_ok, legacy_bindings, out, k):
+def _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k):
     """`mmu-masters` on arm-smmu nodes: a master belongs to the first probed
     SMMU that lists it (driver_for_each_device)."""
     start, end = t.dtb_node_start[d], t.dtb_node_start[d + 1]
@@ -357,12 +356,12 @@ def _legacy_links(t, ids, d, role, state, own_ok, tree_ok, legacy_bindings, out,
         for s in range(start, end):
             if role[s] != ARM_SMMU or (state[s] == PROBED) != probed_pass:
                 continue
-            p = find_prop(t, s, ids[MMU_MASTERS])
+            p = find_prop(t, s, MMU_MASTERS)
             if p < 0:
                 continue
             cur = 0
             while True:
-                code, m, nxt = phandle_entry(t, d, p, cur, ids[STREAM_ID_CELLS])
+                code, m, nxt = phandle_entry(t, d, p, cur, STREAM_ID_CELLS)
                 if code != PH_OK or m < 0:
                     if code != PH_END:
                         k = _row(out, k, d, s, -1 if m < 0 else m, VIA_MMU_MASTERS, PLATFORM,
@@ -382,8 +381,8 @@ def _legacy_links(t, ids, d, role, state, own_ok, tree_ok, legacy_bindings, out,
                 else:
                     attach = ATTACHED
                 par = t.node_parent[m]
-                if is_pci(t, ids, m) and (par < 0 or not is_pci(t, ids, par)):
-                    functions = pci_functions(t, ids, m)
+                if is_pci(t, m) and (par < 0 or not is_pci(t, par)):
+                    functions = pci_functions(t, m)
                     for f in range(functions.shape[0]):
                         node = functions[f, 0]
                         k = _row(out, k, d, s, node, VIA_MMU_MASTERS, PCI_DT_CHILD, m,
@@ -398,7 +397,7 @@ def _legacy_links(t, ids, d, role, state, own_ok, tree_ok, legacy_bindings, out,
 
 
 @njit(**NJIT)
-def find_links(t, ids, role, state, own_ok, tree_ok, legacy, legacy_bindings, out):
+def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings, out):
     """Every link of every DTB into `out` (int64[capacity, len(FIELDS)]).
     Returns the number of links; when it exceeds the capacity, call again
     with a larger `out`."""
@@ -410,26 +409,28 @@ def find_links(t, ids, role, state, own_ok, tree_ok, legacy, legacy_bindings, ou
         for i in range(start, end):
             if pci_depth >= 0 and t.node_depth[i] <= pci_depth:
                 pci_depth = -1
-            has_map = find_prop(t, i, ids[IOMMU_MAP]) >= 0
+            has_map = find_prop(t, i, IOMMU_MAP) >= 0
             par = t.node_parent[i]
-            if pci_depth < 0 and is_pci(t, ids, i) and (par < 0 or not is_pci(t, ids, par)):
+            if pci_depth < 0 and is_pci(t, i) and (par < 0 or not is_pci(t, par)):
                 # A host bridge: its subtree holds PCI functions, not platform devices.
                 pci_depth = t.node_depth[i]
                 if has_map:
-                    k = _pci_links(t, ids, d, i, role, state, own_ok, tree_ok, legacy, out, k)
+                    k = _pci_links(t, d, i, role, state, own_ok, tree_ok, legacy, out, k)
+                if find_prop(t, i, IOMMUS) >= 0:   # the controller itself, a platform device
+                    k = _iommus_link(t, d, i, role, driver, state, own_ok, tree_ok, legacy, out, k)
                 continue
             if pci_depth >= 0:
                 continue
             r = role[i]
             if has_map and r == FSL_MC:
-                k = _map_links(t, ids, d, i, FSL_MC_OBJECT, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, FSL_MC_OBJECT, role, state, own_ok, tree_ok, legacy, out, k)
             elif has_map and r == HOST1X:
-                k = _map_links(t, ids, d, i, HOST1X_CONTEXT, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, HOST1X_CONTEXT, role, state, own_ok, tree_ok, legacy, out, k)
             elif has_map and r == CDX:
-                k = _map_links(t, ids, d, i, CDX_DEVICE, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, CDX_DEVICE, role, state, own_ok, tree_ok, legacy, out, k)
             elif has_map and r == GPCDMA:
-                k = _map_links(t, ids, d, i, GPCDMA_CHANNEL, role, state, own_ok, tree_ok, legacy, out, k)
-            if find_prop(t, i, ids[IOMMUS]) >= 0:
-                k = _iommus_link(t, ids, d, i, role, state, own_ok, tree_ok, legacy, out, k)
-        k = _legacy_links(t, ids, d, role, state, own_ok, tree_ok, legacy_bindings, out, k)
+                k = _map_links(t, d, i, GPCDMA_CHANNEL, role, state, own_ok, tree_ok, legacy, out, k)
+            if find_prop(t, i, IOMMUS) >= 0:
+                k = _iommus_link(t, d, i, role, driver, state, own_ok, tree_ok, legacy, out, k)
+        k = _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k)
     return k

@@ -20,63 +20,71 @@ UNKNOWN = 5   # referenced as an IOMMU, but no driver we know binds it
 DRIVER_NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
                 NO_CAPABLE: "no-capable", UNKNOWN: "unknown", NONE: "unknown"}
 
-COMPATIBLES = {
-    ARM_SMMU: ["arm,smmu-v1", "arm,smmu-v2", "arm,mmu-400", "arm,mmu-401", "arm,mmu-500",
-               "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"],
-    ARM_SMMU_V3: ["arm,smmu-v3"],
-    QCOM_IOMMU: ["qcom,msm-iommu-v1", "qcom,msm-iommu-v2"],
+# (role, driver, compatibles): each driver's of_match table.
+COMPATIBLES = [
+    (ARM_SMMU, "arm-smmu", ["arm,smmu-v1", "arm,smmu-v2", "arm,mmu-400", "arm,mmu-401",
+                            "arm,mmu-500", "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"]),
+    (ARM_SMMU_V3, "arm-smmu-v3", ["arm,smmu-v3"]),
+    (QCOM_IOMMU, "qcom-iommu", ["qcom,msm-iommu-v1", "qcom,msm-iommu-v2"]),
     # IOMMU drivers without a .capable op: VFIO never binds behind them.
-    NO_CAPABLE: [
-        "samsung,exynos-sysmmu",
-        "apple,t8103-dart", "apple,t8103-usb4-dart", "apple,t8110-dart", "apple,t6000-dart",
-        "mediatek,mt2701-m4u", "mediatek,mt2712-m4u", "mediatek,mt6779-m4u",
-        "mediatek,mt6795-m4u", "mediatek,mt8167-m4u", "mediatek,mt8173-m4u",
-        "mediatek,mt8183-m4u", "mediatek,mt8186-iommu-mm", "mediatek,mt8188-iommu-infra",
-        "mediatek,mt8188-iommu-vdo", "mediatek,mt8188-iommu-vpp", "mediatek,mt8192-m4u",
-        "mediatek,mt8195-iommu-infra", "mediatek,mt8195-iommu-vdo",
-        "mediatek,mt8195-iommu-vpp", "mediatek,mt8365-m4u",
-        "rockchip,iommu", "rockchip,rk3568-iommu",
-        "allwinner,sun50i-h6-iommu", "allwinner,sun50i-h616-iommu",
-        "sprd,iommu-v1",
+    (NO_CAPABLE, "exynos-sysmmu", ["samsung,exynos-sysmmu"]),
+    (NO_CAPABLE, "apple-dart", ["apple,t8103-dart", "apple,t8103-usb4-dart", "apple,t8110-dart",
+                                "apple,t6000-dart"]),
+    (NO_CAPABLE, "mtk-iommu-v1", ["mediatek,mt2701-m4u"]),
+    (NO_CAPABLE, "mtk-iommu", [
+        "mediatek,mt2712-m4u", "mediatek,mt6779-m4u", "mediatek,mt6795-m4u",
+        "mediatek,mt8167-m4u", "mediatek,mt8173-m4u", "mediatek,mt8183-m4u",
+        "mediatek,mt8186-iommu-mm", "mediatek,mt8188-iommu-infra", "mediatek,mt8188-iommu-vdo",
+        "mediatek,mt8188-iommu-vpp", "mediatek,mt8192-m4u", "mediatek,mt8195-iommu-infra",
+        "mediatek,mt8195-iommu-vdo", "mediatek,mt8195-iommu-vpp", "mediatek,mt8365-m4u"]),
+    (NO_CAPABLE, "rockchip-iommu", ["rockchip,iommu", "rockchip,rk3568-iommu"]),
+    (NO_CAPABLE, "sun50i-iommu", ["allwinner,sun50i-h6-iommu", "allwinner,sun50i-h616-iommu"]),
+    (NO_CAPABLE, "sprd-iommu", ["sprd,iommu-v1"]),
+    (NO_CAPABLE, "ipmmu-vmsa", [
         "renesas,ipmmu-vmsa", "renesas,ipmmu-r8a774a1", "renesas,ipmmu-r8a774b1",
         "renesas,ipmmu-r8a774c0", "renesas,ipmmu-r8a774e1", "renesas,ipmmu-r8a7795",
         "renesas,ipmmu-r8a7796", "renesas,ipmmu-r8a77961", "renesas,ipmmu-r8a77965",
         "renesas,ipmmu-r8a77970", "renesas,ipmmu-r8a77980", "renesas,ipmmu-r8a77990",
-        "renesas,ipmmu-r8a77995", "renesas,ipmmu-r8a779a0", "renesas,rcar-gen4-ipmmu-vmsa",
-        # tegra-smmu is part of the memory controller on Tegra30..Tegra210.
-        "nvidia,tegra30-mc", "nvidia,tegra114-mc", "nvidia,tegra124-mc",
-        "nvidia,tegra132-mc", "nvidia,tegra210-mc",
-        "qcom,apq8064-iommu",
-    ],
-    FSL_MC: ["fsl,qoriq-mc"],
-    HOST1X: ["nvidia,tegra20-host1x", "nvidia,tegra30-host1x", "nvidia,tegra114-host1x",
-             "nvidia,tegra124-host1x", "nvidia,tegra210-host1x", "nvidia,tegra186-host1x",
-             "nvidia,tegra194-host1x", "nvidia,tegra234-host1x"],
-    CDX: ["xlnx,versal-net-cdx"],
-    GPCDMA: ["nvidia,tegra186-gpcdma", "nvidia,tegra194-gpcdma", "nvidia,tegra234-gpcdma"],
-}
+        "renesas,ipmmu-r8a77995", "renesas,ipmmu-r8a779a0", "renesas,rcar-gen4-ipmmu-vmsa"]),
+    # tegra-smmu is part of the memory controller on Tegra30..Tegra210.
+    (NO_CAPABLE, "tegra-smmu", ["nvidia,tegra30-mc", "nvidia,tegra114-mc", "nvidia,tegra124-mc",
+                                "nvidia,tegra132-mc", "nvidia,tegra210-mc"]),
+    (NO_CAPABLE, "msm-iommu", ["qcom,apq8064-iommu"]),
+    (FSL_MC, "fsl-mc", ["fsl,qoriq-mc"]),
+    (HOST1X, "host1x", ["nvidia,tegra20-host1x", "nvidia,tegra30-host1x",
+                        "nvidia,tegra114-host1x", "nvidia,tegra124-host1x",
+                        "nvidia,tegra210-host1x", "nvidia,tegra186-host1x",
+                        "nvidia,tegra194-host1x", "nvidia,tegra234-host1x"]),
+    (CDX, "cdx", ["xlnx,versal-net-cdx"]),
+    (GPCDMA, "tegra186-gpc-dma", ["nvidia,tegra186-gpcdma", "nvidia,tegra194-gpcdma",
+                                  "nvidia,tegra234-gpcdma"]),
+]
 
 
 def compatible_table():
-    """(bytes, offsets, roles) arrays of the tables above, for `roles()`."""
-    names, roles = [], []
-    for role, compatibles in COMPATIBLES.items():
+    """(bytes, offsets, roles, drivers) arrays of the tables above, for
+    `roles()`; drivers number the entries of COMPATIBLES from 1."""
+    names, roles, drivers = [], [], []
+    for driver, (role, _, compatibles) in enumerate(COMPATIBLES, start=1):
         for c in compatibles:
             names.append(c.lower().encode())
             roles.append(role)
+            drivers.append(driver)
     off = np.zeros(len(names) + 1, dtype=np.int64)
     off[1:] = np.cumsum([len(n) for n in names])
     return (np.frombuffer(b"".join(names), dtype=np.uint8).copy(), off,
-            np.array(roles, dtype=np.int8))
+            np.array(roles, dtype=np.int8), np.array(drivers, dtype=np.int16))
 
 
 @njit(**NJIT)
-def roles(t, ids, table, table_off, table_role):
-    """The role of every node: the first `compatible` entry found in a table."""
+def roles(t, table, table_off, table_role, table_driver):
+    """The role and driver of every node: the first `compatible` entry
+    found in a table (0 for none)."""
     n = t.node_parent.shape[0]
     role = np.zeros(n, dtype=np.int8)
+    driver = np.zeros(n, dtype=np.int16)
     for i in range(n):
-        p = find_prop(t, i, ids[COMPATIBLE])
+        p = find_prop(t, i, COMPATIBLE)
         if p < 0:
             continue
         start = t.prop_val_off[p]
@@ -89,18 +97,19 @@ def roles(t, ids, table, table_off, table_role):
                 if bytes_equal(t.data, start, k - start, table, table_off[e],
                                table_off[e + 1] - table_off[e], True):
                     role[i] = table_role[e]
+                    driver[i] = table_driver[e]
                     found = True
                     break
             if found:
                 break
             start = k + 1
-    return role
+    return role, driver
 
 
 @njit(**NJIT)
-def is_pci(t, ids, node):
+def is_pci(t, node):
     """device_type = "pci"."""
-    p = find_prop(t, node, ids[DEVICE_TYPE])
+    p = find_prop(t, node, DEVICE_TYPE)
     if p < 0 or t.prop_val_len[p] < 4:
         return False
     o = t.prop_val_off[p]
@@ -117,7 +126,7 @@ MISMATCHED_BINDING = 5    # arm-smmu: "not probing due to mismatched DT properti
 
 
 @njit(**NJIT)
-def probe(t, ids, role, available):
+def probe(t, role, available):
     """Probe outcome of every IOMMU provider, and per DTB whether the
     arm-smmu driver runs with the legacy `mmu-masters` binding (the first
     arm-smmu that probes fixes the style for the whole system)."""
@@ -135,10 +144,10 @@ def probe(t, ids, role, available):
             if not available[i]:
                 state[i] = PROVIDER_DISABLED
             elif r == ARM_SMMU:
-                if read_u32(t, i, ids[GLOBAL_INTERRUPTS], -1) < 0:
+                if read_u32(t, i, GLOBAL_INTERRUPTS, -1) < 0:
                     state[i] = NO_GLOBAL_INTERRUPTS
                     continue
-                uses_legacy = find_prop(t, i, ids[MMU_MASTERS]) >= 0
+                uses_legacy = find_prop(t, i, MMU_MASTERS) >= 0
                 if uses_legacy and not generic_seen:
                     legacy_seen = True
                     state[i] = PROBED
@@ -147,7 +156,7 @@ def probe(t, ids, role, available):
                     state[i] = PROBED
                 else:
                     state[i] = MISMATCHED_BINDING
-            elif r == ARM_SMMU_V3 and read_u32(t, i, ids[IOMMU_CELLS], -1) != 1:
+            elif r == ARM_SMMU_V3 and read_u32(t, i, IOMMU_CELLS, -1) != 1:
                 state[i] = BAD_IOMMU_CELLS
             else:
                 state[i] = PROBED

@@ -111,44 +111,23 @@ ROOT_PORT = ('pcie@0,0 {{ device_type = "pci"; reg = <0 0 0 0 0>;'
              " #address-cells = <3>; #size-cells = <2>; {inside} }};")
 
 
-def _kernels_bug(reason):
-    return pytest.mark.xfail(reason="kernels/links.py: " + reason, strict=True)
-
-
 CORNER_CASES = [
     pytest.param(HOST_BRIDGE.format(inside="nic@0,0 { reg = <0 0 0 0 0>; dma-coherent; };"),
                  id="plain-host-bridge"),
     pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
         inside="nic@0,0 { reg = <0x10000 0 0 0 0>; }; nic@0,1 { reg = <0x10100 0 0 0 0>; };")),
         id="two-functions-below-a-root-port"),
-    pytest.param(HOST_BRIDGE.format(inside="iommus = <&smmu 0x5>;"), id="host-bridge-iommus",
-                 marks=_kernels_bug(
-                     "find_links() skips the `iommus` of a PCI host bridge node, but the "
-                     "controller is a platform device that of_iommu_configure_dev() attaches "
-                     "(Tegra186 pcie@10003000 in 6.1/6.12, ZynqMP pcie@fd0e0000 in 6.1)")),
+    pytest.param(HOST_BRIDGE.format(inside="iommus = <&smmu 0x5>;"), id="host-bridge-iommus"),
     pytest.param(HOST_BRIDGE.format(
         inside="multifunc-device@0 { nic@0,2 { reg = <0x200 0 0 0 0>; }; };"),
-        id="multifunc-device-with-unit-address",
-        marks=_kernels_bug(
-            "_is_multifunc() compares the full name; of_pci_find_child_device() uses "
-            "of_node_name_eq(), which ignores the unit address")),
+        id="multifunc-device-with-unit-address"),
     pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
         inside="multifunc-device { nic@0,1 { reg = <0x10100 0 0 0 0>; }; };")),
-        id="multifunc-device-below-a-root-port",
-        marks=_kernels_bug(
-            "pci_functions() looks into multifunc-device only on the root bus; "
-            "of_pci_find_child_device() does it below root ports too")),
+        id="multifunc-device-below-a-root-port"),
     pytest.param(HOST_BRIDGE.format(inside=ROOT_PORT.format(
         inside="a@0,0 { reg = <0x10000 0 0 0 0>; }; b@0,0 { reg = <0x10000 0 0 0 0>; };")),
-        id="same-devfn-twice-below-a-root-port",
-        marks=_kernels_bug(
-            "pci_functions() keeps the first node of a devfn only on the root bus; "
-            "below a root port of_pci_find_child_device() also gives the device the first")),
-    pytest.param(test_rule.pcie(map="<0 &smmu 0 0 0x17>"), id="bad-length-map-with-empty-entry",
-                 marks=_kernels_bug(
-                     "_pci_links() takes a map of a bad length (20 bytes) whose whole entries "
-                     "have length 0 for a placeholder and attaches the functions; of_map_id() "
-                     "rejects the length (-EINVAL): no IOMMU")),
+        id="same-devfn-twice-below-a-root-port"),
+    pytest.param(test_rule.pcie(map="<0 &smmu 0 0 0x17>"), id="bad-length-map-with-empty-entry"),
 ]
 
 
@@ -164,9 +143,7 @@ REAL = [
                                        "qcom/sm8250-*", "apple/*"], id="6.12-sample"),
     pytest.param("linux-source-6.1", ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"],
                  id="6.1-layerscape"),
-    pytest.param("linux-source-6.12", ["nvidia/tegra186-p2771-0000.dtb"], id="6.12-tegra186",
-                 marks=_kernels_bug("the Tegra186 PCIe controller's own `iommus` is not "
-                                    "linked (see host-bridge-iommus)")),
+    pytest.param("linux-source-6.12", ["nvidia/tegra186-p2771-0000.dtb"], id="6.12-tegra186"),
 ]
 
 

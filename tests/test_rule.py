@@ -302,3 +302,27 @@ def test_soc_summary_ranks_passthrough_first(tmp_path):
     assert s["broken_masters"][0]["path"] in (BRIDGE, DEV)
     (p,) = s["providers"]
     assert (p["path"], p["label"], p["coherent"], p["affected"]) == ("/soc/iommu@5000000", "smmu", False, True)
+
+
+def test_host_bridge_own_iommus_is_a_platform_link(tmp_path):
+    # The controller is a platform device (Tegra186's pcie@10003000).
+    m = by_master(sweep_dts(tmp_path, soc(smmu(), pcie(extra="dma-coherent; iommus = <&smmu 0x5>;"))))
+    kinds = sorted(r["master_kind"] for r in m[BRIDGE])
+    assert kinds == ["pci-discovered", "platform"]
+    (own,) = [r for r in m[BRIDGE] if r["link"] == "iommus"]
+    assert own["verdict"] == "rescued-by-device"
+
+
+def test_two_drivers_without_capable_are_still_two_drivers(tmp_path):
+    mixed = soc(smmu('"rockchip,iommu"', label="rk", unit="4000000"),
+                smmu('"apple,t8103-dart"', label="dart", unit="5000000"),
+                device("dev@1", "", "<&rk 1>, <&dart 2>"))
+    (r,) = sweep_dts(tmp_path, mixed)["links"]
+    assert r["verdict"] == "no-iommu" and "another IOMMU driver" in r["diagnostic"]
+
+
+def test_only_children_of_a_bus_are_pci_functions(tmp_path):
+    # A node with a 5-cell reg below a non-function node is no PCI function.
+    odd = pcie().replace("rcec@1f,0 {", "ports { nic@0,3 { reg = <0x300 0 0 0 0>; }; }; rcec@1f,0 {")
+    m = by_master(sweep_dts(tmp_path, soc(smmu(), odd)))
+    assert BRIDGE + "/ports/nic@0,3" not in m
