@@ -4,7 +4,7 @@ from numba import njit
 
 from .config import NJIT
 from .dt import (DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
-                 INTERCONNECT_CELLS, PH_OK, find_prop, phandle_entry,
+                 INTERCONNECT_CELLS, PH_OK, STATUS, find_prop, phandle_entry,
                  status_okay, string_index)
 
 DMA_MEM = np.frombuffer(b"dma-mem", dtype=np.uint8)
@@ -43,12 +43,15 @@ def dma_parent(t, node):
 def availability(t):
     """Per node: its own `status` is okay, and it and all its ancestors are
     (a node under a disabled ancestor is never made a device)."""
-    n = t.node_parent.shape[0]
+    parent = t.node_parent
+    status = t.pidx[STATUS]
+    n = parent.shape[0]
     own = np.zeros(n, dtype=np.bool_)
     tree = np.zeros(n, dtype=np.bool_)
     for i in range(n):          # parents precede children
-        own[i] = status_okay(t, i)
-        par = t.node_parent[i]
+        # Plain arrays in the loop; `t` only for the few nodes with a status.
+        own[i] = status[i] < 0 or status_okay(t, i)
+        par = parent[i]
         tree[i] = own[i] and (par < 0 or tree[par])
     return own, tree
 
@@ -57,7 +60,11 @@ def availability(t):
 def coherency(t):
     """of_dma_is_coherent() of every node: (coherent, coherent_why,
     coherent_from), coherent_from being the node whose property decided."""
-    n = t.node_parent.shape[0]
+    parent = t.node_parent
+    has_coherent = t.pidx[DMA_COHERENT]
+    has_noncoherent = t.pidx[DMA_NONCOHERENT]
+    names = t.pidx[INTERCONNECT_NAMES]
+    n = parent.shape[0]
     coherent = np.zeros(n, dtype=np.bool_)
     why = np.full(n, -1, dtype=np.int8)
     source = np.full(n, -1, dtype=np.int64)
@@ -81,16 +88,17 @@ def coherency(t):
             if why[node] == -2 or k >= n:
                 how = WHY_CYCLE
                 break
-            if find_prop(t, node, DMA_COHERENT) >= 0:
+            if has_coherent[node] >= 0:
                 value, how, src = True, WHY_OWN, node
                 break
-            if find_prop(t, node, DMA_NONCOHERENT) >= 0:
+            if has_noncoherent[node] >= 0:
                 value, how, src = False, WHY_OWN, node
                 break
             why[node] = -2          # on the current chain
             chain[k] = node
             k += 1
-            node = dma_parent(t, node)
+            # `t` only for the few nodes that name interconnects
+            node = dma_parent(t, node) if names[node] >= 0 else parent[node]
         # The deciding node (when it is new) and everything on the chain.
         if how == WHY_OWN and why[src] < 0:
             coherent[src] = value

@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 
 from .config import NJIT
-from .dt import (BUS_RANGE, IOMMU_CELLS, IOMMU_MAP, IOMMU_MAP_MASK, IOMMUS,
+from .dt import (BUS_RANGE, DEVICE_TYPE, IOMMU_CELLS, IOMMU_MAP, IOMMU_MAP_MASK, IOMMUS,
                  MMU_MASTERS, PH_END, PH_NO_CELLS, PH_NO_NODE, PH_OK, PH_OVERRUN,
                  REG, STREAM_ID_CELLS, cell, find_prop, phandle_entry, read_u32,
                  status_okay)
@@ -401,26 +401,34 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
     """Every link of every DTB into `out` (int64[capacity, len(FIELDS)]).
     Returns the number of links; when it exceeds the capacity, call again
     with a larger `out`."""
+    # Plain arrays in the per-node loop: `t` goes only to the few nodes
+    # that carry one of these properties.
+    depth = t.node_depth
+    parent = t.node_parent
+    device_type = t.pidx[DEVICE_TYPE]
+    iommu_map = t.pidx[IOMMU_MAP]
+    iommus = t.pidx[IOMMUS]
+    mmu_masters = t.pidx[MMU_MASTERS]
     k = 0
     n_dtb = t.dtb_node_start.shape[0] - 1
     for d in range(n_dtb):
         start, end = t.dtb_node_start[d], t.dtb_node_start[d + 1]
         pci_depth = -1          # depth of the PCI host bridge we are below, if any
+        legacy_masters = False
         for i in range(start, end):
-            if pci_depth >= 0 and t.node_depth[i] <= pci_depth:
+            if pci_depth >= 0 and depth[i] <= pci_depth:
                 pci_depth = -1
-            has_map = find_prop(t, i, IOMMU_MAP) >= 0
-            par = t.node_parent[i]
-            if pci_depth < 0 and is_pci(t, i) and (par < 0 or not is_pci(t, par)):
-                # A host bridge: its subtree holds PCI functions, not platform devices.
-                pci_depth = t.node_depth[i]
-                if has_map:
-                    k = _pci_links(t, d, i, role, state, own_ok, tree_ok, legacy, out, k)
-                if find_prop(t, i, IOMMUS) >= 0:   # the controller itself, a platform device
-                    k = _iommus_link(t, d, i, role, driver, state, own_ok, tree_ok, legacy, out, k)
-                continue
             if pci_depth >= 0:
                 continue
+            has_map = iommu_map[i] >= 0
+            par = parent[i]
+            legacy_masters = legacy_masters or mmu_masters[i] >= 0
+            if device_type[i] >= 0 and is_pci(t, i) and \
+                    (par < 0 or device_type[par] < 0 or not is_pci(t, par)):
+                # A host bridge: its subtree holds PCI functions, not platform devices.
+                pci_depth = depth[i]
+                if has_map:
+                    k = _pci_links(t, d, i, role, state, own_ok, tree_ok, legacy, out, k)
             r = role[i]
             if has_map and r == FSL_MC:
                 k = _map_links(t, d, i, FSL_MC_OBJECT, role, state, own_ok, tree_ok, legacy, out, k)
@@ -430,7 +438,8 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
                 k = _map_links(t, d, i, CDX_DEVICE, role, state, own_ok, tree_ok, legacy, out, k)
             elif has_map and r == GPCDMA:
                 k = _map_links(t, d, i, GPCDMA_CHANNEL, role, state, own_ok, tree_ok, legacy, out, k)
-            if find_prop(t, i, IOMMUS) >= 0:
+            if iommus[i] >= 0:   # a platform device (a host bridge's controller too)
                 k = _iommus_link(t, d, i, role, driver, state, own_ok, tree_ok, legacy, out, k)
-        k = _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k)
+        if legacy_masters:
+            k = _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k)
     return k
