@@ -156,6 +156,36 @@ def explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- dtb-audit check-parser ----------------------------------------------------
+
+def add_check_parser_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="a DTB folder or a kernel tree (default: the default corpus)")
+    add_source_arguments(parser)
+
+
+def check_parser(args: argparse.Namespace) -> int:
+    """The numba parser against pyfdt, node paths, names and raw bytes of
+    every DTB (overlays included)."""
+    import os
+    from pathlib import Path
+
+    from corpus.flat import flatten
+    from corpus.pyfdt_check import check
+
+    status = 0
+    for corpus in open_corpora(args):
+        root = Path(corpus.root)
+        flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
+        problems = check(flat, os.cpu_count() or 1)
+        for line in problems:
+            sys.stderr.write(line + "\n")
+        print(f"{corpus.identity}: {flat.n_dtb} DTBs, {flat.node_dtb.size} nodes, "
+              f"{flat.prop_node.size} properties compared with pyfdt: {len(problems)} mismatches")
+        status = status or (1 if problems else 0)
+    return status
+
+
 # -- the table ---------------------------------------------------------------
 
 COMMANDS = [
@@ -165,6 +195,8 @@ COMMANDS = [
      add_sweep_arguments, sweep),
     (("explain",), "every provider and link of one board, with the nodes that decided",
      add_explain_arguments, explain),
+    (("check-parser",), "compare the numba DTB parser with pyfdt on every DTB of a corpus",
+     add_check_parser_arguments, check_parser),
     (("diff",), "what became or stopped being affected between two sweeps or corpora",
      add_diff_arguments, run_diff),
     (("history",), "each SoC's verdict and SMMU coherency across kernel versions",
