@@ -6,6 +6,7 @@ import json
 from .sweep import LINK_FIELDS, PASSTHROUGH_KINDS
 
 PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
+BOARDS_SHOWN = 6
 
 FORMATS = ("table", "jsonl", "json", "csv", "md", "gcc")
 
@@ -80,7 +81,9 @@ def _table(doc, out):
         if len(masters) > len(shown):
             out.write(f"  broken    ... and {len(masters) - len(shown)} more platform devices"
                       " (--format json lists them)\n")
-        out.write(f"  boards    {', '.join(s['affected_boards'])}\n")
+        boards = s["affected_boards"]
+        more = f", ... and {len(boards) - BOARDS_SHOWN} more" if len(boards) > BOARDS_SHOWN else ""
+        out.write(f"  boards    {', '.join(boards[:BOARDS_SHOWN])}{more}\n")
         out.write(f"  verdicts  {_counts(s['verdict_counts'])}\n")
     rest = [s for s in doc["socs"] if not s["affected"]]
     if rest:
