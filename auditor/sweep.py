@@ -131,7 +131,6 @@ class _Names:
         self._path = {}
         self._labels = {}
         self._compatible = {}
-        self.compat_id = flat.name_id("compatible")
 
     def path(self, i):
         if i < 0:
@@ -144,7 +143,7 @@ class _Names:
     def compatible(self, i):
         c = self._compatible.get(i)
         if c is None:
-            c = self._compatible[i] = string_list(self.flat, i, self.compat_id)
+            c = self._compatible[i] = self.flat.strings(i, "compatible")
         return c
 
     def label(self, i):
@@ -154,13 +153,6 @@ class _Names:
         if labels is None:
             labels = self._labels[d] = symbols(self.flat, d)
         return labels.get(self.path(i))
-
-
-def string_list(flat, node, name_id):
-    for p in range(flat.node_prop_start[node], flat.node_prop_start[node + 1]):
-        if flat.prop_name[p] == name_id:
-            return [s for s in flat.prop_value(p).decode("utf-8", "replace").split("\0") if s]
-    return []
 
 
 def symbols(flat, d):

@@ -150,16 +150,19 @@ class FlatCorpus:
         o = self.prop_val_off[p]
         return bytes(self.data[o:o + self.prop_val_len[p]])
 
+    def strings(self, node, name):
+        """The strings of a string-list property of a node ([] if absent)."""
+        name_id = self.name_id(name)
+        for p in range(self.node_prop_start[node], self.node_prop_start[node + 1]):
+            if self.prop_name[p] == name_id:
+                return [_decode(s) for s in self.prop_value(p).split(b"\0") if s]
+        return []
+
     def root_compatible(self, d):
         """The strings of the root node's `compatible` in DTB d ([] if none)."""
         if self.dtb_node_start[d] == self.dtb_node_start[d + 1]:
             return []
-        root = self.dtb_node_start[d]
-        cid = self.name_id("compatible")
-        for p in range(self.node_prop_start[root], self.node_prop_start[root + 1]):
-            if self.prop_name[p] == cid:
-                return [_decode(s) for s in self.prop_value(p).split(b"\0") if s]
-        return []
+        return self.strings(self.dtb_node_start[d], "compatible")
 
     def dtb_file(self, d):
         return os.path.join(self.root, self.paths[d])
