@@ -296,7 +296,7 @@ def load_seeds(folder, n, rng):
 
 def _default_folder():
     from corpus.build import build_corpus
-    return build_corpus(debian="linux-source-6.12").root
+    return build_corpus().root          # the default corpus
 
 
 def main(argv=None):
