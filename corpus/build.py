@@ -1,45 +1,66 @@
 """The corpus: every DTB `make ARCH=arm64 dtbs` builds, from whatever the user has.
 
 build_corpus() takes a kernel tree (a folder, a tarball, Debian's
-linux-source-X; Linux 6.12 from Debian when nothing is given) or a folder of
-built DTBs, and returns a Corpus. open_corpus() opens a DTB, a folder of
-DTBs or a kernel tree. source_positions() says in which .dtsi and line each
-node of a board is written.
+linux-source-X of this machine's suite or of another, "sid/linux-source-7.2";
+Linux 6.12 from Debian when nothing is given) or a folder of built DTBs, and
+returns a Corpus. open_corpus() opens a DTB, a folder of DTBs or a kernel
+tree; open_corpora() several of them as one corpus. source_positions() says
+in which .dtsi and line each node of a board is written.
 
-The build is incremental as make is: the manifest in the output folder
-keeps, for each output, the files cpp and dtc read (from their dependency
-files) with modification time and size, and the flags; an output is built
-again when one of those changed, and every output when the tools or the
-tree changed. Outputs are written under a temporary name and renamed, and
-the manifest last, so an interrupted build leaves nothing a later run would
-trust. A file that fails to compile is reported and retried next time.
+The build is incremental as make is, and trusts nothing it has not verified.
+The manifest in the output folder keeps, for each output, the files cpp and
+dtc read (from their dependency files) with modification time and size, the
+flags, and the output's size and SHA-256; the manifest carries its own
+checksum. An output is built again when a dependency's stamp changed, when
+the output is not the file that was built (a warning says so), and every
+output when the tools or the tree changed. A stamp is not trusted when the
+file's modification time is not older than the build's start (the racy
+timestamp rule of git): it may have changed while cpp read it. Outputs are
+written under a temporary name and renamed; the manifest is rewritten every
+few seconds while building and when the build ends or is interrupted
+(SIGINT, SIGTERM), and says whether every chosen target was tried
+("complete"). open_corpus() refuses an incomplete corpus unless asked for a
+partial one. Builds of one folder take turns (a lock), and the temporaries
+of a killed build are removed by the next one. A file that fails to compile
+is reported and retried next time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus.console import diagnostic, progress_wanted
+from corpus.console import diagnostic, progress_wanted, status
 from corpus.dtc import Tools, tree_tools
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, Target, cpp_flags, dtc_include, read_targets
 from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, from_debian, from_kernel_dir,
                             from_tarball, short_hash)
+from corpus.temporary import remove_dead, temporary_folder, temporary_path, write_atomically
 
 MANIFEST = "dtb-audit-corpus.json"
-_FORMAT = 1
-_TMP = re.compile(r"^\..+\.tmp-(\d+)$")
+_LOCK = ".dtb-audit-corpus.lock"
+_LAYOUT = 1                # in the folder's key: outputs of one tree and tools
+_FORMAT = 2                # of the manifest
+_SAVE_EVERY_S = 2.0        # the manifest of what finished, while building
+_DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
 
 
 @dataclass
@@ -60,8 +81,12 @@ class Corpus:
     built: int = 0                    # this run: compiled or overlaid ...
     failed: int = 0                   # ... did not build ...
     reused: int = 0                   # ... up to date from an earlier run
+    kernel_version: str | None = None  # "6.12.117" of the tree's Makefile; None when unknown
+    partial: bool = False             # an incomplete build, opened as such on request
+    members: list[Corpus] = field(default_factory=list)   # open_corpora: what was merged
     _records: dict = field(default_factory=dict, repr=False)   # the manifest's, by dtb
     _tools: Tools | None = field(default=None, repr=False)      # what built kernel_dir
+    _origins: dict = field(default_factory=dict, repr=False)   # merged dtb -> (member, its dtb)
 
     @property
     def boards(self) -> list[Entry]:
@@ -71,74 +96,138 @@ class Corpus:
     def entry(self, dtb: str) -> Entry | None:
         return next((e for e in self.entries if e.dtb == dtb), None)
 
+    def origin(self, entry: Entry) -> tuple[Corpus, Entry]:
+        """The corpus an entry comes from and its entry there (itself unless merged)."""
+        if entry.dtb not in self._origins:
+            return self, entry
+        member, dtb = self._origins[entry.dtb]
+        return member, member.entry(dtb)
+
 
 # -- building ----------------------------------------------------------------
 
 def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jobs=None,
-                 select=None) -> Corpus:
+                 select=None, partial=False) -> Corpus:
     """Build (or reuse) the corpus of one source; Debian's linux-source-6.12 by default.
 
     kernel: a kernel source tree; tarball: a kernel .tar.xz/.tar.gz; debian:
-    a `linux-source-X` package; dtbs: a folder of built DTBs, used as it is.
-    out: build into this folder instead of the cache. jobs: parallel
-    compilers (all cores by default). select: fnmatch globs on DTB paths
-    ("freescale/fsl-ls10*") to build only those, plus what selected
-    composites are made of. Raises CorpusError for an unusable source or a
-    missing tool; a file that does not compile is an Entry with an error.
+    `linux-source-X` of this machine's Debian suite, or `SUITE/linux-source-X`
+    of another one (sid/linux-source-7.2); dtbs: a folder of built DTBs, used
+    as it is (partial: accept an incomplete build's folder). out: build into
+    this folder instead of the cache. jobs: parallel compilers (all cores by
+    default). select: fnmatch globs on DTB paths ("freescale/fsl-ls10*") to
+    build only those, plus what selected composites are made of. Raises
+    CorpusError for an unusable source, a missing tool, a bad option or a
+    file system that refuses (full disk); a file that does not compile is an
+    Entry with an error.
     """
     given = [name for name, value in (("kernel", kernel), ("tarball", tarball),
                                       ("debian", debian), ("dtbs", dtbs)) if value]
     if len(given) > 1:
         raise CorpusError(f"give one source, not {' and '.join(given)}")
-    if dtbs:
-        return _dtb_folder(Path(dtbs))
-    if kernel:
-        source = from_kernel_dir(Path(kernel))
-    elif tarball:
-        source = from_tarball(Path(tarball))
-    else:
-        source = from_debian(debian or DEFAULT_DEBIAN)
-    return build_tree(source, out=out, jobs=jobs, select=select)
+    if jobs is not None and jobs < 1:
+        raise CorpusError("-j: must be at least 1")
+    try:
+        if dtbs:
+            return _dtb_folder(Path(dtbs), partial)
+        if kernel:
+            source = from_kernel_dir(Path(kernel))
+        elif tarball:
+            source = from_tarball(Path(tarball))
+        else:
+            source = from_debian(debian or DEFAULT_DEBIAN)
+        return build_tree(source, out=out, jobs=jobs, select=select)
+    except OSError as why:
+        raise _os_error(why) from None
+
+
+def _os_error(why: OSError, where=None) -> CorpusError:
+    """One line for a file system that refused: the file, what is wrong."""
+    name = why.filename if why.filename is not None else where
+    return CorpusError(f"{name}: error: {why.strerror or why}")
 
 
 def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     """Build the DTBs of one kernel tree (see build_corpus)."""
+    if jobs is not None and jobs < 1:
+        raise CorpusError("-j: must be at least 1")
     tree = source.tree
     targets = read_targets(tree)
     tools = tree_tools(tree, cache_dir(), {f for t in targets for f in t.dtc_flags})
     cpp = cpp_flags(tree)
     include = dtc_include(tree)
     # Outputs are only comparable between runs with the same tree and tools.
-    key = short_hash(_FORMAT, tree, tools.key, *cpp, include)
+    key = short_hash(_LAYOUT, tree, tools.key, *cpp, include)
     root = Path(out) if out else cache_dir() / "dtbs" / f"{_slug(source.identity)}-{key}"
+    if root.exists() and not root.is_dir():
+        raise CorpusError(f"{root}: error: not a folder")
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
-
-    manifest = _read_manifest(root)
-    records = manifest.get("records", {}) if manifest.get("key") == key else {}
     by_dtb = {t.dtb: t for t in targets}
     chosen = _select(targets, by_dtb, select)
     if not chosen:
         raise CorpusError(f"{tree}: error: no DTB matches {' or '.join(select)}")
-    if select is None:
-        _remove_stale(root, records, by_dtb)
-    _remove_temporaries(root)
 
-    compile_now, overlay_now, reused = _plan(tree, root, chosen, records)
-    done = dict(records)
+    with _build_lock(root), _terminate_as_interrupt():
+        remove_dead(root, recursive=True)
+        manifest, problem = _read_manifest(root)
+        if problem:
+            diagnostic(f"{root / MANIFEST}: warning: {problem}; building everything again")
+        records = manifest.get("records", {}) if manifest.get("key") == key else {}
+        if select is None:
+            _remove_stale(root, records, by_dtb)
+        # The racy-timestamp line, by the file system's own clock: a file
+        # changed at or after it may have changed while cpp was reading it.
+        scratch = temporary_folder(root, "build")
+        started = scratch.stat().st_mtime_ns
+        header = {"format": _FORMAT, "key": key, "identity": source.identity,
+                  "kernel_version": source.version, "kernel_dir": str(tree),
+                  "dtc": tools.dtc_version, "started_ns": started}
+        try:
+            compile_now, overlay_now, reused = _plan(tree, root, chosen, records)
+            done = dict(records)
+            for target in compile_now + overlay_now:
+                done.pop(target.dtb, None)  # rebuilt: until then, not an output to trust
+            counts = _run(tree, tools, cpp, include, root, Path(scratch), started, jobs,
+                          compile_now, overlay_now, done,
+                          lambda finished: _write_manifest(root, header, done, chosen, finished))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    built, failed = counts
+    entries = sorted((_entry(t, done.get(t.dtb)) for t in chosen), key=lambda e: e.dtb)
+    return Corpus(root, tree, source.identity, entries, built=built, failed=failed,
+                  reused=reused, kernel_version=source.version, _records=done, _tools=tools)
+
+
+def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, overlay_now,
+         done, save) -> tuple[int, int]:
+    """Compile, then overlay; record each output in `done`; save() the manifest as it goes.
+
+    Returns (built, failed). On an interruption the manifest of what
+    finished is saved and the interruption goes on up.
+    """
     failed = built = 0
+    last_save = time.monotonic()
     bar = tqdm(total=len(compile_now) + len(overlay_now), desc="dtbs", unit="dtb",
                file=sys.stderr, disable=not progress_wanted(), leave=False)
     pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
-    scratch = tempfile.TemporaryDirectory(prefix="dtb-audit-")
+    futures: dict = {}
+    finished = False
+
+    def record(target, result):
+        nonlocal built, failed, last_save
+        done[target.dtb] = result
+        built, failed = _count(result, target, built, failed, bar)
+        bar.update()
+        if time.monotonic() - last_save > _SAVE_EVERY_S:
+            save(False)
+            last_save = time.monotonic()
+
     try:
-        futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, Path(scratch.name)): t
+        futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, scratch, started): t
                    for t in compile_now}
         for future in as_completed(futures):
-            target = futures[future]
-            done[target.dtb] = record = future.result()
-            built, failed = _count(record, target, built, failed, bar)
-            bar.update()
+            record(futures.pop(future), future.result())
         # Composites after the DTBs they are made of, which may be
         # composites themselves (v6.12's k3-am654-idk is made on k3-am654-evm).
         waiting = list(overlay_now)
@@ -149,22 +238,51 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
             waiting = [t for t in waiting if t not in ready]
             futures = {pool.submit(_overlay, tools, t, root, done): t for t in ready}
             for future in as_completed(futures):
-                target = futures[future]
-                done[target.dtb] = record = future.result()
-                built, failed = _count(record, target, built, failed, bar)
-                bar.update()
+                record(futures.pop(future), future.result())
+        finished = True
     finally:
-        # On Ctrl-C, queued files are dropped rather than compiled first.
+        # On Ctrl-C or SIGTERM, queued files are dropped rather than compiled first ...
         pool.shutdown(wait=True, cancel_futures=True)
-        scratch.cleanup()
+        if not finished:
+            # ... and what finished meanwhile is recorded, what did not is rebuilt.
+            for future, target in futures.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    done[target.dtb] = future.result()
         bar.close()
-        # Also on Ctrl-C: what finished is recorded, what did not is rebuilt.
-        _write_manifest(root, {"format": _FORMAT, "key": key, "identity": source.identity,
-                               "kernel_dir": str(tree), "dtc": tools.dtc_version,
-                               "records": done})
-    entries = sorted((_entry(t, done.get(t.dtb)) for t in chosen), key=lambda e: e.dtb)
-    return Corpus(root, tree, source.identity, entries, built=built, failed=failed,
-                  reused=reused, _records=done, _tools=tools)
+        save(finished)
+    return built, failed
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM takes Ctrl-C's way out, so the manifest of what finished is written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _build_lock(root: Path):
+    """One build of a folder at a time; the lock goes with the process, even on SIGKILL."""
+    with open(root / _LOCK, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            status(f"waiting for another build of {root}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _slug(identity: str) -> str:
@@ -198,17 +316,23 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
 
     def fresh(target: Target, record: dict | None) -> bool:
         return (record is not None and record.get("error") is None
+                and not record.get("racy")
                 and record.get("flags") == target.dtc_flags
                 and record.get("parts") == target.parts
-                and record.get("source") == target.source
-                and (root / target.dtb).is_file())
+                and record.get("source") == target.source)
+
+    def verified(target: Target, record: dict) -> bool:
+        problem = _output_problem(root / target.dtb, record.get("output"))
+        if problem:
+            diagnostic(f"{root / target.dtb}: warning: {problem}; building it again")
+        return problem is None
 
     compile_now, overlay_now, reused = [], [], 0
     for target in chosen:
         record = records.get(target.dtb)
         if target.kind == "composite":
             continue
-        if fresh(target, record) and unchanged(record["deps"], tree):
+        if fresh(target, record) and unchanged(record["deps"], tree) and verified(target, record):
             reused += 1
         else:
             compile_now.append(target)
@@ -218,9 +342,10 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
     composites = sorted(by_dtb.values(), key=lambda t: _composite_depth(t, by_dtb))
     for target in composites:
         record = records.get(target.dtb)
-        # Parts are outputs: compared by their stamps in the output folder.
+        # Parts are outputs: compared by the digests they had when overlaid.
         if fresh(target, record) and not recompiled.intersection(target.parts) \
-                and all(_stamp(root / p) == s for p, s in record["inputs"].items()):
+                and record.get("inputs") == {p: _digest_of(records.get(p)) for p in target.parts} \
+                and verified(target, record):
             reused += 1
         else:
             overlay_now.append(target)
@@ -249,17 +374,48 @@ def _stamp(path: Path) -> list | None:
     return [st.st_mtime_ns, st.st_size]
 
 
+def _output(path: Path) -> list:
+    """[size, sha256] of a built file, as recorded and verified on reuse."""
+    data = path.read_bytes()
+    return [len(data), hashlib.sha256(data).hexdigest()]
+
+
+def _digest_of(record: dict | None) -> str | None:
+    output = (record or {}).get("output")
+    return output[1] if output else None
+
+
+def _output_problem(path: Path, recorded) -> str | None:
+    """Why the file at path is not the output recorded, None when it is."""
+    if not recorded:
+        return "no size and checksum recorded"
+    try:
+        size = os.stat(path).st_size
+        if size != recorded[0]:
+            return f"changed since it was built ({size} bytes, {recorded[0]} when built)"
+        if _output(path) != recorded:
+            return "changed since it was built (checksum)"
+    except FileNotFoundError:
+        return "missing since it was built"
+    except OSError as why:
+        return f"unreadable: {why.strerror}"
+    return None
+
+
 def _record(target: Target, error: str | None, deps: dict | None = None,
-            inputs: dict | None = None) -> dict:
-    return {"kind": target.kind, "source": target.source, "parts": target.parts,
-            "flags": target.dtc_flags, "error": error, "deps": deps or {},
-            "inputs": inputs or {}}
+            inputs: dict | None = None, output: list | None = None, racy: bool = False) -> dict:
+    record = {"kind": target.kind, "source": target.source, "parts": target.parts,
+              "flags": target.dtc_flags, "error": error, "deps": deps or {},
+              "inputs": inputs or {}, "output": output}
+    if racy:
+        record["racy"] = True
+    return record
 
 
 def _write_atomically(final: Path, run) -> str | None:
     """Run a tool writing to a temporary file beside `final`, then rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    temporary = temporary_path(final)
     try:
         error = run(temporary)
         if error is None:
@@ -270,8 +426,16 @@ def _write_atomically(final: Path, run) -> str | None:
             temporary.unlink()
 
 
+def _tool_error(proc: subprocess.CompletedProcess, root: Path) -> str:
+    """The compiler's first error line; a full disk stops the whole build instead."""
+    if any(reason in proc.stderr for reason in _DISK_FULL):
+        line = next(line for line in proc.stderr.splitlines() if any(r in line for r in _DISK_FULL))
+        raise CorpusError(f"{root}: error: {line.strip()}")
+    return _first_error(proc.stderr, proc.returncode)
+
+
 def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Target,
-             root: Path, scratch: Path) -> dict:
+             root: Path, scratch: Path, started: int) -> dict:
     """cpp then dtc, as kbuild's cmd_dtc does; returns the output's record."""
     base = scratch / target.dtb.replace("/", "__")
     pre, pre_deps, dtc_deps = (Path(f"{base}.tmp"), Path(f"{base}.pre.d"), Path(f"{base}.dtc.d"))
@@ -280,13 +444,13 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
         proc = subprocess.run([tools.cpp, *cpp, "-MD", "-MF", str(pre_deps), "-o", str(pre),
                                target.source], cwd=tree, capture_output=True, text=True)
         if proc.returncode:
-            return _first_error(proc.stderr, proc.returncode)
+            return _tool_error(proc, root)
         proc = subprocess.run([tools.dtc, "-o", str(temporary), "-b", "0",
                                "-i", os.path.dirname(target.source), "-i", include,
                                *target.dtc_flags, "-d", str(dtc_deps), str(pre)],
                               cwd=tree, capture_output=True, text=True)
         if proc.returncode:
-            return _first_error(proc.stderr, proc.returncode)
+            return _tool_error(proc, root)
         return None
 
     try:
@@ -295,7 +459,8 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
             return _record(target, error)
         files = _depfile(pre_deps) + _depfile(dtc_deps)
         deps = {p: _stamp(tree / p) for p in dict.fromkeys(files) if not p.startswith("/")}
-        return _record(target, None, deps=deps)
+        racy = any(stamp is None or stamp[0] >= started for stamp in deps.values())
+        return _record(target, None, deps=deps, output=_output(root / target.dtb), racy=racy)
     finally:
         for path in (pre, pre_deps, dtc_deps):
             if path.exists():
@@ -315,11 +480,13 @@ def _overlay(tools: Tools, target: Target, root: Path, done: dict) -> dict:
         proc = subprocess.run([tools.fdtoverlay, "-o", str(temporary), "-i",
                                *[str(root / p) for p in target.parts]],
                               capture_output=True, text=True)
-        return _first_error(proc.stderr, proc.returncode) if proc.returncode else None
+        return _tool_error(proc, root) if proc.returncode else None
 
     error = _write_atomically(root / target.dtb, run)
-    inputs = {p: _stamp(root / p) for p in target.parts}
-    return _record(target, error, inputs=inputs if error is None else None)
+    if error is not None:
+        return _record(target, error)
+    inputs = {p: _digest_of(done.get(p)) for p in target.parts}
+    return _record(target, None, inputs=inputs, output=_output(root / target.dtb))
 
 
 def _first_error(stderr: str, status: int) -> str:
@@ -359,51 +526,62 @@ def _remove_stale(root: Path, records: dict, by_dtb: dict) -> None:
             del records[dtb]
 
 
-def _remove_temporaries(root: Path) -> None:
-    """Temporary outputs left by a build that was killed (never those of a live one)."""
-    for path in root.rglob(".*.tmp-*"):
-        match = _TMP.match(path.name)
-        if match and not _alive(int(match.group(1))):
-            path.unlink(missing_ok=True)
+# -- the manifest ----------------------------------------------------------------
+
+def _manifest_checksum(data: dict) -> str:
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_manifest(root: Path) -> dict:
+def _read_manifest(root: Path) -> tuple[dict, str | None]:
+    """(the manifest, None); ({}, None) when there is none; ({}, what is wrong) when
+    it cannot be trusted (unreadable, damaged, or of another version of dtb-audit)."""
     path = root / MANIFEST
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {}
+        return {}, None
     except (OSError, ValueError) as why:
-        diagnostic(f"{path}: warning: unreadable manifest, rebuilding: {why}")
-        return {}
-    return data if isinstance(data, dict) and data.get("format") == _FORMAT else {}
+        return {}, f"unreadable manifest ({why})"
+    if not isinstance(data, dict):
+        return {}, "unreadable manifest (not a JSON object)"
+    if data.get("format") != _FORMAT:
+        return {}, f"manifest of another dtb-audit version (format {data.get('format')!r})"
+    if data.get("checksum") != _manifest_checksum(data):
+        return {}, "damaged manifest (checksum)"
+    return data, None
 
 
-def _write_manifest(root: Path, data: dict) -> None:
-    path = root / MANIFEST
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=0, sort_keys=True))
-    os.replace(temporary, path)
+def _write_manifest(root: Path, header: dict, done: dict, chosen: list[Target],
+                    finished: bool) -> None:
+    """The manifest: what is built, and whether every chosen target was tried."""
+    tried = sum(t.dtb in done for t in chosen)
+    data = dict(header, records=done, targets=len(chosen), tried=tried,
+                complete=finished and tried == len(chosen))
+    data["checksum"] = _manifest_checksum(data)
+    write_atomically(root / MANIFEST, json.dumps(data, indent=0, sort_keys=True).encode())
 
 
 # -- opening what is there ----------------------------------------------------
 
-def _dtb_folder(folder: Path) -> Corpus:
+def _readable_name(path: Path) -> str:
+    """A path for a message, whatever bytes its name has."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _dtb_folder(folder: Path, partial: bool = False) -> Corpus:
     """A folder of built DTBs, used as it is (its manifest, when it has one, adds sources)."""
     folder = folder.resolve()
     if not folder.is_dir():
         raise CorpusError(f"{folder}: error: no such folder")
-    manifest = _read_manifest(folder)
+    manifest, problem = _read_manifest(folder)
+    again = "run `dtb-audit corpus build` again, or sweep it with --partial"
+    incomplete = manifest and not manifest.get("complete")
+    if problem and not partial:
+        raise CorpusError(f"{folder}: error: {problem}; {again}")
+    if incomplete and not partial:
+        raise CorpusError(f"{folder}: error: incomplete corpus (the build was interrupted: "
+                          f"{manifest.get('tried')} of {manifest.get('targets')} outputs); {again}")
     records = manifest.get("records", {})
     kernel_dir = Path(manifest["kernel_dir"]) if manifest.get("kernel_dir") else None
     if kernel_dir is not None and not kernel_dir.is_dir():
@@ -413,37 +591,117 @@ def _dtb_folder(folder: Path) -> Corpus:
         if path.suffix not in (".dtb", ".dtbo") or path.name.startswith("."):
             continue
         dtb = path.relative_to(folder).as_posix()
+        try:
+            dtb.encode("utf-8")
+        except UnicodeEncodeError:
+            diagnostic(f"{_readable_name(path)}: warning: file name is not UTF-8; skipped")
+            continue
         entries[dtb] = Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board")
+    trusted = {}
     for dtb, record in records.items():
-        # What the build said about each file, failures (no file) included.
+        # What the build said about each file, failures (no file) included;
+        # a file that is not the output built keeps no sources.
+        if record.get("error") is None and dtb in entries:
+            problem = _output_problem(folder / dtb, record.get("output"))
+            if problem:
+                diagnostic(f"{folder / dtb}: warning: {problem}; its sources are not used")
+                continue
         if dtb in entries or record.get("error") is not None:
             entries[dtb] = Entry(dtb, record["kind"], record["source"] if kernel_dir else None,
                                  list(record["parts"]), record["error"])
+            trusted[dtb] = record
     entries = [entries[dtb] for dtb in sorted(entries)]
     if not entries:
         raise CorpusError(f"{folder}: error: no .dtb files in this folder")
     identity = manifest.get("identity") or f"DTBs in {folder}"
-    return Corpus(folder, kernel_dir, identity, entries, reused=len(entries), _records=records)
+    return Corpus(folder, kernel_dir, identity, entries, reused=len(entries),
+                  kernel_version=manifest.get("kernel_version"),
+                  partial=bool(problem or incomplete), _records=trusted)
 
 
-def open_corpus(path) -> Corpus:
-    """A corpus from a .dtb file, a folder of DTBs, a kernel tree (built) or a kernel tarball."""
+def open_corpus(path, partial: bool = False) -> Corpus:
+    """A corpus from a .dtb file, a folder of DTBs, a kernel tree (built) or a kernel tarball.
+
+    partial: accept the folder of a build that did not finish (Corpus.partial
+    says so); without it such a folder is a CorpusError.
+    """
     path = Path(path)
-    if path.is_file() and path.suffix in (".dtb", ".dtbo"):
-        folder = _dtb_folder(path.parent) if (path.parent / MANIFEST).is_file() else None
-        dtb = path.name
-        entry = folder.entry(dtb) if folder else None
-        entry = entry or Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board")
-        return Corpus(path.parent.resolve(), folder.kernel_dir if folder else None,
-                      folder.identity if folder else str(path), [entry], reused=1,
-                      _records=folder._records if folder else {})
-    if path.is_file() and re.search(r"\.(tar(\.\w+)?|tgz)$", path.name):
-        return build_corpus(tarball=path)
-    if path.is_dir() and (path / DTS_DIR).is_dir() and not (path / MANIFEST).is_file():
-        return build_corpus(kernel=path)
-    if path.is_dir():
-        return _dtb_folder(path)
-    raise CorpusError(f"{path}: error: not a .dtb, a folder of DTBs, a kernel tree or a tarball")
+    try:
+        if path.is_file() and path.suffix in (".dtb", ".dtbo"):
+            folder = _dtb_folder(path.parent, partial) if (path.parent / MANIFEST).is_file() \
+                else None
+            dtb = path.name
+            entry = folder.entry(dtb) if folder else None
+            entry = entry or Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board")
+            return Corpus(path.parent.resolve(), folder.kernel_dir if folder else None,
+                          folder.identity if folder else str(path), [entry], reused=1,
+                          kernel_version=folder.kernel_version if folder else None,
+                          partial=folder.partial if folder else False,
+                          _records=folder._records if folder else {})
+        if path.is_file() and re.search(r"\.(tar(\.\w+)?|tgz)$", path.name):
+            return build_corpus(tarball=path)
+        if path.is_dir() and (path / DTS_DIR).is_dir() and not (path / MANIFEST).is_file():
+            return build_corpus(kernel=path)
+        if path.is_dir():
+            return _dtb_folder(path, partial)
+    except OSError as why:
+        raise _os_error(why, path) from None
+    if not path.exists():
+        raise CorpusError(f"{_readable_name(path)}: error: no such file or folder")
+    raise CorpusError(f"{_readable_name(path)}: error: not a .dtb, a folder of DTBs, "
+                      f"a kernel tree or a tarball")
+
+
+def open_corpora(paths, partial: bool = False) -> Corpus:
+    """Several PATHs (as open_corpus takes them) as one corpus.
+
+    A DTB reached twice (the same folder given twice, a file and its folder)
+    is listed once. DTB names stay unique: when the corpora have different
+    roots, each name is prefixed with its root's path below the roots'
+    common folder ("a/freescale/x.dtb", "b/freescale/x.dtb"). The members
+    are kept (Corpus.members, Corpus.origin(entry)) for what only one of
+    them knows: its kernel tree, its sources.
+    """
+    members = [open_corpus(p, partial) for p in paths]
+    if not members:
+        raise CorpusError("no PATH given")
+    seen: set[str] = set()
+    kept: list[tuple[Corpus, Entry]] = []
+    for member in members:
+        for entry in member.entries:
+            real = os.path.realpath(member.root / entry.dtb)
+            if real not in seen:
+                seen.add(real)
+                kept.append((member, entry))
+    used = [m for m in members if any(m is k for k, _ in kept)]
+    if len(used) == 1:
+        return used[0]
+    roots = {m.root for m in used}
+    common = Path(os.path.commonpath([str(r) for r in roots]))
+
+    def name(member: Corpus, dtb: str) -> str:
+        if len(roots) == 1:
+            return dtb
+        return (member.root.relative_to(common) / dtb).as_posix()
+
+    entries, origins, records = [], {}, {}
+    for member, entry in kept:
+        merged = name(member, entry.dtb)
+        entries.append(Entry(merged, entry.kind, entry.source,
+                             [name(member, p) for p in entry.parts], entry.error))
+        origins[merged] = (member, entry.dtb)
+        if entry.dtb in member._records:
+            records[merged] = member._records[entry.dtb]
+    versions = {m.kernel_version for m in used}
+    trees = {m.kernel_dir for m in used}
+    return Corpus(common if len(roots) > 1 else used[0].root,
+                  trees.pop() if len(trees) == 1 else None,
+                  " + ".join(dict.fromkeys(m.identity for m in used)),
+                  sorted(entries, key=lambda e: e.dtb),
+                  reused=len(entries),
+                  kernel_version=versions.pop() if len(versions) == 1 else None,
+                  partial=any(m.partial for m in used), members=used,
+                  _records=records, _origins=origins)
 
 
 # -- where nodes are written ---------------------------------------------------
@@ -460,8 +718,12 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     `&label { ... }` in a board file: the tree's dtc annotates its DTS output
     (`-T -T`) with every place a node was written, in order, and line markers
     that cpp left carry the original file names. A composite answers for its
-    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp.
+    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp and
+    covered by a checksum (a damaged entry is computed again, with a warning).
     """
+    if corpus.members:
+        member, entry = corpus.origin(entry)
+        return source_positions(member, entry)
     if entry.kind == "composite":
         base = corpus.entry(entry.parts[0]) or Entry(entry.parts[0], "board",
                                                      corpus._records.get(entry.parts[0], {}).get("source"))
@@ -471,18 +733,36 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     dtb_path = corpus.root / entry.dtb
     stamp = _stamp(dtb_path)
     cache = corpus.root / ".positions" / (entry.dtb + ".json")
-    try:
-        cached = json.loads(cache.read_text())
-        if cached["stamp"] == stamp:
-            return {path: (where[0], where[1]) for path, where in cached["positions"].items()}
-    except (OSError, ValueError, KeyError):
-        pass
+    cached = _read_positions(cache)
+    if cached is not None and cached["stamp"] == stamp:
+        return {path: (where[0], where[1]) for path, where in cached["positions"].items()}
     positions = _annotate(corpus, entry)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps({"stamp": stamp, "positions": positions}))
-    os.replace(temporary, cache)
+    data = {"stamp": stamp, "positions": positions}
+    data["checksum"] = _manifest_checksum(data)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead(cache.parent)
+        write_atomically(cache, json.dumps(data).encode())
+    except OSError as why:
+        diagnostic(f"{cache}: warning: cannot keep the source positions: {why.strerror or why}")
     return positions
+
+
+def _read_positions(cache: Path) -> dict | None:
+    """A verified source-positions entry; None when missing or damaged (with a warning)."""
+    try:
+        data = json.loads(cache.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as why:
+        problem = f"unreadable ({why})"
+    else:
+        if isinstance(data, dict) and data.get("checksum") == _manifest_checksum(data) \
+                and isinstance(data.get("positions"), dict):
+            return data
+        problem = "damaged (checksum)"
+    diagnostic(f"{cache}: warning: source positions cache {problem}; computing them again")
+    return None
 
 
 def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
@@ -497,8 +777,9 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     if corpus._tools is None:
         corpus._tools = tree_tools(tree, cache_dir(), set(target.dtc_flags))
     tools = corpus._tools
-    with tempfile.TemporaryDirectory(prefix="dtb-audit-") as scratch:
-        pre = Path(scratch) / "pre.tmp"
+    scratch = temporary_folder(corpus.root / ".positions", "annotate")
+    try:
+        pre = scratch / "pre.tmp"
         proc = subprocess.run([tools.cpp, *cpp_flags(tree), "-o", str(pre), target.source],
                               cwd=tree, capture_output=True, text=True)
         if proc.returncode == 0:
@@ -509,6 +790,8 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
         if proc.returncode:
             raise CorpusError(f"{target.source}: error: {_first_error(proc.stderr, proc.returncode)}")
         annotated = proc.stdout
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
     real_tree = tree.resolve()
     files: dict[str, str] = {}

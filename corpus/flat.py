@@ -51,15 +51,19 @@ next run.  <corpus> hashes the root and the list of paths, <key> the parser's
 source and each file's type, size, mtime, ctime and inode, so a changed file
 or parser looks in another folder (older entries of the same corpus are then
 pruned).  An entry is trusted only when meta.json (written last, the folder
-renamed into place) matches those stats exactly, every array has the dtype,
-shape and CRC-32 recorded there and the ranges are consistent; files that
-changed within 2 s of the entry being written (a timestamp tick could hide a
-second change) are compared byte for byte.  Anything else is reported as a
-warning and the corpus is parsed again.
+renamed into place) carries its own valid checksum and matches those stats
+exactly, every .npy file has the size and CRC-32 recorded there (header and
+all: a flipped byte anywhere is found), every array the dtype and shape
+recorded, and the ranges are consistent; files that changed within 2 s of
+the entry being written (a timestamp tick could hide a second change) are
+compared byte for byte.  Anything else is reported as one warning line and
+the corpus is parsed again; a cache that cannot be written (a full disk) is
+one warning line too, and the sweep goes on uncached.
 """
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import stat
@@ -71,6 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.sources import cache_dir, short_hash
+from corpus.temporary import remove_dead
 from kernels import fdt
 
 # (name, dtype) of every array of the layout above, in that order.
@@ -296,7 +301,7 @@ def flatten(paths, root, cache=True):
 
 # -- the cache -------------------------------------------------------------
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # A file changed less than this before the cache was written may have
 # changed again within the same timestamp tick: check its bytes instead.
 _RACY_NS = 2_000_000_000
@@ -327,12 +332,24 @@ def _stat(f):
 def _cache_folder(root, rel, stats):
     # One folder per list of files and their stats; the prefix names the
     # list, so that older entries of the same list can be pruned.
-    corpus = short_hash(CACHE_FORMAT, root, *rel)
+    # (surrogateescape: a file name that is not UTF-8 still names one entry.)
+    corpus = short_hash(CACHE_FORMAT, os.fsencode(root), *map(os.fsencode, rel))
     return cache_dir() / "flat" / f"{corpus}-{short_hash(_code_digest(), json.dumps(stats))}"
 
 
-def _checksum(a):
-    return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+def _file_crc(path):
+    """(size, CRC-32) of a whole file, header included."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return 0, zlib.crc32(b"")
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            return size, zlib.crc32(m)
+
+
+def _meta_checksum(meta):
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _load_cache(folder, root, rel, stats, started_ns):
@@ -341,26 +358,31 @@ def _load_cache(folder, root, rel, stats, started_ns):
     meta_file = folder / "meta.json"
     if not meta_file.exists():
         return None, None
+    # Whatever is in the files, nothing below may end in a traceback: any
+    # exception means the entry is not trusted.
     try:
         meta = json.loads(meta_file.read_text())
+        if not isinstance(meta, dict) or meta.get("checksum") != _meta_checksum(meta):
+            return None, "has a damaged meta.json (checksum)"
         if (meta["format"], meta["code"], meta["root"], meta["paths"], meta["stats"]) != (
-                CACHE_FORMAT, _code_digest(), str(root), rel, stats):
+                CACHE_FORMAT, _code_digest(), _json_path(root), list(map(_json_path, rel)), stats):
             return None, "is for other files or another parser"
         arrays = {}
         for name, dtype in ARRAYS:
-            shape, crc = meta["arrays"][name]
+            shape, size, crc = meta["arrays"][name]
             f = folder / f"{name}.npy"
+            if _file_crc(f) != (size, crc):
+                return None, f"has a corrupt {name}.npy (checksum)"
             # numpy cannot map an empty file region: read those
             a = np.asarray(np.load(f, mmap_mode="r" if np.prod(shape) else None,
                                    allow_pickle=False))
             if a.dtype != dtype or list(a.shape) != shape:
                 return None, f"has a wrong {name}.npy"
-            if _checksum(a) != crc:
-                return None, f"has a corrupt {name}.npy (checksum)"
             arrays[name] = a
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return None, f"is unreadable ({e})"
-    problem = _inconsistent(arrays, len(rel), len(meta["prop_names"]))
+        prop_names = meta["prop_names"]
+        problem = _inconsistent(arrays, len(rel), len(prop_names))
+    except Exception as e:  # noqa: BLE001 - see above
+        return None, f"is unreadable ({type(e).__name__}: {e})"
     if problem:
         return None, problem
     # Files changed around the time the cache was written: compare bytes.
@@ -373,17 +395,23 @@ def _load_cache(folder, root, rel, stats, started_ns):
         except OSError:
             same = False
         if not same:
-            return None, f"is stale ({rel[d]} changed)"
+            return None, f"is stale ({_json_path(rel[d])} changed)"
     if racy:
         # The bytes matched as of now: later runs need not read them again.
         meta["started_ns"] = started_ns
+        meta["checksum"] = _meta_checksum(meta)
         tmp = folder / f".meta.json.tmp-{os.getpid()}"
         try:
-            tmp.write_text(json.dumps(meta))
+            _write_synced(tmp, json.dumps(meta).encode())
             os.replace(tmp, meta_file)
         except OSError:
-            pass
-    return FlatCorpus(arrays, rel, meta["prop_names"], root), None
+            tmp.unlink(missing_ok=True)
+    return FlatCorpus(arrays, rel, prop_names, root), None
+
+
+def _json_path(p):
+    """A path as JSON keeps it: a name that is not UTF-8 escaped, never an error."""
+    return os.fsencode(p).decode("utf-8", "backslashreplace")
 
 
 def _inconsistent(a, n_dtb, n_names):
@@ -401,20 +429,34 @@ def _inconsistent(a, n_dtb, n_names):
     return None
 
 
+def _write_synced(path, data):
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _save_cache(folder, fc, stats, started_ns):
     """Write the entry under a temporary name, meta.json last, and rename it
     into place: a crash leaves nothing a later run would trust."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead(folder.parent)  # entries being written by processes that were killed
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
-        meta = dict(format=CACHE_FORMAT, code=_code_digest(), root=fc.root, paths=fc.paths,
-                    stats=stats, started_ns=started_ns, prop_names=fc.prop_names, arrays={})
+        meta = dict(format=CACHE_FORMAT, code=_code_digest(), root=_json_path(fc.root),
+                    paths=list(map(_json_path, fc.paths)), stats=stats, started_ns=started_ns,
+                    prop_names=fc.prop_names, arrays={})
         for name, _ in ARRAYS:
             a = getattr(fc, name)
-            np.save(tmp / f"{name}.npy", a, allow_pickle=False)
-            meta["arrays"][name] = [list(a.shape), _checksum(a)]
-        (tmp / "meta.json").write_text(json.dumps(meta))
+            with open(tmp / f"{name}.npy", "wb") as fh:
+                np.save(fh, a, allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            meta["arrays"][name] = [list(a.shape), *_file_crc(tmp / f"{name}.npy")]
+        meta["checksum"] = _meta_checksum(meta)
+        _write_synced(tmp / "meta.json", json.dumps(meta).encode())
         shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
         try:
             os.rename(tmp, folder)

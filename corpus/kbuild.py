@@ -310,16 +310,21 @@ class Target:
     dtc_flags: list[str] = field(default_factory=list)
 
 
-def kernel_version(tree: Path) -> str:
-    """"6.12.117" from the top Makefile's VERSION, PATCHLEVEL, SUBLEVEL, EXTRAVERSION."""
+def kernel_release(tree: Path) -> tuple[str, str]:
+    """("6.12.117", "-rc3") from the top Makefile's VERSION, PATCHLEVEL, SUBLEVEL, EXTRAVERSION."""
     path = Path(tree) / "Makefile"
     head = "\n".join(path.read_text(errors="replace").splitlines()[:12])
     mk = Makefile(head)
+    if not mk.value("VERSION"):
+        raise MakefileError(f"{path}: error: no VERSION line: not a kernel tree")
     version = ".".join(v for v in (mk.value("VERSION"), mk.value("PATCHLEVEL"),
                                    mk.value("SUBLEVEL")) if v)
-    if not mk.value("VERSION"):
-        raise MakefileError(f"{path}: no VERSION line: not a kernel tree")
-    return version + mk.value("EXTRAVERSION")
+    return version, mk.value("EXTRAVERSION")
+
+
+def kernel_version(tree: Path) -> str:
+    """"6.12.0-test": the version as the tree names itself (EXTRAVERSION included)."""
+    return "".join(kernel_release(tree))
 
 
 def dtbs_makefile(tree: Path) -> Path:

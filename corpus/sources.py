@@ -12,19 +12,22 @@ second run finds them without reading the tarball or the network again.
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
+import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus.console import status
+from corpus.console import diagnostic, status
 from corpus.dtc import MissingTool
 from corpus.errors import CorpusError
-from corpus.kbuild import DTS_DIR, kernel_version
+from corpus.kbuild import DTS_DIR, kernel_release
+from corpus.temporary import remove_dead, temporary_folder, write_atomically
 
 DEFAULT_DEBIAN = "linux-source-6.12"
 
@@ -37,6 +40,7 @@ class SourceError(CorpusError):
 class Source:
     tree: Path        # the kernel tree (possibly a partial one in the cache)
     identity: str     # "linux-6.12.117 (debian linux-source-6.12)"
+    version: str      # "6.12.117": VERSION.PATCHLEVEL.SUBLEVEL of the top Makefile
 
 
 def cache_dir() -> Path:
@@ -55,8 +59,8 @@ def from_kernel_dir(path: Path, origin: str | None = None) -> Source:
     tree = Path(path).resolve()
     if not (tree / DTS_DIR).is_dir() or not (tree / "Makefile").is_file():
         raise SourceError(f"{path}: error: not a kernel tree (no Makefile or {DTS_DIR})")
-    version = kernel_version(tree)
-    return Source(tree, f"linux-{version} ({origin or tree})")
+    version, extra = kernel_release(tree)
+    return Source(tree, f"linux-{version}{extra} ({origin or tree})", version)
 
 
 # -- a tarball ---------------------------------------------------------------
@@ -150,7 +154,8 @@ def _extract_with_python(tarball: Path, work: Path) -> None:
 def _extract(tarball: Path, dest: Path) -> None:
     """Write the members the DT build needs into dest, atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest.parent))
+    remove_dead(dest.parent)
+    work = temporary_folder(dest.parent, "extract")
     work.chmod(0o755)  # mkdtemp makes it private; the result is not
     try:
         try:
@@ -192,14 +197,180 @@ def from_tarball(tarball: Path, origin: str | None = None, key: str | None = Non
 
 
 # -- Debian's linux-source-X -------------------------------------------------
+#
+# `linux-source-6.12` comes from the machine's own apt configuration, as
+# `apt-get download` sees it. `SUITE/linux-source-X` (sid/linux-source-7.2,
+# bullseye/linux-source-5.10) comes from another suite of the same mirror
+# through a private apt configuration under the cache (apt/SUITE/: its own
+# sources list, package lists and caches, nothing of the system's read but
+# the mirror's address and keyring, nothing of the system's changed).
 
-def _candidate_version(package: str) -> str | None:
-    """The version apt would download, from the local package lists (no network)."""
-    if not shutil.which("apt-cache"):
-        return None
-    proc = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True)
-    match = re.search(r"Candidate:\s*(\S+)", proc.stdout)
-    return match.group(1) if match and match.group(1) != "(none)" else None
+_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+# Suites with no -updates or -security companions.
+_NO_COMPANIONS = {"sid", "unstable", "experimental", "rc-buggy"}
+# Private package lists older than this are refreshed before a download.
+_LISTS_MAX_AGE_S = 24 * 3600
+
+
+def parse_debian(spec: str) -> tuple[str | None, str]:
+    """"sid/linux-source-7.2" -> ("sid", "linux-source-7.2"); "linux-source-6.12" -> (None, ...)."""
+    suite, _, package = spec.rpartition("/")
+    if suite and not re.fullmatch(r"[a-z][a-z0-9.-]*", suite):
+        raise SourceError(f"{spec}: error: not a Debian suite name: {suite!r}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", package):
+        raise SourceError(f"{spec}: error: not a Debian package name")
+    return suite or None, package
+
+
+def _deb822_stanzas(text: str):
+    """The stanzas of a deb822 .sources file, as {field: value}."""
+    stanza: dict[str, str] = {}
+    last = None
+    for line in text.splitlines() + [""]:
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if stanza:
+                yield stanza
+            stanza, last = {}, None
+        elif line[0] in " \t" and last:
+            stanza[last] += " " + line.strip()
+        elif ":" in line:
+            last, value = line.split(":", 1)
+            last = last.strip().lower()
+            stanza[last] = value.strip()
+
+
+def system_mirrors(etc: Path = Path("/etc/apt")) -> list[tuple[str, list[str], list[str], str]]:
+    """(URI, suites, components, keyring) of every enabled `deb` source of this machine."""
+    mirrors = []
+    parts = sorted((etc / "sources.list.d").glob("*.sources")) if (etc / "sources.list.d").is_dir() else []
+    for path in parts:
+        for stanza in _deb822_stanzas(path.read_text(errors="replace")):
+            if "deb" not in stanza.get("types", "").split() or stanza.get("enabled", "yes") == "no":
+                continue
+            keyring = stanza.get("signed-by", _KEYRING)
+            if not keyring.startswith("/"):
+                keyring = _KEYRING  # an inline key block: the archive keyring covers Debian
+            for uri in stanza.get("uris", "").split():
+                mirrors.append((uri, stanza.get("suites", "").split(),
+                                stanza.get("components", "main").split(), keyring))
+    lists = [etc / "sources.list"]
+    if (etc / "sources.list.d").is_dir():
+        lists += sorted((etc / "sources.list.d").glob("*.list"))
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            match = re.match(r"^\s*deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$", line)
+            if not match:
+                continue
+            options, uri, suite, components = match.groups()
+            keyring = re.search(r"signed-by=(\S+)", options or "")
+            mirrors.append((uri, [suite], components.split() or ["main"],
+                            keyring.group(1) if keyring else _KEYRING))
+    return mirrors
+
+
+def _machine_codename(mirrors) -> str | None:
+    """The machine's own suite ("bookworm"): os-release, else the first plain suite listed."""
+    try:
+        text = Path("/etc/os-release").read_text()
+        match = re.search(r"^VERSION_CODENAME=\"?([a-z]+)\"?$", text, re.M)
+        if match:
+            return match.group(1)
+    except OSError:
+        pass
+    plain = [s for _, suites, _, _ in mirrors for s in suites if "-" not in s and "/" not in s]
+    return plain[0] if plain else None
+
+
+def suite_sources(suite: str, etc: Path = Path("/etc/apt")) -> list[str]:
+    """sources.list lines for `suite` on this machine's mirrors.
+
+    Each suite of the machine's own ("bookworm", "bookworm-updates",
+    "bookworm-security") names the same one of the wanted suite, on the
+    same mirror with the same keyring; sid has no companions.
+    """
+    mirrors = system_mirrors(etc)
+    own = _machine_codename(mirrors)
+    lines = []
+    for uri, suites, components, keyring in mirrors:
+        for name in suites:
+            if own is None or not (name == own or name.startswith(own + "-")):
+                continue
+            companion = name[len(own):]          # "", "-updates", "-security"
+            if companion and suite in _NO_COMPANIONS:
+                continue
+            line = f"deb [signed-by={keyring}] {uri} {suite}{companion} {' '.join(components)}"
+            if line not in lines:
+                lines.append(line)
+    if not lines:
+        raise SourceError(f"{etc}: error: no Debian mirror of this machine's suite "
+                          f"({own or 'unknown'}) to fetch {suite} from")
+    return lines
+
+
+class _Apt:
+    """apt-get and apt-cache as the system has them, or on a private configuration for a suite."""
+
+    def __init__(self, suite: str | None):
+        self.suite = suite
+        self.options: list[str] = []
+        if suite is None:
+            return
+        self.dir = cache_dir() / "apt" / suite
+        for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        sources = "\n".join(suite_sources(suite)) + "\n"
+        listing = self.dir / "sources.list"
+        if not listing.is_file() or listing.read_text() != sources:
+            write_atomically(listing, sources.encode())
+        status_file = self.dir / "status"
+        if not status_file.is_file():
+            write_atomically(status_file, b"")
+        d = self.dir
+        self.options = [
+            "-o", f"Dir::Etc::SourceList={listing}",
+            "-o", f"Dir::Etc::SourceParts={d / 'sources.list.d'}",
+            "-o", f"Dir::Etc::Preferences={d / 'preferences'}",
+            "-o", f"Dir::Etc::PreferencesParts={d / 'preferences.d'}",
+            "-o", f"Dir::State::Lists={d / 'lists'}",
+            "-o", f"Dir::State::status={status_file}",
+            "-o", f"Dir::Cache={d / 'cache'}",
+            # The cache is the user's: apt's _apt sandbox user may not reach it.
+            "-o", "APT::Sandbox::User=root",
+            "-o", "Acquire::Languages=none",
+        ]
+
+    def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        tool = "apt-cache" if args[0] == "policy" else "apt-get"
+        return subprocess.run([tool, *self.options, *args], cwd=cwd, capture_output=True,
+                              text=True)
+
+    def lists_age(self) -> float | None:
+        """Seconds since the private package lists were fetched; None when never."""
+        stamp = self.dir / "updated"
+        try:
+            return max(0.0, time.time() - stamp.stat().st_mtime)
+        except OSError:
+            return None
+
+    def update(self) -> None:
+        """Fetch the suite's package lists into the private configuration."""
+        status(f"fetching the package lists of {self.suite} with apt-get update")
+        proc = self.run("update")
+        errors = [line for line in proc.stderr.splitlines() if line.startswith(("E:", "Err:"))]
+        if proc.returncode or errors:
+            raise SourceError(f"{self.suite}: error: apt-get update failed: "
+                              f"{(errors or proc.stderr.splitlines() or ['no message'])[0]}")
+        write_atomically(self.dir / "updated", b"")
+
+    def candidate(self, package: str) -> str | None:
+        """The version apt would download, from the package lists (no network)."""
+        proc = self.run("policy", package)
+        match = re.search(r"Candidate:\s*(\S+)", proc.stdout)
+        return match.group(1) if match and match.group(1) != "(none)" else None
 
 
 def _deb_member(deb: Path, prefix: str):
@@ -211,8 +382,12 @@ def _deb_member(deb: Path, prefix: str):
             header = f.read(60)
             if len(header) < 60:
                 raise SourceError(f"{deb}: error: no {prefix}* member")
-            name = header[:16].decode().strip().rstrip("/")
-            size = int(header[48:58].decode().strip())
+            try:
+                name = header[:16].decode("ascii").strip().rstrip("/")
+                size = int(header[48:58].decode("ascii").strip())
+            except ValueError:
+                raise SourceError(f"{deb}: error: not a Debian package (bad ar member header)") \
+                    from None
             if name.startswith(prefix):
                 return f.tell(), size
             f.seek(size + (size & 1), os.SEEK_CUR)
@@ -221,15 +396,18 @@ def _deb_member(deb: Path, prefix: str):
 def _tarball_from_deb(deb: Path, dest_dir: Path) -> Path:
     """Copy the usr/src/linux-source-*.tar.* out of a .deb into dest_dir."""
     offset, size = _deb_member(deb, "data.tar")
-    with open(deb, "rb") as f:
-        f.seek(offset)
-        with tarfile.open(fileobj=_Limited(f, size), mode="r|*") as data:
-            for member in data:
-                if re.search(r"usr/src/linux-source-[^/]*\.tar\.\w+$", member.name):
-                    out = dest_dir / Path(member.name).name
-                    with data.extractfile(member) as src, open(out, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                    return out
+    try:
+        with open(deb, "rb") as f:
+            f.seek(offset)
+            with tarfile.open(fileobj=_Limited(f, size), mode="r|*") as data:
+                for member in data:
+                    if re.search(r"usr/src/linux-source-[^/]*\.tar\.\w+$", member.name):
+                        out = dest_dir / Path(member.name).name
+                        with data.extractfile(member) as src, open(out, "wb") as dst:
+                            shutil.copyfileobj(src, dst, 1 << 20)
+                        return out
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as why:
+        raise SourceError(f"{deb}: error: cannot read the package: {why}") from None
     raise SourceError(f"{deb}: error: no usr/src/linux-source-*.tar.* inside")
 
 
@@ -246,13 +424,27 @@ class _Limited:
         return data
 
 
-def fetch_debian(package: str) -> Path:
-    """The .deb of `package` in the cache, downloaded with `apt-get download` when missing."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", package):
-        raise SourceError(f"{package}: error: not a Debian package name")
-    folder = cache_dir() / "debian"
+def fetch_debian(spec: str) -> Path:
+    """The .deb of `[SUITE/]package` in the cache, downloaded with `apt-get download` when missing."""
+    suite, package = parse_debian(spec)
+    if not shutil.which("apt-get"):
+        raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or --kernel "
+                          f"on this system")
+    folder = cache_dir() / "debian" / suite if suite else cache_dir() / "debian"
     folder.mkdir(parents=True, exist_ok=True)
-    version = _candidate_version(package)
+    remove_dead(folder)
+    apt = _Apt(suite)
+    if suite is not None:
+        age = apt.lists_age()
+        if age is None:
+            apt.update()
+        elif age > _LISTS_MAX_AGE_S:
+            try:
+                apt.update()
+            except SourceError as why:
+                diagnostic(f"{why} (using the package lists fetched {age / 3600:.0f} h ago)"
+                           .replace(": error: ", ": warning: ", 1))
+    version = apt.candidate(package)
     cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
     if version:
         wanted = [p for p in cached if p.name.startswith(f"{package}_{version.replace(':', '%3a')}_")]
@@ -260,24 +452,24 @@ def fetch_debian(package: str) -> Path:
             return wanted[-1]
     elif cached:
         return cached[-1]  # apt does not know the package now; use what we fetched before
-    if not shutil.which("apt-get"):
-        raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or --kernel "
-                          f"on this system")
     if not version:
-        raise SourceError(f"{package}: error: apt does not know this package: run "
-                          f"`apt-get update` (and check its name with `apt-cache search linux-source`)")
+        where = f"in {suite}" if suite else "to apt"
+        hint = ("" if suite else "run `apt-get update` (and ") + \
+            f"check its name with `apt-cache search linux-source`" + ("" if suite else ")")
+        raise SourceError(f"{spec}: error: no such package {where}: {hint}")
     status(f"fetching {package} {version} with apt-get download")
     # Download into a private folder so an interrupted download is never taken for a package.
-    work = Path(tempfile.mkdtemp(prefix=".download-", dir=folder))
+    work = temporary_folder(folder, "download")
     try:
-        proc = subprocess.run(["apt-get", "download", package], cwd=work,
-                              capture_output=True, text=True)
+        proc = apt.run("download", package, cwd=work)
         debs = list(work.glob("*.deb"))
         if proc.returncode or not debs:
             message = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
-            raise SourceError(f"{package}: error: apt-get download failed: "
+            raise SourceError(f"{spec}: error: apt-get download failed: "
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")
         final = folder / debs[0].name
+        with open(debs[0], "rb") as f:
+            os.fsync(f.fileno())
         os.replace(debs[0], final)
         for older in cached:  # superseded by this version (a point release)
             older.unlink(missing_ok=True)
@@ -286,14 +478,17 @@ def fetch_debian(package: str) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def from_debian(package: str = DEFAULT_DEBIAN) -> Source:
-    """The tree of Debian's `linux-source-X` package, fetched and extracted into the cache."""
-    deb = fetch_debian(package)
+def from_debian(spec: str = DEFAULT_DEBIAN) -> Source:
+    """The tree of Debian's `[SUITE/]linux-source-X` package, fetched and extracted into the cache."""
+    deb = fetch_debian(spec)
     key = deb.name.removesuffix(".deb")
     dest = cache_dir() / "trees" / key
-    origin = f"debian {package}"
+    origin = f"debian {spec}"
     if dest.is_dir():
         return from_kernel_dir(dest, origin)
-    with tempfile.TemporaryDirectory(prefix=".deb-", dir=deb.parent) as work:
-        tarball = _tarball_from_deb(deb, Path(work))
+    work = temporary_folder(deb.parent, "deb")
+    try:
+        tarball = _tarball_from_deb(deb, work)
         return from_tarball(tarball, origin, key=key)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -34,9 +34,13 @@ def mtimes(root):
 
 
 def touch(path):
-    """A new modification time, as an edit gives (even within one clock tick)."""
+    """A new modification time, as an edit gives (even within one clock tick).
+
+    Set back, not forward: a time after the build's start is racy, and a
+    racy stamp is never trusted (the build would be redone every time).
+    """
     st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - 1_000_000_000))
 
 
 def test_builds_every_kind(small_tree, tmp_path):
@@ -145,20 +149,25 @@ def test_failed_base_fails_its_composites(small_tree, tmp_path, capsys):
 def test_interrupted_build_is_finished_by_the_next(small_tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
     real_compile = corpus_build._compile
-    calls = []
+    calls, finished = [], []
 
     def compile_then_interrupt(*args):
         calls.append(args)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_compile(*args)
+        record = real_compile(*args)
+        finished.append(args[4].dtb)
+        return record
 
     monkeypatch.setattr(corpus_build, "_compile", compile_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(kernel=small_tree, out=out, jobs=1)
     monkeypatch.setattr(corpus_build, "_compile", real_compile)
-    records = json.loads((out / MANIFEST).read_text())["records"]
-    assert 1 <= len(records) <= 2      # what finished before Ctrl-C is recorded
+    manifest = json.loads((out / MANIFEST).read_text())
+    records = manifest["records"]
+    # What finished before Ctrl-C is recorded (the one running then too), and no more.
+    assert len(finished) >= 2 and set(records) == set(finished)
+    assert manifest["complete"] is False and manifest["tried"] == len(finished)
     # A half-written DTB of a killed dtc, and one with no record: neither is trusted.
     (out / "acme/.acme-b.dtb.tmp-999999999").write_bytes(b"\xd0\x0d")
     unrecorded = sorted(ALL - set(records) - {"acme/acme-a-plus.dtb", "acme/acme-a-plus-third.dtb"})

@@ -119,6 +119,17 @@ def test_racy_files_checked_once(tmp_path, corpus, monkeypatch):
     assert reads == []
 
 
+def rewrite_meta(entry, change):
+    """Change meta.json and seal it again (its checksum and the files' CRCs),
+    as a bug rather than a disk would: what is left for the other checks."""
+    meta = json.loads((entry / "meta.json").read_text())
+    change(meta)
+    for name, _ in ARRAYS:
+        meta["arrays"][name][1:] = list(flat._file_crc(entry / f"{name}.npy"))
+    meta["checksum"] = flat._meta_checksum(meta)
+    (entry / "meta.json").write_text(json.dumps(meta))
+
+
 def corrupt_cases():
     def flip(entry):
         f = entry / "node_parent.npy"
@@ -126,9 +137,19 @@ def corrupt_cases():
         b[-1] ^= 1
         f.write_bytes(b)
 
+    def flip_header(entry):
+        # A byte of the .npy header's padding: numpy would still read it.
+        f = entry / "node_depth.npy"
+        b = bytearray(f.read_bytes())
+        b[b.index(b"\n") - 1] ^= 0x20   # the space before the newline, now a NUL
+        f.write_bytes(b)
+
     def truncate(entry):
         f = entry / "prop_val_off.npy"
         f.write_bytes(f.read_bytes()[:-5])
+
+    def empty(entry):
+        (entry / "dtb_error.npy").write_bytes(b"")
 
     def missing(entry):
         (entry / "prop_name.npy").unlink()
@@ -136,29 +157,39 @@ def corrupt_cases():
     def garbage_meta(entry):
         (entry / "meta.json").write_text("{ not json")
 
+    def meta_is_a_list(entry):
+        (entry / "meta.json").write_text("[1, 2]")
+
+    def renamed_property(entry):
+        # dma-coherent -> dma-aoherent: valid JSON, a different answer.
+        text = (entry / "meta.json").read_text()
+        assert '"dma-coherent"' in text
+        (entry / "meta.json").write_text(text.replace('"dma-coherent"', '"dma-aoherent"'))
+
     def other_parser(entry):
-        meta = json.loads((entry / "meta.json").read_text())
-        meta["code"] = "0" * 64
-        (entry / "meta.json").write_text(json.dumps(meta))
+        rewrite_meta(entry, lambda meta: meta.update(code="0" * 64))
 
     def wrong_dtype(entry):
         a = np.load(entry / "node_depth.npy")
         np.save(entry / "node_depth.npy", a.astype(np.int64))
+        rewrite_meta(entry, lambda meta: None)
 
     def inconsistent(entry):
         # Consistent checksums, broken ranges: caught by the invariants.
-        meta = json.loads((entry / "meta.json").read_text())
         a = np.load(entry / "dtb_node_start.npy")
         a[-1] += 1
         np.save(entry / "dtb_node_start.npy", a)
-        meta["arrays"]["dtb_node_start"][1] = flat._checksum(a)
-        (entry / "meta.json").write_text(json.dumps(meta))
+        rewrite_meta(entry, lambda meta: None)
 
     return [
         (flip, "has a corrupt node_parent.npy (checksum)"),
-        (truncate, "is unreadable"),
-        (missing, "is unreadable"),
-        (garbage_meta, "is unreadable"),
+        (flip_header, "has a corrupt node_depth.npy (checksum)"),
+        (truncate, "has a corrupt prop_val_off.npy (checksum)"),
+        (empty, "has a corrupt dtb_error.npy (checksum)"),
+        (missing, "is unreadable (FileNotFoundError"),
+        (garbage_meta, "is unreadable (JSONDecodeError"),
+        (meta_is_a_list, "has a damaged meta.json (checksum)"),
+        (renamed_property, "has a damaged meta.json (checksum)"),
         (other_parser, "is for other files or another parser"),
         (wrong_dtype, "has a wrong node_depth.npy"),
         (inconsistent, "has ranges that do not cover data or nodes"),
@@ -198,7 +229,7 @@ def test_interrupted_write_leaves_nothing_trusted(tmp_path, corpus, monkeypatch)
     real_save = np.save
 
     def crash(f, a, **kw):
-        if str(f).endswith("prop_node.npy"):
+        if str(getattr(f, "name", f)).endswith("prop_node.npy"):
             raise KeyboardInterrupt
         real_save(f, a, **kw)
 

@@ -1,0 +1,79 @@
+"""Temporary files and folders, named by the process that owns them.
+
+Every temporary the corpus layer writes (an output under construction, a
+manifest, a download, an extracted tree, a dtc build, a flat-cache entry)
+is named `.{name}.tmp-{pid}` or `.{kind}.tmp-{pid}-{random}`, beside where
+the result goes. A process killed with SIGKILL cannot clean up, so the next
+run removes the temporaries of processes that no longer exist
+(remove_dead()), and never those of a live one. Files users or later runs
+read are written atomically: temporary, fsync, rename (write_atomically()).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+_OWNED = re.compile(r"^\..*\.tmp-(\d+)(?:-[^/]*)?$")
+
+
+def temporary_path(final: Path) -> Path:
+    """Where `final` is written before it is renamed into place."""
+    return final.with_name(f".{final.name}.tmp-{os.getpid()}")
+
+
+def temporary_folder(parent: Path, kind: str) -> Path:
+    """A new private folder in `parent`, named for this process."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{kind}.tmp-{os.getpid()}-", dir=parent))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write data to path so that a reader sees the old file or the whole new one."""
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead(folder: Path, recursive: bool = False) -> int:
+    """Remove the temporaries of dead processes in folder (and below); returns how many."""
+    try:
+        candidates = folder.rglob(".*.tmp-*") if recursive else folder.glob(".*.tmp-*")
+        found = [p for p in candidates if _OWNED.match(p.name)]
+    except OSError:
+        return 0
+    removed = 0
+    for path in found:
+        pid = int(_OWNED.match(path.name).group(1))
+        if pid == os.getpid() or alive(pid):
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
+        except OSError:
+            pass
+    return removed
