@@ -1,54 +1,114 @@
-"""The `dtb-audit` command line.
+"""The `dtb-audit` command line: the one module that parses arguments.
 
-One function per subcommand, all listed in COMMANDS: (words, help,
-add_arguments, run). `run(args)` returns the exit status: 0 clean, 1 when
+Each command is a function of the parsed arguments that calls a module
+with plain arguments and returns the exit status: 0 clean, 1 when
 something did not go through (a file that did not build, findings when
-asked), 2 for a usage or input error. Human text goes to stderr, what a
+asked), 2 for a usage or input error.  Human text goes to stderr, what a
 script would read to stdout.
-"""
 
+Imports are lazy: `--help`, and commands that only read saved sweeps
+(`diff`, `history` of JSON files), never load numba or the kernels.
+Every error a user can cause is a corpus.errors.CorpusError, caught once
+here and printed as one line.
+"""
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 
-from auditor.diff import add_diff_arguments, add_history_arguments, run_diff, run_history
-from auditor.patch import add_patch_arguments, run_patch
 from corpus.errors import CorpusError
+from kernels.codes import RULE_NAMES
+
+DEFAULT_DEBIAN_HELP = "linux-source-6.12"
+# "linux-source-6.1", "sid/linux-source-7.2": a Debian package, possibly of another suite.
+DEBIAN_PACKAGE = re.compile(r"^([a-z][a-z0-9-]*/)?linux-source-\d+(\.\d+)*$")
 
 
-# -- dtb-audit corpus build ---------------------------------------------------
+# -- arguments shared by several commands ------------------------------------
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the DTBs come from: one of these, Linux 6.12 from Debian when none."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--kernel", metavar="DIR", help="a kernel source tree")
     group.add_argument("--tarball", metavar="FILE", help="a kernel tarball (.tar.xz, .tar.gz)")
-    group.add_argument("--debian", metavar="PACKAGE",
-                       help="Debian's kernel source package, e.g. linux-source-6.12 "
-                            "(fetched with apt-get download; the default)")
+    group.add_argument("--debian", metavar="[SUITE/]PACKAGE",
+                       help="Debian's kernel source package, e.g. linux-source-6.1 or "
+                            "sid/linux-source-7.2 (another suite: the machine's own mirror, "
+                            f"kept in the cache); default {DEFAULT_DEBIAN_HELP}")
     group.add_argument("--dtbs", metavar="DIR", help="a folder of built .dtb files, used as it is")
 
 
-def add_corpus_build_arguments(parser: argparse.ArgumentParser) -> None:
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at once") -> None:
+    parser.add_argument("-j", "--jobs", type=_jobs, metavar="N",
+                        help=f"{what} (default: all cores)")
+
+
+def _target_kernel(text: str):
+    from kernels.target import TargetError, TargetKernel
+    try:
+        return TargetKernel.parse(text)
+    except TargetError as why:
+        raise argparse.ArgumentTypeError(str(why)) from None
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
+                        help="judge as this kernel (5.10 to 7.2, e.g. 6.1 or 6.12.117) does; "
+                             "default: the version of the tree the corpus was built from, "
+                             "the newest modelled for a bare folder of DTBs")
+    parser.add_argument("--rule", choices=RULE_NAMES,
+                        help="override the target kernel's IOMMU_CAP_CACHE_COHERENCY rule "
+                             "(a what-if; everything else still follows the target kernel)")
+    parser.add_argument("--no-legacy-dt-bindings", action="store_true",
+                        help="model a kernel built without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS")
+
+
+def _source(args) -> dict:
+    return {"kernel": args.kernel, "tarball": args.tarball, "debian": args.debian,
+            "dtbs": args.dtbs}
+
+
+def _build(args, **more):
+    from corpus.build import build_corpus
+    return build_corpus(**_source(args), jobs=getattr(args, "jobs", None), **more)
+
+
+def _judge(corpus, args):
+    """The Sweep of a corpus under the command's target kernel and rule."""
+    from auditor.sweep import sweep_corpus, target_for
+    return sweep_corpus(corpus, target_for(corpus, args.target_kernel and str(args.target_kernel)),
+                        args.rule, not args.no_legacy_dt_bindings)
+
+
+# -- dtb-audit corpus build ---------------------------------------------------
+
+def add_corpus_build_arguments(parser):
     add_source_arguments(parser)
     parser.add_argument("--out", metavar="DIR",
                         help="build into this folder (default: a folder in the cache, "
                              "$XDG_CACHE_HOME/dtb-audit)")
-    parser.add_argument("-j", "--jobs", type=int, metavar="N",
-                        help="compilers run at once (default: all cores)")
+    add_jobs_argument(parser)
     parser.add_argument("--select", metavar="GLOB", action="append",
                         help="build only DTBs whose path matches, e.g. 'freescale/fsl-ls10*' "
                              "(repeatable)")
 
 
-def corpus_build(args: argparse.Namespace) -> int:
-    from corpus.build import build_corpus
-
+def corpus_build(args) -> int:
     started = time.monotonic()
-    corpus = build_corpus(kernel=args.kernel, tarball=args.tarball, debian=args.debian,
-                          dtbs=args.dtbs, out=args.out, jobs=args.jobs, select=args.select)
+    corpus = _build(args, out=args.out, select=args.select)
     kinds = {kind: sum(e.kind == kind for e in corpus.entries)
              for kind in ("board", "overlay", "composite")}
     sys.stderr.write(
@@ -59,71 +119,59 @@ def corpus_build(args: argparse.Namespace) -> int:
     return 1 if corpus.failed else 0
 
 
-# -- dtb-audit sweep / explain -------------------------------------------------
+# -- dtb-audit sweep ---------------------------------------------------------------
 
-def open_corpora(args: argparse.Namespace) -> list:
-    """The corpora named by PATHs (a DTB, a folder of DTBs, a kernel tree) or
-    by a source option; the default corpus when neither is given."""
-    from corpus.build import build_corpus, open_corpus
-
-    if args.paths and any((args.kernel, args.tarball, args.debian, args.dtbs)):
-        raise CorpusError("give PATHs or one source option, not both")
-    if args.paths:
-        return [open_corpus(p) for p in args.paths]
-    return [build_corpus(kernel=args.kernel, tarball=args.tarball, debian=args.debian,
-                         dtbs=args.dtbs)]
-
-
-def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    from kernels.rule import RULES
-
-    parser.add_argument("--rule", choices=RULES, default=RULES[0],
-                        help="the kernel era's IOMMU_CAP_CACHE_COHERENCY rule (default: %(default)s)")
-    parser.add_argument("--no-legacy-dt-bindings", action="store_true",
-                        help="model a kernel built without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS")
-
-
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+def add_sweep_arguments(parser):
     from auditor.report import FORMATS
-
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="a DTB, a folder of DTBs or a kernel tree (default: the default corpus)")
     add_source_arguments(parser)
     add_rule_arguments(parser)
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: table on a terminal, jsonl otherwise)")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the report here")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the report here (whole or not at all)")
     parser.add_argument("--fail-on-affected", action="store_true",
                         help="exit 1 when any SoC is affected")
+    parser.add_argument("--partial", action="store_true",
+                        help="sweep a corpus whose build was interrupted, saying so "
+                             "(refused otherwise)")
 
 
-def sweep(args: argparse.Namespace) -> int:
+def open_corpora(args):
+    """The corpus named by PATHs (several make one, names kept apart) or by
+    a source option; the default corpus when neither is given."""
+    if args.paths and any(_source(args).values()):
+        raise CorpusError("give PATHs or one source option, not both")
+    if args.paths:
+        from corpus.build import open_corpora as open_paths
+        return open_paths(args.paths, partial=args.partial)
+    return _build(args, partial=args.partial)
+
+
+def sweep(args) -> int:
     from auditor import report
-    from auditor.sweep import sweep as run_sweep
+    from auditor.output import Stderr, write_report
 
-    docs = [run_sweep(c, args.rule, not args.no_legacy_dt_bindings) for c in open_corpora(args)]
-    doc = docs[0]
-    for more in docs[1:]:          # several PATHs: one report
-        doc["links"] += more["links"]
-        doc["socs"] += more["socs"]
-        doc["diagnostics"] += more["diagnostics"]
-    report.diagnostics(doc, sys.stderr)
-    out = open(args.output, "w") if args.output else sys.stdout
-    fmt = args.format or ("table" if out.isatty() else "jsonl")
-    with out if args.output else _nullcontext():
-        report.write(doc, fmt, out)
-    if fmt != "table":
-        sys.stderr.write(report.summary_line(doc) + "\n")
-    affected = any(s["affected"] for s in doc["socs"])
-    return 1 if args.fail_on_affected and affected else 0
-
-
-def _nullcontext():
-    import contextlib
-    return contextlib.nullcontext()
+    result = _judge(open_corpora(args), args)
+    to_terminal = args.output is None and sys.stdout.isatty()
+    fmt = args.format or ("table" if to_terminal else "jsonl")
+    write_report(args.output, lambda f: report.write(result, fmt, f))
+    # After the report: a reader of stderr that went away loses lines, not the report.
+    err = Stderr()
+    for d in result.diagnostics:
+        err.line(report.diagnostic_line(d))
+    if fmt != "table" or args.output:
+        err.line(report.summary_line(result))
+    if not result.socs and any(d.severity == "error" for d in result.diagnostics):
+        err.line(f"dtb-audit: error: no DTB of {result.name} could be read")
+        return 2
+    return 1 if args.fail_on_affected and result.affected else 0
 
 
-def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+# -- dtb-audit explain ---------------------------------------------------------------
+
+def add_explain_arguments(parser):
     parser.add_argument("board", metavar="BOARD",
                         help="a DTB file, or a board's DTB path or name in the corpus "
                              "(e.g. fsl-ls1028a-rdb)")
@@ -131,59 +179,269 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     add_rule_arguments(parser)
 
 
-def explain(args: argparse.Namespace) -> int:
+def explain(args) -> int:
     from pathlib import Path
 
     from auditor.explain import explain as write_explanation
-    from auditor.sweep import evaluate
+    from auditor.sweep import target_for
     from corpus.flat import flatten
+    from kernels.evaluate import evaluate
 
-    if Path(args.board).is_file():
-        dtb = Path(args.board)
-        flat = flatten([dtb], dtb.parent, cache=False)
+    board = Path(args.board)
+    if board.is_file():
+        from corpus.build import open_corpus
+        corpus = open_corpus(board)
+        flat = flatten([board], board.parent, cache=False)
+    elif os.sep in args.board or board.suffix in (".dtb", ".dtbo"):
+        # A path, not a board name: say so before fetching any corpus.
+        raise CorpusError(f"{args.board}: error: no such file")
     else:
-        args.paths = []
-        (corpus,) = open_corpora(args)
+        corpus = _build(args)
         wanted = args.board.removesuffix(".dtb")
         matches = [e for e in corpus.boards
                    if e.dtb.removesuffix(".dtb") == wanted or Path(e.dtb).stem == wanted]
         if not matches:
-            raise CorpusError(f"{args.board}: no such board in {corpus.root}")
+            raise CorpusError(f"{args.board}: error: no such board in {corpus.root}")
         flat = flatten([Path(corpus.root) / matches[0].dtb], corpus.root)
     if flat.dtb_error[0]:
         raise CorpusError(flat.error(0))
-    write_explanation(evaluate(flat, args.rule, not args.no_legacy_dt_bindings), 0, sys.stdout)
+    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
+    ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
+    write_explanation(ev, sys.stdout)
     return 0
 
 
-# -- dtb-audit check-parser ----------------------------------------------------
+# -- dtb-audit check-parser --------------------------------------------------------------
 
-def add_check_parser_arguments(parser: argparse.ArgumentParser) -> None:
+def add_check_parser_arguments(parser):
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="a DTB folder or a kernel tree (default: the default corpus)")
     add_source_arguments(parser)
+    parser.set_defaults(partial=False)
 
 
-def check_parser(args: argparse.Namespace) -> int:
-    """The numba parser against pyfdt, node paths, names and raw bytes of
+def check_parser(args) -> int:
+    """The numba parser against pyfdt: node paths, names and raw bytes of
     every DTB (overlays included)."""
-    import os
     from pathlib import Path
 
     from corpus.flat import flatten
     from corpus.pyfdt_check import check
 
-    status = 0
-    for corpus in open_corpora(args):
-        root = Path(corpus.root)
-        flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
-        problems = check(flat, os.cpu_count() or 1)
-        for line in problems:
-            sys.stderr.write(line + "\n")
-        print(f"{corpus.identity}: {flat.n_dtb} DTBs, {flat.node_dtb.size} nodes, "
-              f"{flat.prop_node.size} properties compared with pyfdt: {len(problems)} mismatches")
-        status = status or (1 if problems else 0)
-    return status
+    corpus = open_corpora(args)
+    root = Path(corpus.root)
+    flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
+    problems = check(flat, os.cpu_count() or 1)
+    for line in problems:
+        sys.stderr.write(line + "\n")
+    print(f"{corpus.identity}: {flat.n_dtb} DTBs, {flat.node_dtb.size} nodes, "
+          f"{flat.prop_node.size} properties compared with pyfdt: {len(problems)} mismatches")
+    return 1 if problems else 0
+
+
+# -- dtb-audit diff / history ----------------------------------------------------------------
+
+def _add_compare_arguments(parser):
+    add_rule_arguments(parser)
+    add_jobs_argument(parser, "compilers run at once when a corpus is built")
+
+
+def add_diff_arguments(parser):
+    parser.add_argument("old", metavar="OLD",
+                        help="a saved sweep (--format json), a kernel tree, a tarball, "
+                             "a Debian [suite/]linux-source-X package or a DTB folder")
+    parser.add_argument("new", metavar="NEW", help="the same kinds as OLD")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the diff here")
+    parser.add_argument("--fail-on-new", action="store_true",
+                        help="exit 1 when a SoC, board or link became affected (and only then)")
+    _add_compare_arguments(parser)
+
+
+def sweep_of(arg, args):
+    """A Sweep from an argument: a saved sweep (read, no numba), or a corpus
+    (a kernel tree, a tarball, a Debian package, a DTB folder), swept now."""
+    from auditor.model import load_sweep
+    if os.path.isfile(arg) and _is_json(arg):
+        return load_sweep(arg)
+    from corpus.build import build_corpus, open_corpus
+    if os.path.exists(arg):
+        corpus = open_corpus(arg)
+    elif DEBIAN_PACKAGE.match(arg):
+        corpus = build_corpus(debian=arg, jobs=args.jobs)
+    else:
+        raise CorpusError(f"{arg}: error: no such file or folder, and not a Debian "
+                          f"[suite/]linux-source-X package name")
+    return _judge(corpus, args)
+
+
+def _is_json(path):
+    if path.endswith(".json"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(64).lstrip()[:1] in (b"{", b"[", b"n")
+    except OSError:
+        return False
+
+
+def _sweeps(names, args):
+    """(sweeps, the arguments they came from, whether one failed); each
+    failure is one line on stderr naming the argument, and the rest go on."""
+    sweeps, loaded, failed = [], [], False
+    for arg in names:
+        try:
+            sweeps.append(sweep_of(arg, args))
+            loaded.append(arg)
+        except CorpusError as why:
+            message = str(why)
+            sys.stderr.write((message if ": error: " in message
+                              else f"{arg}: error: {message}") + "\n")
+            failed = True
+    return sweeps, loaded, failed
+
+
+def _write_text_or_json(args, value, text):
+    import json
+
+    from auditor.output import write_report
+    if args.format == "json":
+        write_report(args.output, lambda f: (json.dump(value, f, indent=1), f.write("\n")))
+    else:
+        write_report(args.output, lambda f: f.write(text(value)))
+
+
+def diff(args) -> int:
+    from auditor.diff import diff_sweeps, format_diff, rule_mismatch
+    sweeps, _, failed = _sweeps([args.old, args.new], args)
+    if failed:
+        return 2
+    old, new = sweeps
+    warning = rule_mismatch(old, new)
+    if warning:
+        sys.stderr.write(f"dtb-audit: warning: {warning}\n")
+    d = diff_sweeps(old, new)
+    _write_text_or_json(args, d, format_diff)
+    return 1 if args.fail_on_new and d["regression"] else 0
+
+
+def add_history_arguments(parser):
+    parser.add_argument("corpora", metavar="CORPUS|REVISION", nargs="*",
+                        help="saved sweeps or corpora (as for diff), oldest first; with --git, "
+                             "git revision ranges (v6.1..v6.12; default: the release tags "
+                             "reachable from HEAD)")
+    parser.add_argument("--git", metavar="REPO",
+                        help="a git checkout of a kernel tree or of devicetree-rebasing: every "
+                             "commit of REVISIONS that touched the DT inputs")
+    parser.add_argument("--all-commits", action="store_true",
+                        help="with --git: every commit, not only the first-parent ones")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="with --git: a dask.distributed scheduler (tcp://HOST:PORT) to "
+                             "send the work to; default: this machine's cores")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="with --git: affected SoCs over the revisions (SVG or PNG)")
+    parser.add_argument("--mails", metavar="DIR",
+                        help="with --git: one robot-style message per newly affected SoC")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the history here")
+    parser.add_argument("--changed", action="store_true",
+                        help="only the SoCs whose verdict or SMMU coherency changed")
+    parser.add_argument("--fail-on-new", action="store_true",
+                        help="exit 1 when a SoC is affected at the end and was not at the start")
+    _add_compare_arguments(parser)
+
+
+def history(args) -> int:
+    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when none could."""
+    if args.git:
+        from auditor.history import run_history_git
+        return run_history_git(
+            args.git, args.corpora, all_commits=args.all_commits,
+            target_kernel=args.target_kernel and str(args.target_kernel), rule=args.rule,
+            legacy_dt_bindings=not args.no_legacy_dt_bindings, scheduler=args.scheduler,
+            jobs=args.jobs, plot=args.plot, mails=args.mails, fmt=args.format,
+            fail_on_new=args.fail_on_new, output=args.output)
+    for option in ("all_commits", "scheduler", "plot", "mails"):
+        if getattr(args, option):
+            raise CorpusError(f"--{option.replace('_', '-')} needs --git REPO")
+    if not args.corpora:
+        raise CorpusError("history: give saved sweeps or corpora, oldest first (or --git REPO)")
+    from auditor.diff import format_history, history as make_history, rule_mismatch
+    sweeps, loaded, failed = _sweeps(args.corpora, args)
+    if not sweeps:
+        return 2
+    for a, b in zip(sweeps, sweeps[1:]):
+        warning = rule_mismatch(a, b)
+        if warning:
+            sys.stderr.write(f"dtb-audit: warning: {warning}\n")
+    names = [s.name for s in sweeps]
+    if len(set(names)) < len(names):        # the same tree twice: tell them apart
+        names = loaded
+    h = make_history(sweeps, names)
+    _write_text_or_json(args, h, lambda h: format_history(h, changed_only=args.changed))
+    if args.fail_on_new:
+        first, last = {s.soc for s in sweeps[0].affected}, {s.soc for s in sweeps[-1].affected}
+        if last - first:
+            return 1
+    return 1 if failed else 0
+
+
+# -- dtb-audit patch ------------------------------------------------------------------
+
+def add_patch_arguments(parser):
+    add_source_arguments(parser)
+    parser.add_argument("--sweep", metavar="FILE",
+                        help="a saved sweep (--format json) of a corpus built from the tree, "
+                             "instead of sweeping now")
+    parser.add_argument("-o", "--output-directory", metavar="DIR", required=True,
+                        help="write the series here (earlier NNNN-*.patch files in it are removed)")
+    parser.add_argument("--verify", action="store_true",
+                        help="apply the series to a copy of the tree, rebuild the boards "
+                             "it touches, sweep them again and report what is still affected")
+    parser.add_argument("--from", dest="author", metavar="'NAME <EMAIL>'",
+                        help="the author (default: git config user.name and user.email)")
+    parser.add_argument("-s", "--signoff", action="store_true",
+                        help="add Signed-off-by: with the author (only once you have "
+                             "confirmed the change on hardware)")
+    add_rule_arguments(parser)
+    add_jobs_argument(parser)
+
+
+def patch(args) -> int:
+    from auditor import patch as patches
+    from corpus.build import open_corpus
+
+    if args.dtbs:
+        raise CorpusError("patch needs the kernel sources: give --kernel, --tarball or "
+                          "--debian, not --dtbs")
+    if args.sweep:
+        from auditor.model import load_sweep
+        result = load_sweep(args.sweep)
+        kernel_dir = args.kernel or result.corpus.kernel_dir
+        if not kernel_dir or not os.path.isdir(kernel_dir):
+            raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
+                              f"here: give --kernel DIR")
+        corpus = open_corpus(result.corpus.root) if os.path.isdir(result.corpus.root) else None
+    else:
+        corpus = _build(args)
+        result = _judge(corpus, args)
+        kernel_dir = os.fspath(corpus.kernel_dir)
+    dependencies = ({e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}
+                    if corpus is not None else None)
+    return patches.run(result, kernel_dir, args.output_directory, dependencies,
+                       verify=args.verify, author=args.author, signoff=args.signoff,
+                       fixes=_fixes(kernel_dir), jobs=args.jobs)
+
+
+def _fixes(kernel_dir):
+    """The commit that introduced a line, when the tree is a git checkout."""
+    try:
+        from corpus.git import introducing_commit, is_checkout
+    except ImportError:
+        return None
+    if not is_checkout(kernel_dir):
+        return None
+    return lambda path, line: introducing_commit(kernel_dir, path, line)
 
 
 # -- the table ---------------------------------------------------------------
@@ -198,11 +456,12 @@ COMMANDS = [
     (("check-parser",), "compare the numba DTB parser with pyfdt on every DTB of a corpus",
      add_check_parser_arguments, check_parser),
     (("diff",), "what became or stopped being affected between two sweeps or corpora",
-     add_diff_arguments, run_diff),
-    (("history",), "each SoC's verdict and SMMU coherency across kernel versions",
-     add_history_arguments, run_history),
+     add_diff_arguments, diff),
+    (("history",), "each SoC's verdict across kernel versions, or across the commits of a "
+                   "git repository (--git)",
+     add_history_arguments, history),
     (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
-     add_patch_arguments, run_patch),
+     add_patch_arguments, patch),
 ]
 
 
@@ -211,8 +470,7 @@ def parser() -> argparse.ArgumentParser:
         prog="dtb-audit",
         description="Batch auditor of arm64 device trees for IOMMU_CAP_CACHE_COHERENCY "
                     "(why VFIO refuses devices behind an SMMU lacking dma-coherent).")
-    groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): top.add_subparsers(
-        dest="command", metavar="COMMAND", required=True)}
+    groups = {(): top.add_subparsers(dest="command", metavar="COMMAND", required=True)}
     for words, help_text, add_arguments, run in COMMANDS:
         # Two-word commands (`corpus build`) share a parser for their first word.
         for depth in range(1, len(words)):
@@ -234,15 +492,29 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusError as why:
         # Errors about a file already read `file: error: ...`; others name the tool.
         message = str(why)
-        sys.stderr.write((message if ": error: " in message else f"dtb-audit: error: {message}")
-                         + "\n")
+        _last_words(message if ": error: " in message else f"dtb-audit: error: {message}")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("dtb-audit: interrupted\n")
+        _last_words("dtb-audit: interrupted")
         return 130
-    except BrokenPipeError:        # `dtb-audit sweep | head`
-        sys.stderr.close()
+    except BrokenPipeError:        # `dtb-audit sweep | head`: the reader has what it wanted
+        from auditor.output import _quiet_stdout
+        _quiet_stdout()
         return 0
+    except MemoryError:
+        _last_words("dtb-audit: error: out of memory")
+        return 2
+    except Exception as why:       # a bug: one line, and how to get the traceback
+        if os.environ.get("DTB_AUDIT_DEBUG"):
+            raise
+        _last_words(f"dtb-audit: internal error: {type(why).__name__}: {why} "
+                    f"(set DTB_AUDIT_DEBUG=1 for the traceback, and please report it)")
+        return 70
+
+
+def _last_words(line):
+    from auditor.output import Stderr
+    Stderr().line(line)
 
 
 if __name__ == "__main__":

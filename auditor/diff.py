@@ -1,100 +1,40 @@
 """Night after night: what changed between two sweeps, and across versions.
 
-`diff_sweeps(old, new)` compares two sweep documents (auditor.sweep's
-schema): the SoCs, boards and links that became affected or stopped being
-affected, and the SMMUs whose coherency changed (a `dma-coherent` added, or
-removed, as upstream did for sdm845 in 2025).  `history(docs)` follows each
-SoC with an SMMU through several versions in order.  `load_sweep()` turns a
-command-line argument (a saved `--format json` sweep, a kernel tree, a
-tarball, a Debian `linux-source-X` package, a DTB folder) into a document.
+`diff_sweeps(old, new)` compares two Sweeps (auditor/model.py): the SoCs,
+boards and links that became affected or stopped being affected, and the
+SMMUs whose coherency changed (a `dma-coherent` added, or removed, as
+upstream did for sdm845 in 2025).  `history(sweeps)` follows each SoC with
+an SMMU through several versions in order.
 
-Identities across sweeps: a SoC by its compatible, a board by its DTB path,
-a link by (dtb, provider_path, master_path, link), an SMMU by (SoC, path).
-A board or link is affected when it is a VFIO candidate with a `broken*`
-verdict (SPEC section 4).  Something that exists only in NEW and is
-affected counts as newly affected: a nightly job wants to hear about it.
+Identities across sweeps are the model's: a SoC by its compatible, a board
+by its DTB path, a link by Link.key, an SMMU by (SoC, path).  A board or
+link is affected when it is a VFIO candidate with a `broken*` verdict (SPEC
+section 4).  Something that exists only in NEW and is affected counts as
+newly affected: a nightly job wants to hear about it.
 """
-import json
-import os
-import re
-import sys
-
-BROKEN = ("broken", "broken-bridge-coherent")
-DEBIAN_PACKAGE = re.compile(r"^linux-source-\d+(\.\d+)*$")
-
-
-class SweepError(Exception):
-    """An argument that is neither a saved sweep nor a corpus; str() names it."""
-
-
-# --- inputs -----------------------------------------------------------------
-
-def load_sweep(arg, rule="walk-or-device", legacy_dt_bindings=True, jobs=None):
-    """A sweep document from a saved sweep (JSON) or a corpus, swept now."""
-    if os.path.isfile(arg) and _is_json(arg):
-        try:
-            with open(arg, encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as why:
-            raise SweepError(f"{arg}: error: not a readable sweep: {why}") from None
-        if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or "socs" not in doc \
-                or "links" not in doc:
-            raise SweepError(f"{arg}: error: not a dtb-audit sweep "
-                             f"(write one with `dtb-audit sweep --format json`)")
-        return doc
-    from auditor.sweep import sweep
-    from corpus.build import build_corpus, open_corpus
-    if os.path.exists(arg):
-        corpus = open_corpus(arg)
-    elif DEBIAN_PACKAGE.match(arg):
-        corpus = build_corpus(debian=arg, jobs=jobs)
-    else:
-        raise SweepError(f"{arg}: error: no such file or folder, and not a Debian "
-                         f"linux-source-X package name")
-    return sweep(corpus, rule=rule, legacy_dt_bindings=legacy_dt_bindings)
-
-
-def _is_json(path):
-    if path.endswith(".json"):
-        return True
-    with open(path, "rb") as f:
-        return f.read(64).lstrip()[:1] in (b"{", b"[")
+from .text import shown
 
 
 # --- what one document says ---------------------------------------------------
 
-def _affected_links(doc):
-    """{link key: link record} of the VFIO candidate links with a broken* verdict."""
-    out = {}
-    for link in doc.get("links", []):
-        if link.get("vfio_candidate") and link.get("verdict") in BROKEN:
-            out[_link_key(link)] = link
-    return out
+def _affected_links(sweep):
+    """{Link.key: Link} of the VFIO candidate links with a broken* verdict."""
+    return {link.key: link for link in sweep.links if link.affected}
 
 
-def _link_key(link):
-    return (link["dtb"], link["provider_path"], link["master_path"], link["link"])
-
-
-def _boards(doc):
+def _boards(sweep):
     """{dtb: soc} of every board, and the set of affected boards."""
     boards, affected = {}, set()
-    for soc in doc.get("socs", []):
-        for dtb in soc.get("boards", []):
-            boards[dtb] = soc["soc"]
-        affected.update(soc.get("affected_boards", []))
+    for soc in sweep.socs:
+        for dtb in soc.boards:
+            boards[dtb] = soc.soc
+        affected.update(soc.affected_boards)
     return boards, affected
 
 
-def _smmus(doc):
-    """{(soc, path): provider record} of every SMMU."""
-    return {(soc["soc"], p["path"]): p
-            for soc in doc.get("socs", []) for p in soc.get("providers", [])}
-
-
-def _identity(doc):
-    corpus = doc.get("corpus") or {}
-    return corpus.get("identity") or corpus.get("root") or "?"
+def _smmus(sweep):
+    """{(soc, path): Provider} of every SMMU."""
+    return {(soc.soc, p.path): p for soc in sweep.socs for p in soc.providers}
 
 
 # --- diff ---------------------------------------------------------------------
@@ -104,20 +44,20 @@ def diff_sweeps(old, new):
 
     "regression" is true exactly when a SoC, a board or a link became
     affected: what `--fail-on-new` exits 1 for."""
-    old_socs = {s["soc"]: s for s in old.get("socs", [])}
-    new_socs = {s["soc"]: s for s in new.get("socs", [])}
+    old_socs = {s.soc: s for s in old.socs}
+    new_socs = {s.soc: s for s in new.socs}
     socs = {"newly_affected": [], "fixed": [], "gone": []}
     for name, s in sorted(new_socs.items(), key=lambda kv: kv[0] or ""):
         before = old_socs.get(name)
-        if s["affected"] and not (before and before["affected"]):
+        if s.affected and not (before and before.affected):
             socs["newly_affected"].append(_soc_change(name, before, s))
     for name, s in sorted(old_socs.items(), key=lambda kv: kv[0] or ""):
-        if not s["affected"]:
+        if not s.affected:
             continue
         after = new_socs.get(name)
         if after is None:
             socs["gone"].append(_soc_change(name, s, None))
-        elif not after["affected"]:
+        elif not after.affected:
             socs["fixed"].append(_soc_change(name, s, after))
 
     old_boards, old_affected = _boards(old)
@@ -132,8 +72,8 @@ def diff_sweeps(old, new):
     }
 
     old_links, new_links = _affected_links(old), _affected_links(new)
-    new_all = {_link_key(link): link for link in new.get("links", [])}
-    old_all = {_link_key(link): link for link in old.get("links", [])}
+    new_all = {link.key: link for link in new.links}
+    old_all = {link.key: link for link in old.links}
     links = {
         "newly_affected": [_link_change(old_all.get(k), new_links[k])
                            for k in sorted(new_links.keys() - old_links.keys(), key=_sort_key)],
@@ -146,13 +86,13 @@ def diff_sweeps(old, new):
     old_smmus, new_smmus = _smmus(old), _smmus(new)
     for key in sorted(old_smmus.keys() & new_smmus.keys(), key=_sort_key):
         before, after = old_smmus[key], new_smmus[key]
-        if bool(before["coherent"]) != bool(after["coherent"]):
-            coherency["added" if after["coherent"] else "removed"].append({
-                "soc": key[0], "path": key[1], "label": after.get("label") or before.get("label"),
-                "compatible": after.get("compatible"), "driver": after.get("driver"),
-                "source_file": after.get("source_file") or before.get("source_file"),
-                "source_line": after.get("source_line") or before.get("source_line"),
-                "old_affected": before.get("affected"), "new_affected": after.get("affected")})
+        if before.coherent != after.coherent:
+            coherency["added" if after.coherent else "removed"].append({
+                "soc": key[0], "path": key[1], "label": after.label or before.label,
+                "compatible": list(after.compatible), "driver": after.driver,
+                "source_file": after.source_file or before.source_file,
+                "source_line": after.source_line or before.source_line,
+                "old_affected": before.affected, "new_affected": after.affected})
 
     return {
         "tool": "dtb-audit",
@@ -172,29 +112,31 @@ def _sort_key(key):
     return tuple("" if k is None else str(k) for k in key)
 
 
-def _about(doc):
-    return {"identity": _identity(doc), "rule": doc.get("rule"),
-            "legacy_dt_bindings": doc.get("legacy_dt_bindings")}
+def _about(sweep):
+    return {"identity": sweep.name, "target_kernel": sweep.target_kernel, "rule": sweep.rule,
+            "legacy_dt_bindings": sweep.legacy_dt_bindings}
 
 
 def _soc_change(name, before, after):
     return {"soc": name,
-            "old_affected_boards": len(before["affected_boards"]) if before else None,
-            "new_affected_boards": len(after["affected_boards"]) if after else None,
-            "boards": len((after or before)["boards"]),
+            "old_affected_boards": len(before.affected_boards) if before else None,
+            "new_affected_boards": len(after.affected_boards) if after else None,
+            "boards": len((after or before).boards),
             "new_soc": before is None}
 
 
 def _link_change(before, after):
-    return {"dtb": after["dtb"], "soc": after["soc"], "provider_path": after["provider_path"],
-            "master_path": after["master_path"], "link": after["link"],
-            "master_kind": after["master_kind"],
-            "old_verdict": before["verdict"] if before else None,
-            "new_verdict": after["verdict"]}
+    return {"dtb": after.dtb, "soc": after.soc, "provider_path": after.provider_path,
+            "master_path": after.master_path, "link": after.link,
+            "master_kind": after.master_kind,
+            "old_verdict": before.verdict if before else None,
+            "new_verdict": after.verdict}
 
 
 def rule_mismatch(old, new):
-    """A warning text when the two sweeps were made under different rules."""
+    """A warning text when the two sweeps were made under different rules
+    (the rule, or the legacy mmu-masters binding); a different target kernel
+    is expected between versions and not warned about."""
     a, b = _about(old), _about(new)
     if (a["rule"], a["legacy_dt_bindings"]) != (b["rule"], b["legacy_dt_bindings"]):
         return (f"the sweeps use different rules ({a['rule']}, legacy {a['legacy_dt_bindings']} "
@@ -205,13 +147,14 @@ def rule_mismatch(old, new):
 
 def format_diff(d, most=40):
     """The diff for people: regressions first, then fixes, then coherency."""
-    out = [f"dtb-audit diff: {d['old']['identity']} -> {d['new']['identity']} "
-           f"(rule {d['new']['rule']})\n"]
+    out = [f"dtb-audit diff: {shown(d['old']['identity'])} -> {shown(d['new']['identity'])} "
+           f"(target {d['old']['target_kernel']} -> {d['new']['target_kernel']}, "
+           f"rule {d['new']['rule']})\n"]
 
     def section(title, rows):
         out.append(f"\n{title} ({len(rows)}):\n" if rows else f"\n{title}: none\n")
         for row in rows[:most]:
-            out.append(f"  {row}\n")
+            out.append(f"  {shown(row)}\n")
         if len(rows) > most:
             out.append(f"  ... and {len(rows) - most} more (--format json lists all)\n")
 
@@ -256,17 +199,17 @@ def history(docs, names=None):
     "non-coherent", "mixed", or None without an SMMU); and the changes:
     in which version the SMMUs became or stopped being coherent, and the
     SoC became or stopped being affected."""
-    names = names or [_identity(d) for d in docs]
-    per_version = [{s["soc"]: s for s in d.get("socs", [])} for d in docs]
+    names = names or [d.name for d in docs]
+    per_version = [{s.soc: s for s in d.socs} for d in docs]
     with_smmu = sorted({soc for socs in per_version for soc, s in socs.items()
-                        if s.get("providers")}, key=lambda s: s or "")
+                        if s.providers}, key=lambda s: s or "")
     rows = []
     for soc in with_smmu:
         verdicts, coherency = [], []
         for socs in per_version:
             s = socs.get(soc)
-            verdicts.append(None if s is None else "affected" if s["affected"] else "unaffected")
-            coherency.append(None if s is None else _coherency(s.get("providers", [])))
+            verdicts.append(None if s is None else "affected" if s.affected else "unaffected")
+            coherency.append(None if s is None else _coherency(s.providers))
         changes = []
         for k in range(1, len(docs)):
             for what, values in (("smmu", coherency), ("verdict", verdicts)):
@@ -277,11 +220,12 @@ def history(docs, names=None):
     rows.sort(key=lambda r: (not r["changes"], not any(v == "affected" for v in r["verdicts"]),
                              r["soc"] or ""))
     return {"tool": "dtb-audit", "kind": "history", "versions": names,
-            "rules": [d.get("rule") for d in docs], "socs": rows}
+            "target_kernels": [d.target_kernel for d in docs],
+            "rules": [d.rule for d in docs], "socs": rows}
 
 
 def _coherency(providers):
-    flags = {bool(p["coherent"]) for p in providers}
+    flags = {p.coherent for p in providers}
     if not flags:
         return None
     return "mixed" if len(flags) == 2 else "coherent" if flags.pop() else "non-coherent"
@@ -298,14 +242,14 @@ def format_history(h, changed_only=False):
            + "  SMMU\n"]
     for r in rows:
         cells = [(v or "-").ljust(c) for v, c in zip(r["verdicts"], cols)]
-        out.append((r["soc"] or "?").ljust(width) + "  " + "  ".join(cells) + "  "
+        out.append(shown(r["soc"] or "?").ljust(width) + "  " + "  ".join(cells) + "  "
                    + _smmu_story(r, short, h["versions"]) + "\n")
     return "".join(out)
 
 
 def _short(identity):
     # "linux-6.1.192 (debian linux-source-6.1)" -> "linux-6.1.192"
-    return identity.split(" ", 1)[0]
+    return shown(identity.split(" ", 1)[0])
 
 
 def _smmu_story(row, short, versions):
@@ -315,87 +259,3 @@ def _smmu_story(row, short, versions):
         return f"{known[0]} throughout" if known and len(set(known)) == 1 else "-"
     name = dict(zip(versions, short))
     return "; ".join(f"{c['new']} from {name[c['version']]}" for c in moves)
-
-
-# --- command line -----------------------------------------------------------
-
-def _add_sweep_arguments(parser):
-    from auditor.cli import add_rule_arguments
-    add_rule_arguments(parser)
-    parser.add_argument("-j", "--jobs", type=int, metavar="N",
-                        help="compilers run at once when a corpus is built (default: all cores)")
-
-
-def add_diff_arguments(parser):
-    parser.add_argument("old", metavar="OLD",
-                        help="a saved sweep (--format json), a kernel tree, a tarball, "
-                             "a Debian linux-source-X package or a DTB folder")
-    parser.add_argument("new", metavar="NEW", help="the same kinds as OLD")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--fail-on-new", action="store_true",
-                        help="exit 1 when a SoC, board or link became affected (and only then)")
-    _add_sweep_arguments(parser)
-
-
-def run_diff(args):
-    docs, _, failed = _load_all([args.old, args.new], args)
-    if failed:
-        return 2
-    old, new = docs
-    warning = rule_mismatch(old, new)
-    if warning:
-        sys.stderr.write(f"dtb-audit: warning: {warning}\n")
-    d = diff_sweeps(old, new)
-    if args.format == "json":
-        json.dump(d, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(format_diff(d))
-    return 1 if args.fail_on_new and d["regression"] else 0
-
-
-def add_history_arguments(parser):
-    parser.add_argument("corpora", metavar="CORPUS", nargs="+",
-                        help="saved sweeps or corpora (as for diff), oldest first")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--changed", action="store_true",
-                        help="only the SoCs whose verdict or SMMU coherency changed")
-    _add_sweep_arguments(parser)
-
-
-def run_history(args):
-    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when none could."""
-    docs, loaded, failed = _load_all(args.corpora, args)
-    if not docs:
-        return 2
-    for a, b in zip(docs, docs[1:]):
-        warning = rule_mismatch(a, b)
-        if warning:
-            sys.stderr.write(f"dtb-audit: warning: {warning}\n")
-    names = [_identity(d) for d in docs]
-    if len(set(names)) < len(names):        # the same tree twice: tell them apart
-        names = loaded
-    h = history(docs, names)
-    if args.format == "json":
-        json.dump(h, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(format_history(h, changed_only=args.changed))
-    return 1 if failed else 0
-
-
-def _load_all(args_list, args):
-    """(documents, the arguments they came from, whether one failed); each
-    failure is reported on stderr naming the argument, and the rest go on."""
-    from corpus.errors import CorpusError
-    docs, loaded, failed = [], [], False
-    for arg in args_list:
-        try:
-            docs.append(load_sweep(arg, args.rule, not args.no_legacy_dt_bindings, args.jobs))
-            loaded.append(arg)
-        except (SweepError, CorpusError) as why:
-            message = str(why)
-            sys.stderr.write((message if ": error: " in message
-                              else f"{arg}: error: {message}") + "\n")
-            failed = True
-    return docs, loaded, failed

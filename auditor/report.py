@@ -1,138 +1,258 @@
-"""Output formats of a sweep document (auditor.sweep): people read `table`
-and `md`, editors and CI `gcc`, machines `jsonl`, `json` and `csv`."""
+"""Output formats of a Sweep (auditor/model.py): people read `table` and
+`md`, editors and CI `gcc`, code-scanning UIs `sarif`, machines `jsonl`,
+`json` and `csv`.  Every human format shows text from a DTB through
+auditor.text.shown()."""
 import csv
 import json
 
-from .sweep import LINK_FIELDS, PASSTHROUGH_KINDS
+from kernels.codes import PASSTHROUGH_KINDS, RULES
+
+from .model import LINK_FIELDS, link_json
+from .text import shown
 
 PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
 BOARDS_SHOWN = 6
 
-FORMATS = ("table", "jsonl", "json", "csv", "md", "gcc")
+FORMATS = ("table", "jsonl", "json", "csv", "md", "gcc", "sarif")
 
 
-def write(doc, fmt, out):
-    WRITERS[fmt](doc, out)
+def write(sweep, fmt, out):
+    WRITERS[fmt](sweep, out)
 
 
-def _jsonl(doc, out):
-    for r in doc["links"]:
-        out.write(json.dumps({f: r[f] for f in LINK_FIELDS}) + "\n")
+def _jsonl(sweep, out):
+    for link in sweep.links:
+        out.write(json.dumps(link_json(link, with_diagnostic=False)) + "\n")
 
 
-def _json(doc, out):
-    json.dump(doc, out, indent=1)
+def _json(sweep, out):
+    json.dump(sweep.to_json(), out, indent=1)
     out.write("\n")
 
 
-def _csv(doc, out):
+def _csv(sweep, out):
     w = csv.writer(out, lineterminator="\n")
     w.writerow(LINK_FIELDS)
-    for r in doc["links"]:
-        w.writerow([";".join(r[f]) if isinstance(r[f], list) else
-                    ("" if r[f] is None else r[f]) for f in LINK_FIELDS])
-
-
-def _where(p):
-    if p.get("source_file"):
-        return f"{p['source_file']}:{p['source_line']}"
-    return None
+    for link in sweep.links:
+        w.writerow([";".join(v) if isinstance(v, tuple) else ("" if v is None else v)
+                    for v in link[:len(LINK_FIELDS)]])
 
 
 def _provider_line(p):
-    label = f" ({p['label']})" if p.get("label") else ""
-    coherent = "dma-coherent" if p["coherent"] else "NOT dma-coherent"
-    return f"{p['path']}{label} {', '.join(p['compatible'])}: {coherent}"
+    label = f" ({shown(p.label)})" if p.label else ""
+    coherent = "dma-coherent" if p.coherent else "NOT dma-coherent"
+    return f"{shown(p.path)}{label} {shown(', '.join(p.compatible))}: {coherent}"
 
 
 def _counts(counts):
     return ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-def summary_line(doc):
-    socs = doc["socs"]
-    affected = [s for s in socs if s["affected"]]
-    boards = sum(len(s["boards"]) for s in socs)
-    passthrough = sum(1 for s in affected if s["passthrough"])
-    return (f"{doc['corpus'].get('identity') or doc['corpus']['root']}: rule {doc['rule']}: "
-            f"{len(doc['links'])} links on {boards} boards of {len(socs)} SoCs; "
+def target_words(sweep):
+    """"target 6.12.117" (with "assumed" when nothing told the version)."""
+    if sweep.target_kernel is None:
+        return "target unknown"
+    return f"target {sweep.target_kernel}" + (
+        " (assumed: the newest modelled; give --target-kernel)" if sweep.target_assumed else "")
+
+
+def summary_line(sweep):
+    affected = sweep.affected
+    boards = sum(len(s.boards) for s in sweep.socs)
+    passthrough = sum(1 for s in affected if s.passthrough)
+    partial = " (PARTIAL corpus: its build was interrupted)" if sweep.corpus.partial else ""
+    return (f"{shown(sweep.name)}{partial}: {target_words(sweep)}: rule {sweep.rule}: "
+            f"{len(sweep.links)} links on {boards} boards of {len(sweep.socs)} SoCs; "
             f"{len(affected)} SoCs affected ({passthrough} with PCI/fsl-mc passthrough broken)")
 
 
-def _table(doc, out):
-    out.write(summary_line(doc) + "\n")
-    affected = [s for s in doc["socs"] if s["affected"]]
-    for s in affected:
-        tag = "PCI/fsl-mc passthrough broken" if s["passthrough"] else "platform devices only"
-        out.write(f"\nAFFECTED {s['soc']}  {len(s['affected_boards'])}/{len(s['boards'])} boards"
+def _table(sweep, out):
+    out.write(summary_line(sweep) + "\n")
+    if sweep.rule == "no-check":
+        out.write(f"  ({RULES['no-check']})\n")
+    for s in sweep.affected:
+        tag = "PCI/fsl-mc passthrough broken" if s.passthrough else "platform devices only"
+        out.write(f"\nAFFECTED {shown(s.soc)}  {len(s.affected_boards)}/{len(s.boards)} boards"
                   f"  [{tag}]\n")
-        for p in s["providers"]:
-            if not p["affected"]:
+        for p in s.providers:
+            if not p.affected:
                 continue
             out.write(f"  provider  {_provider_line(p)}\n")
-            if _where(p):
-                out.write(f"            written at {_where(p)}\n")
-        masters = sorted(s["broken_masters"], key=lambda m: m["kind"] not in PASSTHROUGH_KINDS)
-        shown = [m for m in masters if m["kind"] in PASSTHROUGH_KINDS]
-        shown += [m for m in masters if m["kind"] not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
-        for m in shown:
-            out.write(f"  broken    {m['kind']:<15} {m['path']}  {m['verdict']}"
-                      f"  ({len(m['dtbs'])} boards)\n")
-        if len(masters) > len(shown):
-            out.write(f"  broken    ... and {len(masters) - len(shown)} more platform devices"
-                      " (--format json lists them)\n")
-        boards = s["affected_boards"]
+            if p.where:
+                out.write(f"            written at {shown(p.where)}\n")
+        masters = sorted(s.broken_masters, key=lambda m: m.kind not in PASSTHROUGH_KINDS)
+        shown_masters = [m for m in masters if m.kind in PASSTHROUGH_KINDS]
+        shown_masters += [m for m in masters if m.kind not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
+        for m in shown_masters:
+            out.write(f"  broken    {m.kind:<15} {shown(m.path)}  {m.verdict}"
+                      f"  ({len(m.dtbs)} boards)\n")
+        if len(masters) > len(shown_masters):
+            out.write(f"  broken    ... and {len(masters) - len(shown_masters)} more platform "
+                      "devices (--format json lists them)\n")
+        boards = s.affected_boards
         more = f", ... and {len(boards) - BOARDS_SHOWN} more" if len(boards) > BOARDS_SHOWN else ""
-        out.write(f"  boards    {', '.join(boards[:BOARDS_SHOWN])}{more}\n")
-        out.write(f"  verdicts  {_counts(s['verdict_counts'])}\n")
-    rest = [s for s in doc["socs"] if not s["affected"]]
+        out.write(f"  boards    {shown(', '.join(boards[:BOARDS_SHOWN]))}{more}\n")
+        out.write(f"  verdicts  {_counts(s.verdict_counts)}\n")
+    rest = [s for s in sweep.socs if not s.affected]
     if rest:
         out.write(f"\nnot affected: {len(rest)} SoCs\n")
-    if doc["diagnostics"]:
-        out.write(f"{len(doc['diagnostics'])} diagnostics (on stderr)\n")
+    if sweep.diagnostics:
+        out.write(f"{len(sweep.diagnostics)} diagnostics (on stderr)\n")
 
 
-def _md(doc, out):
-    out.write(f"**{summary_line(doc)}**\n\n")
+def _md_cell(text):
+    return shown(text).replace("|", "\\|")
+
+
+def _md(sweep, out):
+    out.write(f"**{_md_cell(summary_line(sweep))}**\n\n")
     out.write("| SoC | boards affected | SMMU node | coherent | written at | broken masters |\n")
     out.write("|---|---|---|---|---|---|\n")
-    for s in doc["socs"]:
-        if not s["affected"]:
-            continue
-        smmus = [p for p in s["providers"] if p["affected"]]
-        masters = "<br>".join(f"`{m['path']}` ({m['kind']}, {m['verdict']})"
-                              for m in s["broken_masters"])
-        out.write(f"| `{s['soc']}` | {len(s['affected_boards'])}/{len(s['boards'])} | "
-                  + "<br>".join(f"`{p['path']}`" for p in smmus) + " | "
-                  + "<br>".join("yes" if p["coherent"] else "no" for p in smmus) + " | "
-                  + "<br>".join(f"`{_where(p)}`" if _where(p) else "" for p in smmus)
+    for s in sweep.affected:
+        smmus = [p for p in s.providers if p.affected]
+        masters = "<br>".join(f"`{_md_cell(m.path)}` ({m.kind}, {m.verdict})"
+                              for m in s.broken_masters)
+        out.write(f"| `{_md_cell(s.soc)}` | {len(s.affected_boards)}/{len(s.boards)} | "
+                  + "<br>".join(f"`{_md_cell(p.path)}`" for p in smmus) + " | "
+                  + "<br>".join("yes" if p.coherent else "no" for p in smmus) + " | "
+                  + "<br>".join(f"`{_md_cell(p.where)}`" if p.where else "" for p in smmus)
                   + f" | {masters} |\n")
 
 
-def _gcc(doc, out):
+def _gcc(sweep, out):
     """file:line: warning: ... for each SMMU node to patch, so an editor or CI
     can jump to it; the DTB when the source is unknown."""
-    for s in doc["socs"]:
-        for p in s["providers"]:
-            if not p["affected"]:
+    for s in sweep.affected:
+        for p in s.providers:
+            if not p.affected:
                 continue
-            where = _where(p) or f"{doc['corpus']['root']}/{p['dtbs'][0]}"
-            masters = [m for m in s["broken_masters"]]
-            kinds = sorted({m["verdict"] for m in masters})
-            out.write(f"{where}: warning: {s['soc']}: SMMU {p['path']} lacks dma-coherent: "
-                      f"VFIO refuses {len(masters)} masters ({', '.join(kinds)}) on "
-                      f"{len(s['affected_boards'])} boards [rule {doc['rule']}]\n")
+            where = p.where or f"{sweep.corpus.root}/{p.dtbs[0]}"
+            kinds = sorted({m.verdict for m in s.broken_masters})
+            out.write(f"{shown(where)}: warning: {shown(s.soc)}: SMMU {shown(p.path)} lacks "
+                      f"dma-coherent: VFIO refuses {len(s.broken_masters)} masters "
+                      f"({', '.join(kinds)}) on {len(s.affected_boards)} boards "
+                      f"[rule {sweep.rule}, target {sweep.target_kernel}]\n")
 
 
-def diagnostics(doc, err):
-    """Problems found in the DTBs, one GNU-style line each (one write per line)."""
-    for d in doc["diagnostics"]:
-        where = f"{d['dtb']}: {d['path']}: " if d["path"] else ""
-        message = d["message"]
-        if message.startswith(d["dtb"]):       # parser errors already name the file
-            err.write(message + "\n")
+# -- SARIF 2.1.0 -------------------------------------------------------------------
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+# Rule ids are part of the interface: code-scanning UIs track results by them.
+SARIF_RULES = (
+    ("DTBA001", "smmu-not-dma-coherent-passthrough", "error",
+     "SMMU node lacks dma-coherent: VFIO refuses PCI or fsl-mc devices behind it",
+     "VFIO (vfio-pci, vfio-fsl-mc) and iommufd refuse a device unless its IOMMU reports "
+     "IOMMU_CAP_CACHE_COHERENCY; arm-smmu and arm-smmu-v3 answer from the SMMU node's "
+     "dma-coherent (of_dma_is_coherent). Add dma-coherent to the SMMU node once the "
+     "hardware is confirmed coherent (IDR0.CTTW)."),
+    ("DTBA002", "smmu-not-dma-coherent-platform", "warning",
+     "SMMU node lacks dma-coherent: VFIO refuses platform devices behind it",
+     "vfio-platform refuses a device unless its IOMMU reports IOMMU_CAP_CACHE_COHERENCY; "
+     "arm-smmu and arm-smmu-v3 answer from the SMMU node's dma-coherent. Platform devices "
+     "are rarely passed through; confirm the SMMU's coherency (IDR0.CTTW) before patching."),
+)
+
+
+def sarif_document(sweep):
+    """The sweep as a SARIF 2.1.0 log: one result per SMMU node to patch, at
+    the file and line where it is written (the DTB when not built from source)."""
+    rules = [{"id": rid, "name": name, "shortDescription": {"text": short},
+              "fullDescription": {"text": full}, "help": {"text": full},
+              "defaultConfiguration": {"level": level}}
+             for rid, name, level, short, full in SARIF_RULES]
+    nodes = {}
+    for s in sweep.affected:
+        for p in s.providers:
+            if not p.affected:
+                continue
+            key = (p.source_file, p.source_line) if p.source_file else (p.dtbs[0], p.path)
+            entry = nodes.setdefault(key, {"provider": p, "socs": [], "boards": set(),
+                                           "masters": {}, "passthrough": False})
+            entry["socs"].append(s.soc)
+            entry["boards"].update(set(p.dtbs) & set(s.affected_boards))
+            entry["passthrough"] = entry["passthrough"] or s.passthrough
+            for m in s.broken_masters:
+                entry["masters"].setdefault((m.path, m.kind, m.verdict), set()).update(m.dtbs)
+    results = []
+    for key in sorted(nodes, key=lambda k: tuple(str(x) for x in k)):
+        e = nodes[key]
+        p = e["provider"]
+        index = 0 if e["passthrough"] else 1
+        boards = sorted(e["boards"])
+        masters = [{"path": m, "kind": k, "verdict": v, "boards": len(ds)}
+                   for (m, k, v), ds in sorted(e["masters"].items(), key=lambda kv: str(kv[0]))]
+        if p.source_file:
+            location = {"uri": p.source_file, "uriBaseId": "KERNELROOT"}
+            region = {"startLine": p.source_line}
         else:
-            err.write(f"{d['dtb']}: warning: {where[len(d['dtb']) + 2:]}{message}\n")
+            location = {"uri": p.dtbs[0], "uriBaseId": "CORPUSROOT"}
+            region = None
+        physical = {"artifactLocation": location}
+        if region:
+            physical["region"] = region
+        label = f" ({p.label})" if p.label else ""
+        text = (f"{', '.join(s or '?' for s in e['socs'])}: SMMU {p.path}{label} lacks "
+                f"dma-coherent: VFIO refuses {len(masters)} masters on {len(boards)} boards "
+                f"(target {sweep.target_kernel}, rule {sweep.rule}): "
+                + ", ".join(f"{m['path']} ({m['kind']}, {m['verdict']})" for m in masters[:8])
+                + (f", and {len(masters) - 8} more" if len(masters) > 8 else ""))
+        results.append({
+            "ruleId": SARIF_RULES[index][0], "ruleIndex": index, "level": SARIF_RULES[index][2],
+            "message": {"text": text},
+            "locations": [{"physicalLocation": physical,
+                           "logicalLocations": [{"fullyQualifiedName": p.path, "kind": "object"}]}],
+            # Stable across runs and line moves: the node and its SoCs, not the line.
+            "partialFingerprints": {"smmuNode/v1": f"{'+'.join(sorted(s or '?' for s in e['socs']))}"
+                                                   f":{p.path}"},
+            "properties": {"socs": e["socs"], "smmu_path": p.path, "label": p.label,
+                           "compatible": list(p.compatible), "driver": p.driver,
+                           "boards": boards, "masters": masters,
+                           "target_kernel": sweep.target_kernel, "rule": sweep.rule},
+        })
+    base = {}
+    if sweep.corpus.kernel_dir:
+        base["KERNELROOT"] = {"uri": _file_uri(sweep.corpus.kernel_dir)}
+    base["CORPUSROOT"] = {"uri": _file_uri(sweep.corpus.root)}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "dtb-audit", "version": _version(),
+                                "informationUri": "https://docs.kernel.org/driver-api/vfio.html",
+                                "rules": rules}},
+            "originalUriBaseIds": base,
+            "results": results,
+            "properties": {"target_kernel": sweep.target_kernel, "rule": sweep.rule,
+                           "corpus": sweep.name},
+        }],
+    }
 
 
-WRITERS = {"table": _table, "jsonl": _jsonl, "json": _json, "csv": _csv, "md": _md, "gcc": _gcc}
+def _file_uri(folder):
+    from pathlib import Path
+    return Path(folder).resolve().as_uri().rstrip("/") + "/"
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("dtb-audit")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _sarif(sweep, out):
+    json.dump(sarif_document(sweep), out, indent=1)
+    out.write("\n")
+
+
+# -- diagnostics -----------------------------------------------------------------
+
+def diagnostic_line(d):
+    """`dtb: warning: /path: message`, GNU style; text from the DTB escaped."""
+    where = f"{shown(d.path)}: " if d.path else ""
+    return f"{shown(d.dtb)}: {d.severity}: {where}{shown(d.message)}"
+
+
+WRITERS = {"table": _table, "jsonl": _jsonl, "json": _json, "csv": _csv, "md": _md, "gcc": _gcc,
+           "sarif": _sarif}

@@ -1,0 +1,123 @@
+"""Where reports and diagnostics go.
+
+A report written to a file appears whole or not at all: it is written to a
+temporary file beside the target, flushed to disk, then renamed over it, so
+a full disk or a kill leaves the previous report (or none), never half of
+one that the next `diff` would choke on.  Special files (`/dev/null`, a
+FIFO, a terminal) are written in place.  Diagnostics go to stderr one
+write() per line, and a reader that went away (`2>&1 | head -1`) only stops
+them: the report is still written and the exit status still says what was
+found.
+"""
+import contextlib
+import io
+import os
+import stat
+import sys
+import tempfile
+
+from corpus.errors import CorpusError
+
+
+class OutputError(CorpusError):
+    """A report that cannot be written where asked; str() names the file."""
+
+
+def write_report(path, render, binary=False):
+    """Call render(f) with a text file open for `path` (None: stdout).
+
+    Returns False when stdout's reader went away (nothing more to say there)."""
+    if path is None:
+        try:
+            render(sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_stdout()
+            return False
+        return True
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as why:
+        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise OutputError(f"{path}: error: cannot write the report: it is a folder")
+    if mode is not None and not stat.S_ISREG(mode):
+        _write_in_place(path, render)
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                         dir=folder)
+    except OSError as why:
+        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            render(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(temporary, stat.S_IMODE(mode))
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except OSError as why:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
+            from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return True
+
+
+def _write_in_place(path, render):
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            render(f)
+    except OSError as why:
+        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
+            from None
+
+
+def _quiet_stdout():
+    # Python would complain again at exit while flushing the dead pipe.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class Stderr:
+    """Diagnostic lines on stderr, one write() each; silent once the reader is gone."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.gone = False
+
+    def line(self, text):
+        if self.gone:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            # ValueError: stderr was closed under us.
+            self.gone = True
+        except OSError:
+            self.gone = True
+
+
+def text_file(render):
+    """render(f) into a string (tests and golden files)."""
+    buffer = io.StringIO()
+    render(buffer)
+    return buffer.getvalue()
