@@ -249,7 +249,13 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
                 if future.done() and not future.cancelled() and future.exception() is None:
                     done[target.dtb] = future.result()
         bar.close()
-        save(finished)
+        try:
+            save(finished)
+        except OSError as why:
+            if finished:
+                raise
+            # Already on the way out (an interruption, a full disk): say it, go on out.
+            diagnostic(f"{why.filename}: warning: cannot write the manifest: {why.strerror}")
     return built, failed
 
 
@@ -428,9 +434,9 @@ def _write_atomically(final: Path, run) -> str | None:
 
 def _tool_error(proc: subprocess.CompletedProcess, root: Path) -> str:
     """The compiler's first error line; a full disk stops the whole build instead."""
-    if any(reason in proc.stderr for reason in _DISK_FULL):
-        line = next(line for line in proc.stderr.splitlines() if any(r in line for r in _DISK_FULL))
-        raise CorpusError(f"{root}: error: {line.strip()}")
+    full = next((reason for reason in _DISK_FULL if reason in proc.stderr), None)
+    if full:
+        raise CorpusError(f"{root}: error: {full}")
     return _first_error(proc.stderr, proc.returncode)
 
 
@@ -619,6 +625,25 @@ def _dtb_folder(folder: Path, partial: bool = False) -> Corpus:
                   partial=bool(problem or incomplete), _records=trusted)
 
 
+def _one_dtb(path: Path, partial: bool) -> Corpus:
+    """One DTB; of the built corpus it belongs to, when a manifest above records it."""
+    path = path.absolute()
+    for folder in path.parents:
+        if (folder / MANIFEST).is_file():
+            dtb = path.relative_to(folder).as_posix()
+            manifest, _ = _read_manifest(folder)
+            if dtb in manifest.get("records", {}):
+                corpus = _dtb_folder(folder, partial)
+                entry = corpus.entry(dtb)
+                if entry is not None:
+                    return Corpus(corpus.root, corpus.kernel_dir, corpus.identity, [entry],
+                                  reused=1, kernel_version=corpus.kernel_version,
+                                  partial=corpus.partial, _records=corpus._records)
+            break
+    entry = Entry(path.name, "overlay" if path.suffix == ".dtbo" else "board")
+    return Corpus(path.parent.resolve(), None, str(path), [entry], reused=1)
+
+
 def open_corpus(path, partial: bool = False) -> Corpus:
     """A corpus from a .dtb file, a folder of DTBs, a kernel tree (built) or a kernel tarball.
 
@@ -628,16 +653,7 @@ def open_corpus(path, partial: bool = False) -> Corpus:
     path = Path(path)
     try:
         if path.is_file() and path.suffix in (".dtb", ".dtbo"):
-            folder = _dtb_folder(path.parent, partial) if (path.parent / MANIFEST).is_file() \
-                else None
-            dtb = path.name
-            entry = folder.entry(dtb) if folder else None
-            entry = entry or Entry(dtb, "overlay" if path.suffix == ".dtbo" else "board")
-            return Corpus(path.parent.resolve(), folder.kernel_dir if folder else None,
-                          folder.identity if folder else str(path), [entry], reused=1,
-                          kernel_version=folder.kernel_version if folder else None,
-                          partial=folder.partial if folder else False,
-                          _records=folder._records if folder else {})
+            return _one_dtb(path, partial)
         if path.is_file() and re.search(r"\.(tar(\.\w+)?|tgz)$", path.name):
             return build_corpus(tarball=path)
         if path.is_dir() and (path / DTS_DIR).is_dir() and not (path / MANIFEST).is_file():

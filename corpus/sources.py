@@ -285,15 +285,15 @@ def _machine_codename(mirrors) -> str | None:
     return plain[0] if plain else None
 
 
-def suite_sources(suite: str, etc: Path = Path("/etc/apt")) -> list[str]:
+def suite_sources(suite: str, etc: Path = Path("/etc/apt"), own: str | None = None) -> list[str]:
     """sources.list lines for `suite` on this machine's mirrors.
 
-    Each suite of the machine's own ("bookworm", "bookworm-updates",
+    Each suite of the machine's own (`own`: "bookworm", "bookworm-updates",
     "bookworm-security") names the same one of the wanted suite, on the
     same mirror with the same keyring; sid has no companions.
     """
     mirrors = system_mirrors(etc)
-    own = _machine_codename(mirrors)
+    own = own or _machine_codename(mirrors)
     lines = []
     for uri, suites, components, keyring in mirrors:
         for name in suites:

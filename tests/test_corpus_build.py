@@ -249,7 +249,11 @@ def test_dtb_folder_as_it_is(small_tree, tmp_path):
     assert reopened.kernel_dir == small_tree.resolve()
     assert reopened.entry("acme/acme-a-plus.dtb").kind == "composite"
     single = open_corpus(built.root / "acme/acme-b.dtb")
-    assert [e.dtb for e in single.entries] == ["acme-b.dtb"]
+    assert single.root == built.root and single.kernel_dir == small_tree.resolve()
+    assert [(e.dtb, e.source) for e in single.entries] == [
+        ("acme/acme-b.dtb", "arch/arm64/boot/dts/acme/acme-b.dts")]
+    lone = open_corpus(plain / "acme/acme-a.dtb")
+    assert lone.root == plain / "acme" and [e.dtb for e in lone.entries] == ["acme-a.dtb"]
 
 
 def test_open_corpus_builds_a_kernel_tree(small_tree):
