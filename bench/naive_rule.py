@@ -8,8 +8,15 @@ kernels/ (only the drivers' compatible tables, which are data).  bench/
 times it beside the numba sweep; tests/test_naive_agrees.py checks that the
 two give the same links and verdicts.
 
-    sweep_dtb(path, rule, legacy_dt_bindings) -> [{"dtb", "provider_path",
-        "master_path", "link", "master_kind", "verdict"}, ...]
+    sweep_dtb(path, rule=None, legacy_dt_bindings=True, dtb=None, target=None)
+        -> [{"dtb", "provider_path", "master_path", "link", "master_kind",
+             "verdict"}, ...]
+
+`target` is a kernels.target.TargetKernel (default: the newest modelled):
+its version-dependent facts (which rule, which of_map_id, which drivers
+and buses exist, whether a disabled PCI function gets a driver) are read
+from it, the way the numba kernels get them; what each fact does is
+written here again, plainly.  `rule` overrides only the capable() rule.
 
 A node is its libfdt offset.  A DTB that libfdt cannot read raises
 NaiveError("file: error: what").
@@ -21,19 +28,31 @@ import libfdt
 
 from kernels.providers import (ARM_SMMU, ARM_SMMU_V3, CDX, COMPATIBLES, FSL_MC, GPCDMA,
                                HOST1X, NO_CAPABLE, QCOM_IOMMU)
+from kernels.target import TargetKernel
 
-RULES = ("walk-or-device", "walk-only", "legacy-true")
+RULES = ("walk-or-device", "walk-only", "legacy-true", "no-check")
+# A DTB with more links than this keeps none (a link explosion).
+LINK_LIMIT = 100_000
 
 # compatible (lower case) -> the driver that binds it, or the bus whose
 # code reads an `iommu-map` (named by the kind of device found on it).
 _NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
           NO_CAPABLE: "no-capable", FSL_MC: "fsl-mc", HOST1X: "host1x-context",
           CDX: "cdx", GPCDMA: "gpcdma-channel"}
-DRIVERS = {c.lower().encode(): _NAMES[role] for role, _, cs in COMPATIBLES for c in cs}
-# compatible -> the driver's own name ("rockchip-iommu", "apple-dart", ...)
-DRIVER_NAMES = {c.lower().encode(): name for _, name, cs in COMPATIBLES for c in cs}
 IOMMU_DRIVERS = ("arm-smmu", "arm-smmu-v3", "qcom-iommu", "no-capable")
 MAP_READERS = ("fsl-mc", "host1x-context", "cdx", "gpcdma-channel")
+
+
+def driver_tables(target):
+    """(compatible -> role name, compatible -> driver name) of the match
+    table entries the target kernel has."""
+    roles, names = {}, {}
+    for role, name, compatibles, since in COMPATIBLES:
+        if target.binds(since):
+            for c in compatibles:
+                roles[c.lower().encode()] = _NAMES[role]
+                names[c.lower().encode()] = name
+    return roles, names
 
 
 class NaiveError(Exception):
@@ -171,7 +190,8 @@ def of_dma_is_coherent(dt, node):
         seen.add(node)
         if dt.has(node, "dma-coherent"):
             return True
-        if dt.has(node, "dma-noncoherent"):
+        # 5.10 looks for dma-coherent only
+        if dt.target.dma_noncoherent_honoured and dt.has(node, "dma-noncoherent"):
             return False
         node = of_get_next_dma_parent(dt, node)
     return False                    # dma_default_coherent is false on arm64
@@ -180,9 +200,10 @@ def of_dma_is_coherent(dt, node):
 # -- drivers -------------------------------------------------------------------
 
 def driver_of(dt, node):
-    """The first `compatible` entry a driver table knows (case-insensitive)."""
+    """The first `compatible` entry a driver table of the target knows
+    (case-insensitive)."""
     for c in dt.strings(node, "compatible"):
-        driver = DRIVERS.get(c.lower())
+        driver = dt.drivers.get(c.lower())
         if driver:
             return driver
     return None
@@ -192,7 +213,7 @@ def own_driver(dt, node):
     """The name of the driver that binds the node: two IOMMUs of one role
     (say, no .capable op) may still be two drivers."""
     for c in dt.strings(node, "compatible"):
-        name = DRIVER_NAMES.get(c.lower())
+        name = dt.driver_names.get(c.lower())
         if name:
             return name
     return None
@@ -292,40 +313,83 @@ def pci_functions(dt, bridge):
     return out
 
 
-def iommu_map_entries(dt, node):
-    """(id-base, target node or None, phandle, length) per 4-cell entry;
-    None when the length is not a non-zero multiple of 16 bytes."""
+# -- iommu-map: of_map_id() ------------------------------------------------------
+
+class MapEntry:
+    """One entry: id-base, target node (None: its phandle points nowhere),
+    out-specifier cells, length."""
+
+    def __init__(self, base, target, cells, length):
+        self.base, self.target, self.cells, self.length = base, target, cells, length
+
+
+def read_map(dt, node, target_cells):
+    """The entries of the node's iommu-map as of_map_id() walks them, and
+    the failure that stops the walk ("error" or "no-target") or None.
+    Up to 7.1 (target_cells False): 4-cell entries, a length that is not a
+    non-zero multiple of 16 bytes fails before any entry.  From 7.2: each
+    entry is id-base, phandle, #iommu-cells of the target (1 when absent)
+    out cells, length; a phandle to nowhere, more than 16 cells or a short
+    tail fails at that entry; 1-cell entries aimed at a 2-cell target, all
+    of one phandle and length 1, are read as 1-cell (of_check_bad_map)."""
     value = dt.prop(node, "iommu-map")
-    if len(value) == 0 or len(value) % 16:
-        return None
     cells = dt.cells(node, "iommu-map")
-    return [(cells[k], dt.by_phandle(cells[k + 1]), cells[k + 1], cells[k + 3])
-            for k in range(0, len(cells), 4)]
+    if not target_cells:
+        if len(value) == 0 or len(value) % 16:
+            return [], "error"
+        return [MapEntry(cells[k], dt.by_phandle(cells[k + 1]), 1, cells[k + 3])
+                for k in range(0, len(cells), 4)], None
+    if len(value) % 4:
+        return [], "error"
+    one_cell_map = len(cells) % 4 == 0 and all(
+        cells[k + 1] == cells[1] and cells[k + 3] == 1 for k in range(0, len(cells), 4))
+    one_cell = False
+    entries = []
+    at = 0
+    while at < len(cells):
+        if len(cells) - at < 2:
+            return entries, "error"
+        target = dt.by_phandle(cells[at + 1])
+        if target is None:
+            return entries, "no-target"
+        n = dt.read_u32(target, "#iommu-cells")
+        n = 1 if n is None or one_cell else n
+        if n > 16:
+            return entries, "error"
+        if at == 0 and n == 2 and one_cell_map:
+            one_cell, n = True, 1
+        if len(cells) - at < 3 + n:
+            return entries, "error"
+        entries.append(MapEntry(cells[at], target, n, cells[at + 2 + n]))
+        at += 3 + n
+    return entries, None
 
 
-def of_map_id(entries, mask, rid):
-    """The Linux 6.1/6.12 of_map_id(): ("ok", target), ("uncovered", None)
-    or ("error", None)."""
-    if entries is None:
-        return "error", None            # "Bad iommu-map length"
+def of_map_id(entries, failure, mask, rid, target_cells):
+    """("ok", target), ("uncovered", None) or ("error", None) for one ID."""
     masked = rid & mask
-    for base, target, _, length in entries:
-        if base & ~mask & 0xffffffff:
+    for e in entries:
+        if e.base & ~mask & 0xffffffff:
             return "error", None        # the mask ignores id-base
-        if masked < base or masked >= (base + length) & 0xffffffff:   # u32 sum
+        if target_cells:
+            covered = e.base <= masked and masked - e.base < e.length
+        else:
+            covered = e.base <= masked < (e.base + e.length) & 0xffffffff   # u32 sum
+        if not covered:
             continue
-        return ("ok", target) if target is not None else ("error", None)
-    return "uncovered", None
+        if e.target is None:
+            return "error", None
+        if target_cells and e.length > 1 and e.cells > 1:
+            return "error", None        # a range of IDs onto a wider specifier
+        return "ok", e.target
+    return ("error", None) if failure else ("uncovered", None)
 
 
 def map_providers(entries):
     """The distinct targets of a map in entry order, and whether it is a
     placeholder (every entry of length 0: firmware fills it in at boot)."""
-    targets = []
-    for _, target, _, _ in entries:
-        if target is not None and target not in targets:
-            targets.append(target)
-    return targets, all(length == 0 for _, _, _, length in entries)
+    targets = list(dict.fromkeys(e.target for e in entries if e.target is not None))
+    return targets, bool(entries) and all(e.length == 0 for e in entries)
 
 
 # -- verdicts ------------------------------------------------------------------
@@ -344,6 +408,8 @@ def judge(dt, rule, enabled, attached, provider, kind, master, bridge):
     if not attached or provider is None:
         return "no-iommu"
     driver = driver_of(dt, provider)
+    if rule == "no-check":          # VFIO before v5.19 asks nothing
+        return "capable" if driver in IOMMU_DRIVERS else "unsupported-iommu"
     if driver not in ("arm-smmu", "arm-smmu-v3", "qcom-iommu"):
         return "unsupported-iommu"
     if driver == "qcom-iommu" or rule == "legacy-true" or of_dma_is_coherent(dt, provider):
@@ -364,6 +430,7 @@ class _Sweep:
     def __init__(self, dt, name, rule, legacy_dt_bindings):
         self.dt, self.name, self.rule = dt, name, rule
         self.legacy_dt_bindings = legacy_dt_bindings
+        self.target_cells = dt.target.map_reads_target_cells
         self.probed, self.legacy_system = probe_iommus(dt)
         self.records = []
 
@@ -380,6 +447,12 @@ class _Sweep:
             "master_kind": kind,
             "verdict": judge(dt, self.rule, enabled, attached, provider, kind, master, bridge),
         })
+
+    def function_enabled(self, host, node):
+        """From 6.12 a PCI function whose node is disabled gets no driver
+        (bus.c: match_driver); before, only the host bridge matters."""
+        return is_device(self.dt, host) and (
+            of_device_is_available(self.dt, node) or not self.dt.target.pci_disabled_function_unbound)
 
     def iommus(self, node):
         """of_iommu_configure_dev(): the device is attached to the first
@@ -403,31 +476,36 @@ class _Sweep:
 
     def bus_map(self, node, kind):
         """Devices found at run time on a bus whose node has an iommu-map:
-        one link per (bus node, provider of the map)."""
+        one link per (bus node, provider of the map); from 7.2 a provider
+        whose every entry maps a range of IDs onto a wider specifier
+        translates none of them."""
         dt = self.dt
         enabled = is_device(dt, node)
-        entries = iommu_map_entries(dt, node)
-        if entries is None:
+        entries, failure = read_map(dt, node, self.target_cells)
+        if failure and not entries:
             self.link(None, node, "iommu-map", kind, enabled, False, node)
             return
-        if any(target is None for _, target, _, _ in entries):
+        if failure or any(e.target is None for e in entries):
             self.link(None, node, "iommu-map", kind, enabled, False, node)
         for target in map_providers(entries)[0]:
-            self.link(target, node, "iommu-map", kind, enabled, self.xlate(target), node)
+            mine = [e for e in entries if e.target == target and e.length > 0]
+            refused = self.target_cells and mine and all(
+                e.length > 1 and e.cells > 1 for e in mine)
+            self.link(target, node, "iommu-map", kind, enabled,
+                      self.xlate(target) and not refused, node)
 
     def host_bridge(self, bridge):
         """pci_dma_configure(): every function node by its requester ID, then
         the devices discovered on the bus."""
         dt = self.dt
-        entries = iommu_map_entries(dt, bridge)
+        entries, failure = read_map(dt, bridge, self.target_cells)
         mask = dt.read_u32(bridge, "iommu-map-mask")
         mask = 0xffffffff if mask is None else mask
-        targets, placeholder = map_providers(entries) if entries else ([], False)
+        targets, placeholder = map_providers(entries)
         for node, rid, guessed in pci_functions(dt, bridge):
-            # A disabled function node: enumerated, but no driver matches it.
-            enabled = is_device(dt, bridge) and of_device_is_available(dt, node)
-            found, target = of_map_id(entries, mask, rid)
-            if placeholder or (found == "uncovered" and guessed):
+            enabled = self.function_enabled(bridge, node)
+            found, target = of_map_id(entries, failure, mask, rid, self.target_cells)
+            if not failure and (placeholder or (found == "uncovered" and guessed)):
                 for t in targets:
                     self.link(t, node, "iommu-map", "pci-dt-child", enabled, self.xlate(t), bridge)
             else:
@@ -457,8 +535,7 @@ class _Sweep:
                 if is_host_bridge(dt, master):
                     for node, _, _ in pci_functions(dt, master):
                         self.link(smmu, node, "mmu-masters", "pci-dt-child",
-                                  is_device(dt, master) and of_device_is_available(dt, node),
-                                  attached, master)
+                                  self.function_enabled(master, node), attached, master)
                     self.link(smmu, master, "mmu-masters", "pci-discovered",
                               is_device(dt, master), attached, master)
                 else:
@@ -485,16 +562,24 @@ class _Sweep:
             if dt.has(node, "iommus"):
                 self.iommus(node)
         self.mmu_masters()
+        if len(self.records) > LINK_LIMIT:
+            return []               # a link explosion: the DTB keeps no links
         return self.records
 
 
-def sweep_dtb(path, rule="walk-or-device", legacy_dt_bindings=True, dtb=None):
-    """Every (provider, master) link of one DTB with its verdict; `dtb` names
-    the file in the records (default: `path`)."""
+def sweep_dtb(path, rule=None, legacy_dt_bindings=True, dtb=None, target=None):
+    """Every (provider, master) link of one DTB with its verdict, as the
+    target kernel (default: the newest modelled) judges it; `rule`
+    overrides its capable() rule; `dtb` names the file in the records
+    (default: `path`)."""
+    target = TargetKernel.newest() if target is None else target
+    rule = target.rule if rule is None else rule
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
     try:
         dt = _DT(path)
+        dt.target = target
+        dt.drivers, dt.driver_names = driver_tables(target)
         return _Sweep(dt, str(path) if dtb is None else dtb, rule, legacy_dt_bindings).run()
     except libfdt.FdtException as exc:
         raise NaiveError(f"{path}: error: {exc}") from None

@@ -57,9 +57,13 @@ def availability(t):
 
 
 @njit(**NJIT)
-def coherency(t):
+def coherency(t, honour_noncoherent):
     """of_dma_is_coherent() of every node: (coherent, coherent_why,
-    coherent_from), coherent_from being the node whose property decided."""
+    coherent_from, loop_from), coherent_from being the node whose property
+    decided.  honour_noncoherent: `dma-noncoherent` ends the walk (from 6.1;
+    5.10 looks for `dma-coherent` only).  A DMA-parent loop is found once,
+    by the walk that first enters it: loop_from[node] = the node on the loop
+    whose DMA parent closes it (node), -1 elsewhere."""
     parent = t.node_parent
     has_coherent = t.pidx[DMA_COHERENT]
     has_noncoherent = t.pidx[DMA_NONCOHERENT]
@@ -69,6 +73,7 @@ def coherency(t):
     why = np.full(n, -1, dtype=np.int8)
     source = np.full(n, -1, dtype=np.int64)
     chain = np.empty(n, dtype=np.int64)
+    loop_from = np.full(n, -1, dtype=np.int64)
     for i in range(n):
         if why[i] >= 0:
             continue
@@ -87,11 +92,13 @@ def coherency(t):
                 break
             if why[node] == -2 or k >= n:
                 how = WHY_CYCLE
+                if k > 0 and why[node] == -2:
+                    loop_from[node] = chain[k - 1]
                 break
             if has_coherent[node] >= 0:
                 value, how, src = True, WHY_OWN, node
                 break
-            if has_noncoherent[node] >= 0:
+            if honour_noncoherent and has_noncoherent[node] >= 0:
                 value, how, src = False, WHY_OWN, node
                 break
             why[node] = -2          # on the current chain
@@ -109,4 +116,4 @@ def coherency(t):
             coherent[c] = value
             why[c] = WHY_INHERITED if how == WHY_OWN else how
             source[c] = src
-    return coherent, why, source
+    return coherent, why, source, loop_from

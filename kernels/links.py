@@ -4,62 +4,53 @@ master) link of every DTB, with why a link leads to no IOMMU.
 Three ways a master names its IOMMU (../shared/SPEC.md section 3):
 `iommus` on the device (of_iommu_configure_dev), `iommu-map` on a bus node
 (of_map_id: PCI host bridges, fsl-mc, host1x, CDX, GPC DMA), and the legacy
-`mmu-masters` on an arm-smmu node.
+`mmu-masters` on an arm-smmu node.  What depends on the target kernel comes
+in as plain flags: `map_cells` (of_map_id of 7.2: out-specifiers of the
+target's #iommu-cells, no 32-bit wraparound) and `unbind_disabled` (6.12:
+no driver for a PCI function whose node is disabled).
+
+Work and memory are linear in links, and bounded: a DTB with more than
+MAX_LINKS_PER_DTB links keeps none (find_links counts them per DTB, for the
+report) instead of exhausting memory.
 """
 import numpy as np
 from numba import njit
 
+from .codes import (A_BAD_ENTRY, A_BAD_MAP, A_LEGACY_SYSTEM, A_LEGACY_UNSUPPORTED,
+                    A_NO_TARGET, A_NOT_A_PROVIDER, A_NOT_PROBED, A_OTHER_DRIVER,
+                    A_PROVIDER_DISABLED, A_UNCOVERED_ID, ARM_SMMU, ATTACHED, CDX,
+                    CDX_DEVICE, D_EMPTY_ENTRY, D_MAP_CELLS_MAX, D_MAP_LENGTH, D_MAP_MASK,
+                    D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CELLS,
+                    D_MAP_TRUNCATED, D_MAP_WIDE_RANGE, D_MIXED_DRIVERS, D_NO_IOMMU_CELLS,
+                    D_NONE, D_PHANDLE_NOWHERE, D_SHORT_LIST, FSL_MC, FSL_MC_OBJECT, GPCDMA,
+                    GPCDMA_CHANNEL, HOST1X, HOST1X_CONTEXT, N_GUESS_UNMATCHED, N_GUESSED_BUS,
+                    N_NONE, N_PLACEHOLDER, N_TRUNCATED, NO_CAPABLE, PCI_DISCOVERED,
+                    PCI_DT_CHILD, PLATFORM, PROBED, VIA_IOMMU_MAP, VIA_IOMMUS,
+                    VIA_MMU_MASTERS)
 from .config import NJIT
 from .dt import (BUS_RANGE, DEVICE_TYPE, IOMMU_CELLS, IOMMU_MAP, IOMMU_MAP_MASK, IOMMUS,
                  MMU_MASTERS, PH_END, PH_NO_CELLS, PH_NO_NODE, PH_OK, PH_OVERRUN,
-                 REG, STREAM_ID_CELLS, cell, find_prop, phandle_entry, read_u32,
-                 status_okay)
+                 REG, STREAM_ID_CELLS, cell, find_prop, phandle_entry, read_u32)
 from .fdt import resolve_phandle
-from .providers import (ARM_SMMU, CDX, FSL_MC, GPCDMA, HOST1X, NO_CAPABLE,
-                        PROBED, is_pci)
+from .providers import is_pci
 
-# How the master names the provider (link_via).
-VIA_IOMMUS, VIA_IOMMU_MAP, VIA_MMU_MASTERS = 0, 1, 2
-
-# What the master is (link_kind).
-PLATFORM, PCI_DT_CHILD, PCI_DISCOVERED, FSL_MC_OBJECT, HOST1X_CONTEXT, \
-    GPCDMA_CHANNEL, CDX_DEVICE = range(7)
-
-# Whether the device gets its IOMMU (link_attach); all but ATTACHED mean no-iommu.
-ATTACHED = 0
-A_PROVIDER_DISABLED = 1   # of_iommu_xlate(): !of_device_is_available()
-A_NOT_PROBED = 2          # the provider's driver failed to probe (providers.probe)
-A_BAD_ENTRY = 3           # the first `iommus` entry does not parse
-A_OTHER_DRIVER = 4        # a later `iommus` entry names another driver: -EINVAL
-A_UNCOVERED_ID = 5        # the ID is in no iommu-map entry
-A_BAD_MAP = 6             # iommu-map of a bad length, or id-base outside the mask
-A_NO_TARGET = 7           # a map entry's phandle points nowhere
-A_LEGACY_UNSUPPORTED = 8  # mmu-masters without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS
-A_LEGACY_SYSTEM = 9       # a generic-binding master of an arm-smmu running legacy
-A_NOT_A_PROVIDER = 10     # the target is no IOMMU at all (no #iommu-cells, no driver)
-
-# Remarks that do not change the verdict (link_note).
-N_NONE = 0
-N_PLACEHOLDER = 1         # every map entry has length 0: firmware fills it in at boot
-N_GUESSED_BUS = 2         # below a root port: the bus number is a guess from `reg`
-N_GUESS_UNMATCHED = 3     # ...and that guess is in no entry: judged against the map's providers
-N_TRUNCATED = 4           # `iommus` parsing stopped at a malformed later entry
-
-# Diagnostics about the DT itself (link_diag), with link_diag_arg.
-D_NONE = 0
-D_PHANDLE_NOWHERE = 1     # arg: the phandle
-D_NO_IOMMU_CELLS = 2      # the target lacks #iommu-cells (#stream-id-cells for mmu-masters)
-D_SHORT_LIST = 3          # arguments run past the end of the property
-D_EMPTY_ENTRY = 4         # a phandle of 0
-D_MAP_LENGTH = 5          # arg: the length in bytes
-D_MAP_MASK = 6            # arg: the id-base the mask ignores
-D_MIXED_DRIVERS = 7       # arg: the node of the other driver's entry
+# Above this many links in one DTB, its links are left out and reported.
+# Real boards have at most a few hundred (6.12: 212).
+MAX_LINKS_PER_DTB = 100_000
 
 # The columns of the int64 table that find_links() returns, one row a link.
+# diag_arg2 and diag_node: the second argument and the node of the diagnostic
+# (codes.DIAGNOSTICS: {arg2}, {node}).
 FIELDS = ("dtb", "provider", "master", "via", "kind", "bridge", "bridge_function",
-          "enabled", "attach", "note", "diag", "diag_arg", "rid")
+          "enabled", "attach", "note", "diag", "diag_arg", "rid", "diag_arg2", "diag_node")
 (L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE, L_BRIDGE_FUNCTION,
- L_ENABLED, L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID) = range(len(FIELDS))
+ L_ENABLED, L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID, L_DIAG_ARG2,
+ L_DIAG_NODE) = range(len(FIELDS))
+
+# The parsed entries of an iommu-map (map_entries), one row an entry.
+E_BASE, E_TARGET, E_PHANDLE, E_LENGTH, E_CELLS = range(5)
+# Most cells an out-specifier may have (MAX_PHANDLE_ARGS).
+MAX_PHANDLE_ARGS = 16
 
 
 @njit(**NJIT)
@@ -88,29 +79,181 @@ def _attach(t, role, state, available_own, target, legacy_system):
     return ATTACHED
 
 
-@njit(**NJIT)
-def map_lookup(t, d, p, mask, rid):
-    """of_map_id() with the fixed 4-cell entries of Linux 6.1 and 6.12:
-    (attach code, target node, diag, diag_arg)."""
-    n_bytes = t.prop_val_len[p]
-    if n_bytes == 0 or n_bytes % 16 != 0:
-        return A_BAD_MAP, -1, D_MAP_LENGTH, n_bytes
-    masked = rid & mask
-    for e in range(n_bytes // 16):
-        base = cell(t, p, 4 * e)
-        length = cell(t, p, 4 * e + 3)
-        if base & ~mask & 0xffffffff:
-            return A_BAD_MAP, -1, D_MAP_MASK, base
-        if masked < base or masked >= base + length:
-            continue
-        ph = cell(t, p, 4 * e + 1)
-        target = resolve_phandle(t.node_dtb, t.node_phandle, t.phandle_sorted,
-                                 t.dtb_node_start, d, ph)
-        if target < 0:
-            return A_NO_TARGET, -1, D_PHANDLE_NOWHERE, ph
-        return ATTACHED, target, D_NONE, 0
-    return A_UNCOVERED_ID, -1, D_NONE, 0
+# -- iommu-map: of_map_id() ----------------------------------------------------------
 
+@njit(**NJIT)
+def _resolve(t, d, ph):
+    return resolve_phandle(t.node_dtb, t.node_phandle, t.phandle_sorted, t.dtb_node_start, d, ph)
+
+
+@njit(**NJIT)
+def _one_cell_map(t, p, n_cells):
+    """of_check_bad_map() (7.2): 4-cell entries, all of one phandle and of
+    length 1, aimed at a 2-cell IOMMU, are read as 1-cell."""
+    if n_cells % 4:
+        return False
+    ph = cell(t, p, 1)
+    for i in range(0, n_cells, 4):
+        if cell(t, p, i + 1) != ph or cell(t, p, i + 3) != 1:
+            return False
+    return True
+
+
+@njit(**NJIT)
+def map_entries(t, d, p, map_cells):
+    """The entries of iommu-map p of DTB d, as of_map_id() walks them:
+    (entries int64[n, 5] with columns E_*, n, error), error being
+    (attach, diag, arg, arg2, node) of the entry where the walk fails, or
+    ATTACHED.  Entries before a failure still translate the IDs they cover.
+
+    map_cells False (up to 7.1): fixed 4-cell entries, the length checked
+    first; a phandle is resolved only when its entry matches (E_TARGET -1
+    when it points nowhere).  True (7.2): 3 + #iommu-cells of the entry's
+    target (1 when absent), read entry by entry, so a phandle to nowhere, a
+    cell count above MAX_PHANDLE_ARGS or a short tail fails there."""
+    n_bytes = t.prop_val_len[p]
+    n_cells = n_bytes // 4
+    entries = np.empty((max(n_cells // 3, 1), 5), dtype=np.int64)
+    if not map_cells:
+        if n_bytes == 0 or n_bytes % 16 != 0:
+            return entries[:0], 0, (A_BAD_MAP, D_MAP_LENGTH, n_bytes, 0, -1)
+        for e in range(n_cells // 4):
+            ph = cell(t, p, 4 * e + 1)
+            entries[e, E_BASE] = cell(t, p, 4 * e)
+            entries[e, E_TARGET] = _resolve(t, d, ph)
+            entries[e, E_PHANDLE] = ph
+            entries[e, E_LENGTH] = cell(t, p, 4 * e + 3)
+            entries[e, E_CELLS] = 1
+        return entries[:n_cells // 4], n_cells // 4, (ATTACHED, D_NONE, 0, 0, -1)
+    if n_bytes % 4 != 0:
+        return entries[:0], 0, (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+    offset = 0
+    n = 0
+    one_cell = False
+    while offset < n_cells:
+        if n_cells - offset < 2:
+            return entries[:n], n, (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+        ph = cell(t, p, offset + 1)
+        target = _resolve(t, d, ph)
+        if target < 0:
+            return entries[:n], n, (A_NO_TARGET, D_PHANDLE_NOWHERE, ph, 0, -1)
+        cells = 1 if one_cell else read_u32(t, target, IOMMU_CELLS, 1)
+        if cells > MAX_PHANDLE_ARGS:
+            return entries[:n], n, (A_BAD_MAP, D_MAP_CELLS_MAX, 0, cells, target)
+        if offset == 0 and cells == 2:
+            one_cell = _one_cell_map(t, p, n_cells)
+            if one_cell:
+                cells = 1
+        if n_cells - offset < 3 + cells:
+            return entries[:n], n, (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+        entries[n, E_BASE] = cell(t, p, offset)
+        entries[n, E_TARGET] = target
+        entries[n, E_PHANDLE] = ph
+        entries[n, E_CELLS] = cells
+        offset += 3 + cells
+        entries[n, E_LENGTH] = cell(t, p, offset - 1)
+        n += 1
+    return entries[:n], n, (ATTACHED, D_NONE, 0, 0, -1)
+
+
+@njit(**NJIT)
+def map_lookup(entries, error, mask, rid, map_cells):
+    """of_map_id() of one ID over map_entries(): (attach, target, diag,
+    arg, arg2, node)."""
+    masked = rid & mask
+    for e in range(entries.shape[0]):
+        base = entries[e, E_BASE]
+        length = entries[e, E_LENGTH]
+        if base & ~mask & 0xffffffff:
+            return A_BAD_MAP, -1, D_MAP_MASK, base, 0, -1
+        if masked < base:
+            continue
+        if map_cells:
+            if masked - base >= length:          # u32 id_off: no wraparound
+                continue
+        elif masked >= (base + length) & 0xffffffff:   # u32 id_base + id_len wraps
+            continue
+        target = entries[e, E_TARGET]
+        if target < 0:
+            return A_NO_TARGET, -1, D_PHANDLE_NOWHERE, entries[e, E_PHANDLE], 0, -1
+        if map_cells and length > 1 and entries[e, E_CELLS] > 1:
+            return A_BAD_MAP, -1, D_MAP_WIDE_RANGE, length, entries[e, E_CELLS], target
+        return ATTACHED, target, D_NONE, 0, 0, -1
+    attach, diag, arg, arg2, node = error
+    if attach != ATTACHED:
+        return attach, -1, diag, arg, arg2, node
+    return A_UNCOVERED_ID, -1, D_NONE, 0, 0, -1
+
+
+@njit(**NJIT)
+def map_era(t, d, p, map_cells):
+    """A map written for the other of_map_id() than the target's:
+    (diag, arg2, node), or D_NONE.  Before 7.2: the map reads cleanly with
+    7.2's out-specifiers and some entry's differ from 1 cell (4-cell reading
+    fails on its length, or misreads it).  From 7.2: the map fails there but
+    is a clean 4-cell map of known targets."""
+    other, n_other, other_error = map_entries(t, d, p, not map_cells)
+    if other_error[0] != ATTACHED:
+        return D_NONE, 0, -1
+    if not map_cells:
+        for e in range(n_other):
+            if other[e, E_CELLS] != 1:
+                own_error = map_entries(t, d, p, False)[2]
+                diag = D_MAP_NEEDS_TARGET_CELLS if own_error[0] != ATTACHED else D_MAP_MISREAD
+                return diag, other[e, E_CELLS], other[e, E_TARGET]
+        return D_NONE, 0, -1
+    for e in range(n_other):
+        if other[e, E_TARGET] < 0:
+            return D_NONE, 0, -1
+    own_error = map_entries(t, d, p, True)[2]
+    if own_error[0] == ATTACHED or n_other == 0:
+        return D_NONE, 0, -1
+    target = other[0, E_TARGET]
+    return D_MAP_NEEDS_FOUR_CELLS, read_u32(t, target, IOMMU_CELLS, 1), target
+
+
+@njit(**NJIT)
+def map_providers(entries):
+    """The distinct targets of a map's entries, in entry order, and whether
+    it is a placeholder (every entry of length 0, filled in by firmware)."""
+    n = entries.shape[0]
+    placeholder = n > 0
+    for e in range(n):
+        if entries[e, E_LENGTH] != 0:
+            placeholder = False
+    # First occurrences by a stable sort: n log n, whatever the map.
+    order = np.argsort(entries[:, E_TARGET], kind="mergesort")
+    first = np.zeros(n, dtype=np.bool_)
+    for q in range(n):
+        e = order[q]
+        if entries[e, E_TARGET] >= 0 and (q == 0 or entries[order[q - 1], E_TARGET]
+                                           != entries[e, E_TARGET]):
+            first[e] = True
+    targets = np.empty(n, dtype=np.int64)
+    k = 0
+    for e in range(n):
+        if first[e]:
+            targets[k] = entries[e, E_TARGET]
+            k += 1
+    return targets[:k], placeholder
+
+
+@njit(**NJIT)
+def _all_wide(entries, target):
+    """7.2: every entry of this target that covers IDs maps more than one ID
+    to a specifier of more than one cell (of_map_id refuses each)."""
+    length = np.int64(0)
+    cells = np.int64(0)
+    for e in range(entries.shape[0]):
+        if entries[e, E_TARGET] != target or entries[e, E_LENGTH] == 0:
+            continue
+        if entries[e, E_LENGTH] == 1 or entries[e, E_CELLS] <= 1:
+            return False, np.int64(0), np.int64(0)
+        length, cells = entries[e, E_LENGTH], entries[e, E_CELLS]
+    return length > 0, length, cells
+
+
+# -- PCI functions -------------------------------------------------------------------
 
 @njit(**NJIT)
 def _function_node(t, node):
@@ -160,9 +303,12 @@ def pci_functions(t, bridge):
     rows = np.empty((size, 5), dtype=np.int64)
     k = 0
     bus0 = read_u32(t, bridge, BUS_RANGE, 0)
-    is_bus = np.zeros(size, dtype=np.bool_)     # a bus node: the bridge or a matched function
-    is_bus[0] = True
-    seen = np.zeros((size, 256), dtype=np.bool_)
+    # Each bus node (the bridge, or a matched function) gets a 256-bit set of
+    # the devfns taken on it when it first needs one: memory linear in nodes.
+    bus_slot = np.full(size, -1, dtype=np.int64)
+    bus_slot[0] = 0
+    taken = np.zeros((size, 4), dtype=np.uint64)
+    n_slots = 1
     row_of = np.full(size, -1, dtype=np.int64)
     for j in range(bridge + 1, end):
         if not _function_node(t, j):
@@ -170,14 +316,18 @@ def pci_functions(t, bridge):
         bus_node = t.node_parent[j]
         if _is_multifunc(t, bus_node) and bus_node > bridge:
             bus_node = t.node_parent[bus_node]
-        if not is_bus[bus_node - bridge]:
-            continue
+        if row_of[bus_node - bridge] < 0 and bus_node != bridge:
+            continue                # not a bus: below something that is no function
         reg0 = cell(t, find_prop(t, j, REG), 0)
         devfn = (reg0 >> 8) & 0xff
-        if seen[bus_node - bridge, devfn]:
+        slot = bus_slot[bus_node - bridge]
+        if slot < 0:
+            slot = bus_slot[bus_node - bridge] = n_slots
+            n_slots += 1
+        bit = np.uint64(1) << np.uint64(devfn & 63)
+        if taken[slot, devfn >> 6] & bit:
             continue
-        seen[bus_node - bridge, devfn] = True
-        is_bus[j - bridge] = True
+        taken[slot, devfn >> 6] |= bit
         row_of[j - bridge] = k
         if bus_node != bridge:
             rows[row_of[bus_node - bridge], 4] = 1    # its parent function is a bridge
@@ -190,34 +340,11 @@ def pci_functions(t, bridge):
     return rows[:k]
 
 
-@njit(**NJIT)
-def map_providers(t, d, p):
-    """The distinct targets of an iommu-map, in entry order, and whether it
-    is a placeholder (every entry of length 0, filled in by firmware)."""
-    n = t.prop_val_len[p] // 16
-    targets = np.empty(max(n, 1), dtype=np.int64)
-    k = 0
-    placeholder = n > 0
-    for e in range(n):
-        if cell(t, p, 4 * e + 3) != 0:
-            placeholder = False
-        target = resolve_phandle(t.node_dtb, t.node_phandle, t.phandle_sorted,
-                                 t.dtb_node_start, d, cell(t, p, 4 * e + 1))
-        if target < 0:
-            continue
-        new = True
-        for q in range(k):
-            if targets[q] == target:
-                new = False
-        if new:
-            targets[k] = target
-            k += 1
-    return targets[:k], placeholder
-
+# -- links -------------------------------------------------------------------------
 
 @njit(**NJIT)
 def _row(out, k, d, provider, master, via, kind, bridge, bridge_function, enabled,
-         attach, note, diag, diag_arg, rid):
+         attach, note, diag, diag_arg, rid, diag_arg2, diag_node):
     if k >= out.shape[0]:
         return k + 1           # counted, not stored: the caller grows `out`
     r = out[k]
@@ -234,65 +361,89 @@ def _row(out, k, d, provider, master, via, kind, bridge, bridge_function, enable
     r[L_DIAG] = diag
     r[L_DIAG_ARG] = diag_arg
     r[L_RID] = rid
+    r[L_DIAG_ARG2] = diag_arg2
+    r[L_DIAG_NODE] = diag_node
     return k + 1
 
 
 @njit(**NJIT)
-def _map_links(t, d, node, kind, role, state, own_ok, tree_ok, legacy, out, k):
+def _map_links(t, d, node, kind, role, state, own_ok, tree_ok, legacy, map_cells, out, k):
     """Links of a bus node's iommu-map for the devices found at run time:
     one per (bus node, provider of the map)."""
     p = find_prop(t, node, IOMMU_MAP)
     enabled = tree_ok[node]
-    n_bytes = t.prop_val_len[p]
-    if n_bytes == 0 or n_bytes % 16 != 0:
+    entries, n, error = map_entries(t, d, p, map_cells)
+    era, era_cells, era_node = map_era(t, d, p, map_cells)
+    attach, diag, arg, arg2, diag_node = error
+    if era != D_NONE:
+        diag, arg, arg2, diag_node = era, t.prop_val_len[p], era_cells, era_node
+    if attach != ATTACHED and n == 0:
         return _row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
-                    A_BAD_MAP, N_NONE, D_MAP_LENGTH, n_bytes, -1)
-    targets, placeholder = map_providers(t, d, p)
-    note = N_PLACEHOLDER if placeholder else N_NONE
-    for e in range(n_bytes // 16):
-        ph = cell(t, p, 4 * e + 1)
-        if resolve_phandle(t.node_dtb, t.node_phandle, t.phandle_sorted,
-                           t.dtb_node_start, d, ph) < 0:
-            k = _row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
-                     A_NO_TARGET, note, D_PHANDLE_NOWHERE, ph, -1)
-            break
+                    attach, N_NONE, diag, arg, -1, arg2, diag_node)
+    targets, placeholder = map_providers(entries)
+    note = N_PLACEHOLDER if placeholder and attach == ATTACHED else N_NONE
+    if attach == ATTACHED:
+        # 4-cell maps resolve a phandle only when its entry matches: one that
+        # points nowhere fails the IDs it covers.
+        for e in range(n):
+            if entries[e, E_TARGET] < 0:
+                attach, diag, arg = A_NO_TARGET, D_PHANDLE_NOWHERE, entries[e, E_PHANDLE]
+                if era != D_NONE:
+                    diag, arg = era, t.prop_val_len[p]
+                break
+    if attach != ATTACHED:
+        k = _row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
+                 attach, note, diag, arg, -1, arg2, diag_node)
     for target in targets:
+        a = _attach(t, role, state, own_ok, target, legacy[d])
+        g, g_arg, g_arg2, g_node = (era, t.prop_val_len[p], era_cells, era_node) \
+            if era != D_NONE else (D_NONE, 0, 0, -1)
+        if map_cells:
+            wide, length, cells = _all_wide(entries, target)
+            if wide:
+                a, g, g_arg, g_arg2, g_node = A_BAD_MAP, D_MAP_WIDE_RANGE, length, cells, target
         k = _row(out, k, d, target, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
-                 _attach(t, role, state, own_ok, target, legacy[d]), note, D_NONE, 0, -1)
+                 a, note, g, g_arg, -1, g_arg2, g_node)
     return k
 
 
 @njit(**NJIT)
-def _pci_links(t, d, bridge, role, state, own_ok, tree_ok, legacy, out, k):
+def _pci_links(t, d, bridge, role, state, own_ok, tree_ok, legacy, map_cells,
+               unbind_disabled, out, k):
     """A PCI host bridge's iommu-map: its DT function nodes, then the
     devices discovered on the bus."""
     p = find_prop(t, bridge, IOMMU_MAP)
     mask = read_u32(t, bridge, IOMMU_MAP_MASK, 0xffffffff)
-    targets, placeholder = map_providers(t, d, p)
-    bad_length = t.prop_val_len[p] == 0 or t.prop_val_len[p] % 16 != 0
+    entries, n, error = map_entries(t, d, p, map_cells)
+    era, era_cells, era_node = map_era(t, d, p, map_cells)
+    targets, placeholder = map_providers(entries)
+    readable = error[0] == ATTACHED
     functions = pci_functions(t, bridge)
     for f in range(functions.shape[0]):
         node, bus, devfn = functions[f, 0], functions[f, 1], functions[f, 2]
         guessed, bridge_fn = functions[f, 3], functions[f, 4]
         rid = (bus << 8) | devfn
-        # pci_bus.c: a function whose node is disabled is enumerated but no
-        # driver (vfio-pci included) matches it.
-        enabled = tree_ok[bridge] and own_ok[node]
-        attach, target, diag, arg = map_lookup(t, d, p, mask, rid)
+        # drivers/pci/bus.c from 6.12: a function whose node is disabled is
+        # enumerated but no driver (vfio-pci included) matches it.
+        enabled = tree_ok[bridge] and (own_ok[node] or not unbind_disabled)
+        attach, target, diag, arg, arg2, diag_node = map_lookup(entries, error, mask, rid,
+                                                                map_cells)
+        if era != D_NONE:
+            diag, arg, arg2, diag_node = era, t.prop_val_len[p], era_cells, era_node
         note = N_GUESSED_BUS if guessed else N_NONE
-        if not bad_length and (placeholder or (attach == A_UNCOVERED_ID and guessed)):
+        if readable and (placeholder or (attach == A_UNCOVERED_ID and guessed)):
             note = N_PLACEHOLDER if placeholder else N_GUESS_UNMATCHED
             for target in targets:
                 k = _row(out, k, d, target, node, VIA_IOMMU_MAP, PCI_DT_CHILD, bridge,
                          bridge_fn, enabled, _attach(t, role, state, own_ok, target, legacy[d]),
-                         note, D_NONE, 0, rid)
+                         note, diag, arg, rid, arg2, diag_node)
             continue
         if attach == ATTACHED:
             attach = _attach(t, role, state, own_ok, target, legacy[d])
         k = _row(out, k, d, target, node, VIA_IOMMU_MAP, PCI_DT_CHILD, bridge, bridge_fn,
-                 enabled, attach, note, diag, arg, rid)
+                 enabled, attach, note, diag, arg, rid, arg2, diag_node)
     return _map_links(t, d, bridge, PCI_DISCOVERED, role, state, own_ok, tree_ok,
-                      legacy, out, k)
+                      legacy, map_cells, out, k)
 
 
 @njit(**NJIT)
@@ -343,11 +494,12 @@ def _iommus_link(t, d, node, role, driver, state, own_ok, tree_ok, legacy, out, 
     if first >= 0 and attach == A_BAD_ENTRY and diag == D_NO_IOMMU_CELLS:
         attach = A_NOT_A_PROVIDER
     return _row(out, k, d, first, node, VIA_IOMMUS, PLATFORM, -1, 0, tree_ok[node],
-                attach, note, diag, arg, -1)
+                attach, note, diag, arg, -1, 0, -1)
 
 
 @njit(**NJIT)
-def _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k):
+def _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, unbind_disabled,
+                  out, k):
     """`mmu-masters` on arm-smmu nodes: a master belongs to the first probed
     SMMU that lists it (driver_for_each_device)."""
     start, end = t.dtb_node_start[d], t.dtb_node_start[d + 1]
@@ -366,7 +518,7 @@ def _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k):
                     if code != PH_END:
                         k = _row(out, k, d, s, -1 if m < 0 else m, VIA_MMU_MASTERS, PLATFORM,
                                  -1, 0, False, A_BAD_ENTRY, N_NONE, _ph_diag(code),
-                                 cell(t, p, cur) if code == PH_NO_NODE else m, -1)
+                                 cell(t, p, cur) if code == PH_NO_NODE else m, -1, 0, -1)
                     break
                 cur = nxt
                 if claimed[m - start]:
@@ -386,21 +538,25 @@ def _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k):
                     for f in range(functions.shape[0]):
                         node = functions[f, 0]
                         k = _row(out, k, d, s, node, VIA_MMU_MASTERS, PCI_DT_CHILD, m,
-                                 functions[f, 4], tree_ok[m] and own_ok[node], attach,
-                                 N_NONE, D_NONE, 0, (functions[f, 1] << 8) | functions[f, 2])
+                                 functions[f, 4],
+                                 tree_ok[m] and (own_ok[node] or not unbind_disabled),
+                                 attach, N_NONE, D_NONE, 0,
+                                 (functions[f, 1] << 8) | functions[f, 2], 0, -1)
                     k = _row(out, k, d, s, m, VIA_MMU_MASTERS, PCI_DISCOVERED, m, 0,
-                             tree_ok[m], attach, N_NONE, D_NONE, 0, -1)
+                             tree_ok[m], attach, N_NONE, D_NONE, 0, -1, 0, -1)
                 else:
                     k = _row(out, k, d, s, m, VIA_MMU_MASTERS, PLATFORM, -1, 0,
-                             tree_ok[m], attach, N_NONE, D_NONE, 0, -1)
+                             tree_ok[m], attach, N_NONE, D_NONE, 0, -1, 0, -1)
     return k
 
 
 @njit(**NJIT)
-def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings, out):
+def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
+               map_cells, unbind_disabled, limit, out, dtb_links):
     """Every link of every DTB into `out` (int64[capacity, len(FIELDS)]).
-    Returns the number of links; when it exceeds the capacity, call again
-    with a larger `out`."""
+    Returns the number of links kept; when it exceeds the capacity, call
+    again with a larger `out`.  dtb_links[d] gets the number of links of DTB
+    d; a DTB with more than `limit` keeps none of them."""
     # Plain arrays in the per-node loop: `t` goes only to the few nodes
     # that carry one of these properties.
     depth = t.node_depth
@@ -413,6 +569,7 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
     n_dtb = t.dtb_node_start.shape[0] - 1
     for d in range(n_dtb):
         start, end = t.dtb_node_start[d], t.dtb_node_start[d + 1]
+        k_start = k
         pci_depth = -1          # depth of the PCI host bridge we are below, if any
         legacy_masters = False
         for i in range(start, end):
@@ -428,18 +585,27 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
                 # A host bridge: its subtree holds PCI functions, not platform devices.
                 pci_depth = depth[i]
                 if has_map:
-                    k = _pci_links(t, d, i, role, state, own_ok, tree_ok, legacy, out, k)
+                    k = _pci_links(t, d, i, role, state, own_ok, tree_ok, legacy, map_cells,
+                                   unbind_disabled, out, k)
             r = role[i]
             if has_map and r == FSL_MC:
-                k = _map_links(t, d, i, FSL_MC_OBJECT, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, FSL_MC_OBJECT, role, state, own_ok, tree_ok, legacy,
+                               map_cells, out, k)
             elif has_map and r == HOST1X:
-                k = _map_links(t, d, i, HOST1X_CONTEXT, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, HOST1X_CONTEXT, role, state, own_ok, tree_ok, legacy,
+                               map_cells, out, k)
             elif has_map and r == CDX:
-                k = _map_links(t, d, i, CDX_DEVICE, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, CDX_DEVICE, role, state, own_ok, tree_ok, legacy,
+                               map_cells, out, k)
             elif has_map and r == GPCDMA:
-                k = _map_links(t, d, i, GPCDMA_CHANNEL, role, state, own_ok, tree_ok, legacy, out, k)
+                k = _map_links(t, d, i, GPCDMA_CHANNEL, role, state, own_ok, tree_ok, legacy,
+                               map_cells, out, k)
             if iommus[i] >= 0:   # a platform device (a host bridge's controller too)
                 k = _iommus_link(t, d, i, role, driver, state, own_ok, tree_ok, legacy, out, k)
         if legacy_masters:
-            k = _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings, out, k)
+            k = _legacy_links(t, d, role, state, own_ok, tree_ok, legacy_bindings,
+                              unbind_disabled, out, k)
+        dtb_links[d] = k - k_start
+        if k - k_start > limit:
+            k = k_start         # a link explosion: reported by the caller, not kept
     return k

@@ -1,79 +1,109 @@
 """Which driver binds a node, and whether an IOMMU provider probes.
 
-The compatible tables are those of the drivers' of_match tables (Linux
-6.12, drivers/iommu/); matching is case-insensitive on any entry of the
-node's `compatible`, as of_match_node() does.
+The compatible tables are those of the drivers' of_match tables
+(drivers/iommu/, and the buses that read an `iommu-map`), each entry with
+the first version that has it; matching is case-insensitive on any entry
+of the node's `compatible`, as of_match_node() does.
 """
 import numpy as np
 from numba import njit
 
+from .codes import (ARM_SMMU, ARM_SMMU_V3, BAD_IOMMU_CELLS, CDX, DRIVER_NAMES, FSL_MC,
+                    GPCDMA, HOST1X, MISMATCHED_BINDING, NO_CAPABLE, NO_GLOBAL_INTERRUPTS,
+                    NOT_A_PROVIDER, PROBED, PROVIDER_DISABLED, QCOM_IOMMU, ROLE_NONE, UNKNOWN)
 from .config import NJIT
 from .dt import (COMPATIBLE, DEVICE_TYPE, GLOBAL_INTERRUPTS, IOMMU_CELLS,
                  MMU_MASTERS, bytes_equal, find_prop, read_u32)
+from .target import QCOM_MSM_IOMMU_V2
 
-# Roles.  1-4 are IOMMU drivers, 10-13 the buses whose nodes carry an
-# `iommu-map` that kernel code reads (besides PCI host bridges).
-NONE, ARM_SMMU, ARM_SMMU_V3, QCOM_IOMMU, NO_CAPABLE = 0, 1, 2, 3, 4
-FSL_MC, HOST1X, CDX, GPCDMA = 10, 11, 12, 13
-UNKNOWN = 5   # referenced as an IOMMU, but no driver we know binds it
+NONE = ROLE_NONE            # the old name
+__all__ = ["ARM_SMMU", "ARM_SMMU_V3", "QCOM_IOMMU", "NO_CAPABLE", "UNKNOWN", "NONE", "FSL_MC",
+           "HOST1X", "CDX", "GPCDMA", "DRIVER_NAMES", "PROBED", "NOT_A_PROVIDER",
+           "PROVIDER_DISABLED", "NO_GLOBAL_INTERRUPTS", "BAD_IOMMU_CELLS", "MISMATCHED_BINDING",
+           "COMPATIBLES", "compatible_table", "roles", "is_pci", "probe"]
 
-DRIVER_NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
-                NO_CAPABLE: "no-capable", UNKNOWN: "unknown", NONE: "unknown"}
+# Versions as TargetKernel.version tuples.  `since` is the first of the
+# sources read for the model (Debian's 5.10.223, 6.1.192, 6.12.117, 7.2.13)
+# whose table has the entry, unless a named change says better; None: all.
+_6_1, _6_12, _7_2 = (6, 1, 0), (6, 12, 0), (7, 2, 0)
 
-# (role, driver, compatibles): each driver's of_match table.
+# (role, driver, compatibles, since): the match tables.  A driver may have
+# several rows (entries added later); it is one driver, by name.
 COMPATIBLES = [
     (ARM_SMMU, "arm-smmu", ["arm,smmu-v1", "arm,smmu-v2", "arm,mmu-400", "arm,mmu-401",
-                            "arm,mmu-500", "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"]),
-    (ARM_SMMU_V3, "arm-smmu-v3", ["arm,smmu-v3"]),
-    (QCOM_IOMMU, "qcom-iommu", ["qcom,msm-iommu-v1", "qcom,msm-iommu-v2"]),
-    # IOMMU drivers without a .capable op: VFIO never binds behind them.
-    (NO_CAPABLE, "exynos-sysmmu", ["samsung,exynos-sysmmu"]),
-    (NO_CAPABLE, "apple-dart", ["apple,t8103-dart", "apple,t8103-usb4-dart", "apple,t8110-dart",
-                                "apple,t6000-dart"]),
-    (NO_CAPABLE, "mtk-iommu-v1", ["mediatek,mt2701-m4u"]),
-    (NO_CAPABLE, "mtk-iommu", [
-        "mediatek,mt2712-m4u", "mediatek,mt6779-m4u", "mediatek,mt6795-m4u",
-        "mediatek,mt8167-m4u", "mediatek,mt8173-m4u", "mediatek,mt8183-m4u",
-        "mediatek,mt8186-iommu-mm", "mediatek,mt8188-iommu-infra", "mediatek,mt8188-iommu-vdo",
-        "mediatek,mt8188-iommu-vpp", "mediatek,mt8192-m4u", "mediatek,mt8195-iommu-infra",
-        "mediatek,mt8195-iommu-vdo", "mediatek,mt8195-iommu-vpp", "mediatek,mt8365-m4u"]),
-    (NO_CAPABLE, "rockchip-iommu", ["rockchip,iommu", "rockchip,rk3568-iommu"]),
-    (NO_CAPABLE, "sun50i-iommu", ["allwinner,sun50i-h6-iommu", "allwinner,sun50i-h616-iommu"]),
-    (NO_CAPABLE, "sprd-iommu", ["sprd,iommu-v1"]),
+                            "arm,mmu-500", "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"],
+     None),
+    (ARM_SMMU_V3, "arm-smmu-v3", ["arm,smmu-v3"], None),
+    (QCOM_IOMMU, "qcom-iommu", ["qcom,msm-iommu-v1"], None),
+    (QCOM_IOMMU, "qcom-iommu", ["qcom,msm-iommu-v2"], QCOM_MSM_IOMMU_V2),
+    # IOMMU drivers without a .capable op: VFIO (from v5.19) never binds behind them.
+    (NO_CAPABLE, "exynos-sysmmu", ["samsung,exynos-sysmmu"], None),
+    (NO_CAPABLE, "apple-dart", ["apple,t8103-dart", "apple,t6000-dart"], _6_1),
+    (NO_CAPABLE, "apple-dart", ["apple,t8103-usb4-dart", "apple,t8110-dart"], _6_12),
+    (NO_CAPABLE, "mtk-iommu-v1", ["mediatek,mt2701-m4u"], None),
+    (NO_CAPABLE, "mtk-iommu", ["mediatek,mt2712-m4u", "mediatek,mt6779-m4u", "mediatek,mt8167-m4u",
+                               "mediatek,mt8173-m4u", "mediatek,mt8183-m4u"], None),
+    (NO_CAPABLE, "mtk-iommu", ["mediatek,mt6795-m4u", "mediatek,mt8186-iommu-mm",
+                               "mediatek,mt8192-m4u", "mediatek,mt8195-iommu-infra",
+                               "mediatek,mt8195-iommu-vdo", "mediatek,mt8195-iommu-vpp"], _6_1),
+    (NO_CAPABLE, "mtk-iommu", ["mediatek,mt8188-iommu-infra", "mediatek,mt8188-iommu-vdo",
+                               "mediatek,mt8188-iommu-vpp", "mediatek,mt8365-m4u"], _6_12),
+    (NO_CAPABLE, "mtk-iommu", ["mediatek,mt6893-iommu-mm", "mediatek,mt8189-iommu-apu",
+                               "mediatek,mt8189-iommu-infra", "mediatek,mt8189-iommu-mm"], _7_2),
+    (NO_CAPABLE, "rockchip-iommu", ["rockchip,iommu"], None),
+    (NO_CAPABLE, "rockchip-iommu", ["rockchip,rk3568-iommu"], _6_1),
+    (NO_CAPABLE, "sun50i-iommu", ["allwinner,sun50i-h6-iommu"], None),
+    (NO_CAPABLE, "sun50i-iommu", ["allwinner,sun50i-h616-iommu"], _6_12),
+    (NO_CAPABLE, "sprd-iommu", ["sprd,iommu-v1"], _6_1),
     (NO_CAPABLE, "ipmmu-vmsa", [
         "renesas,ipmmu-vmsa", "renesas,ipmmu-r8a774a1", "renesas,ipmmu-r8a774b1",
         "renesas,ipmmu-r8a774c0", "renesas,ipmmu-r8a774e1", "renesas,ipmmu-r8a7795",
         "renesas,ipmmu-r8a7796", "renesas,ipmmu-r8a77961", "renesas,ipmmu-r8a77965",
-        "renesas,ipmmu-r8a77970", "renesas,ipmmu-r8a77980", "renesas,ipmmu-r8a77990",
-        "renesas,ipmmu-r8a77995", "renesas,ipmmu-r8a779a0", "renesas,rcar-gen4-ipmmu-vmsa"]),
+        "renesas,ipmmu-r8a77970", "renesas,ipmmu-r8a77990", "renesas,ipmmu-r8a77995"], None),
+    (NO_CAPABLE, "ipmmu-vmsa", ["renesas,ipmmu-r8a77980", "renesas,ipmmu-r8a779a0",
+                                "renesas,rcar-gen4-ipmmu-vmsa"], _6_1),
+    (NO_CAPABLE, "vsi-iommu", ["verisilicon,iommu-1.2"], _7_2),
     # tegra-smmu is part of the memory controller on Tegra30..Tegra210.
     (NO_CAPABLE, "tegra-smmu", ["nvidia,tegra30-mc", "nvidia,tegra114-mc", "nvidia,tegra124-mc",
-                                "nvidia,tegra132-mc", "nvidia,tegra210-mc"]),
-    (NO_CAPABLE, "msm-iommu", ["qcom,apq8064-iommu"]),
-    (FSL_MC, "fsl-mc", ["fsl,qoriq-mc"]),
+                                "nvidia,tegra132-mc", "nvidia,tegra210-mc"], None),
+    (NO_CAPABLE, "msm-iommu", ["qcom,apq8064-iommu"], None),
+    # The buses whose code reads an iommu-map (of_dma_configure_id): fsl-mc-bus.c,
+    # host1x/context.c, cdx/cdx.c, dma/tegra186-gpc-dma.c.
+    (FSL_MC, "fsl-mc", ["fsl,qoriq-mc"], None),
     (HOST1X, "host1x", ["nvidia,tegra20-host1x", "nvidia,tegra30-host1x",
                         "nvidia,tegra114-host1x", "nvidia,tegra124-host1x",
                         "nvidia,tegra210-host1x", "nvidia,tegra186-host1x",
-                        "nvidia,tegra194-host1x", "nvidia,tegra234-host1x"]),
-    (CDX, "cdx", ["xlnx,versal-net-cdx"]),
+                        "nvidia,tegra194-host1x", "nvidia,tegra234-host1x"], _6_1),
+    (CDX, "cdx", ["xlnx,versal-net-cdx"], _6_12),
     (GPCDMA, "tegra186-gpc-dma", ["nvidia,tegra186-gpcdma", "nvidia,tegra194-gpcdma",
-                                  "nvidia,tegra234-gpcdma"]),
+                                  "nvidia,tegra234-gpcdma", "nvidia,tegra264-gpcdma"], _7_2),
 ]
 
+_TABLES = {}
 
-def compatible_table():
-    """(bytes, offsets, roles, drivers) arrays of the tables above, for
-    `roles()`; drivers number the entries of COMPATIBLES from 1."""
-    names, roles, drivers = [], [], []
-    for driver, (role, _, compatibles) in enumerate(COMPATIBLES, start=1):
+
+def compatible_table(target):
+    """(bytes, offsets, roles, drivers) arrays of the entries of COMPATIBLES
+    that the target kernel (a kernels.target.TargetKernel) has, for
+    `roles()`; drivers are numbered from 1 by name."""
+    key = tuple(target.binds(since) for _, _, _, since in COMPATIBLES)
+    if key in _TABLES:
+        return _TABLES[key]
+    names, roles_, drivers = [], [], []
+    number = {}
+    for (role, driver, compatibles, _), present in zip(COMPATIBLES, key):
+        if not present:
+            continue
         for c in compatibles:
             names.append(c.lower().encode())
-            roles.append(role)
-            drivers.append(driver)
+            roles_.append(role)
+            drivers.append(number.setdefault(driver, len(number) + 1))
     off = np.zeros(len(names) + 1, dtype=np.int64)
     off[1:] = np.cumsum([len(n) for n in names])
-    return (np.frombuffer(b"".join(names), dtype=np.uint8).copy(), off,
-            np.array(roles, dtype=np.int8), np.array(drivers, dtype=np.int16))
+    table = (np.frombuffer(b"".join(names), dtype=np.uint8).copy(), off,
+             np.array(roles_, dtype=np.int8), np.array(drivers, dtype=np.int16))
+    _TABLES[key] = table
+    return table
 
 
 @njit(**NJIT)
@@ -114,15 +144,6 @@ def is_pci(t, node):
         return False
     o = t.prop_val_off[p]
     return t.data[o] == 112 and t.data[o + 1] == 99 and t.data[o + 2] == 105 and t.data[o + 3] == 0
-
-
-# Probe outcome of a provider (probe_state).
-PROBED = 0
-NOT_A_PROVIDER = 1
-PROVIDER_DISABLED = 2     # it or an ancestor has status != okay: no device
-NO_GLOBAL_INTERRUPTS = 3  # arm-smmu: "missing #global-interrupts property"
-BAD_IOMMU_CELLS = 4       # arm-smmu-v3: #iommu-cells missing or not 1
-MISMATCHED_BINDING = 5    # arm-smmu: "not probing due to mismatched DT properties"
 
 
 @njit(**NJIT)

@@ -1,23 +1,25 @@
-"""IOMMU_CAP_CACHE_COHERENCY for every link at once, under one kernel era's rule."""
+"""IOMMU_CAP_CACHE_COHERENCY for every link at once, under one rule: the
+target kernel's, or an explicit one (../shared/SPEC.md sections 1, 1.1, 4)."""
 import numpy as np
 from numba import njit
 
+from .codes import (ARM_SMMU, ARM_SMMU_V3, ATTACHED, BROKEN, BROKEN_BRIDGE_COHERENT, CAPABLE,
+                    DEV_DMA_COHERENT, DEV_DMA_NON_COHERENT, DEV_DMA_NOT_SUPPORTED,
+                    DMA_ATTR_NAMES, LEGACY_TRUE, N_NO_CHECK, N_NONE, NO_CAPABLE, NO_CHECK,
+                    NO_IOMMU, NOT_A_DEVICE, PCI_DT_CHILD, PLATFORM, QCOM_IOMMU,
+                    RESCUED_BY_DEVICE, RULE_NAMES, UNSUPPORTED_IOMMU, VERDICT_NAMES,
+                    WALK_ONLY, WALK_OR_DEVICE)
 from .config import NJIT
-from .links import (ATTACHED, L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER,
-                    L_PROVIDER, PCI_DT_CHILD, PLATFORM)
-from .providers import ARM_SMMU, ARM_SMMU_V3, QCOM_IOMMU
+from .links import L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER, L_PROVIDER
 
-RULES = ("walk-or-device", "walk-only", "legacy-true")
-WALK_OR_DEVICE, WALK_ONLY, LEGACY_TRUE = range(3)
-
-VERDICTS = ("capable", "rescued-by-device", "broken", "broken-bridge-coherent",
-            "no-iommu", "unsupported-iommu", "not-a-device")
-CAPABLE, RESCUED_BY_DEVICE, BROKEN, BROKEN_BRIDGE_COHERENT, NO_IOMMU, \
-    UNSUPPORTED_IOMMU, NOT_A_DEVICE = range(len(VERDICTS))
-
-# device_get_dma_attr() of the master.
-DMA_ATTRS = ("coherent", "non-coherent", "not-supported")
-DEV_DMA_COHERENT, DEV_DMA_NON_COHERENT, DEV_DMA_NOT_SUPPORTED = range(3)
+# The old names (the codes live in codes.py).
+RULES = RULE_NAMES
+VERDICTS = VERDICT_NAMES
+DMA_ATTRS = DMA_ATTR_NAMES
+__all__ = ["RULES", "VERDICTS", "DMA_ATTRS", "WALK_OR_DEVICE", "WALK_ONLY", "LEGACY_TRUE",
+           "NO_CHECK", "CAPABLE", "RESCUED_BY_DEVICE", "BROKEN", "BROKEN_BRIDGE_COHERENT",
+           "NO_IOMMU", "UNSUPPORTED_IOMMU", "NOT_A_DEVICE", "DEV_DMA_COHERENT",
+           "DEV_DMA_NON_COHERENT", "DEV_DMA_NOT_SUPPORTED", "dma_attr", "verdicts"]
 
 
 @njit(**NJIT)
@@ -37,24 +39,35 @@ def dma_attr(links, coherent):
 
 @njit(**NJIT)
 def verdicts(links, attr, role, coherent, rule):
-    """The verdict of every link (../shared/SPEC.md section 4)."""
+    """The verdict of every link (SPEC section 4), and a note (codes.NOTES)
+    where the rule rather than the DT decided: under NO_CHECK (before
+    v5.19) VFIO asks nothing, so every device with an IOMMU whose driver
+    binds it is capable."""
     out = np.empty(links.shape[0], dtype=np.int8)
+    note = np.full(links.shape[0], N_NONE, dtype=np.int8)
     for k in range(links.shape[0]):
         provider = links[k, L_PROVIDER]
         if not links[k, L_ENABLED]:
             out[k] = NOT_A_DEVICE
-        elif links[k, L_ATTACH] != ATTACHED or provider < 0:
+            continue
+        if links[k, L_ATTACH] != ATTACHED or provider < 0:
             out[k] = NO_IOMMU
-        else:
-            r = role[provider]
-            if r != ARM_SMMU and r != ARM_SMMU_V3 and r != QCOM_IOMMU:
-                out[k] = UNSUPPORTED_IOMMU      # no .capable op, or unknown
-            elif r == QCOM_IOMMU or rule == LEGACY_TRUE or coherent[provider]:
+            continue
+        r = role[provider]
+        if rule == NO_CHECK:
+            if ARM_SMMU <= r <= NO_CAPABLE:
                 out[k] = CAPABLE
-            elif rule == WALK_OR_DEVICE and r == ARM_SMMU and attr[k] == DEV_DMA_COHERENT:
-                out[k] = RESCUED_BY_DEVICE
-            elif links[k, L_BRIDGE] >= 0 and coherent[links[k, L_BRIDGE]]:
-                out[k] = BROKEN_BRIDGE_COHERENT
+                note[k] = N_NO_CHECK
             else:
-                out[k] = BROKEN
-    return out
+                out[k] = UNSUPPORTED_IOMMU      # no driver binds it
+        elif r != ARM_SMMU and r != ARM_SMMU_V3 and r != QCOM_IOMMU:
+            out[k] = UNSUPPORTED_IOMMU          # no .capable op, or unknown
+        elif r == QCOM_IOMMU or rule == LEGACY_TRUE or coherent[provider]:
+            out[k] = CAPABLE
+        elif rule == WALK_OR_DEVICE and r == ARM_SMMU and attr[k] == DEV_DMA_COHERENT:
+            out[k] = RESCUED_BY_DEVICE
+        elif links[k, L_BRIDGE] >= 0 and coherent[links[k, L_BRIDGE]]:
+            out[k] = BROKEN_BRIDGE_COHERENT
+        else:
+            out[k] = BROKEN
+    return out, note

@@ -1,9 +1,21 @@
-"""Small DTBs built from DTS snippets with the system dtc, and swept."""
+"""Small DTBs built from DTS snippets with the system dtc, and judged by the
+kernels (kernels/evaluate.py) under a target kernel.
+
+sweep_dts() returns {"links": [one dict per link], "problems": [...],
+"ev": the Evaluation}; the link dicts carry names (codes.py), not the
+report's texts, so these tests pin the kernels' decisions, not a format.
+"""
 import subprocess
 from pathlib import Path
 
-from auditor.sweep import document, evaluate
 from corpus.flat import flatten
+from kernels import codes, links
+from kernels.evaluate import diagnostic_text, evaluate, problem_text
+from kernels.target import TargetKernel
+
+# The target of a snippet unless a test names one: the tree the rules of
+# SPEC sections 1-4 were first written from.
+DEFAULT_TARGET = "6.12"
 
 HEADER = """/dts-v1/;
 / {
@@ -13,21 +25,83 @@ HEADER = """/dts-v1/;
 """
 
 
-def compile_dts(tmp_path, name, body, header=HEADER):
-    """Compile `body` (the inside of the root node) to tmp_path/name.dtb."""
+def compile_dts(tmp_path, name, body, header=HEADER, force=False):
+    """Compile `body` (the inside of the root node) to tmp_path/name.dtb.
+    force: write the DTB despite dtc's errors (duplicate phandles)."""
     src = Path(tmp_path) / f"{name}.dts"
     src.write_text(header + body + "\n};\n")
     out = Path(tmp_path) / f"{name}.dtb"
-    subprocess.run(["dtc", "-q", "-@", "-I", "dts", "-O", "dtb", "-o", str(out), str(src)],
-                   check=True)
+    subprocess.run(["dtc", "-q", "-@", *(["-f"] if force else []), "-I", "dts", "-O", "dtb",
+                    "-o", str(out), str(src)], check=not force)
+    assert out.exists(), f"{src}: dtc wrote nothing"
     return out
 
 
-def sweep_dts(tmp_path, body, rule="walk-or-device", legacy_dt_bindings=True, name="board"):
-    """The sweep document of one snippet."""
-    dtb = compile_dts(tmp_path, name, body)
+def evaluate_dtb(dtb, target=DEFAULT_TARGET, rule=None, legacy_dt_bindings=True):
     flat = flatten([dtb], dtb.parent, cache=False)
-    return document(evaluate(flat, rule, legacy_dt_bindings), None, legacy_dt_bindings)
+    return evaluate(flat, TargetKernel.parse(target), rule, legacy_dt_bindings)
+
+
+def sweep_dts(tmp_path, body, rule=None, legacy_dt_bindings=True, name="board",
+              target=DEFAULT_TARGET, force=False):
+    """The links and problems of one snippet under `target` (and `rule`, an
+    override of the target's)."""
+    dtb = compile_dts(tmp_path, name, body, force=force)
+    return document(evaluate_dtb(dtb, target, rule, legacy_dt_bindings))
+
+
+def document(ev):
+    flat = ev.flat
+    path = _paths(flat)
+    records = []
+    for k, row in enumerate(ev.links.tolist()):
+        d, provider, master, via = row[links.L_DTB], row[links.L_PROVIDER], \
+            row[links.L_MASTER], row[links.L_VIA]
+        kind, bridge, bridge_fn = row[links.L_KIND], row[links.L_BRIDGE], \
+            row[links.L_BRIDGE_FUNCTION]
+        compatible = flat.root_compatible(d)
+        role = int(ev.role[provider]) if provider >= 0 else codes.ROLE_NONE
+        records.append({
+            "dtb": flat.paths[d],
+            "soc": compatible[-1] if compatible else None,
+            "provider_path": path(provider),
+            "driver": codes.DRIVER_NAMES.get(role, "unknown") if provider >= 0 else None,
+            "provider_coherent": bool(ev.coherent[provider]) if provider >= 0 else False,
+            "link": codes.VIA_NAMES[via],
+            "master_path": path(master),
+            "master_kind": codes.KIND_NAMES[kind],
+            "master_enabled": bool(row[links.L_ENABLED]),
+            "master_dma_attr": codes.DMA_ATTR_NAMES[ev.dma_attr[k]],
+            "bridge_path": path(bridge),
+            "bridge_coherent": bool(ev.coherent[bridge]) if bridge >= 0 else None,
+            "vfio_candidate": codes.KIND_NAMES[kind] in codes.VFIO_KINDS and not bridge_fn,
+            "rule": ev.rule_name,
+            "verdict": codes.VERDICT_NAMES[ev.verdict[k]],
+            "attach": row[links.L_ATTACH],
+            "note": row[links.L_NOTE],
+            "target_note": int(ev.target_note[k]),
+            "placeholder_map": row[links.L_NOTE] == codes.N_PLACEHOLDER,
+            "diag": row[links.L_DIAG],
+            "diagnostic": diagnostic_text(ev, k, path),
+            "rid": row[links.L_RID],
+        })
+    problems = [{"dtb": flat.paths[int(r[0])], "node": path(int(r[1])), "code": int(r[2]),
+                 "arg": int(r[3]), "other": path(int(r[4])),
+                 "message": problem_text(ev, i, path)}
+                for i, r in enumerate(ev.problems)]
+    return {"links": records, "problems": problems, "ev": ev}
+
+
+def _paths(flat):
+    cache = {}
+
+    def path(i):
+        if i < 0:
+            return None
+        if i not in cache:
+            cache[i] = flat.node_path(i)
+        return cache[i]
+    return path
 
 
 def by_master(doc):
@@ -41,6 +115,12 @@ def by_master(doc):
 def verdict(doc, master):
     (r,) = by_master(doc)[master]
     return r["verdict"]
+
+
+def affected_socs(doc):
+    """SoCs with a VFIO candidate refused (SPEC section 4)."""
+    return {r["soc"] for r in doc["links"]
+            if r["vfio_candidate"] and r["verdict"] in codes.BROKEN_VERDICTS}
 
 
 SMMU = """

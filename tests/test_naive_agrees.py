@@ -1,8 +1,9 @@
-"""The numba sweep (auditor.sweep.evaluate) and the plain pylibfdt reference
+"""The numba kernels (kernels.evaluate) and the plain pylibfdt reference
 (bench/naive_rule.py) find the same links with the same verdicts: on every
 DTS snippet of test_rule.py, on corner cases of the kernel code, and on real
-boards.  Links are compared as multisets of (dtb, provider_path,
-master_path, link, master_kind, verdict).
+boards, under each modelled target kernel (TARGETS: one on each side of
+every change of SPEC 1.1).  Links are compared as multisets of (dtb,
+provider_path, master_path, link, master_kind, verdict).
 """
 import inspect
 import itertools
@@ -13,54 +14,65 @@ import pytest
 
 import snippets
 import test_rule
-from auditor.sweep import document, evaluate
 from bench.naive_rule import RULES, sweep_dtb
 from corpus.flat import flatten
+from kernels.evaluate import evaluate
+from kernels.target import TargetKernel
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
+# One version on each side of every change of SPEC 1.1.
+TARGETS = ("5.10", "5.19", "6.1", "6.1.2", "6.5", "6.12", "7.2")
 
 
-def kernel_links(flat, rule, legacy_dt_bindings):
-    doc = document(evaluate(flat, rule, legacy_dt_bindings), None, legacy_dt_bindings)
+def kernel_links(flat, target, rule, legacy_dt_bindings):
+    doc = snippets.document(evaluate(flat, target, rule, legacy_dt_bindings))
     return Counter(tuple(r[k] for k in KEY) for r in doc["links"])
 
 
-def naive_links(flat, rule, legacy_dt_bindings):
+def naive_links(flat, target, rule, legacy_dt_bindings):
     out = Counter()
     for name in flat.paths:
-        for r in sweep_dtb(Path(flat.root) / name, rule, legacy_dt_bindings, dtb=name):
+        for r in sweep_dtb(Path(flat.root) / name, rule, legacy_dt_bindings, dtb=name,
+                           target=target):
             out[tuple(r[k] for k in KEY)] += 1
     return out
 
 
-def assert_agree(flat, rule, legacy_dt_bindings=True):
+def assert_agree(flat, target, rule=None, legacy_dt_bindings=True):
     """Both versions over the DTBs of `flat`; returns the number of links."""
-    kernels = kernel_links(flat, rule, legacy_dt_bindings)
-    naive = naive_links(flat, rule, legacy_dt_bindings)
+    target = TargetKernel.parse(target)
+    kernels = kernel_links(flat, target, rule, legacy_dt_bindings)
+    naive = naive_links(flat, target, rule, legacy_dt_bindings)
     only_kernels = sorted(kernels - naive, key=str)
     only_naive = sorted(naive - kernels, key=str)
     assert not only_kernels and not only_naive, (
-        f"rule {rule}, legacy_dt_bindings={legacy_dt_bindings}:\n"
+        f"target {target}, rule {rule or target.rule}, legacy_dt_bindings={legacy_dt_bindings}:\n"
         + "".join(f"  kernels only: {x}\n" for x in only_kernels[:20])
         + "".join(f"  naive only:   {x}\n" for x in only_naive[:20]))
     return sum(kernels.values())
 
 
-def assert_snippet_agrees(tmp_path, name, body):
-    """One snippet under every rule, with and without the legacy binding."""
-    dtb = snippets.compile_dts(tmp_path, name, body)
+def assert_snippet_agrees(tmp_path, name, body, force=False):
+    """One snippet under every target (its own rule), with and without the
+    legacy binding, and under every explicit rule of the newest target."""
+    dtb = snippets.compile_dts(tmp_path, name, body, force=force)
     flat = flatten([dtb], dtb.parent, cache=False)
-    counts = [assert_agree(flat, rule, legacy)
-              for rule, legacy in itertools.product(RULES, (True, False))]
+    counts = [assert_agree(flat, target, None, legacy)
+              for target, legacy in itertools.product(TARGETS, (True, False))]
+    counts += [assert_agree(flat, "7.2", rule) for rule in RULES]
     assert max(counts) > 0, f"{name}: no links at all, nothing compared"
 
 
 # -- (a) every snippet of test_rule.py -----------------------------------------
 
+# test_rule.py tests that build their DTBs themselves: compared below.
+NOT_SNIPPETS = {"test_link_explosion_is_bounded"}
+
+
 def _rule_tests():
     """Every test of test_rule.py with each of its parametrize values."""
     for name, test in inspect.getmembers(test_rule, inspect.isfunction):
-        if not name.startswith("test_"):
+        if not name.startswith("test_") or name in NOT_SNIPPETS:
             continue
         marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
         grids = []
@@ -79,10 +91,9 @@ def test_rule_snippets_agree(tmp_path, monkeypatch, test, kwargs):
     compare both versions on each body."""
     bodies = []
 
-    def recording_sweep_dts(tmp_path, body, rule="walk-or-device", legacy_dt_bindings=True,
-                            name="board"):
-        bodies.append(body)
-        return snippets.sweep_dts(tmp_path, body, rule, legacy_dt_bindings, name)
+    def recording_sweep_dts(tmp_path, body, *args, force=False, **kwargs):
+        bodies.append((body, force))
+        return snippets.sweep_dts(tmp_path, body, *args, force=force, **kwargs)
 
     monkeypatch.setattr(test_rule, "sweep_dts", recording_sweep_dts)
     (tmp_path / "rule").mkdir()
@@ -92,8 +103,8 @@ def test_rule_snippets_agree(tmp_path, monkeypatch, test, kwargs):
         pass            # test_rule.py reports its own assertions; only the bodies matter here
     assert bodies, f"{test.__name__} swept no snippet"
     (tmp_path / "agree").mkdir()
-    for i, body in enumerate(dict.fromkeys(bodies)):
-        assert_snippet_agrees(tmp_path / "agree", f"snippet{i}", body)
+    for i, (body, force) in enumerate(dict.fromkeys(bodies)):
+        assert_snippet_agrees(tmp_path / "agree", f"snippet{i}", body, force)
 
 
 # -- corner cases of the kernel code that test_rule.py does not pin ------------
@@ -136,6 +147,15 @@ def test_corner_cases_agree(tmp_path, inside):
     assert_snippet_agrees(tmp_path, "corner", snippets.soc(snippets.smmu(), inside))
 
 
+def test_link_explosion_agrees(tmp_path):
+    """Both drop the links of a DTB above the limit, and keep the others."""
+    big = snippets.compile_dts(tmp_path, "big", test_rule.explosion(400, 256))
+    small = snippets.compile_dts(tmp_path, "small", snippets.soc(snippets.smmu(),
+                                                                 test_rule.PLAIN_DEV))
+    flat = flatten([big, small], tmp_path, cache=False)
+    assert assert_agree(flat, "6.12") == 1
+
+
 # -- (b) real boards -------------------------------------------------------------
 
 REAL = [
@@ -153,5 +173,5 @@ def test_real_boards_agree(real_corpus_factory, debian, select):
     root = Path(corpus.root)
     flat = flatten([root / e.dtb for e in corpus.boards], root)
     assert not flat.errors()
-    counts = {rule: assert_agree(flat, rule) for rule in RULES}
+    counts = {target: assert_agree(flat, target) for target in TARGETS}
     assert min(counts.values()) > 0, counts

@@ -1,0 +1,141 @@
+"""The rule over every link of a flattened corpus, as the target kernel
+decides it: arrays in, arrays out (what bench/ times and auditor/sweep.py
+turns into reports).
+
+    evaluate(flat, target, rule=None, legacy_dt_bindings=True) -> Evaluation
+
+`target` (kernels.target.TargetKernel) gives every version-dependent
+decision (SPEC section 1.1); they reach the numba kernels as plain ints and
+bools.  `rule` (a codes.RULE_NAMES id) overrides only arm-smmu's capable()
+rule, for "what if" questions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import coherency, dt, links, providers, rule as rule_kernels
+from .codes import (D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CELLS,
+                    D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS,
+                    P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS, PROBLEMS,
+                    RULE_NAMES, VIA_MMU_MASTERS, VIA_NAMES)
+from .target import MAP_TARGET_CELLS, TargetKernel, version_text
+
+# The columns of Evaluation.problems.
+PROBLEM_FIELDS = ("dtb", "node", "code", "arg", "other")
+PR_DTB, PR_NODE, PR_CODE, PR_ARG, PR_OTHER = range(len(PROBLEM_FIELDS))
+
+
+@dataclass
+class Evaluation:
+    """The arrays of one sweep; row k of every per-link array is link k."""
+    flat: object
+    target: TargetKernel
+    rule: int                  # codes.RULE_NAMES index: the target's, or the override
+    links: np.ndarray          # int64[n_links, len(kernels.links.FIELDS)]
+    dma_attr: np.ndarray       # int8[n_links]  codes.DMA_ATTR_NAMES
+    verdict: np.ndarray        # int8[n_links]  codes.VERDICT_NAMES
+    target_note: np.ndarray    # int8[n_links]  codes.NOTES: what the target kernel decided
+    role: np.ndarray           # int8[n_nodes]  codes roles
+    driver: np.ndarray         # int16[n_nodes] the binding driver, numbered by name (0: none)
+    probe_state: np.ndarray    # int8[n_nodes]  codes.PROBE_STATE_NAMES
+    coherent: np.ndarray       # bool[n_nodes]
+    coherent_why: np.ndarray   # int8[n_nodes]  kernels.coherency.WHY_*
+    coherent_from: np.ndarray  # int64[n_nodes]
+    own_ok: np.ndarray         # bool[n_nodes]
+    available: np.ndarray      # bool[n_nodes]
+    dtb_links: np.ndarray      # int64[n_dtb]   links found per DTB (kept or not)
+    problems: np.ndarray       # int64[n, len(PROBLEM_FIELDS)] codes.PROBLEMS, by DTB
+
+    @property
+    def rule_name(self) -> str:
+        return RULE_NAMES[self.rule]
+
+
+def evaluate(flat, target: TargetKernel, rule: str | None = None,
+             legacy_dt_bindings=True) -> Evaluation:
+    """The rule over all links of a flattened corpus (corpus.flat.FlatCorpus),
+    all in numba kernels, as `target` decides.  rule=None: the target's."""
+    rule_name = target.rule if rule is None else rule
+    if rule_name not in RULE_NAMES:
+        raise ValueError(f"unknown rule {rule_name!r}: one of {', '.join(RULE_NAMES)}")
+    code = RULE_NAMES.index(rule_name)
+    t = dt.tree_of(flat)
+    own_ok, available = coherency.availability(t)
+    coherent, why, source, loop_from = coherency.coherency(t, target.dma_noncoherent_honoured)
+    role, driver = providers.roles(t, *providers.compatible_table(target))
+    state, legacy = providers.probe(t, role, available)
+    dtb_links = np.zeros(flat.n_dtb, dtype=np.int64)
+    out = np.empty((max(1024, flat.node_parent.shape[0] // 4), len(links.FIELDS)), dtype=np.int64)
+    while True:
+        n = links.find_links(t, role, driver, state, own_ok, available, legacy,
+                             legacy_dt_bindings, target.map_reads_target_cells,
+                             target.pci_disabled_function_unbound, links.MAX_LINKS_PER_DTB,
+                             out, dtb_links)
+        if n <= out.shape[0]:
+            break
+        out = np.empty((n, len(links.FIELDS)), dtype=np.int64)
+    table = out[:n]
+    attr = rule_kernels.dma_attr(table, coherent)
+    verdict, target_note = rule_kernels.verdicts(table, attr, role, coherent, code)
+    problems = _problems(flat, loop_from, dtb_links)
+    return Evaluation(flat, target, code, table, attr, verdict, target_note, role, driver,
+                      state, coherent, why, source, own_ok, available, dtb_links, problems)
+
+
+def _problems(flat, loop_from, dtb_links):
+    """DMA-parent loops, duplicate phandles and link explosions, by DTB."""
+    rows = []
+    closer = np.flatnonzero(loop_from >= 0)
+    for node in closer.tolist():
+        rows.append((int(flat.node_dtb[node]), int(loop_from[node]), P_DMA_PARENT_LOOP, 0, node))
+    # phandle_sorted orders nodes by (dtb, phandle), stably: the first of
+    # equal neighbours is the node every reference resolves to.
+    order = np.asarray(flat.phandle_sorted)
+    if order.size > 1:
+        dtb = np.asarray(flat.node_dtb)[order]
+        phandle = np.asarray(flat.node_phandle)[order]
+        same = np.flatnonzero((dtb[1:] == dtb[:-1]) & (phandle[1:] == phandle[:-1])) + 1
+        for q in same.tolist():
+            first = q - 1
+            while first > 0 and dtb[first - 1] == dtb[q] and phandle[first - 1] == phandle[q]:
+                first -= 1
+            rows.append((int(dtb[q]), int(order[q]), P_DUPLICATE_PHANDLE, int(phandle[q]),
+                         int(order[first])))
+    for d in np.flatnonzero(dtb_links > links.MAX_LINKS_PER_DTB).tolist():
+        rows.append((d, -1, P_TOO_MANY_LINKS, int(dtb_links[d]), -1))
+    table = np.array(rows, dtype=np.int64).reshape(-1, len(PROBLEM_FIELDS))
+    return table[np.lexsort((table[:, PR_NODE], table[:, PR_DTB]))] if len(rows) else table
+
+
+def diagnostic_text(ev: Evaluation, k: int, path) -> str | None:
+    """The diagnostic of link k (codes.DIAGNOSTICS), or None; path(node) ->
+    the node's path."""
+    row = ev.links[k]
+    diag = int(row[links.L_DIAG])
+    if diag == D_NONE:
+        return None
+    arg, arg2, node = int(row[links.L_DIAG_ARG]), int(row[links.L_DIAG_ARG2]), \
+        int(row[links.L_DIAG_NODE])
+    via = int(row[links.L_VIA])
+    reader = version_text(MAP_TARGET_CELLS)
+    return DIAGNOSTICS[diag].format(
+        prop=VIA_NAMES[via], arg=arg, arg2=arg2,
+        target=path(arg) if diag in (D_NO_IOMMU_CELLS, D_MIXED_DRIVERS) else None,
+        node=path(node) if node >= 0 else None,
+        cells="#stream-id-cells" if via == VIA_MMU_MASTERS else "#iommu-cells",
+        target_kernel=str(ev.target), reader=reader)
+
+
+def problem_text(ev: Evaluation, i: int, path) -> str:
+    """The text of problem row i (codes.PROBLEMS); path(node) -> its path."""
+    _, node, code, arg, other = (int(x) for x in ev.problems[i])
+    return PROBLEMS[code].format(node=path(node) if node >= 0 else None, arg=arg,
+                                 other=path(other) if other >= 0 else None,
+                                 limit=links.MAX_LINKS_PER_DTB)
+
+
+# Diagnostics that name another kernel than the target (for reports that
+# want to count them apart).
+ERA_DIAGNOSTICS = frozenset({D_MAP_NEEDS_TARGET_CELLS, D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS})
