@@ -1,0 +1,397 @@
+"""Git plumbing for the history over commits: the repository, its revisions,
+worktrees the tool owns, and who wrote a line.
+
+A repository is a kernel tree or a checkout of devicetree-rebasing (the
+DT-only mirror of the kernel: `src/<arch>/...` and `include/`, no kbuild
+Makefiles, no scripts/dtc). open_repo() says which; revisions() lists the
+commits of some ranges that touched the DT inputs, each with the parent it
+is compared with; owned_worktree() lends a worktree of the repository under
+$XDG_CACHE_HOME/dtb-audit/git/<repo>/<slot>/, moved from commit to commit
+with `git checkout` so files that did not change keep their modification
+times (what makes corpus.build incremental); introducing_commit() is the
+commit that wrote a line, for a `Fixes:` tag.
+
+The user's checkout, index and configuration are never touched: the
+worktree is checked out sparsely (only the DT inputs) with the sparse
+patterns in the worktree's own git folder and `-c core.sparseCheckout=true`
+on the command line. A slot is held with flock() while a process uses it, so
+the kernel frees it when that process dies; the next process takes the slot
+over, worktree, corpus and all.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from corpus.errors import CorpusError
+from corpus.kbuild import DTS_DIR, kernel_version
+from corpus.sources import cache_dir, short_hash
+
+KERNEL = "kernel"
+REBASING = "devicetree-rebasing"
+
+# What the DT build reads: a commit touching none of these changes no DTB.
+# The top Makefile is there for the version (the target kernel) and the
+# scripts/Makefile.* for the dtc flags.
+DT_INPUTS = {
+    KERNEL: (":(glob)arch/*/boot/dts/**", "include/dt-bindings", "scripts/dtc",
+             "scripts/Makefile.lib", "scripts/Makefile.dtbs", "Makefile"),
+    REBASING: ("src", "include"),
+}
+# What a worktree checks out (sparse patterns, gitignore syntax): the DT
+# inputs, and include/uapi where some dt-bindings headers link to.
+_SPARSE = {
+    KERNEL: ("/Makefile", "/arch/*/boot/dts/", "/include/dt-bindings/", "/include/uapi/",
+             "/scripts/dtc/", "/scripts/Makefile.*"),
+    REBASING: ("/src/", "/include/", "/Makefile"),
+}
+_RELEASE_TAG = {KERNEL: re.compile(r"^v\d+\.\d+(\.\d+)?$"),
+                REBASING: re.compile(r"^v\d+\.\d+(\.\d+)?-dts$")}
+_VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
+_FIELDS = "%H%x1f%P%x1f%cI%x1f%s"
+
+
+class GitError(CorpusError):
+    """A repository or revision git cannot use; the message names it and why."""
+
+
+def git(repo, *args: str, check: bool = True) -> str:
+    """stdout of `git -C repo args...`; GitError with git's first line when it fails."""
+    if not shutil.which("git"):
+        raise GitError("git not found: install it with `apt-get install git`")
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          env=dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0"))
+    if check and proc.returncode:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        message = (lines[0] if lines else f"exit status {proc.returncode}")
+        raise GitError(f"{repo}: error: git {args[0]}: {message.removeprefix('fatal: ')}")
+    return proc.stdout
+
+
+# -- the repository -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Repo:
+    path: Path          # the top of the user's checkout
+    layout: str         # KERNEL or REBASING
+    common_dir: Path    # the .git folder all its worktrees share
+    key: str            # names its folder in the cache
+
+    @property
+    def dt_inputs(self) -> tuple[str, ...]:
+        return DT_INPUTS[self.layout]
+
+
+def open_repo(path) -> Repo:
+    """The git repository at `path`: a kernel tree or devicetree-rebasing, at HEAD."""
+    path = Path(path)
+    if not path.is_dir():
+        raise GitError(f"{path}: error: no such folder")
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel",
+                           "--git-common-dir"], capture_output=True, text=True)
+    if proc.returncode or len(proc.stdout.splitlines()) < 2:
+        raise GitError(f"{path}: error: not a git repository")
+    top, common = proc.stdout.splitlines()[:2]
+    top = Path(top).resolve()
+    common_dir = (top / common).resolve()
+    if not git(top, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip():
+        raise GitError(f"{path}: error: the repository has no commits")
+    for layout, folder in ((KERNEL, DTS_DIR), (REBASING, "src/arm64")):
+        if git(top, "cat-file", "-t", f"HEAD:{folder}", check=False).strip() == "tree":
+            return Repo(top, layout, common_dir, short_hash(common_dir))
+    raise GitError(f"{path}: error: neither a kernel tree ({DTS_DIR}) nor devicetree-rebasing "
+                   f"(src/arm64) at HEAD")
+
+
+# -- revisions ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    subject: str
+    date: str                  # committer date, ISO 8601
+    parent: str | None = None  # the listed commit it is compared with; None: the one before it
+
+
+def _commits(repo: Repo, args: list[str]) -> list[Commit]:
+    out = git(repo.path, "log", f"--format={_FIELDS}", *args)
+    commits = []
+    for line in out.splitlines():
+        sha, parents, date, subject = line.split("\x1f", 3)
+        commits.append(Commit(sha, subject, date, (parents.split() or [None])[0]))
+    return commits
+
+
+def _verify(repo: Repo, rev: str) -> str:
+    sha = git(repo.path, "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}",
+              check=False).strip()
+    if not sha:
+        raise GitError(f"{repo.path}: error: {rev}: no such revision")
+    return sha
+
+
+def revisions(repo: Repo, ranges=(), all_commits: bool = False) -> list[Commit]:
+    """The commits to judge, oldest first.
+
+    `ranges`: git ranges ("v6.1..v6.12", "A...B", "v6.12.."); a lone
+    revision is that one commit. A..B starts with A, what the commits after
+    it are compared with; then every commit of the range that touched the DT
+    inputs, along the first parents (every such commit with all_commits,
+    each compared with its nearest listed ancestor: git rewrites the parents
+    of a path-limited history). No ranges: the release tags reachable from
+    HEAD, by version, each compared with the one before.
+    """
+    if not ranges:
+        return release_tags(repo)
+    listed: dict[str, Commit] = {}
+    for text in ranges:
+        if text.startswith("-"):
+            raise GitError(f"{repo.path}: error: {text}: not a revision range")
+        ends = re.split(r"(\.\.\.?)", text, maxsplit=1)
+        for end in ends[::2]:
+            if end:
+                _verify(repo, end)
+        commits = []
+        if len(ends) == 1 or ends[1] == "..":
+            # The commit alone, or the bottom of A..B: what the first commit is compared with.
+            bottom = _verify(repo, ends[0] or "HEAD")
+            commits = [Commit(c.sha, c.subject, c.date, None)
+                       for c in _commits(repo, ["--no-walk", bottom])]
+        if len(ends) == 3:
+            walk = ["--topo-order", "--reverse", "--parents"]
+            if not all_commits:
+                walk.append("--first-parent")
+            commits += _commits(repo, [*walk, "--end-of-options", text, "--", *repo.dt_inputs])
+        for commit in commits:
+            listed.setdefault(commit.sha, commit)
+    # A parent outside the list: compared with the revision before it instead.
+    return [c if c.parent in listed else Commit(c.sha, c.subject, c.date, None)
+            for c in listed.values()]
+
+
+def release_tags(repo: Repo) -> list[Commit]:
+    """The release tags reachable from HEAD (v6.12, v6.12.3; v6.12-dts in devicetree-rebasing)."""
+    names = git(repo.path, "tag", "--merged", "HEAD", "--list", "v*.*").split()
+    names = [n for n in names if _RELEASE_TAG[repo.layout].match(n)]
+    names.sort(key=lambda n: tuple(int(x or 0) for x in _VERSION.match(n).groups()))
+    if not names:
+        raise GitError(f"{repo.path}: error: no release tags (v*.*) reachable from HEAD: "
+                       f"give a revision range")
+    commits, seen = [], set()
+    for name in names:
+        sha = _verify(repo, name)
+        if sha in seen:
+            continue
+        seen.add(sha)
+        (commit,) = _commits(repo, ["--no-walk", sha])
+        commits.append(Commit(sha, commit.subject, commit.date, None))
+    return commits
+
+
+# -- worktrees the tool owns ----------------------------------------------------
+
+class Worktree:
+    """A sparse worktree of `repo` in a slot of the cache, held while in use.
+
+    `tree` is what corpus.build builds: the worktree itself for a kernel,
+    a kernel-shaped shim of links into it for devicetree-rebasing.
+    `corpus_dir` is where the DTBs of this slot are built.
+    """
+
+    def __init__(self, repo: Repo, slot: Path):
+        self.repo = repo
+        self.slot = slot
+        self.path = slot / "tree"
+        self.corpus_dir = slot / "corpus"
+        self.tree = slot / "shim" if repo.layout == REBASING else self.path
+        self.commit: str | None = None
+
+    def checkout(self, sha: str) -> None:
+        """Move to `sha`; files that do not change keep their modification times."""
+        git(self.path, "-c", "core.sparseCheckout=true", "checkout", "-q", "--detach", "-f", sha)
+        self.commit = sha
+        if self.repo.layout == REBASING:
+            _write_shim(self.path, self.tree, rebasing_version(self.repo, sha))
+
+    def target_kernel(self) -> str:
+        """The kernel version this revision is: the Makefile's, or `git describe`'s."""
+        if self.repo.layout == REBASING:
+            return rebasing_version(self.repo, self.commit)
+        return kernel_version(self.path)
+
+    def in_repo(self, message: str) -> str:
+        """A message about the worktree, about the repository instead (no cache paths)."""
+        for path in (self.tree, self.path):
+            message = message.replace(str(path), str(self.repo.path))
+        return message
+
+    def repo_path(self, name: str) -> str:
+        """A file as the build names it, as the repository does (shim paths mapped back)."""
+        if self.repo.layout != REBASING:
+            return name
+        match = re.match(r"^(?:arch/([^/]+)/boot/dts|scripts/dtc/include-prefixes/([^/]+))/(.*)$",
+                         name)
+        if not match:
+            return name
+        arch = match.group(1) or match.group(2)
+        if arch == "dt-bindings":
+            return f"include/dt-bindings/{match.group(3)}"
+        return f"src/{arch}/{match.group(3)}"
+
+
+@contextmanager
+def owned_worktree(repo: Repo) -> Iterator[Worktree]:
+    """The first free slot's worktree of `repo`, made when missing, held until exit.
+
+    A slot whose holder died is free again (flock); its worktree is taken
+    over as it is, with a lock file the dead git may have left removed.
+    """
+    base = cache_dir() / "git" / repo.key
+    base.mkdir(parents=True, exist_ok=True)
+    number = 0
+    while True:
+        slot = base / str(number)
+        slot.mkdir(exist_ok=True)
+        handle = open(slot / "lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            number += 1
+            continue
+        break
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        worktree = Worktree(repo, slot)
+        _prepare(repo, worktree, base)
+        yield worktree
+    finally:
+        handle.close()   # releases the slot
+
+
+def _prepare(repo: Repo, worktree: Worktree, base: Path) -> None:
+    """A usable worktree in the slot: the one there, or a new one."""
+    git_dir = None
+    if (worktree.path / ".git").is_file():
+        out = git(worktree.path, "rev-parse", "--git-dir", "--git-common-dir", check=False)
+        lines = out.splitlines()
+        if len(lines) == 2 and (worktree.path / lines[1]).resolve() == repo.common_dir:
+            git_dir = (worktree.path / lines[0]).resolve()
+    if git_dir is None:
+        with _repo_lock(base):
+            shutil.rmtree(worktree.path, ignore_errors=True)
+            git(repo.path, "worktree", "prune")
+            git(repo.path, "worktree", "add", "-q", "--detach", "--no-checkout",
+                str(worktree.path), "HEAD")
+        git_dir = Path(git(worktree.path, "rev-parse", "--absolute-git-dir").strip())
+    # We hold the slot: a lock file here is a dead git's, which would stop checkout.
+    (git_dir / "index.lock").unlink(missing_ok=True)
+    sparse = git_dir / "info" / "sparse-checkout"
+    sparse.parent.mkdir(exist_ok=True)
+    sparse.write_text("\n".join(_SPARSE[repo.layout]) + "\n")
+
+
+@contextmanager
+def _repo_lock(base: Path):
+    """One `git worktree add/prune` at a time per repository (they pick admin folder names)."""
+    with open(base / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# -- devicetree-rebasing --------------------------------------------------------
+
+def rebasing_version(repo: Repo, sha: str) -> str:
+    """"6.12" from the nearest v6.12-dts (or v6.13-rc1-dts) tag at or before `sha`."""
+    described = git(repo.path, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", sha,
+                    check=False).strip()
+    match = _VERSION.match(described)
+    if not match:
+        raise GitError(f"{repo.path}: error: {sha[:12]}: no v<version> tag before this commit "
+                       f"(`git describe` names the target kernel of devicetree-rebasing)")
+    return ".".join(x for x in match.groups() if x)
+
+
+_REBASING_MAKEFILE_LIB = """\
+# Written by dtb-audit: what kbuild passes, for a tree without kbuild.
+DTC_FLAGS += -Wno-unit_address_vs_reg -Wno-avoid_unnecessary_addr_size -Wno-unique_unit_address
+DTC_INCLUDE := $(srctree)/scripts/dtc/include-prefixes
+dtc_cpp_flags = -Wp,-MMD,$(depfile).pre.tmp -nostdinc -I $(DTC_INCLUDE) -undef -D__DTS__
+"""
+
+
+def _write_shim(checkout: Path, shim: Path, version: str) -> None:
+    """A kernel-shaped tree of links into a devicetree-rebasing checkout.
+
+    arch/<arch>/boot/dts -> src/<arch>, include/dt-bindings, the
+    include-prefixes links, a top Makefile with the version and a
+    scripts/Makefile.lib with kbuild's flags. Files are written only when
+    their text changes, so the build sees no change where there is none.
+    """
+    def link(name: str, target: Path) -> None:
+        path = shim / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.islink(path) and os.readlink(path) == str(target):
+            return
+        if os.path.lexists(path):
+            path.unlink()
+        os.symlink(target, path)
+
+    def write(name: str, text: str) -> None:
+        path = shim / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            temporary.write_text(text)
+            os.replace(temporary, path)
+
+    source = checkout / "src"
+    arches = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
+    for arch in arches:
+        link(f"arch/{arch}/boot/dts", source / arch)
+        link(f"scripts/dtc/include-prefixes/{arch}", source / arch)
+    link("include/dt-bindings", checkout / "include" / "dt-bindings")
+    link("scripts/dtc/include-prefixes/dt-bindings", checkout / "include" / "dt-bindings")
+    major, minor, *sub = version.split(".") + ["0"]
+    write("Makefile", f"# Written by dtb-audit: the version of this devicetree-rebasing commit.\n"
+                      f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {sub[0]}\n"
+                      f"EXTRAVERSION =\n")
+    write("scripts/Makefile.lib", _REBASING_MAKEFILE_LIB)
+
+
+# -- who wrote a line -------------------------------------------------------------
+
+def introducing_commit(repo, path, line: int, rev: str = "HEAD") -> tuple[str, str] | None:
+    """(12-character sha, subject) of the commit that wrote `line` of `path`, for
+
+        Fixes: <sha> ("<subject>")
+
+    `repo`: the checkout (any folder inside it); `path` relative to its
+    top. None when it is not a git checkout, or git does not know the file
+    or the line (a file outside git, a line past its end).
+    """
+    top = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
+                         capture_output=True, text=True)
+    if top.returncode:
+        return None
+    proc = subprocess.run(["git", "-C", top.stdout.strip(), "blame", "--porcelain",
+                           "-L", f"{line},{line}", rev, "--", str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode or not proc.stdout:
+        return None
+    lines = proc.stdout.splitlines()
+    sha = lines[0].split()[0]
+    if set(sha) == {"0"}:
+        return None     # not committed yet
+    subject = next((x[len("summary "):] for x in lines if x.startswith("summary ")), "")
+    return sha[:12], subject

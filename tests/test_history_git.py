@@ -1,0 +1,381 @@
+"""`history --git`: revisions, owned worktrees, the incremental chunk, stitching,
+outputs, bad input, and the commit that wrote a line.
+
+Real git and a real dtc on small repositories the tests make
+(tests/gitrepo.py); the LocalCluster path once; the Debian history
+(network) from Debian's DT sources of 5.10, 6.1, 6.12 and 7.2.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditor.history import (format_text, history_chunk, history_git, new_since_first,
+                             run_history_git, stitch, write_mails, write_plot)
+from corpus.errors import CorpusError
+from corpus.git import introducing_commit, open_repo, owned_worktree, release_tags, revisions
+from gitrepo import (GitRepo, board, debian_history_repo, rebasing_repo, smmu_line, soc_dtsi,
+                     story_repo)
+from minikernel import ECAM, ENABLE_ENETC, VENDOR_DIR
+
+A100_DTSI = f"{VENDOR_DIR}/a100.dtsi"
+SMMU = "/soc/iommu@5000000"
+
+
+@pytest.fixture
+def story(tmp_path, isolated_cache):
+    repo, shas = story_repo(tmp_path / "linux")
+    return repo, shas
+
+
+def judged(repo_root, ranges, **kwargs):
+    """history_chunk and stitch in this process: (doc, affected, results)."""
+    repo = open_repo(repo_root)
+    commits = revisions(repo, ranges, **kwargs)
+    results = history_chunk(str(repo.path), commits)
+    doc, affected = stitch(repo, commits, results)
+    return doc, affected, results
+
+
+def changes(doc, soc):
+    return next((s["changes"] for s in doc["socs"] if s["soc"] == soc), [])
+
+
+# -- revisions ----------------------------------------------------------------------
+
+def test_a_range_starts_at_its_bottom_and_lists_only_dt_commits(story):
+    repo, shas = story
+    commits = revisions(open_repo(repo.root), ["v6.11..master"])
+    assert [c.sha for c in commits] == [shas[k] for k in ("initial", "smmu", "master", "comment",
+                                                          "coherent", "removed")]
+    assert commits[0].parent is None
+    # master's parent is the README commit, not a DT one: compared with "smmu"
+    assert commits[2].parent == shas["smmu"]
+    assert commits[1].subject == "arm64: dts: acme: a100: add the SMMU"
+    assert commits[1].date == "2024-01-02T12:00:00+00:00"
+
+
+def test_first_parent_lists_the_merge_all_commits_the_branch(tmp_path, isolated_cache):
+    repo = GitRepo(tmp_path / "linux")
+    base = repo.commit("base", {f"{VENDOR_DIR}/x.dts": "/dts-v1/;\n/ { };\n"})
+    repo.git("checkout", "-q", "-b", "side")
+    side = repo.commit("side: a DT change", {f"{VENDOR_DIR}/y.dts": "/dts-v1/;\n/ { };\n"})
+    repo.commit("side: not DT", {"README": "x\n"})
+    repo.git("checkout", "-q", "master")
+    repo.commit("master: not DT", {"NOTES": "x\n"})
+    repo.git("merge", "-q", "--no-ff", "side", "-m", "Merge side")
+    merge = repo.git("rev-parse", "HEAD").strip()
+    git_repo = open_repo(repo.root)
+
+    first_parent = revisions(git_repo, [f"{base}..master"])
+    assert [c.sha for c in first_parent] == [base, merge]
+    assert first_parent[1].parent == base
+
+    every = revisions(git_repo, [f"{base}..master"], all_commits=True)
+    assert [c.sha for c in every] == [base, side]
+    assert every[1].parent == base
+
+
+def test_release_tags_sorted_by_version_not_by_name(tmp_path, isolated_cache):
+    repo = GitRepo(tmp_path / "linux")
+    one = repo.commit("one", {f"{VENDOR_DIR}/x.dts": "/dts-v1/;\n/ { };\n"})
+    repo.tag("v6.9")
+    repo.commit("two", {f"{VENDOR_DIR}/x.dts": "/dts-v1/;\n/ { a; };\n"})
+    repo.tag("v6.10-rc2")
+    three = repo.commit("three", {f"{VENDOR_DIR}/x.dts": "/dts-v1/;\n/ { b; };\n"})
+    repo.tag("v6.10")
+    repo.git("checkout", "-q", "-b", "other", one)
+    repo.commit("elsewhere", {f"{VENDOR_DIR}/x.dts": "/dts-v1/;\n/ { c; };\n"})
+    repo.tag("v6.11")                    # not reachable from master
+    repo.git("checkout", "-q", "master")
+    tags = release_tags(open_repo(repo.root))
+    assert [c.sha for c in tags] == [one, three]
+    assert revisions(open_repo(repo.root)) == tags
+
+
+# -- the incremental chunk and the stitched history --------------------------------------
+
+def test_every_transition_is_attributed_to_its_commit(story):
+    repo, shas = story
+    doc, affected, results = judged(repo.root, ["v6.11..master"])
+    line = smmu_line((repo.root / A100_DTSI).read_text())
+
+    a100 = changes(doc, "acme,a100")
+    assert [(c["commit"], c["from"], c["to"]) for c in a100] == [
+        (shas["smmu"], "absent", "unaffected"),
+        (shas["master"], "unaffected", "affected"),
+        (shas["coherent"], "affected", "unaffected")]
+    made_affected = a100[1]
+    assert made_affected["subject"] == "arm64: dts: acme: a100: add the PCIe root complex"
+    assert made_affected["affected_boards"] == ["acme/a100-evk.dtb", "acme/a100-mini.dtb"]
+    # The SMMU had no master before: the sweep saw no link to it, so no "before".
+    assert made_affected["smmu"] == [{"path": SMMU, "coherent_before": None,
+                                      "coherent_after": False, "source_file": A100_DTSI,
+                                      "source_line": line}]
+    assert a100[2]["smmu"] == [{"path": SMMU, "coherent_before": False, "coherent_after": True,
+                                "source_file": A100_DTSI, "source_line": line}]
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a200")] == [
+        (shas["removed"], "unaffected", "absent")]
+    assert changes(doc, "acme,a400") == []
+    assert [len(a) for a in affected] == [0, 0, 1, 1, 0, 0]
+    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.12.0"] * 6
+    assert all(r["error"] is None for r in doc["revisions"])
+
+
+def test_only_what_changed_is_rebuilt_and_judged_again(story):
+    repo, _ = story
+    _, _, results = judged(repo.root, ["v6.11..master"])
+    counts = [(r.built, r.reused, r.rejudged, r.kept) for r in results]
+    assert counts == [
+        (2, 0, 2, 0),   # initial: a400-evk, a200-rdb
+        (2, 2, 2, 2),   # smmu: the two a100 boards are new
+        (2, 2, 2, 2),   # master: a100.dtsi changed
+        (1, 3, 0, 4),   # comment: a400-evk rebuilt, same bytes: not judged again
+        (2, 2, 2, 2),   # coherent: a100.dtsi changed
+        (0, 3, 0, 3)]   # removed: nothing to build
+
+
+def test_the_users_checkout_index_and_config_are_untouched(story):
+    repo, _ = story
+    repo.write({"README": "an edit the user has not committed\n"})
+    head = repo.git("rev-parse", "HEAD")
+    index = (repo.root / ".git" / "index").read_bytes()
+    config = (repo.root / ".git" / "config").read_bytes()
+    judged(repo.root, ["v6.11..master~3"])
+    assert repo.git("rev-parse", "HEAD") == head
+    assert (repo.root / ".git" / "index").read_bytes() == index
+    assert (repo.root / ".git" / "config").read_bytes() == config
+    assert (repo.root / "README").read_text() == "an edit the user has not committed\n"
+    assert repo.git("status", "--porcelain") == " M README\n"
+
+
+def test_a_dead_holders_slot_is_taken_over(story, tmp_path):
+    repo, shas = story
+    git_repo = open_repo(repo.root)
+    # A process that takes a slot, starts moving its worktree and is killed.
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import os, signal, sys
+sys.path[:0] = {sys.path!r}
+from corpus.git import open_repo, owned_worktree
+with owned_worktree(open_repo({str(repo.root)!r})) as w:
+    w.checkout({shas['smmu']!r})
+    git_dir = os.popen("git -C " + str(w.path) + " rev-parse --absolute-git-dir").read().strip()
+    open(os.path.join(git_dir, "index.lock"), "w").close()   # as a killed checkout leaves it
+    print(w.slot, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""], stdout=subprocess.PIPE, text=True)
+    dead_slot = Path(child.stdout.readline().strip())
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with owned_worktree(git_repo) as first, owned_worktree(git_repo) as second:
+        assert first.slot == dead_slot            # free again, taken over
+        assert second.slot != first.slot          # held: the next one
+        first.checkout(shas["master"])            # the dead git's index.lock is gone
+        assert (first.path / A100_DTSI).read_text() == soc_dtsi("a100", False, ECAM)
+        # Sparse: only the DT inputs are checked out.
+        second.checkout(shas["readme"])
+        assert not (second.path / "README").exists()
+        assert (second.path / "Makefile").is_file()
+
+
+def test_a_revision_that_does_not_compile_is_marked_and_the_history_goes_on(story):
+    repo, shas = story
+    broken = repo.commit("arm64: dts: acme: a100: a typo", {
+        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + "&nowhere {\n",
+    })
+    fixed = repo.commit("arm64: dts: acme: a100: fix the typo", {
+        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC),
+        f"{VENDOR_DIR}/a100.dtsi": soc_dtsi("a100", False, ECAM),
+    })
+    doc, affected, _ = judged(repo.root, [f"{shas['removed']}..master"])
+    errors = {r["commit"]: r["error"] for r in doc["revisions"]}
+    assert errors[shas["removed"]] is None and errors[fixed] is None
+    assert errors[broken].startswith(f"{VENDOR_DIR}/a100-evk.dts: error: ")
+    # a100-mini still builds, a100-evk does not: a100 keeps its state, not "absent".
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
+        (fixed, "unaffected", "affected")]
+    assert [len(a) for a in affected] == [0, 0, 1]
+
+
+def test_a_revision_whose_tree_cannot_be_read_keeps_every_state(story):
+    repo, shas = story
+    broken = repo.commit("scripts: break Makefile.lib", {"scripts/Makefile.lib": "# emptied\n"})
+    doc, affected, results = judged(repo.root, [f"{shas['coherent']}..master"])
+    error = {r["commit"]: r["error"] for r in doc["revisions"]}[broken]
+    assert error == f"{repo.root}: no scripts/Makefile.dtbs or scripts/Makefile.lib with DTC_FLAGS"
+    assert [(c["commit"], c["to"]) for c in changes(doc, "acme,a200")] == [
+        (shas["removed"], "absent")]
+    assert affected[-1] == affected[-2]
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+def test_text_robot_messages_mails_and_plot(story, tmp_path):
+    repo, shas = story
+    doc, affected, _ = judged(repo.root, ["v6.11..master"])
+    line = smmu_line((repo.root / A100_DTSI).read_text())
+    text = format_text(doc, affected)
+    assert f"  {shas['master'][:12]}  2024-01-04  unaffected -> affected (2/2 boards)" in text
+    assert f"      {A100_DTSI}:{line}: {SMMU}: dma-coherent added\n" in text
+    assert text.count("Subject: [dtb-audit]") == 1
+
+    (mail,) = write_mails(doc, tmp_path / "mails")
+    message = mail.read_text()
+    assert mail.name == f"0001-acme_a100-{shas['master'][:12]}.txt"
+    assert f"commit: {shas['master']} (arm64: dts: acme: a100: add the PCIe root complex)" \
+        in message
+    assert f'| Fixes: {shas["master"][:12]} ("arm64: dts: acme: a100: add the PCIe root complex")' \
+        in message
+    assert f">> {A100_DTSI}:{line}: {SMMU}: not dma-coherent" in message
+    assert "   acme/a100-evk.dtb\n   acme/a100-mini.dtb\n" in message
+
+    write_plot(doc, affected, tmp_path / "history.svg")
+    svg = (tmp_path / "history.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert f"+1 {shas['master'][:12]}" in svg and f"-1 {shas['coherent'][:12]}" in svg
+    write_plot(doc, affected, tmp_path / "history.png")
+    assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_run_on_a_local_cluster_json_and_fail_on_new(story, tmp_path, capsys):
+    repo, shas = story
+    reference, _, _ = judged(repo.root, ["v6.11..master"])
+    status = run_history_git(repo.root, ["v6.11..master"], fmt="json", fail_on_new=True,
+                             plot=tmp_path / "h.png", jobs=2, out=sys.stdout, err=sys.stderr)
+    out, err = capsys.readouterr()
+    assert status == 0            # a100 is fixed again in the last revision
+    assert json.loads(out) == reference
+    assert err == ""
+    assert (tmp_path / "h.png").is_file()
+
+    status = run_history_git(repo.root, [f"v6.11..{shas['comment']}"], fmt="text",
+                             fail_on_new=True, mails=tmp_path / "mails", jobs=2,
+                             out=sys.stdout, err=sys.stderr)
+    out, _ = capsys.readouterr()
+    assert status == 1            # a100 affected at the end, not at the start
+    assert "Subject:" not in out  # the messages went to files
+    assert [p.name for p in (tmp_path / "mails").iterdir()] == [
+        f"0001-acme_a100-{shas['master'][:12]}.txt"]
+
+
+def test_new_since_first_compares_the_last_revision_with_the_first():
+    assert new_since_first([["a"], ["a", "b"], ["b", "c"]]) == ["b", "c"]
+    assert new_since_first([["a", "b"], [], ["a"]]) == []
+
+
+# -- bad input ----------------------------------------------------------------------------
+
+def test_not_a_git_repository(tmp_path, isolated_cache, capsys):
+    (tmp_path / "plain").mkdir()
+    status = run_history_git(tmp_path / "plain", [], out=sys.stdout, err=sys.stderr)
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == f"{tmp_path / 'plain'}: error: not a git repository\n"
+
+
+def test_a_revision_that_does_not_exist(story, capsys):
+    repo, _ = story
+    status = run_history_git(repo.root, ["v6.11..v9.99"], out=sys.stdout, err=sys.stderr)
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == f"{repo.root}: error: v9.99: no such revision\n"
+
+
+def test_a_repository_that_is_no_kernel_tree(tmp_path, isolated_cache):
+    repo = GitRepo(tmp_path / "other")
+    repo.commit("nothing", {"README": "x\n"})
+    with pytest.raises(CorpusError, match=r": error: neither a kernel tree"):
+        history_git(repo.root)
+
+
+def test_a_plot_name_that_is_neither_svg_nor_png(story, tmp_path, capsys):
+    repo, _ = story
+    status = run_history_git(repo.root, ["v6.11..master"], plot=tmp_path / "h.pdf",
+                             out=sys.stdout, err=sys.stderr)
+    assert status == 2
+    assert capsys.readouterr().err == f"{tmp_path / 'h.pdf'}: error: the plot is written as " \
+                                      f".svg or .png\n"
+
+
+# -- devicetree-rebasing ------------------------------------------------------------------
+
+def test_devicetree_rebasing_through_a_kernel_shaped_shim(tmp_path, isolated_cache):
+    repo, shas = rebasing_repo(tmp_path / "devicetree-rebasing")
+    git_repo = open_repo(repo.root)
+    assert git_repo.layout == "devicetree-rebasing"
+    assert [c.sha for c in release_tags(git_repo)] == [shas["initial"], shas["smmu"]]
+    doc, affected, _ = judged(repo.root, ["v6.11-dts..master"])
+    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.11.0", "6.12.0", "6.12.0"]
+    a100 = changes(doc, "acme,a100")
+    assert [(c["commit"], c["from"], c["to"]) for c in a100] == [
+        (shas["smmu"], "absent", "unaffected"), (shas["master"], "unaffected", "affected")]
+    line = smmu_line((repo.root / "src/arm64/acme/a100.dtsi").read_text())
+    assert a100[1]["smmu"][0]["source_file"] == "src/arm64/acme/a100.dtsi"
+    assert a100[1]["smmu"][0]["source_line"] == line
+
+
+# -- the commit that wrote a line ---------------------------------------------------------
+
+def test_introducing_commit_for_a_fixes_tag(story, tmp_path):
+    repo, shas = story
+    text = (repo.root / A100_DTSI).read_text()
+    node = smmu_line(text)
+    coherent = next(n for n, l in enumerate(text.splitlines(), 1) if "dma-coherent;" in l)
+    assert introducing_commit(repo.root, A100_DTSI, node) == (
+        shas["smmu"][:12], "arm64: dts: acme: a100: add the SMMU")
+    assert introducing_commit(repo.root / "arch", A100_DTSI, coherent) == (
+        shas["coherent"][:12], "arm64: dts: acme: a100: the SMMU is dma-coherent")
+    assert introducing_commit(repo.root, A100_DTSI, 10_000) is None
+    repo.write({"untracked.dtsi": "x\n"})
+    assert introducing_commit(repo.root, "untracked.dtsi", 1) is None
+    (tmp_path / "plain").mkdir()
+    shutil.copy(repo.root / A100_DTSI, tmp_path / "plain" / "a100.dtsi")
+    assert introducing_commit(tmp_path / "plain", "a100.dtsi", node) is None
+
+
+# -- Debian's DT sources as four commits (network) ----------------------------------------
+
+LS = {"fsl,ls1028a": "arch/arm64/boot/dts/freescale/fsl-ls1028a.dtsi",
+      "fsl,ls1088a": "arch/arm64/boot/dts/freescale/fsl-ls1088a.dtsi"}
+
+
+@pytest.fixture(scope="module")
+def debian_history():
+    """(repo, doc) of the Debian history, judged once on a LocalCluster."""
+    root = debian_history_repo()
+    history = history_git(root, [])
+    return root, history
+
+
+@pytest.mark.network
+def test_debian_ls1028a_and_ls1088a_affected_in_6_1_fixed_in_6_12(debian_history):
+    root, history = debian_history
+    doc = history.doc
+    shas = [r["commit"] for r in doc["revisions"]]
+    assert [r["target_kernel"].split(".")[:2] for r in doc["revisions"]] == [
+        ["5", "10"], ["6", "1"], ["6", "12"], ["7", "2"]]
+    assert all(r["error"] is None for r in doc["revisions"]), doc["revisions"]
+    for soc, dtsi in LS.items():
+        found = [(c["commit"], c["from"], c["to"]) for c in changes(doc, soc)]
+        assert found == [(shas[1], "unaffected", "affected"),
+                         (shas[2], "affected", "unaffected")], soc
+        broke, fixed = changes(doc, soc)
+        (smmu,) = broke["smmu"]
+        assert smmu["path"] == SMMU and smmu["source_file"] == dtsi
+        assert smmu["coherent_before"] is False and smmu["coherent_after"] is False
+        (smmu,) = fixed["smmu"]
+        assert (smmu["coherent_before"], smmu["coherent_after"]) == (False, True)
+
+
+@pytest.mark.network
+def test_debian_5_10_is_judged_as_5_10_nothing_affected(debian_history):
+    """Before v5.19 VFIO never asked for IOMMU_CAP_CACHE_COHERENCY (SPEC 1.1)."""
+    _, history = debian_history
+    assert history.affected[0] == []
+    assert len(history.affected[1]) > 0
