@@ -17,6 +17,10 @@ arch/arm64/boot/dts/acme with four SoCs shaped like the real cases
 
 `coherent` names the SoCs whose SMMU has dma-coherent (as Linux 6.12 has
 for LS1028A and LS1088A); the system dtc builds it (no scripts/dtc).
+`version` is the top Makefile's (VERSION, PATCHLEVEL, SUBLEVEL): the target
+kernel a sweep of the tree judges as.  The default, 6.1.192, is Debian's
+6.1 (walk-or-device: 6.1.y has ac9c5e92dd15); (6, 1, 0) would judge as
+v6.1.0 (walk-only).
 """
 import os
 import subprocess
@@ -35,7 +39,7 @@ TOP_MAKEFILE = """\
 # SPDX-License-Identifier: GPL-2.0
 VERSION = {major}
 PATCHLEVEL = {minor}
-SUBLEVEL = 0
+SUBLEVEL = {sublevel}
 EXTRAVERSION =
 NAME = Mini Kernel
 """
@@ -191,14 +195,16 @@ def soc_dtsi(name, coherent):
     return SOC_HEAD.format(name=name) + smmu + SOCS[name] + SOC_TAIL
 
 
-def make_minikernel(root, version=(6, 1), coherent=("a400",), git=False):
+def make_minikernel(root, version=(6, 1, 192), coherent=("a400",), git=False):
     """Write the tree under `root` and return its path.
 
-    `coherent`: SoCs whose SMMU node has dma-coherent.  `git`: make it a
-    git checkout with one commit (for `base-commit:`)."""
+    `version`: (major, minor, sublevel) of the top Makefile.  `coherent`:
+    SoCs whose SMMU node has dma-coherent.  `git`: make it a git checkout
+    with one commit (for `base-commit:`)."""
     root = os.fspath(root)
+    major, minor, sublevel = version
     files = {
-        "Makefile": TOP_MAKEFILE.format(major=version[0], minor=version[1]),
+        "Makefile": TOP_MAKEFILE.format(major=major, minor=minor, sublevel=sublevel),
         "scripts/Makefile.lib": MAKEFILE_LIB,
         "include/dt-bindings/interrupt-controller/arm-gic.h": GIC_H,
         f"{VENDOR_DIR}/Makefile": VENDOR_MAKEFILE,
@@ -236,3 +242,9 @@ def smmu_line(root, soc):
             if "smmu: iommu@5000000 {" in line:
                 return n
     raise LookupError(soc)
+
+
+def dependencies(corpus):
+    """{dtb: files it was built from} of a corpus built from a tree, as
+    `dtb-audit patch` hands them to make_series()."""
+    return {e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}

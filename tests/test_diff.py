@@ -1,19 +1,21 @@
 """`dtb-audit diff` and `history` on mini kernel trees shaped like Linux 6.1
 (LS1028A- and LS1088A-like SMMUs without dma-coherent) and 6.12 (with it),
 and a later tree that reverts one addition, as upstream did for sdm845."""
+import dataclasses
 import json
 
 import pytest
 
 from auditor.cli import main
-from auditor.diff import diff_sweeps, format_diff, format_history, history, load_sweep
-from auditor.sweep import sweep
+from auditor.diff import diff_sweeps, format_diff, format_history, history
+from auditor.model import SweepFileError, load_sweep
+from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
-from tests.minikernel import VENDOR_DIR, make_minikernel
+from minikernel import VENDOR_DIR, make_minikernel
 
-V61 = dict(version=(6, 1), coherent=("a400",))
-V612 = dict(version=(6, 12), coherent=("a100", "a200", "a400"))
-REVERTED = dict(version=(6, 13), coherent=("a200", "a400"))     # a100's addition reverted
+V61 = dict(version=(6, 1, 192), coherent=("a400",))
+V612 = dict(version=(6, 12, 117), coherent=("a100", "a200", "a400"))
+REVERTED = dict(version=(6, 13, 0), coherent=("a200", "a400"))     # a100's addition reverted
 
 
 @pytest.fixture
@@ -24,8 +26,13 @@ def trees(tmp_path, isolated_cache):
 
 @pytest.fixture
 def docs(trees, tmp_path):
-    return {name: sweep(build_corpus(kernel=tree, out=tmp_path / f"dtbs-{name}"))
+    return {name: sweep_corpus(build_corpus(kernel=tree, out=tmp_path / f"dtbs-{name}"))
             for name, tree in trees.items()}
+
+
+def save(sweep, path):
+    path.write_text(json.dumps(sweep.to_json()))
+    return path
 
 
 def test_fixed_between_61_and_612(docs):
@@ -69,13 +76,14 @@ def test_same_tree_no_change(docs):
 
 
 def test_new_affected_board_counts_as_new(docs):
-    old = dict(docs["v612"])
-    old["socs"] = [dict(s, boards=[b for b in s["boards"] if "mini" not in b])
-                   for s in old["socs"]]
-    old["links"] = [l for l in old["links"] if "mini" not in l["dtb"]]
+    old = docs["v612"]
+    old = dataclasses.replace(
+        old, socs=tuple(dataclasses.replace(s, boards=tuple(b for b in s.boards if "mini" not in b))
+                        for s in old.socs),
+        links=tuple(l for l in old.links if "mini" not in l.dtb))
     d = diff_sweeps(old, docs["reverted"])
-    (mini,) = [b for b in d["boards"]["newly_affected"] if "mini" in b["dtb"]]
-    assert mini["new_board"] is True
+    assert [(b["dtb"], b["new_board"]) for b in d["boards"]["newly_affected"]] == [
+        ("acme/a100-evk.dtb", False), ("acme/a100-mini.dtb", True)]
 
 
 def test_history_rows(docs):
@@ -84,18 +92,20 @@ def test_history_rows(docs):
     assert set(rows) == {"acme,a100", "acme,a200", "acme,a300", "acme,a400"}
     assert rows["acme,a100"]["verdicts"] == ["affected", "unaffected", "affected"]
     assert rows["acme,a100"]["smmu"] == ["non-coherent", "coherent", "non-coherent"]
-    assert [(c["version"], c["what"], c["new"]) for c in rows["acme,a100"]["changes"]] == [
-        ("linux-6.12.0 (%s)" % docs["v612"]["corpus"]["kernel_dir"], "smmu", "coherent"),
-        ("linux-6.12.0 (%s)" % docs["v612"]["corpus"]["kernel_dir"], "verdict", "unaffected"),
-        ("linux-6.13.0 (%s)" % docs["reverted"]["corpus"]["kernel_dir"], "smmu", "non-coherent"),
-        ("linux-6.13.0 (%s)" % docs["reverted"]["corpus"]["kernel_dir"], "verdict", "affected")]
+    v612 = "linux-6.12.117 (%s)" % docs["v612"].corpus.kernel_dir
+    reverted = "linux-6.13.0 (%s)" % docs["reverted"].corpus.kernel_dir
+    assert h["versions"] == ["linux-6.1.192 (%s)" % docs["v61"].corpus.kernel_dir, v612, reverted]
+    assert h["target_kernels"] == ["6.1.192", "6.12.117", "6.13.0"]
+    assert [(c["version"], c["what"], c["old"], c["new"]) for c in rows["acme,a100"]["changes"]] == [
+        (v612, "smmu", "non-coherent", "coherent"), (v612, "verdict", "affected", "unaffected"),
+        (reverted, "smmu", "coherent", "non-coherent"), (reverted, "verdict", "unaffected", "affected")]
     assert rows["acme,a200"]["verdicts"] == ["affected", "unaffected", "unaffected"]
     assert rows["acme,a300"]["changes"] == [] and rows["acme,a400"]["smmu"] == ["coherent"] * 3
     lines = format_history(h).split("\n")
-    assert lines[0].split() == ["SoC", "linux-6.1.0", "linux-6.12.0", "linux-6.13.0", "SMMU"]
+    assert lines[0].split() == ["SoC", "linux-6.1.192", "linux-6.12.117", "linux-6.13.0", "SMMU"]
     (a100,) = [l for l in lines if l.startswith("acme,a100 ")]
     assert a100.split() == ["acme,a100", "affected", "unaffected", "affected", "coherent", "from",
-                            "linux-6.12.0;", "non-coherent", "from", "linux-6.13.0"]
+                            "linux-6.12.117;", "non-coherent", "from", "linux-6.13.0"]
     (a400,) = [l for l in lines if l.startswith("acme,a400 ")]
     assert a400.split()[-2:] == ["coherent", "throughout"]
     changed = format_history(h, changed_only=True).split("\n")
@@ -103,17 +113,15 @@ def test_history_rows(docs):
 
 
 def test_cli_diff_saved_sweeps_and_fail_on_new(docs, tmp_path, capsys):
-    paths = {}
-    for name, doc in docs.items():
-        paths[name] = tmp_path / f"{name}.json"
-        paths[name].write_text(json.dumps(doc))
+    paths = {name: save(doc, tmp_path / f"{name}.json") for name, doc in docs.items()}
     assert main(["diff", str(paths["v61"]), str(paths["v612"]), "--fail-on-new"]) == 0
     out = capsys.readouterr().out
     assert "SoCs no longer affected (2):\n  acme,a100: 2 affected boards -> 0\n" in out
     assert main(["diff", str(paths["v612"]), str(paths["reverted"]), "--fail-on-new",
                  "--format", "json"]) == 1
     d = json.loads(capsys.readouterr().out)
-    assert d["regression"] and d["socs"]["newly_affected"][0]["soc"] == "acme,a100"
+    assert d["regression"] is True
+    assert [s["soc"] for s in d["socs"]["newly_affected"]] == ["acme,a100"]
     # Without --fail-on-new a regression is reported, not an exit status.
     assert main(["diff", str(paths["v612"]), str(paths["reverted"])]) == 0
 
@@ -125,8 +133,7 @@ def test_cli_diff_corpora_directly(trees, capsys):
 
 
 def test_cli_history_goes_on_past_a_bad_corpus(docs, tmp_path, capsys):
-    good = tmp_path / "v61.json"
-    good.write_text(json.dumps(docs["v61"]))
+    good = save(docs["v61"], tmp_path / "v61.json")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"tool": "something-else"}))
     assert main(["history", str(good), str(bad), str(tmp_path / "missing")]) == 1
@@ -137,8 +144,7 @@ def test_cli_history_goes_on_past_a_bad_corpus(docs, tmp_path, capsys):
 
 
 def test_cli_diff_warns_about_different_rules(docs, trees, tmp_path, capsys):
-    old = tmp_path / "old.json"
-    old.write_text(json.dumps(docs["v61"]))
+    old = save(docs["v61"], tmp_path / "old.json")
     assert main(["diff", str(old), str(trees["v61"]), "--rule", "legacy-true"]) == 0
     captured = capsys.readouterr()
     assert "warning: the sweeps use different rules (walk-or-device" in captured.err
@@ -147,8 +153,9 @@ def test_cli_diff_warns_about_different_rules(docs, trees, tmp_path, capsys):
 
 
 def test_load_sweep_rejects_other_json(tmp_path):
-    from auditor.diff import SweepError
     path = tmp_path / "x.json"
     path.write_text("[1, 2]")
-    with pytest.raises(SweepError, match=r"x\.json: error: not a dtb-audit sweep"):
+    with pytest.raises(SweepFileError) as why:
         load_sweep(str(path))
+    assert str(why.value) == (f"{path}: error: not a dtb-audit sweep (the JSON is a list, "
+                              f"not an object)")

@@ -6,7 +6,9 @@ whole tree: `dtb-audit patch --debian linux-source-6.1 -o DIR --verify`.)"""
 import pytest
 
 from auditor.patch import check_series, make_series, verify_series, write_series
-from auditor.sweep import sweep
+from auditor.sweep import sweep_corpus
+
+pytestmark = pytest.mark.network
 
 LAYERSCAPE = ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"]
 DTSI = "arch/arm64/boot/dts/freescale/fsl-{}.dtsi"
@@ -19,8 +21,9 @@ def linux61(real_corpus_factory):
 
 @pytest.fixture(scope="module")
 def made(linux61, tmp_path_factory):
-    doc = sweep(linux61)
-    series = make_series(doc, linux61.kernel_dir)
+    doc = sweep_corpus(linux61)
+    series = make_series(doc, linux61.kernel_dir,
+                         {e.dtb: linux61.dependencies(e.dtb) for e in linux61.entries})
     write_series(series, tmp_path_factory.mktemp("series"))
     return doc, series
 

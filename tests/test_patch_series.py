@@ -8,28 +8,30 @@ import pytest
 
 from auditor.cli import main
 from auditor.patch import check_series, make_series, verify_series, write_series
-from auditor.sweep import sweep
+from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
-from tests.minikernel import VENDOR_DIR, make_minikernel, smmu_line
+from minikernel import VENDOR_DIR, dependencies, make_minikernel, smmu_line
 
 GIT_ENV = dict(GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
                GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com")
 
 
-def _sweep(tree, out, rule="walk-or-device"):
-    return sweep(build_corpus(kernel=tree, out=out), rule)
+def _sweep(tree, out, rule=None):
+    """(the Sweep, the build's dependencies) of a mini kernel tree."""
+    corpus = build_corpus(kernel=tree, out=out)
+    return sweep_corpus(corpus, rule=rule), dependencies(corpus)
 
 
 @pytest.fixture
 def mini(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "linux", git=True)
-    return tree, _sweep(tree, tmp_path / "dtbs")
+    return (tree, *_sweep(tree, tmp_path / "dtbs"))
 
 
 @pytest.fixture
 def series(mini, tmp_path):
-    tree, doc = mini
-    s = make_series(doc, tree, author="Test <test@example.com>",
+    tree, doc, deps = mini
+    s = make_series(doc, tree, deps, author="Test <test@example.com>",
                     date="Mon, 1 Jan 2024 00:00:00 +0000")
     write_series(s, tmp_path / "out")
     return s
@@ -48,7 +50,7 @@ def test_one_patch_per_accused_dtsi(series):
 
 
 def test_board_that_removes_coherency_is_never_patched(series, mini):
-    tree, _ = mini
+    tree, _, _ = mini
     (skip,) = series.skips
     assert skip.socs == ["acme,a300"] and skip.path == "/soc/iommu@5000000"
     assert skip.where == f"{VENDOR_DIR}/a300.dtsi:{smmu_line(tree, 'a300')}"
@@ -60,7 +62,7 @@ def test_board_that_removes_coherency_is_never_patched(series, mini):
 
 
 def test_patch_adds_one_line_after_iommu_cells(series, mini):
-    tree, _ = mini
+    tree, _, _ = mini
     text = series.patches[0].text
     added = [l for l in text.split("\n") if l.startswith("+") and not l.startswith("+++")]
     assert added == ["+\t\t\tdma-coherent;"]
@@ -91,7 +93,7 @@ def test_mbox_headers_body_and_trailer(series):
 
 
 def test_cover_letter_lists_the_series_and_base_commit(series, mini):
-    tree, _ = mini
+    tree, _, _ = mini
     head = subprocess.run(["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()
     cover = series.cover
@@ -102,7 +104,7 @@ def test_cover_letter_lists_the_series_and_base_commit(series, mini):
 
 
 def test_git_applies_and_git_am_makes_the_commits(series, mini):
-    tree, _ = mini
+    tree, _, _ = mini
     assert check_series(tree, series.files[1:]) == []
     proc = subprocess.run(["git", "-C", tree, "am", *series.files[1:]], capture_output=True,
                           text=True, env=dict(os.environ, **GIT_ENV))
@@ -115,7 +117,7 @@ def test_git_applies_and_git_am_makes_the_commits(series, mini):
 
 
 def test_verify_loop_leaves_the_socs_unaffected(series, mini):
-    tree, doc = mini
+    tree, doc, deps = mini
     dtsi = os.path.join(tree, VENDOR_DIR, "a100.dtsi")
     original = open(dtsi).read()
     result = verify_series(series, doc, tree)
@@ -130,7 +132,7 @@ def test_verify_loop_leaves_the_socs_unaffected(series, mini):
 
 def test_verify_loop_notices_a_patch_that_fixes_nothing(series, mini):
     """A series whose diff went to the wrong node: the loop says so."""
-    tree, doc = mini
+    tree, doc, deps = mini
     patch = series.files[1]
     text = open(patch).read().replace("#iommu-cells = <1>;\n+\t\t\tdma-coherent;",
                                       "#iommu-cells = <1>;\n+\t\t\tacme,not-coherent;")
@@ -143,13 +145,16 @@ def test_verify_loop_notices_a_patch_that_fixes_nothing(series, mini):
 
 def test_non_git_tree_has_no_base_commit(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "plain")
-    s = make_series(_sweep(tree, tmp_path / "dtbs"), tree)
+    doc, deps = _sweep(tree, tmp_path / "dtbs")
+    s = make_series(doc, tree, deps)
     assert s.base_commit is None and "base-commit:" not in s.cover
 
 
 def test_walk_only_rule_accuses_the_same_nodes(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "linux")
-    s = make_series(_sweep(tree, tmp_path / "dtbs", "walk-only"), tree)
+    doc, deps = _sweep(tree, tmp_path / "dtbs", "walk-only")
+    assert doc.rule == "walk-only"
+    s = make_series(doc, tree, deps)
     assert [p.source_file for p in s.patches] == [f"{VENDOR_DIR}/a100.dtsi",
                                                   f"{VENDOR_DIR}/a200.dtsi"]
 
@@ -187,16 +192,19 @@ def test_cli_patch_from_saved_sweep_and_nothing_to_do(tmp_path, isolated_cache, 
 def test_cli_patch_input_errors(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["patch", "--sweep", str(tmp_path / "bad.json"), "-o", str(tmp_path / "s")]) == 2
-    assert f"{tmp_path / 'bad.json'}: error: not a readable sweep" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"{tmp_path / 'bad.json'}: error: not a saved sweep (not JSON: ")
+    assert err.count("\n") == 1
     assert main(["patch", "--dtbs", str(tmp_path), "-o", str(tmp_path / "s")]) == 2
-    assert "patch needs the kernel sources" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("dtb-audit: error: patch needs the kernel sources: give "
+                                       "--kernel, --tarball or --debian, not --dtbs\n")
 
 
 def test_reproducible_with_source_date_epoch_and_signoff(mini, monkeypatch):
-    tree, doc = mini
+    tree, doc, deps = mini
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1704067200")
-    a = make_series(doc, tree, author="Test <test@example.com>", signoff=True)
-    b = make_series(doc, tree, author="Test <test@example.com>", signoff=True)
+    a = make_series(doc, tree, deps, author="Test <test@example.com>", signoff=True)
+    b = make_series(doc, tree, deps, author="Test <test@example.com>", signoff=True)
     assert [p.text for p in a.patches] == [p.text for p in b.patches] and a.cover == b.cover
     assert "\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n" in a.cover
     text = a.patches[0].text

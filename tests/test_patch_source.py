@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.patch import (PatchError, _diff, _lines, add_dma_coherent, check_series,
-                           coherency_removals, node_at, parse_dts)
-from tests.minikernel import VENDOR_DIR, make_minikernel, smmu_line
+from auditor.patch import PatchError, check_series
+from auditor.patch.dts import _lines, add_dma_coherent, node_at, parse_dts, removals_of
+from auditor.patch.series import _diff
+from minikernel import VENDOR_DIR, make_minikernel, smmu_line
 
 DTC = shutil.which("dtc")
 needs_dtc = pytest.mark.skipif(DTC is None, reason="dtc not installed (device-tree-compiler)")
@@ -154,16 +155,23 @@ def test_patched_source_means_original_plus_dma_coherent(parts, children):
     assert len(after) == len(before) + 1
 
 
-def test_minikernel_removals_found_only_for_the_chain_that_has_them(tmp_path):
+def _chain(soc, *boards):
+    """The files that go into the boards of one mini kernel SoC."""
+    return [f"{VENDOR_DIR}/{soc}.dtsi"] + [f"{VENDOR_DIR}/{soc}-{b}.dts" for b in boards]
+
+
+def test_minikernel_removals_found_in_the_files_given(tmp_path):
     root = make_minikernel(tmp_path / "k")
-    a300 = f"{VENDOR_DIR}/a300.dtsi"
-    found = coherency_removals(root, a300, "/soc/iommu@5000000", ["smmu"])
+    found = removals_of(root, _chain("a300", "evk", "lite"), "/soc/iommu@5000000", ["smmu"])
     assert [f for f, _ in found] == [f"{VENDOR_DIR}/a300-lite.dts"]
     f, line = found[0]
-    assert "/delete-property/ dma-coherent" in _lines(open(os.path.join(root, f)).read())[line - 1]
-    # The same label in the other SoCs' chains is another node.
-    assert coherency_removals(root, f"{VENDOR_DIR}/a100.dtsi", "/soc/iommu@5000000",
-                              ["smmu"]) == []
+    assert _lines(open(os.path.join(root, f)).read())[line - 1] == \
+        "\t/delete-property/ dma-coherent;\n"
+    # The other SoCs' files remove nothing; a reference to another label
+    # is another node.
+    assert removals_of(root, _chain("a100", "evk", "mini"), "/soc/iommu@5000000", ["smmu"]) == []
+    assert removals_of(root, _chain("a300", "evk", "lite"), "/soc/iommu@5000000",
+                       ["other"]) == []
 
 
 def test_removal_by_full_path_counts(tmp_path):
@@ -173,8 +181,11 @@ def test_removal_by_full_path_counts(tmp_path):
         f.write("\n/ {\n\tsoc {\n\t\tiommu@5000000 {\n\t\t\t/delete-property/ dma-coherent;\n"
                 "\t\t};\n\t};\n};\n"
                 "&{/soc/iommu@5000000} {\n\t/delete-property/ dma-coherent;\n};\n")
-    found = coherency_removals(root, f"{VENDOR_DIR}/a100.dtsi", "/soc/iommu@5000000", [])
-    assert len(found) == 2 and {f for f, _ in found} == {f"{VENDOR_DIR}/a100-mini.dts"}
+    found = removals_of(root, _chain("a100", "evk", "mini"), "/soc/iommu@5000000", [])
+    lines = _lines(open(board).read())
+    assert [f for f, _ in found] == [f"{VENDOR_DIR}/a100-mini.dts"] * 2
+    assert all("/delete-property/ dma-coherent;" in lines[n - 1] for _, n in found)
+    assert found[0][1] < found[1][1]
 
 
 def test_diff_applies_with_git_and_twice_does_not(tmp_path):

@@ -2,14 +2,16 @@
 sources (cached between runs)."""
 import pytest
 
-from auditor.sweep import sweep
+from auditor.sweep import sweep_corpus
+
+pytestmark = pytest.mark.network
 
 LAYERSCAPE = ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"]
 SMMU = "/soc/iommu@5000000"
 
 
-def soc(doc, name):
-    (s,) = [s for s in doc["socs"] if s["soc"] == name]
+def soc(sweep, name):
+    (s,) = [s for s in sweep.socs if s.soc == name]
     return s
 
 
@@ -23,54 +25,65 @@ def linux612(real_corpus_factory):
     return real_corpus_factory("linux-source-6.12", LAYERSCAPE)
 
 
+def test_target_kernel_is_the_trees_version(linux61, linux612):
+    """Debian's 6.1 has 6.1.y's backport (walk-or-device), not 6.1.0's rule."""
+    for corpus, series in ((linux61, "6.1"), (linux612, "6.12")):
+        s = sweep_corpus(corpus)
+        assert s.target_kernel == corpus.kernel_version
+        assert s.target_kernel.rsplit(".", 1)[0] == series
+        assert (s.target_assumed, s.rule) == (False, "walk-or-device")
+
+
 @pytest.mark.parametrize("rule", ["walk-or-device", "walk-only"])
 def test_linux61_layerscape_affected_on_every_board(linux61, rule):
-    doc = sweep(linux61, rule)
+    sweep = sweep_corpus(linux61, rule=rule)
+    assert sweep.rule == rule
     for name, dtsi in (("fsl,ls1028a", "fsl-ls1028a.dtsi"), ("fsl,ls1088a", "fsl-ls1088a.dtsi")):
-        s = soc(doc, name)
-        assert s["affected"] and s["passthrough"]
-        assert s["affected_boards"] == s["boards"] and len(s["boards"]) >= 3
-        (p,) = [p for p in s["providers"] if p["affected"]]
-        assert (p["path"], p["coherent"]) == (SMMU, False)
-        assert p["source_file"] == f"arch/arm64/boot/dts/freescale/{dtsi}"
-        line = (linux61.kernel_dir / p["source_file"]).read_text().splitlines()[p["source_line"] - 1]
+        s = soc(sweep, name)
+        assert s.affected and s.passthrough
+        assert s.affected_boards == s.boards and len(s.boards) >= 3
+        (p,) = [p for p in s.providers if p.affected]
+        assert (p.path, p.coherent) == (SMMU, False)
+        assert p.source_file == f"arch/arm64/boot/dts/freescale/{dtsi}"
+        line = (linux61.kernel_dir / p.source_file).read_text().splitlines()[p.source_line - 1]
         assert "iommu@5000000" in line
 
 
 def test_linux61_link_level_facts(linux61):
-    doc = sweep(linux61, "walk-or-device")
-    rdb = [r for r in doc["links"] if r["dtb"] == "freescale/fsl-ls1028a-rdb.dtb"]
-    enetc = {r["master_path"]: r for r in rdb if r["master_kind"] == "pci-dt-child"}
-    assert enetc["/soc/pcie@1f0000000/ethernet@0,0"]["verdict"] == "rescued-by-device"
-    assert enetc["/soc/pcie@1f0000000/rcec@1f,0"]["verdict"] == "no-iommu"
-    (vfs,) = [r for r in rdb if r["master_kind"] == "pci-discovered"
-              and r["master_path"] == "/soc/pcie@1f0000000"]
-    assert vfs["verdict"] == "broken-bridge-coherent"
-    ls1088a = [r for r in doc["links"] if r["soc"] == "fsl,ls1088a"]
-    mc = [r for r in ls1088a if r["master_kind"] == "fsl-mc"]
-    assert mc and all(r["placeholder_map"] and r["verdict"] == "broken-bridge-coherent" for r in mc)
-    pcie = [r for r in ls1088a if r["master_kind"] == "pci-discovered"]
-    assert pcie and all(r["verdict"] == "not-a-device" for r in pcie)
+    sweep = sweep_corpus(linux61)
+    rdb = [r for r in sweep.links if r.dtb == "freescale/fsl-ls1028a-rdb.dtb"]
+    enetc = {r.master_path: r for r in rdb if r.master_kind == "pci-dt-child"}
+    assert enetc["/soc/pcie@1f0000000/ethernet@0,0"].verdict == "rescued-by-device"
+    assert enetc["/soc/pcie@1f0000000/rcec@1f,0"].verdict == "no-iommu"
+    (vfs,) = [r for r in rdb if r.master_kind == "pci-discovered"
+              and r.master_path == "/soc/pcie@1f0000000"]
+    assert vfs.verdict == "broken-bridge-coherent"
+    ls1088a = [r for r in sweep.links if r.soc == "fsl,ls1088a"]
+    mc = [r for r in ls1088a if r.master_kind == "fsl-mc"]
+    assert mc and all(r.placeholder_map and r.verdict == "broken-bridge-coherent" for r in mc)
+    pcie = [r for r in ls1088a if r.master_kind == "pci-discovered"]
+    assert pcie and all(r.verdict == "not-a-device" for r in pcie)
 
 
 def test_linux61_legacy_true_affects_nothing(linux61):
-    doc = sweep(linux61, "legacy-true")
-    assert not any(s["affected"] for s in doc["socs"])
+    sweep = sweep_corpus(linux61, rule="legacy-true")
+    assert sweep.socs and not any(s.affected for s in sweep.socs)
 
 
 def test_linux612_layerscape_not_affected(linux612):
     for rule in ("walk-or-device", "walk-only"):
-        doc = sweep(linux612, rule)
+        sweep = sweep_corpus(linux612, rule=rule)
         for name in ("fsl,ls1028a", "fsl,ls1088a"):
-            s = soc(doc, name)
-            assert not s["affected"]
-            assert all(p["coherent"] for p in s["providers"] if p["path"] == SMMU)
+            s = soc(sweep, name)
+            assert not s.affected
+            (p,) = [p for p in s.providers if p.path == SMMU]
+            assert p.coherent
 
 
 def test_linux612_fvp_smmu_v3(real_corpus_factory):
     # The one arm64 board of 6.12 whose masters sit behind an arm,smmu-v3:
     # a dma-coherent SMMUv3 behind the FVP's PCI host bridge.
     corpus = real_corpus_factory("linux-source-6.12", ["arm/fvp-base-revc.dtb"])
-    links = sweep(corpus, "walk-only")["links"]
-    (r,) = [r for r in links if r["master_kind"] == "pci-discovered"]
-    assert (r["driver"], r["provider_coherent"], r["verdict"]) == ("arm-smmu-v3", True, "capable")
+    links = sweep_corpus(corpus, rule="walk-only").links
+    (r,) = [r for r in links if r.master_kind == "pci-discovered"]
+    assert (r.driver, r.provider_coherent, r.verdict) == ("arm-smmu-v3", True, "capable")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from auditor.cli import main
-from auditor.sweep import LINK_FIELDS
+from auditor.model import LINK_FIELDS
 from snippets import compile_dts, device, smmu, soc
 
 
@@ -54,8 +54,12 @@ def test_jsonl_fields_and_values(corpus, capsys):
         "verdict": "broken", "note": None}
     # the bad phandle and the file that is not a DTB: named on stderr, the sweep goes on
     assert "dangling.dtb: warning: /soc/dev@1: iommus: phandle 0x999 points nowhere" in err
-    assert "notes.dtb: error: " in err
-    assert "1 SoCs affected" in err
+    assert [l for l in err.splitlines() if l.startswith("notes.dtb")] == [
+        "notes.dtb: error: bad magic, not a DTB (expected d00dfeed) (at offset 0)"]
+    assert err.splitlines()[-1] == (
+        f"DTBs in {corpus}: target 7.2 (assumed: the newest modelled; give --target-kernel): "
+        "rule walk-or-device: 3 links on 3 boards of 3 SoCs; 1 SoCs affected "
+        "(0 with PCI/fsl-mc passthrough broken)")
 
 
 def test_fail_on_affected_and_rules(corpus, capsys):
@@ -74,7 +78,9 @@ def test_json_csv_md_gcc(corpus, capsys):
     status, out, _ = run(capsys, "sweep", corpus, "--format", "json")
     doc = json.loads(out)
     assert [s["soc"] for s in doc["socs"] if s["affected"]] == ["test,soc"]
-    assert doc["rule"] == "walk-or-device" and len(doc["links"]) == 3
+    assert (doc["rule"], doc["target_kernel"], doc["target_assumed"]) == (
+        "walk-or-device", "7.2", True)
+    assert len(doc["links"]) == 3
     _, out, _ = run(capsys, "sweep", corpus, "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == list(LINK_FIELDS) and len(rows) == 4
@@ -82,7 +88,9 @@ def test_json_csv_md_gcc(corpus, capsys):
     assert "| `test,soc` | 1/1 | `/soc/iommu@5000000` | no |" in out
     _, out, _ = run(capsys, "sweep", corpus, "--format", "gcc")
     (line,) = out.splitlines()
-    assert line.endswith("[rule walk-or-device]") and ": warning: test,soc: SMMU /soc/iommu@5000000" in line
+    assert line == (f"{corpus}/affected.dtb: warning: test,soc: SMMU /soc/iommu@5000000 lacks "
+                    "dma-coherent: VFIO refuses 1 masters (broken) on 1 boards "
+                    "[rule walk-or-device, target 7.2]")
 
 
 def test_table_and_output_file(corpus, capsys, tmp_path):

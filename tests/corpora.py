@@ -1,0 +1,136 @@
+"""Snippet corpora: folders of small DTBs, built with dtc from DTS, that
+together hold one case of everything a report shows (the golden files,
+the report, SARIF and CLI tests sweep them).
+
+One SoC per case, named for it (the last root `compatible`):
+
+  acme,plat     a non-coherent arm,mmu-500 with a platform device that is
+                broken, one that is rescued-by-device (dma-coherent) and one
+                that is disabled (not-a-device); two boards
+  acme,pci      an ECAM host bridge, dma-coherent, mapped to a non-coherent
+                SMMU: its discovered devices broken-bridge-coherent, a
+                function node rescued-by-device
+  acme,mc       an LS1088A-like fsl-mc node, dma-coherent, with the
+                placeholder map `<0 &smmu 0 0>` (broken-bridge-coherent)
+  acme,noirq    an arm,mmu-500 without #global-interrupts: does not probe,
+                its master no-iommu
+  acme,rk       a rockchip,iommu (no .capable op): unsupported-iommu
+  acme,fine     a dma-coherent SMMU: capable, never affected
+  acme,diag     a master whose `iommus` phandle points nowhere (a diagnostic)
+  evil\\nsoc..  `compatible` strings and a SMMU node name with a newline and
+                an ESC byte (escaping in every human format)
+  broken.dtb    not a device tree (a parse error, and no SoC)
+
+`snippet_corpus(folder, version)` writes the corpus of one "version":
+"old" is the above; "new" fixes acme,pci (its SMMU gains dma-coherent),
+breaks acme,fine (it loses it), drops the board plat-mini and adds
+mc-qds, so that `diff` and `history` have something of every kind.
+"""
+from pathlib import Path
+
+from snippets import compile_dts
+
+VERSIONS = ("old", "new")
+# The bytes the evil SoC's node name gets in place of EVIL_MARK: same
+# length, so the blob stays valid (dtc refuses such names in the source).
+EVIL_MARK = b"QQQQ"
+EVIL_BYTES = b"\n\x1b[m"
+
+
+def _header(board, soc, extra=""):
+    return ("/dts-v1/;\n/ {\n"
+            f'\tcompatible = "{board}", "{soc}";\n'
+            "\t#address-cells = <2>;\n\t#size-cells = <2>;\n" + extra)
+
+
+def _soc(*nodes):
+    return ("\tsoc {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
+            "\t\t#size-cells = <2>;\n\t\tranges;\n\n" + "".join(nodes) + "\t};\n")
+
+
+def _smmu(compatible='"arm,mmu-500"', extra="", name="iommu@5000000", irqs=True):
+    return (f"\t\tsmmu: {name} {{\n"
+            f"\t\t\tcompatible = {compatible};\n"
+            "\t\t\treg = <0 0x5000000 0 0x10000>;\n"
+            + ("\t\t\t#global-interrupts = <1>;\n" if irqs else "")
+            + "\t\t\t#iommu-cells = <1>;\n"
+            + (f"\t\t\t{extra}\n" if extra else "")
+            + "\t\t};\n")
+
+
+def _device(name, extra="", iommus="<&smmu 0x10>"):
+    return (f"\t\t{name} {{\n\t\t\tcompatible = \"acme,dev\";\n\t\t\tiommus = {iommus};\n"
+            + (f"\t\t\t{extra}\n" if extra else "") + "\t\t};\n")
+
+
+PCIE = """\
+		pcie@1f0000000 {
+			compatible = "pci-host-ecam-generic";
+			device_type = "pci";
+			#address-cells = <3>;
+			#size-cells = <2>;
+			reg = <0x01 0xf0000000 0x0 0x100000>;
+			bus-range = <0x0 0x0>;
+			dma-coherent;
+			iommu-map = <0 &smmu 0x17 0x80>;
+			ethernet@0,0 { compatible = "acme,enetc"; reg = <0x000000 0 0 0 0>; };
+		};
+"""
+
+FSL_MC = """\
+		fsl-mc@80c000000 {
+			compatible = "fsl,qoriq-mc";
+			reg = <0x8 0x0c000000 0 0x40>;
+			dma-coherent;
+			iommu-map = <0 &smmu 0 0>;
+		};
+"""
+
+
+def boards(version="old"):
+    """{dtb name: (header, body)} of one version of the snippet corpus."""
+    new = version == "new"
+    coherent = "dma-coherent;"
+    plat = _soc(_smmu(), _device("dma@1000"), _device("crypto@2000", coherent),
+                _device("serial@3000", 'status = "disabled";'))
+    out = {
+        "plat-evk": (_header("acme,plat-evk", "acme,plat"), plat),
+        "pci-rdb": (_header("acme,pci-rdb", "acme,pci"),
+                    _soc(_smmu(extra=coherent if new else ""), PCIE)),
+        "mc-rdb": (_header("acme,mc-rdb", "acme,mc"), _soc(_smmu(), FSL_MC)),
+        "noirq-evk": (_header("acme,noirq-evk", "acme,noirq"),
+                      _soc(_smmu(irqs=False), _device("dma@1000"))),
+        "rk-evk": (_header("acme,rk-evk", "acme,rk"),
+                   _soc(_smmu('"rockchip,iommu"'), _device("vpu@1000"))),
+        "fine-evk": (_header("acme,fine-evk", "acme,fine"),
+                     _soc(_smmu(extra="" if new else coherent), _device("dma@1000"))),
+        "diag-evk": (_header("acme,diag-evk", "acme,diag"),
+                     _soc(_smmu(), _device("dma@1000", iommus="<0x999 1>"))),
+        "evil-evk": (_header("evil,board\\n\\x1b[2J", "evil\\nsoc\\x1b[31m"),
+                     _soc(_smmu(name=f"iommu-{EVIL_MARK.decode()}@5000000"),
+                          _device("dma@1000"))),
+    }
+    if not new:
+        out["plat-mini"] = (_header("acme,plat-mini", "acme,plat"), plat)
+    else:
+        out["mc-qds"] = (_header("acme,mc-qds", "acme,mc"), _soc(_smmu(), FSL_MC))
+    return out
+
+
+def snippet_corpus(folder, version="old"):
+    """Write the DTBs of `version` (VERSIONS) into `folder`; returns it.
+
+    The .dts sources are written beside them (dtc's input), and
+    `broken.dtb`, which is not a device tree."""
+    assert version in VERSIONS, version
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (header, body) in boards(version).items():
+        dtb = compile_dts(folder, name, body, header=header)
+        if EVIL_MARK.decode() in body:
+            blob = dtb.read_bytes()
+            assert blob.count(EVIL_MARK) >= 1
+            dtb.write_bytes(blob.replace(EVIL_MARK, EVIL_BYTES))
+        (folder / f"{name}.dts").unlink()
+    (folder / "broken.dtb").write_bytes(b"\xd0\x0d\xfe\xed" + b"\0" * 4 + b"not a device tree")
+    return folder
