@@ -1,0 +1,203 @@
+"""Golden outputs: every report format, `explain`, `diff` and `history`,
+compared byte for byte with the reviewed files in tests/golden/.
+
+Three sources: the snippet corpora of tests/corpora.py (every verdict, a
+parse error, a diagnostic, text that needs escaping) swept as a folder of
+DTBs; mini kernel trees (tests/minikernel.py: source positions, so `written
+at`, gcc's file:line and SARIF's regions); and real boards of Debian's
+Linux 6.1 and 6.12 (network).  Machine-specific text (the temporary
+folder, the cache, the kernel tree, the tool's version) is replaced with
+placeholders before comparing.
+
+After a change that is meant to change an output, regenerate and review
+the difference (`git diff tests/golden/`) before committing:
+
+    DTB_AUDIT_REGENERATE=1 python3 -m pytest tests/test_golden.py
+"""
+import json
+import os
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from auditor import report
+from auditor.cli import main
+from auditor.diff import diff_sweeps, format_diff, format_history, history
+from auditor.output import text_file
+from auditor.sweep import sweep_corpus
+from corpora import snippet_corpus
+from corpus.build import build_corpus
+from minikernel import make_minikernel
+
+GOLDEN = Path(__file__).parent / "golden"
+REGENERATE = os.environ.get("DTB_AUDIT_REGENERATE") == "1"
+FORMATS = report.FORMATS
+EXPLAINED = ("plat-evk", "pci-rdb", "mc-rdb", "noirq-evk", "rk-evk", "diag-evk", "evil-evk")
+
+
+def normalize(text, places):
+    """`text` with each path of `places` ({placeholder: path}) replaced by
+    its placeholder, longest path first, and the tool's version by {VERSION}."""
+    for name, path in sorted(places.items(), key=lambda kv: -len(str(kv[1]))):
+        text = text.replace(str(path), name)
+    return re.sub(r'("name": "dtb-audit",\s*"version": )"%s"' % re.escape(version("dtb-audit")),
+                  r'\1"{VERSION}"', text)
+
+
+def check(name, text, places):
+    """Compare `text` (normalized) with tests/golden/<name>, or write it there
+    when regenerating."""
+    text = normalize(text, places)
+    path = GOLDEN / name
+    if REGENERATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        return
+    assert path.exists(), (f"{path}: no golden file; make it with "
+                           f"DTB_AUDIT_REGENERATE=1 python3 -m pytest tests/test_golden.py")
+    golden = path.read_bytes().decode("utf-8")
+    assert text == golden, f"{name}: output differs from the golden file"
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# -- snippet corpora ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def snippets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("golden-snippets")
+    for folder, v in (("old", "old"), ("new", "new"), ("again", "old")):
+        snippet_corpus(base / folder, v)
+    return base
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_snippet_sweep_formats(snippets, capsys, fmt):
+    status, out, err = run(capsys, "sweep", snippets / "old", "--format", fmt)
+    assert status == 0
+    check(f"snippets/sweep.{fmt}", out, {"{TMP}": snippets})
+
+
+def test_snippet_sweep_stderr(snippets, capsys):
+    status, _, err = run(capsys, "sweep", snippets / "old", "--format", "jsonl")
+    assert status == 0
+    check("snippets/sweep.stderr", err, {"{TMP}": snippets})
+
+
+@pytest.mark.parametrize("board", EXPLAINED)
+def test_snippet_explain(snippets, capsys, board):
+    status, out, err = run(capsys, "explain", snippets / "old" / f"{board}.dtb")
+    assert (status, err) == (0, "")
+    check(f"snippets/explain.{board}", out, {"{TMP}": snippets})
+
+
+@pytest.fixture(scope="module")
+def snippet_saved(snippets):
+    """The three snippet sweeps saved as JSON (what a nightly job keeps)."""
+    paths = []
+    for name in ("old", "new", "again"):
+        path = snippets / f"{name}.json"
+        assert main(["sweep", str(snippets / name), "--format", "json", "-o", str(path)]) == 0
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_snippet_diff(snippets, snippet_saved, capsys, fmt):
+    old, new, _ = snippet_saved
+    status, out, err = run(capsys, "diff", old, new, "--format", fmt, "--fail-on-new")
+    assert (status, err) == (1, "")
+    check(f"snippets/diff.{fmt}", out, {"{TMP}": snippets})
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_snippet_history(snippets, snippet_saved, capsys, fmt):
+    status, out, err = run(capsys, "history", *snippet_saved, "--format", fmt)
+    assert (status, err) == (0, "")
+    check(f"snippets/history.{fmt}", out, {"{TMP}": snippets})
+
+
+# -- mini kernel trees (source positions) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def minikernels(tmp_path_factory):
+    """Sweeps of a 6.1.192-like tree (LS1028A/LS1088A-like SMMUs without
+    dma-coherent) and a 6.12.117-like one (with it)."""
+    base = tmp_path_factory.mktemp("golden-mini")
+    sweeps = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CACHE_HOME", str(base / "cache"))      # never the user's cache
+        for name, kw in (("v61", dict(version=(6, 1, 192), coherent=("a400",))),
+                         ("v612", dict(version=(6, 12, 117), coherent=("a100", "a200", "a400")))):
+            tree = make_minikernel(base / name, **kw)
+            sweeps[name] = sweep_corpus(build_corpus(kernel=tree, out=base / f"dtbs-{name}"))
+    return base, sweeps
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_minikernel_sweep_formats(minikernels, fmt):
+    base, sweeps = minikernels
+    out = text_file(lambda f: report.write(sweeps["v61"], fmt, f))
+    check(f"minikernel/sweep.{fmt}", out, {"{TMP}": base})
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_minikernel_diff_and_history(minikernels, fmt):
+    base, sweeps = minikernels
+    d = diff_sweeps(sweeps["v61"], sweeps["v612"])
+    h = history([sweeps["v61"], sweeps["v612"]])
+    if fmt == "text":
+        check("minikernel/diff.text", format_diff(d), {"{TMP}": base})
+        check("minikernel/history.text", format_history(h), {"{TMP}": base})
+    else:
+        check("minikernel/diff.json", json.dumps(d, indent=1) + "\n", {"{TMP}": base})
+        check("minikernel/history.json", json.dumps(h, indent=1) + "\n", {"{TMP}": base})
+
+
+# -- real boards (Debian's Linux 6.1 and 6.12) ---------------------------------------------
+
+REAL_BOARDS = ["freescale/fsl-ls1028a-rdb.dtb", "freescale/fsl-ls1088a-rdb.dtb"]
+
+
+@pytest.fixture(scope="module")
+def real(real_corpus_factory):
+    corpora = {v: real_corpus_factory(f"linux-source-{v}", REAL_BOARDS) for v in ("6.1", "6.12")}
+    places = {}
+    for v, c in corpora.items():
+        places[f"{{CORPUS-{v}}}"] = c.root
+        places[f"{{KERNEL-{v}}}"] = c.kernel_dir
+    return corpora, {v: sweep_corpus(c) for v, c in corpora.items()}, places
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("v", ["6.1", "6.12"])
+@pytest.mark.parametrize("fmt", ["table", "json", "md", "gcc", "sarif"])
+def test_real_boards_formats(real, v, fmt):
+    _, sweeps, places = real
+    out = text_file(lambda f: report.write(sweeps[v], fmt, f))
+    check(f"real/linux-{v}.sweep.{fmt}", out, places)
+
+
+@pytest.mark.network
+def test_real_boards_explain(real, capsys):
+    corpora, _, places = real
+    status, out, err = run(capsys, "explain", corpora["6.1"].root / REAL_BOARDS[0])
+    assert (status, err) == (0, "")
+    check("real/linux-6.1.explain.fsl-ls1028a-rdb", out, places)
+
+
+@pytest.mark.network
+def test_real_boards_diff_and_history(real):
+    _, sweeps, places = real
+    d = diff_sweeps(sweeps["6.1"], sweeps["6.12"])
+    check("real/diff.text", format_diff(d), places)
+    check("real/diff.json", json.dumps(d, indent=1) + "\n", places)
+    h = history([sweeps["6.1"], sweeps["6.12"]])
+    check("real/history.text", format_history(h), places)
+    check("real/history.json", json.dumps(h, indent=1) + "\n", places)
