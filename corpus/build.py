@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -53,7 +54,8 @@ from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, Target, cpp_flags, dtc_include, read_targets
 from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, from_debian, from_kernel_dir,
                             from_tarball, short_hash)
-from corpus.temporary import remove_dead, temporary_folder, temporary_path, write_atomically
+from corpus.temporary import (is_temporary, remove_dead, temporary_folder, temporary_path,
+                              write_atomically)
 
 MANIFEST = "dtb-audit-corpus.json"
 _LOCK = ".dtb-audit-corpus.lock"
@@ -61,6 +63,7 @@ _LAYOUT = 1                # in the folder's key: outputs of one tree and tools
 _FORMAT = 2                # of the manifest
 _SAVE_EVERY_S = 2.0        # the manifest of what finished, while building
 _DISK_FULL = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+_FDT_MAGIC = 0xD00DFEED
 
 
 @dataclass
@@ -142,8 +145,11 @@ def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jo
 
 
 def _os_error(why: OSError, where=None) -> CorpusError:
-    """One line for a file system that refused: the file, what is wrong."""
+    """One line for a file system that refused: the file (the folder, for one of
+    our temporaries), what is wrong."""
     name = why.filename if why.filename is not None else where
+    if name is not None and is_temporary(Path(os.fsdecode(name))):
+        name = Path(os.fsdecode(name)).parent
     return CorpusError(f"{name}: error: {why.strerror or why}")
 
 
@@ -224,6 +230,9 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
             last_save = time.monotonic()
 
     try:
+        # First of all the folder says it is incomplete: a SIGKILL from
+        # here on leaves a corpus that is never taken for a whole one.
+        save(False)
         futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, scratch, started): t
                    for t in compile_now}
         for future in as_completed(futures):
@@ -254,8 +263,10 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
         except OSError as why:
             if finished:
                 raise
-            # Already on the way out (an interruption, a full disk): say it, go on out.
-            diagnostic(f"{why.filename}: warning: cannot write the manifest: {why.strerror}")
+            # Already on the way out: the error on its way (a full disk) says
+            # it all; after an interruption, say that the manifest is behind.
+            if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                diagnostic(f"{why.filename}: warning: cannot write the manifest: {why.strerror}")
     return built, failed
 
 
@@ -418,12 +429,13 @@ def _record(target: Target, error: str | None, deps: dict | None = None,
     return record
 
 
-def _write_atomically(final: Path, run) -> str | None:
-    """Run a tool writing to a temporary file beside `final`, then rename it into place."""
+def _write_atomically(final: Path, run, root: Path) -> str | None:
+    """Run a tool writing to a temporary file beside `final`, check what it
+    wrote is a whole DTB, then rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path(final)
     try:
-        error = run(temporary)
+        error = run(temporary) or _blob_problem(temporary, root)
         if error is None:
             os.replace(temporary, final)
         return error
@@ -432,8 +444,35 @@ def _write_atomically(final: Path, run) -> str | None:
             temporary.unlink()
 
 
+def _blob_problem(path: Path, root: Path) -> str | None:
+    """Why the file a tool wrote is not a whole FDT blob (None when it is).
+
+    dtc and fdtoverlay do not check that their output reached the disk (a
+    write failing at fclose() still exits 0): the FDT header's magic and
+    totalsize must match the file. A short file on a full file system stops
+    the build; any other damage is that file's error.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(8)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as why:
+        return f"cannot read what the compiler wrote: {why.strerror}"
+    magic, total = struct.unpack(">II", header) if len(header) == 8 else (None, None)
+    if magic == _FDT_MAGIC and total == size:
+        return None
+    free = os.statvfs(root)
+    if free.f_bavail * free.f_frsize < (total if magic == _FDT_MAGIC else 1 << 16):
+        raise CorpusError(f"{root}: error: {_DISK_FULL[0]}")
+    return f"the compiler wrote a damaged DTB ({size} bytes, {total} in its header)"
+
+
 def _tool_error(proc: subprocess.CompletedProcess, root: Path) -> str:
-    """The compiler's first error line; a full disk stops the whole build instead."""
+    """The compiler's first error line; a full disk stops the whole build instead,
+    and a compiler stopped by Ctrl-C or SIGTERM (the terminal's process group)
+    interrupts it: neither is a fault of the file being compiled."""
+    if proc.returncode in (-signal.SIGINT, -signal.SIGTERM):
+        raise KeyboardInterrupt
     full = next((reason for reason in _DISK_FULL if reason in proc.stderr), None)
     if full:
         raise CorpusError(f"{root}: error: {full}")
@@ -460,7 +499,7 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
         return None
 
     try:
-        error = _write_atomically(root / target.dtb, run)
+        error = _write_atomically(root / target.dtb, run, root)
         if error is not None:
             return _record(target, error)
         files = _depfile(pre_deps) + _depfile(dtc_deps)
@@ -488,7 +527,7 @@ def _overlay(tools: Tools, target: Target, root: Path, done: dict) -> dict:
                               capture_output=True, text=True)
         return _tool_error(proc, root) if proc.returncode else None
 
-    error = _write_atomically(root / target.dtb, run)
+    error = _write_atomically(root / target.dtb, run, root)
     if error is not None:
         return _record(target, error)
     inputs = {p: _digest_of(done.get(p)) for p in target.parts}

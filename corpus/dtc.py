@@ -13,13 +13,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.console import status
 from corpus.errors import CorpusError
 from corpus.kbuild import Makefile
+from corpus.temporary import remove_dead, temporary_folder
 
 
 class MissingTool(CorpusError):
@@ -72,7 +72,8 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
         raise MissingTool(f"{dtc_dir}/Makefile: no dtc-objs or fdtoverlay-objs")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
+    remove_dead(dest.parent)
+    work = temporary_folder(dest.parent, "build")
     work.chmod(0o755)  # mkdtemp makes it private; the result is not
     try:
         steps = [

@@ -280,6 +280,7 @@ def flatten(paths, root, cache=True):
     files = [root / r for r in rel]
     started_ns = time.time_ns()
     if cache:
+        remove_dead(cache_dir() / "flat")  # entries being written by processes that were killed
         stats = [_stat(f) for f in files]
         folder = _cache_folder(root, rel, stats)
         fc, problem = _load_cache(folder, root, rel, stats, started_ns)
@@ -429,6 +430,18 @@ def _inconsistent(a, n_dtb, n_names):
     return None
 
 
+def _save_npy(path, a):
+    """np.save's format, written through Python's file object, so that a full
+    disk is an OSError saying so (numpy's own writer reports only a short write)."""
+    a = np.ascontiguousarray(a)
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(a))
+        if a.size:
+            fh.write(memoryview(a).cast("B"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _write_synced(path, data):
     with open(path, "wb") as fh:
         fh.write(data)
@@ -440,7 +453,6 @@ def _save_cache(folder, fc, stats, started_ns):
     """Write the entry under a temporary name, meta.json last, and rename it
     into place: a crash leaves nothing a later run would trust."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    remove_dead(folder.parent)  # entries being written by processes that were killed
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -450,10 +462,7 @@ def _save_cache(folder, fc, stats, started_ns):
                     prop_names=fc.prop_names, arrays={})
         for name, _ in ARRAYS:
             a = getattr(fc, name)
-            with open(tmp / f"{name}.npy", "wb") as fh:
-                np.save(fh, a, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
+            _save_npy(tmp / f"{name}.npy", a)
             meta["arrays"][name] = [list(a.shape), *_file_crc(tmp / f"{name}.npy")]
         meta["checksum"] = _meta_checksum(meta)
         _write_synced(tmp / "meta.json", json.dumps(meta).encode())

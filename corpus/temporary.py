@@ -40,9 +40,18 @@ def write_atomically(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
+    except OSError as why:
+        if why.filename is None:  # a failed write or flush names no file: say which
+            why.filename = str(temporary)
+        raise
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether a path is named as one of these temporaries."""
+    return _OWNED.match(path.name) is not None
 
 
 def alive(pid: int) -> bool:

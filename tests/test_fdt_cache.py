@@ -226,14 +226,14 @@ def test_unwritable_cache_only_warns(tmp_path, corpus, capsys):
 
 def test_interrupted_write_leaves_nothing_trusted(tmp_path, corpus, monkeypatch):
     root, paths = corpus
-    real_save = np.save
+    real_save = flat._save_npy
 
-    def crash(f, a, **kw):
-        if str(getattr(f, "name", f)).endswith("prop_node.npy"):
+    def crash(path, a):
+        if path.name == "prop_node.npy":
             raise KeyboardInterrupt
-        real_save(f, a, **kw)
+        real_save(path, a)
 
-    monkeypatch.setattr(flat.np, "save", crash)
+    monkeypatch.setattr(flat, "_save_npy", crash)
     with pytest.raises(KeyboardInterrupt):
         flatten(paths, root)
     assert entries(tmp_path) == []  # the temporary folder is gone too
