@@ -119,6 +119,7 @@ def build_sweep(ev, corpus=None, legacy_dt_bindings=True) -> Sweep:
     links = tuple(_links(ev, text, boards))
     diagnostics = [Diagnostic(link.dtb, link.master_path, link.diagnostic)
                    for link in links if link.diagnostic]
+    diagnostics += _problems(ev, text)
     diagnostics += _dtb_errors(flat)
     locate = source_locator(corpus, diagnostics)
     socs = soc_summaries(links, flat.paths, boards, locate)
@@ -143,6 +144,7 @@ def _str_or_none(value):
 
 def _links(ev, text, boards):
     """Link records straight from the columns of the kernels' table."""
+    from kernels.evaluate import diagnostic_text
     from kernels.links import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DIAG_ARG,
                                L_DTB, L_ENABLED, L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID,
                                L_VIA)
@@ -166,7 +168,7 @@ def _links(ev, text, boards):
                                                L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID)]
     verdicts = ev.verdict.tolist()
     attrs = ev.dma_attr.tolist()
-    extra_notes = _extra_notes(ev)
+    target_notes = ev.target_note.tolist()
     paths = flat.paths
     for k, (d, provider, master, via, kind, bridge, bridge_fn, enabled, attach, note, diag,
             diag_arg, rid) in enumerate(zip(*columns)):
@@ -178,8 +180,8 @@ def _links(ev, text, boards):
                 notes.append(codes.PROBE_STATES[codes.PROBE_STATE_NAMES[probe_state[provider]]])
         if note != codes.N_NONE:
             notes.append(codes.NOTES[note])
-        if extra_notes is not None and extra_notes[k]:
-            notes.append(extra_notes[k])
+        if target_notes[k] != codes.N_NONE:
+            notes.append(codes.NOTES[target_notes[k]])
         kind_name = codes.KIND_NAMES[kind]
         board, soc = boards[d]
         yield Link(
@@ -200,23 +202,17 @@ def _links(ev, text, boards):
             vfio_candidate=kind_name in codes.VFIO_KINDS and not bridge_fn,
             rule=rule_name, verdict=codes.VERDICT_NAMES[verdicts[k]],
             note="; ".join(n for n in notes if n) or None,
-            diagnostic=_diagnostic(text, via, diag, diag_arg))
+            diagnostic=None if diag == codes.D_NONE else diagnostic_text(ev, k, text.path))
 
 
-def _extra_notes(ev):
-    """Per-link notes that come from the target kernel rather than the DT
-    (kernels/evaluate.py's `notes`, when it gives them)."""
-    notes = getattr(ev, "link_notes", None)
-    return None if notes is None else notes
-
-
-def _diagnostic(text, via, diag, arg):
-    if diag == codes.D_NONE:
-        return None
-    target = text.path(arg) if diag in (codes.D_NO_IOMMU_CELLS, codes.D_MIXED_DRIVERS) else None
-    cells = "#stream-id-cells" if via == codes.VIA_MMU_MASTERS else "#iommu-cells"
-    return codes.DIAGNOSTICS[diag].format(prop=codes.VIA_NAMES[via], arg=arg, target=target,
-                                          cells=cells)
+def _problems(ev, text):
+    """Problems of a DTB as a whole (a DMA-parent loop, duplicate phandles,
+    too many links): one diagnostic each."""
+    from kernels.evaluate import PR_DTB, PR_NODE, problem_text
+    return [Diagnostic(ev.flat.paths[int(row[PR_DTB])],
+                       text.path(int(row[PR_NODE])) if row[PR_NODE] >= 0 else None,
+                       problem_text(ev, i, text.path))
+            for i, row in enumerate(ev.problems)]
 
 
 def _dtb_errors(flat):
