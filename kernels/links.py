@@ -35,7 +35,7 @@ from .fdt import resolve_phandle
 from .providers import is_pci
 
 # Above this many links in one DTB, its links are left out and reported.
-# Real boards have at most a few hundred (6.12: 212).
+# Real boards have far fewer (at most 43 on 6.12, 70 on 7.2).
 MAX_LINKS_PER_DTB = 100_000
 
 # The columns of the int64 table that find_links() returns, one row a link.

@@ -164,6 +164,11 @@ REAL = [
     pytest.param("linux-source-6.1", ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"],
                  id="6.1-layerscape"),
     pytest.param("linux-source-6.12", ["nvidia/tegra186-p2771-0000.dtb"], id="6.12-tegra186"),
+    pytest.param("sid/linux-source-7.2", ["qcom/sm8250-*", "qcom/qrb5165-rb5.dtb",
+                                          "nvidia/tegra234-p3737-0000+p3701-0000.dtb"],
+                 id="7.2-sample"),
+    pytest.param("bullseye/linux-source-5.10", ["freescale/fsl-ls10*", "qcom/sdm845-*"],
+                 id="5.10-sample"),
 ]
 
 
