@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpus.console import diagnostic
 from corpus.errors import CorpusError
 
 DTS_DIR = "arch/arm64/boot/dts"
@@ -356,6 +357,14 @@ def all_bases_get_symbols(tree: Path) -> bool:
 _PLUGIN = re.compile(rb"^\s*/plugin/\s*;", re.M)
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_plugin(path: Path) -> bool:
     return bool(_PLUGIN.search(path.read_bytes()))
 
@@ -400,6 +409,11 @@ def read_targets(tree: Path) -> list[Target]:
 
         for name in sorted(files):
             stem, ext = os.path.splitext(name)
+            if ext in (".dts", ".dtso") and not _utf8(name):
+                # Its DTB name would reach every report: say so, and leave it out.
+                diagnostic(f"{os.fsencode(os.path.join(folder, name)).decode('utf-8', 'backslashreplace')}"
+                           f": warning: file name is not UTF-8; skipped")
+                continue
             if ext == ".dtso" or (ext == ".dts" and stem in named_overlays):
                 output, kind = stem + ".dtbo", "overlay"
             elif ext == ".dts" and (stem + ".dtb" not in listed or stem + ".dtb" in composites) \

@@ -457,3 +457,13 @@ Components: main
         f"deb {key} http://old.example/debian bullseye main"]
     with pytest.raises(CorpusError, match="no Debian mirror of this machine's suite"):
         sources.suite_sources("sid", etc, own="jammy")
+
+
+def test_source_name_not_utf8_is_skipped_with_a_warning(small_tree, tmp_path, capsys):
+    folder = small_tree / "arch/arm64/boot/dts/beta"
+    odd = os.path.join(os.fsencode(folder), b"beta-\xff.dts")
+    with open(odd, "wb") as f:
+        f.write((folder / "beta-unlisted.dts").read_bytes())
+    corpus = build_corpus(kernel=small_tree, out=tmp_path / "out")
+    assert len(corpus.entries) == N_TARGETS and corpus.failed == 0
+    assert capsys.readouterr().err == f"{folder}/beta-\\xff.dts: warning: file name is not UTF-8; skipped\n"

@@ -1,12 +1,23 @@
 """The corpus of real kernels, from Debian's linux-source packages as the
-product fetches them (cached in $XDG_CACHE_HOME/dtb-audit between runs)."""
+product fetches them (cached in $XDG_CACHE_HOME/dtb-audit between runs):
+this machine's suite, and other suites through the private apt
+configuration (sid's Linux 7.2, bullseye's Linux 5.10)."""
 
+import hashlib
+import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
-from corpus.build import build_corpus, source_positions
+import pytest
+
+from corpus.build import build_corpus, open_corpus, source_positions
 from corpus.dtc import accepts_flags, tree_tools
+from corpus.kbuild import DTS_DIR
 from corpus.sources import cache_dir
+
+pytestmark = pytest.mark.network
 
 LAYERSCAPE = ["freescale/fsl-ls1028a-*", "freescale/fsl-ls1088a-*"]
 
@@ -57,3 +68,50 @@ def test_smmu_is_written_in_the_soc_dtsi(real_corpus_factory):
         for board in ("freescale/fsl-ls1028a-rdb.dtb", "freescale/fsl-ls1028a-qds-65bb.dtb"):
             positions = source_positions(corpus, corpus.entry(board))
             assert positions["/soc/iommu@5000000"] == (dtsi, line), (package, board)
+
+
+# -- other suites of the machine's Debian mirror ------------------------------------
+
+def system_apt_state() -> str:
+    """A digest of the system's apt configuration and package lists: never changed."""
+    digest = hashlib.sha256()
+    for top in ("/etc/apt", "/var/lib/apt/lists"):
+        for folder, dirs, files in sorted(os.walk(top)):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(folder, name)
+                if path.name == "lock" or not path.is_file():
+                    continue
+                st = path.stat()
+                digest.update(f"{path} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def sources_in(tree: Path) -> int:
+    """How many .dts and .dtso files the tree has: one output each."""
+    return sum(name.endswith((".dts", ".dtso"))
+               for _, _, files in os.walk(tree / DTS_DIR) for name in files)
+
+
+@pytest.mark.parametrize("suite,package,version", [
+    ("sid", "linux-source-7.2", "7.2"), ("bullseye", "linux-source-5.10", "5.10")])
+def test_another_suite_builds_whole(suite, package, version):
+    """Every DT file of Linux 7.2 (sid) and 5.10 (bullseye) compiles with the tree's dtc."""
+    before = system_apt_state()
+    corpus = build_corpus(debian=f"{suite}/{package}")
+    assert system_apt_state() == before
+    assert re.fullmatch(rf"{re.escape(version)}\.\d+", corpus.kernel_version)
+    assert corpus.identity == f"linux-{corpus.kernel_version} (debian {suite}/{package})"
+    assert corpus.kernel_dir.is_relative_to(cache_dir() / "trees")
+    assert (cache_dir() / "apt" / suite / "sources.list").is_file()
+    assert [f"{e.dtb}: {e.error}" for e in corpus.entries if e.error] == []
+    kinds = {kind: sum(e.kind == kind for e in corpus.entries)
+             for kind in ("board", "overlay", "composite")}
+    assert kinds["board"] + kinds["overlay"] == sources_in(corpus.kernel_dir)
+    if version == "5.10":
+        assert kinds["overlay"] == kinds["composite"] == 0   # 5.10 has no arm64 overlays yet
+    else:
+        assert kinds["overlay"] > 200 and kinds["composite"] > 300
+    assert open_corpus(corpus.root).kernel_version == corpus.kernel_version
+    again = build_corpus(debian=f"{suite}/{package}")
+    assert (again.root, again.built, again.reused) == (corpus.root, 0, len(corpus.entries))
