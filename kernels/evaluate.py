@@ -22,6 +22,10 @@ from .codes import (D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CE
                     RULE_NAMES, VIA_MMU_MASTERS, VIA_NAMES)
 from .target import MAP_TARGET_CELLS, TargetKernel, version_text
 
+# Diagnostics of a map written for another kernel's of_map_id() than the
+# target's (they name the kernel that reads it).
+ERA_DIAGNOSTICS = frozenset({D_MAP_NEEDS_TARGET_CELLS, D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS})
+
 # The columns of Evaluation.problems.
 PROBLEM_FIELDS = ("dtb", "node", "code", "arg", "other")
 PR_DTB, PR_NODE, PR_CODE, PR_ARG, PR_OTHER = range(len(PROBLEM_FIELDS))
@@ -134,8 +138,3 @@ def problem_text(ev: Evaluation, i: int, path) -> str:
     return PROBLEMS[code].format(node=path(node) if node >= 0 else None, arg=arg,
                                  other=path(other) if other >= 0 else None,
                                  limit=links.MAX_LINKS_PER_DTB)
-
-
-# Diagnostics that name another kernel than the target (for reports that
-# want to count them apart).
-ERA_DIAGNOSTICS = frozenset({D_MAP_NEEDS_TARGET_CELLS, D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS})
