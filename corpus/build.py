@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import fnmatch
 import hashlib
 import json
@@ -48,14 +47,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus.console import diagnostic, progress_wanted, status
+from corpus.console import diagnostic, progress_wanted
 from corpus.dtc import Tools, tree_tools
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, Target, cpp_flags, dtc_include, read_targets
 from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, from_debian, from_kernel_dir,
                             from_tarball, short_hash)
-from corpus.temporary import (is_temporary, remove_dead, temporary_folder, temporary_path,
-                              write_atomically)
+from corpus.temporary import (is_temporary, remove_dead, taking_turns, temporary_folder,
+                              temporary_path, write_atomically)
 
 MANIFEST = "dtb-audit-corpus.json"
 _LOCK = ".dtb-audit-corpus.lock"
@@ -174,7 +173,8 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     if not chosen:
         raise CorpusError(f"{tree}: error: no DTB matches {' or '.join(select)}")
 
-    with _build_lock(root), _terminate_as_interrupt():
+    with taking_turns(root / _LOCK, f"waiting for another build of {root}"), \
+            _terminate_as_interrupt():
         remove_dead(root, recursive=True)
         manifest, problem = _read_manifest(root)
         if problem:
@@ -285,21 +285,6 @@ def _terminate_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _build_lock(root: Path):
-    """One build of a folder at a time; the lock goes with the process, even on SIGKILL."""
-    with open(root / _LOCK, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            status(f"waiting for another build of {root}")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _slug(identity: str) -> str:

@@ -27,7 +27,7 @@ from corpus.console import diagnostic, status
 from corpus.dtc import MissingTool
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, kernel_release
-from corpus.temporary import remove_dead, temporary_folder, write_atomically
+from corpus.temporary import remove_dead, taking_turns, temporary_folder, write_atomically
 
 DEFAULT_DEBIAN = "linux-source-6.12"
 
@@ -427,12 +427,21 @@ class _Limited:
 def fetch_debian(spec: str) -> Path:
     """The .deb of `[SUITE/]package` in the cache, downloaded with `apt-get download` when missing."""
     suite, package = parse_debian(spec)
-    if not shutil.which("apt-get"):
-        raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or --kernel "
-                          f"on this system")
     folder = cache_dir() / "debian" / suite if suite else cache_dir() / "debian"
     folder.mkdir(parents=True, exist_ok=True)
-    remove_dead(folder)
+    # One process at a time fetches into a folder (apt's own lists lock refuses a second).
+    with taking_turns(folder / ".lock", f"waiting for another download into {folder}"):
+        remove_dead(folder)
+        cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+        if not shutil.which("apt-get"):
+            if cached:
+                return cached[-1]  # what we fetched before
+            raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or "
+                              f"--kernel on this system")
+        return _fetch(spec, suite, package, folder, cached)
+
+
+def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: list[Path]) -> Path:
     apt = _Apt(suite)
     if suite is not None:
         age = apt.lists_age()
@@ -445,7 +454,6 @@ def fetch_debian(spec: str) -> Path:
                 diagnostic(f"{why} (using the package lists fetched {age / 3600:.0f} h ago)"
                            .replace(": error: ", ": warning: ", 1))
     version = apt.candidate(package)
-    cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
     if version:
         wanted = [p for p in cached if p.name.startswith(f"{package}_{version.replace(':', '%3a')}_")]
         if wanted:
@@ -455,7 +463,7 @@ def fetch_debian(spec: str) -> Path:
     if not version:
         where = f"in {suite}" if suite else "to apt"
         hint = ("" if suite else "run `apt-get update` (and ") + \
-            f"check its name with `apt-cache search linux-source`" + ("" if suite else ")")
+            "check its name with `apt-cache search linux-source`" + ("" if suite else ")")
         raise SourceError(f"{spec}: error: no such package {where}: {hint}")
     status(f"fetching {package} {version} with apt-get download")
     # Download into a private folder so an interrupted download is never taken for a package.

@@ -7,10 +7,14 @@ the result goes. A process killed with SIGKILL cannot clean up, so the next
 run removes the temporaries of processes that no longer exist
 (remove_dead()), and never those of a live one. Files users or later runs
 read are written atomically: temporary, fsync, rename (write_atomically()).
+Work that two processes must not do at once (building one corpus folder,
+fetching into one cache folder) takes turns on a lock file (taking_turns()).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -86,3 +90,24 @@ def remove_dead(folder: Path, recursive: bool = False) -> int:
         except OSError:
             pass
     return removed
+
+
+@contextlib.contextmanager
+def taking_turns(lock_file: Path, waiting: str):
+    """Hold an exclusive lock on lock_file; it goes with the process, even on SIGKILL.
+
+    `waiting` is said (on a terminal) when another process holds it.
+    """
+    from corpus.console import status
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            status(waiting)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
