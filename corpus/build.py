@@ -127,8 +127,7 @@ def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jo
                                       ("debian", debian), ("dtbs", dtbs)) if value]
     if len(given) > 1:
         raise CorpusError(f"give one source, not {' and '.join(given)}")
-    if jobs is not None and jobs < 1:
-        raise CorpusError("-j: must be at least 1")
+    _check_jobs(jobs)  # before any download
     try:
         if dtbs:
             return _dtb_folder(Path(dtbs), partial)
@@ -143,6 +142,11 @@ def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jo
         raise _os_error(why) from None
 
 
+def _check_jobs(jobs) -> None:
+    if jobs is not None and jobs < 1:
+        raise CorpusError("-j: must be at least 1")
+
+
 def _os_error(why: OSError, where=None) -> CorpusError:
     """One line for a file system that refused: the file (the folder, for one of
     our temporaries), what is wrong."""
@@ -154,8 +158,7 @@ def _os_error(why: OSError, where=None) -> CorpusError:
 
 def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     """Build the DTBs of one kernel tree (see build_corpus)."""
-    if jobs is not None and jobs < 1:
-        raise CorpusError("-j: must be at least 1")
+    _check_jobs(jobs)
     tree = source.tree
     targets = read_targets(tree)
     tools = tree_tools(tree, cache_dir(), {f for t in targets for f in t.dtc_flags})
@@ -182,8 +185,9 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
         records = manifest.get("records", {}) if manifest.get("key") == key else {}
         if select is None:
             _remove_stale(root, records, by_dtb)
-        # The racy-timestamp line, by the file system's own clock: a file
-        # changed at or after it may have changed while cpp was reading it.
+        # The racy-timestamp line, by the file system's own clock (the
+        # kernel's, for local file systems): a file changed at or after it
+        # may have changed while cpp was reading it.
         scratch = temporary_folder(root, "build")
         started = scratch.stat().st_mtime_ns
         header = {"format": _FORMAT, "key": key, "identity": source.identity,
@@ -194,7 +198,7 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
             done = dict(records)
             for target in compile_now + overlay_now:
                 done.pop(target.dtb, None)  # rebuilt: until then, not an output to trust
-            counts = _run(tree, tools, cpp, include, root, Path(scratch), started, jobs,
+            counts = _run(tree, tools, cpp, include, root, scratch, started, jobs,
                           compile_now, overlay_now, done,
                           lambda finished: _write_manifest(root, header, done, chosen, finished))
         finally:
@@ -265,8 +269,9 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
                 raise
             # Already on the way out: the error on its way (a full disk) says
             # it all; after an interruption, say that the manifest is behind.
-            if isinstance(sys.exc_info()[1], KeyboardInterrupt):
-                diagnostic(f"{why.filename}: warning: cannot write the manifest: {why.strerror}")
+            if isinstance(why.__context__, KeyboardInterrupt):
+                diagnostic(f"{root / MANIFEST}: warning: not written ({why.strerror}); the next "
+                           f"build goes on from the last one written")
     return built, failed
 
 
