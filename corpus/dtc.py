@@ -10,16 +10,17 @@ possible and it accepts every flag the tree passes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus.console import status
+from corpus.console import diagnostic, status
 from corpus.errors import CorpusError
 from corpus.kbuild import Makefile
-from corpus.temporary import remove_dead, temporary_folder
+from corpus.temporary import remove_dead, temporary_folder, write_atomically
 
 
 class MissingTool(CorpusError):
@@ -100,6 +101,7 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
                                   f"failed: {_first_line(err)}")
         for name in ("dtc-lexer.lex.c", "dtc-parser.tab.c", "dtc-parser.tab.h"):
             (work / name).unlink()
+        write_atomically(work / _CHECKSUMS, json.dumps(_tool_digests(work)).encode())
         try:
             os.rename(work, dest)  # atomic: a half-built dtc is never in place
         except OSError:
@@ -107,6 +109,37 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+_CHECKSUMS = "checksums.json"
+
+
+def _tool_digests(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            for name in ("dtc", "fdtoverlay")}
+
+
+def _tools_problem(dest: Path) -> str | None:
+    """Why the compiled tools in dest cannot be used as they are (None when they can)."""
+    try:
+        recorded = json.loads((dest / _CHECKSUMS).read_text())
+        if recorded == _tool_digests(dest):
+            return None
+        return "dtc or fdtoverlay changed since they were compiled (checksum)"
+    except FileNotFoundError:
+        return "no dtc compiled yet" if not dest.exists() else "dtc compiled without checksums"
+    except (OSError, ValueError) as why:
+        return f"unreadable tools ({why})"
+
+
+def _set_aside(dest: Path) -> None:
+    """Move damaged tools out of the way (a process may be running them) and remove them."""
+    aside = temporary_folder(dest.parent, "damaged")
+    try:
+        os.rename(dest, aside / dest.name)
+    except OSError:
+        pass  # another process did it first
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _run_tool(cmd) -> None:
@@ -141,7 +174,11 @@ def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
     if (dtc_dir / "dtc.c").is_file():
         dest = Path(cache) / "tools" / f"dtc-{_sources_hash(dtc_dir)}"
         try:
-            if not (dest / "dtc").is_file():
+            problem = _tools_problem(dest)
+            if problem and dest.exists():
+                diagnostic(f"{dest}: warning: {problem}; compiling them again")
+                _set_aside(dest)
+            if problem:
                 status(f"compiling the tree's dtc and fdtoverlay ({dtc_dir})")
                 _compile_tree_dtc(dtc_dir, dest)
             dtc, fdtoverlay = str(dest / "dtc"), str(dest / "fdtoverlay")

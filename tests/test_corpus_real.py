@@ -115,3 +115,21 @@ def test_another_suite_builds_whole(suite, package, version):
     assert open_corpus(corpus.root).kernel_version == corpus.kernel_version
     again = build_corpus(debian=f"{suite}/{package}")
     assert (again.root, again.built, again.reused) == (corpus.root, 0, len(corpus.entries))
+
+
+def test_damaged_tools_are_compiled_again(real_corpus_factory, tmp_path, capsys):
+    """The tree's dtc, compiled into the cache, is checked before each use."""
+    tree = real_corpus_factory("linux-source-6.12", ["freescale/fsl-ls1088a-rdb.dtb"]).kernel_dir
+    tools = tree_tools(tree, tmp_path, set())
+    dtc = Path(tools.dtc)
+    good = dtc.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(good) // 2] ^= 0x10
+    dtc.write_bytes(bytes(damaged))
+    capsys.readouterr()
+    again = tree_tools(tree, tmp_path, set())
+    err = capsys.readouterr().err
+    assert err == (f"{dtc.parent}: warning: dtc or fdtoverlay changed since they were compiled "
+                   f"(checksum); compiling them again\n")
+    assert again.dtc == tools.dtc and Path(again.dtc).read_bytes() == good
+    assert tree_tools(tree, tmp_path, set()) == again and capsys.readouterr().err == ""
