@@ -39,6 +39,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -786,7 +787,7 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     data["checksum"] = _manifest_checksum(data)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead(cache.parent)
+        remove_dead(corpus.root / ".positions", recursive=True)
         write_atomically(cache, json.dumps(data).encode())
     except OSError as why:
         diagnostic(f"{cache}: warning: cannot keep the source positions: {why.strerror or why}")
@@ -822,7 +823,10 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     if corpus._tools is None:
         corpus._tools = tree_tools(tree, cache_dir(), set(target.dtc_flags))
     tools = corpus._tools
-    scratch = temporary_folder(corpus.root / ".positions", "annotate")
+    try:
+        scratch = temporary_folder(corpus.root / ".positions", "annotate")
+    except OSError:  # a corpus folder we may not write to: the system's temporary folder
+        scratch = Path(tempfile.mkdtemp(prefix="dtb-audit-annotate-"))
     try:
         pre = scratch / "pre.tmp"
         proc = subprocess.run([tools.cpp, *cpp_flags(tree), "-o", str(pre), target.source],
