@@ -446,7 +446,11 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
     if suite is not None:
         age = apt.lists_age()
         if age is None:
-            apt.update()
+            try:
+                apt.update()
+            except SourceError:
+                shutil.rmtree(apt.dir, ignore_errors=True)  # no such suite: leave nothing behind
+                raise
         elif age > _LISTS_MAX_AGE_S:
             try:
                 apt.update()
