@@ -10,8 +10,8 @@ chunks inserted or removed, splices of two DTBs, NULs removed, token soup,
 the strings block cut short, deep nesting).
 
 Out-of-bounds reads: the kernels run with numba's bounds checking switched
-on (NUMBA_BOUNDSCHECK=1, compiled into a separate cache so the production
-machine code is neither used nor replaced) and each input is parsed alone in
+on (NUMBA_BOUNDSCHECK=1, which is part of the compiled-code cache's key
+(kernels/jit.py): the production machine code is neither used nor replaced) and each input is parsed alone in
 an array of exactly its size, so any read outside it raises IndexError.
 Every 50th input is also parsed in a batch between two good DTBs, which must
 come out as when parsed alone.  A parse that succeeds must give consistent
@@ -25,13 +25,11 @@ written to --out for reproduction.  Exit status 0 when all inputs pass.
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 if __name__ == "__main__" and "--no-boundscheck" not in sys.argv:
-    # Before numba is imported: the checked build gets a cache of its own.
+    # Before numba is imported: the checked build gets a cache key of its own.
     os.environ["NUMBA_BOUNDSCHECK"] = "1"
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "dtb-audit-numba-boundscheck")
 
 import faulthandler  # noqa: E402
 import random  # noqa: E402

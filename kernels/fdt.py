@@ -13,10 +13,13 @@ as usual.  All integers are big-endian and read byte by byte, so a DTB needs
 no alignment inside the corpus buffer.
 """
 
-import numpy as np
-from numba import njit
+import os
+from concurrent.futures import ThreadPoolExecutor
 
-from kernels.config import NJIT
+import numpy as np
+from numba import njit, types
+
+from kernels.config import INNER, NJIT, array
 
 FDT_MAGIC = 0xD00DFEED
 FDT_BEGIN_NODE = 1
@@ -94,8 +97,15 @@ ERR_MESSAGES = {
 _PHANDLE = np.frombuffer(b"phandle", dtype=np.uint8)
 _LINUX_PHANDLE = np.frombuffer(b"linux,phandle", dtype=np.uint8)
 
+# The types of the signatures: one machine-code version per kernel.
+_i64, _b = types.int64, types.boolean
+_DATA = array(np.uint8, readonly=True)
+_I32, _I64, _U32, _B = array(np.int32), array(np.int64), array(np.uint32), array(np.bool_)
+_I32_RO, _I64_RO, _U32_RO = (array(t, readonly=True) for t in (np.int32, np.int64, np.uint32))
+_WALK_ARRAYS = (_I32, _I32, _I32, _I64, _I32, _I64, _U32, _I32, _I64, _I32, _I64, _I32)
 
-@njit(**NJIT)
+
+@njit(_i64(_DATA, _i64), **INNER)
 def _be32(data, p):
     """Big-endian u32 at data[p:p+4] (caller checked the bounds)."""
     return (
@@ -106,7 +116,7 @@ def _be32(data, p):
     )
 
 
-@njit(**NJIT)
+@njit(_b(_DATA, _i64, _i64, _DATA), **INNER)
 def _bytes_equal(data, off, n, lit):
     if n != lit.size:
         return False
@@ -116,7 +126,7 @@ def _bytes_equal(data, off, n, lit):
     return True
 
 
-@njit(**NJIT)
+@njit(types.UniTuple(_i64, 6)(_DATA, _i64, _i64), **INNER)
 def _check_header(data, base, size):
     """Validate the header and the memory reservation block of the DTB at
     data[base:base+size].  Returns (err, err_off, struct_start, struct_end,
@@ -178,9 +188,10 @@ def _check_header(data, base, size):
     return 0, 0, off_struct, off_struct + size_struct, off_strings, off_strings + size_strings
 
 
-@njit(**NJIT)
+@njit(types.UniTuple(_i64, 4)(_DATA, _i64, _i64, _i64, _b, _i64, _i64, _I64, _B,
+                              *_WALK_ARRAYS), **INNER)
 def _walk_dtb(
-    data, base, size, d, fill, node0, prop0,
+    data, base, size, d, fill, node0, prop0, open_node, has_child,
     node_parent, node_depth, node_dtb, node_name_off, node_name_len,
     node_prop_start, node_phandle,
     prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
@@ -191,15 +202,14 @@ def _walk_dtb(
     (n_nodes, n_props, err, err_off); the arrays may be empty.  Filling pass
     (fill True): also writes nodes from global index node0 and properties
     from prop0, the property names as offsets into data (interned later).
-    Each token moves forward by at least 4 bytes, so the walk ends.
+    open_node and has_child are scratch of MAX_DEPTH entries.  Each token
+    moves forward by at least 4 bytes, so the walk ends.
     """
     err, err_off, s0, s1, t0, t1 = _check_header(data, base, size)
     if err != 0:
         return 0, 0, err, err_off
-    # open[k]: global index of the open node at depth k; has_child[k]: it
-    # already has a subnode, so a property now would break the CSR ranges.
-    open_node = np.empty(MAX_DEPTH, dtype=np.int64)
-    has_child = np.zeros(MAX_DEPTH, dtype=np.bool_)
+    # open_node[k]: global index of the open node at depth k; has_child[k]:
+    # it already has a subnode, so a property now would break the CSR ranges.
     depth = 0
     n_nodes = 0
     n_props = 0
@@ -289,32 +299,92 @@ def _walk_dtb(
             return 0, 0, ERR_BAD_TOKEN, tag_off
 
 
-@njit(**NJIT)
+@njit(types.none(_DATA, _I64_RO, _I32, _I64, _I64, _I64, _I64_RO, _I64_RO, _b, _i64, _i64,
+                 _I64, _B, *_WALK_ARRAYS), **NJIT)
+def walk_dtbs(
+    data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props,
+    dtb_node_start, dtb_prop_start, fill, lo, hi, open_node, has_child,
+    node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+    node_prop_start, node_phandle,
+    prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
+):
+    """Both passes over DTBs lo..hi-1 (one kernel: compiled once).
+
+    fill False: counts each DTB's nodes and properties and finds its error
+    (DTBs the reader already refused are skipped); dtb_node_start and
+    dtb_prop_start and the node and property arrays may be empty.  fill
+    True: writes the arrays of the DTBs without an error from the starts
+    computed from the counts.  open_node and has_child: scratch of MAX_DEPTH
+    entries (allocated by the caller: numba compiles no allocator)."""
+    for d in range(lo, hi):
+        if not fill:
+            dtb_n_nodes[d] = 0
+            dtb_n_props[d] = 0
+        if dtb_error[d] != 0:
+            continue
+        base = dtb_data_off[d]
+        node0 = dtb_node_start[d] if fill else 0
+        prop0 = dtb_prop_start[d] if fill else 0
+        n_nodes, n_props, err, err_off = _walk_dtb(
+            data, base, dtb_data_off[d + 1] - base, d, fill, node0, prop0, open_node, has_child,
+            node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+            node_prop_start, node_phandle,
+            prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
+        )
+        if not fill:
+            dtb_error[d] = err
+            dtb_error_off[d] = err_off
+            dtb_n_nodes[d] = n_nodes
+            dtb_n_props[d] = n_props
+
+
+# Below this many bytes a corpus is parsed on one thread: starting threads
+# would cost more than they save.
+_PARALLEL_BYTES = 4 << 20
+
+
+def _chunks(dtb_data_off):
+    """(lo, hi) DTB ranges of about equal bytes, one per usable core."""
+    n_dtb = dtb_data_off.size - 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    if cores < 2 or n_dtb < 2 or dtb_data_off[-1] < _PARALLEL_BYTES:
+        return [(0, n_dtb)]
+    cuts = np.searchsorted(dtb_data_off, np.linspace(0, dtb_data_off[-1], cores + 1)[1:-1])
+    bounds = [0, *sorted(set(int(c) for c in cuts) - {0, n_dtb}), n_dtb]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _walk_all(data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props,
+              dtb_node_start, dtb_prop_start, fill, arrays):
+    """walk_dtbs over every DTB, the chunks on threads (the kernels release the GIL)."""
+    chunks = _chunks(dtb_data_off)
+
+    def run(chunk):
+        walk_dtbs(data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props,
+                  dtb_node_start, dtb_prop_start, fill, chunk[0], chunk[1],
+                  np.empty(MAX_DEPTH, dtype=np.int64), np.empty(MAX_DEPTH, dtype=np.bool_),
+                  *arrays)
+
+    if len(chunks) == 1:
+        run(chunks[0])
+    else:
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            list(pool.map(run, chunks))
+
+
 def count_dtbs(data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props):
     """Counting pass over every DTB: fills the per-DTB node and property
     counts and the errors.  DTBs already marked with an error (by the reader)
     are skipped."""
-    empty64 = np.empty(0, dtype=np.int64)
-    empty32 = np.empty(0, dtype=np.int32)
-    emptyu32 = np.empty(0, dtype=np.uint32)
-    for d in range(dtb_error.size):
-        dtb_n_nodes[d] = 0
-        dtb_n_props[d] = 0
-        if dtb_error[d] != 0:
-            continue
-        base = dtb_data_off[d]
-        n_nodes, n_props, err, err_off = _walk_dtb(
-            data, base, dtb_data_off[d + 1] - base, d, False, 0, 0,
-            empty32, empty32, empty32, empty64, empty32, empty64, emptyu32,
-            empty32, empty64, empty32, empty64, empty32,
-        )
-        dtb_error[d] = err
-        dtb_error_off[d] = err_off
-        dtb_n_nodes[d] = n_nodes
-        dtb_n_props[d] = n_props
+    empty = tuple(np.empty(0, dtype=t.dtype.name) for t in _WALK_ARRAYS)
+    none = np.empty(0, dtype=np.int64)
+    _walk_all(data, dtb_data_off, dtb_error, dtb_error_off, dtb_n_nodes, dtb_n_props,
+              none, none, False, empty)
 
 
-@njit(**NJIT)
 def fill_dtbs(
     data, dtb_data_off, dtb_error, dtb_node_start, dtb_prop_start,
     node_parent, node_depth, node_dtb, node_name_off, node_name_len,
@@ -322,21 +392,15 @@ def fill_dtbs(
     prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
 ):
     """Filling pass: the arrays are sized from count_dtbs' counts."""
-    for d in range(dtb_error.size):
-        if dtb_error[d] != 0:
-            continue
-        base = dtb_data_off[d]
-        _walk_dtb(
-            data, base, dtb_data_off[d + 1] - base, d, True,
-            dtb_node_start[d], dtb_prop_start[d],
-            node_parent, node_depth, node_dtb, node_name_off, node_name_len,
-            node_prop_start, node_phandle,
-            prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len,
-        )
+    none = np.empty(0, dtype=np.int64)
+    _walk_all(data, dtb_data_off, dtb_error, none, none, none, dtb_node_start, dtb_prop_start,
+              True, (node_parent, node_depth, node_dtb, node_name_off, node_name_len,
+                     node_prop_start, node_phandle,
+                     prop_node, prop_name_off, prop_name_len, prop_val_off, prop_val_len))
     node_prop_start[node_prop_start.size - 1] = prop_node.size
 
 
-@njit(**NJIT)
+@njit(types.uint64(_DATA, _i64, _i64), **INNER)
 def _hash_bytes(data, off, n):
     # FNV-1a, 64-bit: short names, good spread.
     h = np.uint64(14695981039346656037)
@@ -345,30 +409,28 @@ def _hash_bytes(data, off, n):
     return h
 
 
-@njit(**NJIT)
-def intern_names(data, name_off, name_len):
-    """Intern byte strings data[name_off[j]:name_off[j]+name_len[j]]: returns
-    (ids, uniq_off, uniq_len), ids numbered in order of first appearance."""
-    n = name_off.size
-    ids = np.empty(n, dtype=np.int32)
-    cap = 1024
-    table = np.full(cap, -1, dtype=np.int32)  # open addressing: slot -> id
-    uniq_off = np.empty(64, dtype=np.int64)
-    uniq_len = np.empty(64, dtype=np.int32)
+@njit(_i64(_DATA, _I64_RO, _I32_RO, _I32, _I32, _I64, _I32, _I64, _I32), **NJIT)
+def intern(data, name_off, name_len, ids, table, uniq_off, uniq_len, memo_off, memo_id):
+    """Intern byte strings data[name_off[j]:name_off[j]+name_len[j]] into
+    ids, numbered in order of first appearance; the j-th distinct string is
+    data[uniq_off[j]:uniq_off[j]+uniq_len[j]].  Returns the number of
+    distinct strings, or -1 when there are more than uniq_off holds.
+    table: open addressing (slot -> id), all -1, a power of two at least
+    twice uniq_off's size so that it is never more than half full.
+    memo_off (all -1) and memo_id: a direct-mapped memo of a power-of-two
+    size: the properties of a DTB share the few names of its strings block,
+    so looking the offset up there skips hashing the bytes most of the time."""
+    mask = table.size - 1
+    memo_mask = memo_off.size - 1
     n_uniq = 0
-    # The properties of a DTB share the few names of its strings block: a
-    # direct-mapped memo by offset skips hashing the bytes most of the time.
-    memo_off = np.full(4096, -1, dtype=np.int64)
-    memo_id = np.empty(4096, dtype=np.int32)
-    for j in range(n):
+    for j in range(name_off.size):
         off = name_off[j]
-        m = off & 4095
+        m = off & memo_mask
         if memo_off[m] == off:
             ids[j] = memo_id[m]
             continue
         ln = name_len[j]
-        h = _hash_bytes(data, off, ln)
-        slot = np.int64(h & np.uint64(cap - 1))
+        slot = np.int64(_hash_bytes(data, off, ln) & np.uint64(mask))
         while True:
             u = table[slot]
             if u < 0:
@@ -382,35 +444,38 @@ def intern_names(data, name_off, name_len):
                         break
                 if same:
                     break
-            slot = (slot + 1) & (cap - 1)
-        if u >= 0:
-            ids[j] = u
-            memo_off[m] = off
-            memo_id[m] = u
-            continue
-        if n_uniq == uniq_off.size:
-            uniq_off = np.concatenate((uniq_off, np.empty(n_uniq, dtype=np.int64)))
-            uniq_len = np.concatenate((uniq_len, np.empty(n_uniq, dtype=np.int32)))
-        uniq_off[n_uniq] = off
-        uniq_len[n_uniq] = ln
-        table[slot] = n_uniq
-        ids[j] = n_uniq
+            slot = (slot + 1) & mask
+        if u < 0:
+            if n_uniq == uniq_off.size:
+                return -1
+            u = n_uniq
+            uniq_off[u] = off
+            uniq_len[u] = ln
+            table[slot] = u
+            n_uniq += 1
+        ids[j] = u
         memo_off[m] = off
-        memo_id[m] = n_uniq
-        n_uniq += 1
-        if 2 * n_uniq > cap:
-            # Keep the load under a half: rebuild the table twice as large.
-            cap *= 2
-            table = np.full(cap, -1, dtype=np.int32)
-            for u in range(n_uniq):
-                s = np.int64(_hash_bytes(data, uniq_off[u], uniq_len[u]) & np.uint64(cap - 1))
-                while table[s] >= 0:
-                    s = (s + 1) & (cap - 1)
-                table[s] = u
-    return ids, uniq_off[:n_uniq].copy(), uniq_len[:n_uniq].copy()
+        memo_id[m] = u
+    return n_uniq
 
 
-@njit(**NJIT)
+def intern_names(data, name_off, name_len):
+    """Intern byte strings data[name_off[j]:name_off[j]+name_len[j]]: returns
+    (ids, uniq_off, uniq_len), ids numbered in order of first appearance."""
+    ids = np.empty(name_off.size, dtype=np.int32)
+    capacity = 1024
+    while True:
+        uniq_off = np.empty(capacity, dtype=np.int64)
+        uniq_len = np.empty(capacity, dtype=np.int32)
+        table = np.full(2 * capacity, -1, dtype=np.int32)
+        n = intern(data, name_off, name_len, ids, table, uniq_off, uniq_len,
+                   np.full(4096, -1, dtype=np.int64), np.empty(4096, dtype=np.int32))
+        if n >= 0:
+            return ids, uniq_off[:n].copy(), uniq_len[:n].copy()
+        capacity *= 4
+
+
+@njit(_i64(_I32_RO, _U32_RO, _I64_RO, _I64_RO, _i64, _i64), **NJIT)
 def resolve_phandle(node_dtb, node_phandle, phandle_sorted, dtb_node_start, d, ph):
     """Global index of the node of DTB d whose phandle is ph, -1 when none.
 

@@ -1,0 +1,280 @@
+"""Where the kernels' machine code is kept between runs, and when it is stale.
+
+numba's own cache (cache=True) keys a kernel on its own source file only: a
+kernel that calls a kernel of another file carries the callee's machine code
+inlined, and keeps it after the callee changes (numba issue 1833).  Here every
+kernel of this folder is cached under
+
+    $XDG_CACHE_HOME/dtb-audit/numba/<key>/
+
+where <key> hashes everything the machine code is made of: the bytes of every
+kernels/*.py, the numba, llvmlite and Python versions, the target numba
+compiles for (triple, CPU name and features) and numba's code-generation
+settings (NUMBA_BOUNDSCHECK, NUMBA_OPT, ...).  NUMBA_CACHE_DIR is not used
+for the kernels.  Any change to any of them
+selects another folder, so everything is compiled afresh; the few most
+recently used folders are kept (several checkouts or versions side by side),
+older ones are removed.
+
+Each file numba writes there carries a SHA-256 of its contents: a truncated
+or corrupt file is reported on stderr in one line and compiled again, never
+loaded (corrupt object code could crash the process or compute wrong).
+Files are written to a temporary name, fsync'ed and renamed.
+
+`install()` (called by kernels.config, before any kernel is defined) makes
+numba use this cache for the functions defined in this folder that ask for
+`cache=True`; every other numba function keeps numba's own behaviour.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import sys
+import time
+from pathlib import Path
+
+KERNELS_DIR = Path(__file__).resolve().parent
+# Key folders kept besides the one in use (other checkouts, versions).
+KEEP_OTHER_KEYS = 3
+_USED = ".used"
+
+_CORRUPT = "compiled kernel cache file truncated or corrupt; compiling it again"
+
+_key = None
+_pruned = False
+_warned = set()
+
+
+def cache_root() -> Path:
+    """$XDG_CACHE_HOME/dtb-audit/numba (~/.cache/dtb-audit/numba)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dtb-audit" / "numba"
+
+
+def kernel_sources() -> list[Path]:
+    """Every file the kernels' machine code may be made of."""
+    return sorted(KERNELS_DIR.glob("*.py"))
+
+
+def kernels_key() -> str:
+    """Hash of the kernel sources, the compiler versions and the target."""
+    global _key
+    if _key is None:
+        import llvmlite
+        import numba
+        from numba.core.registry import cpu_target
+
+        from numba.core import config
+
+        h = hashlib.sha256()
+        # numba's settings that change the machine code but not its own index
+        # key (NUMBA_BOUNDSCHECK=1 for the fuzzer must not serve production).
+        settings = (config.BOUNDSCHECK, config.OPT, config.DEBUGINFO_DEFAULT,
+                    config.LOOP_VECTORIZE, config.SLP_VECTORIZE, config.ENABLE_AVX)
+        for part in (numba.__version__, llvmlite.__version__, sys.version, sys.abiflags,
+                     repr(cpu_target.target_context.codegen().magic_tuple()), repr(settings)):
+            h.update(part.encode() + b"\0")
+        for f in kernel_sources():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        _key = h.hexdigest()[:16]
+    return _key
+
+
+def cache_path() -> Path:
+    """The folder of the current key."""
+    return cache_root() / kernels_key()
+
+
+def _prune(root: Path, current: str) -> None:
+    """Mark the current key folder used; remove all but the most recently
+    used other ones."""
+    with contextlib.suppress(OSError):
+        (root / current / _USED).touch()
+    try:
+        others = [p for p in root.iterdir() if p.is_dir() and p.name != current]
+    except OSError:
+        return
+
+    def last_used(p):
+        try:
+            return (p / _USED).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    others.sort(key=last_used, reverse=True)
+    for old in others[KEEP_OTHER_KEYS:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _warn(path, message: str) -> None:
+    """One line per file and process: `path: warning: message`."""
+    if path not in _warned:
+        _warned.add(path)
+        sys.stderr.write(f"{path}: warning: {message}\n")
+
+
+class CorruptCacheFile(Exception):
+    """A cache file whose checksum is wrong: args[0] is its path."""
+
+
+def _is_kernel(py_func) -> bool:
+    try:
+        return Path(py_func.__code__.co_filename).resolve().parent == KERNELS_DIR
+    except (OSError, ValueError):
+        return False
+
+
+def _classes():
+    """The numba subclasses, defined on first use (numba is imported lazily)."""
+    from numba.core import caching
+
+    class KernelLocator(caching._CacheLocator):
+        """Every kernel of this folder in the folder of the current key."""
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(cache_path())
+
+        def ensure_cache_path(self):
+            global _pruned
+            super().ensure_cache_path()
+            if not _pruned:
+                _pruned = True
+                _prune(cache_root(), kernels_key())
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        def get_source_stamp(self):
+            # The folder is the key already; the stamp repeats it so that a
+            # file copied into another key's folder is never taken for current.
+            return kernels_key()
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            self = cls(py_func, py_file)
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                return None
+            return self
+
+    class KernelCacheImpl(caching.CompileResultCacheImpl):
+        _locator_classes = [KernelLocator]
+
+    class CheckedCacheFile(caching.IndexDataCacheFile):
+        """numba's index and data files, each with a SHA-256 of its payload."""
+
+        def _dump(self, obj):
+            payload = super()._dump(obj)
+            return hashlib.sha256(payload).digest() + payload
+
+        def _checked(self, path, raw):
+            digest, payload = raw[:32], raw[32:]
+            if len(raw) < 32 or hashlib.sha256(payload).digest() != digest:
+                raise CorruptCacheFile(path)
+            return pickle.loads(payload)
+
+        def _load_index(self):
+            try:
+                with open(self._index_path, "rb") as f:
+                    raw = f.read()
+            except FileNotFoundError:
+                return {}
+            try:
+                stream = io.BytesIO(raw)
+                version = pickle.load(stream)
+                if version != self._version:
+                    return {}
+                stamp, overloads = self._checked(self._index_path, stream.read())
+            except Exception:  # noqa: BLE001 - any unreadable index is a miss
+                _warn(self._index_path, _CORRUPT)
+                return {}
+            return overloads if stamp == self._source_stamp else {}
+
+        def _load_data(self, name):
+            path = self._data_path(name)
+            with open(path, "rb") as f:
+                raw = f.read()
+            return self._checked(path, raw)
+
+        @contextlib.contextmanager
+        def _open_for_write(self, filepath):
+            tmp = f"{filepath}.tmp.{os.getpid()}.{time.monotonic_ns()}"
+            try:
+                with open(tmp, "wb") as f:
+                    yield f
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, filepath)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+
+    class KernelCache(caching.FunctionCache):
+        """FunctionCache in the keyed folder, with checked files; a file that
+        cannot be read or written is compiled again, never a traceback."""
+
+        _impl_class = KernelCacheImpl
+
+        def __init__(self, py_func):
+            super().__init__(py_func)
+            self._cache_file = CheckedCacheFile(
+                cache_path=self._cache_path, filename_base=self._impl.filename_base,
+                source_stamp=self._impl.locator.get_source_stamp())
+
+        def load_overload(self, sig, target_context):
+            try:
+                return super().load_overload(sig, target_context)
+            except CorruptCacheFile as e:
+                _warn(e.args[0], _CORRUPT)
+            except Exception as e:  # noqa: BLE001 - bad pickles and object code raise anything
+                _warn(self._cache_path, f"compiled {self._py_func.__qualname__} unreadable "
+                                        f"({type(e).__name__}: {e}); compiling it again")
+            return None
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except OSError as e:
+                _warn(self._cache_path, f"cannot write compiled kernels ({e.strerror or e})")
+
+    return KernelCache
+
+
+_installed = False
+
+
+def install() -> None:
+    """Make numba cache the kernels of this folder under the current key
+    (see the module's docstring).  Idempotent."""
+    global _installed
+    if _installed:
+        return
+    from numba.core import dispatcher
+
+    KernelCache = _classes()
+    numba_enable_caching = dispatcher.Dispatcher.enable_caching
+
+    def enable_caching(self):
+        if _is_kernel(self.py_func):
+            try:
+                self._cache = KernelCache(self.py_func)
+            except RuntimeError:
+                # No writable cache folder: compile every run rather than
+                # fall back to numba's per-file cache, which goes stale.
+                _warn(cache_root(), "not writable: kernels are compiled on every run")
+        else:
+            numba_enable_caching(self)
+
+    dispatcher.Dispatcher.enable_caching = enable_caching
+    _installed = True

@@ -1,0 +1,138 @@
+"""The compiled-code cache (kernels/jit.py): keyed on every kernel source,
+so that editing a callee in another file recompiles its callers; corrupt
+files are compiled again without a traceback; old keys are bounded.
+
+The end-to-end tests run in a scratch copy of the packages, in fresh
+processes, with a private $XDG_CACHE_HOME, as a user who edits or upgrades
+the package would."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernels import jit
+
+SOURCE = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
+
+BOARD = """/dts-v1/;
+/ {
+    compatible = "vendor,board";
+    #address-cells = <1>;
+    #size-cells = <1>;
+    dev@1000 { compatible = "vendor,dev"; reg = <0x1000 0x100>; status = "okay"; };
+};
+"""
+
+# availability() (coherency.py) inlines status_okay() (dt.py): the compiled
+# availability is what goes stale when only dt.py changes.
+SNIPPET = """
+import sys
+import kernels
+from corpus.flat import flatten
+from kernels import coherency, dt
+flat = flatten([sys.argv[1]], sys.argv[2], cache=False)
+own, tree = coherency.availability(dt.tree_of(flat))
+dev = [i for i in range(flat.node_parent.size) if flat.node_name(i) == "dev@1000"][0]
+print(kernels.__file__)
+print("available" if own[dev] else "disabled")
+"""
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """A copy of the packages, a DTB, and a runner of SNIPPET in a fresh process."""
+    root = tmp_path / "src"
+    for package in ("kernels", "corpus", "auditor"):
+        shutil.copytree(SOURCE / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    dtb = tmp_path / "board.dtb"
+    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb), "-"],
+                   input=BOARD.encode(), check=True)
+    env = dict(os.environ, PYTHONPATH=str(root), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    for var in ("NUMBA_CACHE_DIR", "NUMBA_DISABLE_JIT", "NUMBA_BOUNDSCHECK"):
+        env.pop(var, None)
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", SNIPPET, str(dtb), str(tmp_path)],
+                           cwd=root, env=env, capture_output=True, text=True)
+        assert "Traceback" not in p.stderr, p.stderr
+        assert p.returncode == 0, p.stderr
+        where, verdict = p.stdout.split()
+        assert Path(where).resolve().parent == (root / "kernels").resolve()
+        return verdict, p.stderr
+
+    return root, tmp_path / "xdg" / "dtb-audit" / "numba", run
+
+
+def _okay_means_disabled(root):
+    """Edit status_okay() in the scratch copy's dt.py: "okay" now disables."""
+    f = root / "kernels" / "dt.py"
+    text, n = re.subn(r'(def status_okay\(t, node\):\n    """.*?"""\n)',
+                      r'\1    return False  # the test edit\n', f.read_text(), flags=re.S)
+    assert n == 1, "status_okay() not found in kernels/dt.py"
+    f.write_text(text)
+
+
+def test_editing_a_callee_in_another_file_recompiles_its_callers(scratch):
+    root, numba_cache, run = scratch
+    assert run() == ("available", "")
+    assert run() == ("available", "")          # loaded from the cache, same answer
+    _okay_means_disabled(root)
+    assert run()[0] == "disabled"
+    assert len(list(numba_cache.iterdir())) == 2   # the edit made a new key
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_cache_files_are_compiled_again(scratch, damage):
+    root, numba_cache, run = scratch
+    assert run() == ("available", "")
+    # (numba's own cache, in kernels/__pycache__, is looked at too: there a
+    # damaged file is a traceback)
+    files = [f for f in [*numba_cache.glob("*/*"), *root.glob("kernels/__pycache__/*")]
+             if f.suffix in (".nbi", ".nbc")]
+    assert any(f.suffix == ".nbc" for f in files)
+    for f in files:
+        b = bytearray(f.read_bytes())
+        if damage == "truncate":
+            b = b[:len(b) // 2]
+        else:                                   # same length, bytes changed
+            for k in range(len(b) // 2, min(len(b), len(b) // 2 + 64)):
+                b[k] ^= 0x5A
+        f.write_bytes(bytes(b))
+    verdict, stderr = run()
+    assert verdict == "available"
+    lines = stderr.splitlines()
+    assert lines and all(
+        re.fullmatch(r"\S+\.nb[ic]: warning: compiled kernel cache file truncated or corrupt; "
+                     r"compiling it again", line) for line in lines), stderr
+    assert run() == ("available", "")           # compiled again and written back
+
+
+def test_the_key_covers_numba_settings_that_change_machine_code():
+    code = "from kernels import jit; jit.install(); print(jit.kernels_key())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_BOUNDSCHECK"}
+    keys = [subprocess.run([sys.executable, "-c", code], cwd=SOURCE, capture_output=True,
+                           text=True, check=True, env=dict(env, **extra)).stdout.strip()
+            for extra in ({}, {"NUMBA_BOUNDSCHECK": "1"})]
+    assert len(keys[0]) == 16 and keys[0] != keys[1]
+
+
+def test_old_keys_are_bounded(tmp_path):
+    now = time.time()
+    for k in range(6):
+        (tmp_path / f"old{k}").mkdir()
+        (tmp_path / f"old{k}" / jit._USED).touch()
+        os.utime(tmp_path / f"old{k}" / jit._USED, (now - 1000 * (k + 1),) * 2)
+    (tmp_path / "current").mkdir()
+    jit._prune(tmp_path, "current")
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["current"] + [f"old{k}" for k in range(jit.KEEP_OTHER_KEYS)]
+    assert (tmp_path / "current" / jit._USED).stat().st_mtime > now - 60   # marked used
