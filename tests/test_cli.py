@@ -1,0 +1,320 @@
+"""The command line as scripts and nightly jobs meet it (issue 9): only
+machine output on stdout, diagnostics that never block or lose the report,
+every input error one line naming the file (exit 2, no traceback), DTB
+text escaped in every human format.  Most run `python -m auditor.cli` in a
+subprocess, with a private cache, as a user would."""
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditor.cli import main
+from corpora import snippet_corpus
+from minikernel import VENDOR_DIR, make_minikernel
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+# What a DTB forged: a raw newline or escape byte in human output.
+CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def cli(*argv, cache, stderr=subprocess.PIPE, preexec_fn=None, timeout=300):
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
+    env.pop("DTB_AUDIT_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "auditor.cli", *map(str, argv)], cwd=ROOT,
+                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=stderr, preexec_fn=preexec_fn, timeout=timeout, text=True)
+
+
+def one_line(text):
+    """The text's only line (and that it is one, and no traceback)."""
+    assert "Traceback" not in text
+    lines = text.split("\n")
+    assert len(lines) == 2 and lines[1] == "", text
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def snippets(tmp_path_factory):
+    return snippet_corpus(tmp_path_factory.mktemp("cli") / "dtbs")
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """A private $XDG_CACHE_HOME that shares only the compiled kernels with
+    the user's cache (kernels/jit.py keeps them there; compiling them again
+    in every test would take a minute each)."""
+    from kernels.jit import cache_root
+    cache = tmp_path / "cache"
+    (cache / "dtb-audit").mkdir(parents=True)
+    shared = cache_root()
+    shared.mkdir(parents=True, exist_ok=True)
+    (cache / "dtb-audit" / "numba").symlink_to(shared)
+    return cache
+
+
+@pytest.fixture
+def clean(tmp_path, snippets):
+    """Two affected boards that parse, with no diagnostic."""
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    for name in ("plat-evk.dtb", "pci-rdb.dtb"):
+        shutil.copy(snippets / name, folder / name)
+    return folder
+
+
+# -- stdout carries only machine output ----------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "sarif"])
+def test_diagnostics_never_on_stdout(snippets, cache, fmt):
+    proc = cli("sweep", snippets, "--format", fmt, cache=cache)
+    assert proc.returncode == 0
+    if fmt == "json":
+        assert len(json.loads(proc.stdout)["links"]) == 14
+    elif fmt == "jsonl":
+        assert len([json.loads(line) for line in proc.stdout.splitlines()]) == 14
+    elif fmt == "csv":
+        assert proc.stdout.startswith("dtb,board,soc,")
+        assert "points nowhere" not in proc.stdout and "broken.dtb" not in proc.stdout
+    else:
+        assert json.loads(proc.stdout)["version"] == "2.1.0"
+    assert proc.stderr.splitlines()[:2] == [
+        "diag-evk.dtb: warning: /soc/dma@1000: iommus: phandle 0x999 points nowhere",
+        "broken.dtb: error: file too short for an FDT header (at offset 25)"]
+
+
+def test_source_position_warnings_go_to_stderr(tmp_path, cache):
+    """A tree changed since the build (its .dtsi no longer compiles): the
+    sweep reports without lines and says so on stderr, never on stdout."""
+    tree = make_minikernel(tmp_path / "linux")
+    dtbs = tmp_path / "dtbs"
+    assert cli("corpus", "build", "--kernel", tree, "--out", dtbs, cache=cache).returncode == 0
+    dtsi = Path(tree, VENDOR_DIR, "a100.dtsi")
+    dtsi.write_text(dtsi.read_text() + "\nthis is not DTS {\n")
+    proc = cli("sweep", dtbs, "--format", "json", cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    (a100,) = [p for s in doc["socs"] if s["soc"] == "acme,a100" for p in s["providers"]]
+    assert (a100["source_file"], a100["source_line"]) == (None, None)
+    warnings = [l for l in proc.stderr.splitlines() if "no source positions" in l]
+    assert [w.split(": ")[0:2] for w in warnings] == [["acme/a100-evk.dtb", "warning"]]
+
+
+# -- a reader of stderr that goes away ----------------------------------------------
+
+def test_stderr_reader_gone_still_writes_the_report_and_the_status(snippets, cache, tmp_path):
+    """`2>&1 | head -1` made certain: stderr's reader is gone before the first line."""
+    report = tmp_path / "report.json"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = cli("sweep", snippets, "--format", "json", "-o", report, "--fail-on-affected",
+                   cache=cache, stderr=write)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    doc = json.loads(report.read_text())
+    assert len(doc["links"]) == 14 and len(doc["diagnostics"]) == 2
+
+
+def test_head_of_stderr_in_a_shell_pipeline(snippets, cache, tmp_path):
+    report = tmp_path / "report.json"
+    script = (f"{sys.executable} -m auditor.cli sweep {snippets} --format json -o {report} "
+              "--fail-on-affected 2>&1 | head -1; exit ${PIPESTATUS[0]}")
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT)),
+                          timeout=300)
+    assert proc.returncode == 1
+    assert proc.stdout == "diag-evk.dtb: warning: /soc/dma@1000: iommus: phandle 0x999 points nowhere\n"
+    assert len(json.loads(report.read_text())["links"]) == 14
+
+
+# -- -o where a report cannot go --------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["missing-folder", "folder", "/dev/full"])
+def test_output_that_cannot_be_written(clean, cache, tmp_path, where):
+    target = {"missing-folder": tmp_path / "nowhere" / "r.json", "folder": tmp_path,
+              "/dev/full": Path("/dev/full")}[where]
+    if where == "/dev/full" and not target.exists():
+        pytest.skip("no /dev/full")
+    proc = cli("sweep", clean, "--format", "json", "-o", target, cache=cache)
+    assert proc.returncode == 2
+    why = {"missing-folder": f"no folder {tmp_path / 'nowhere'}", "folder": "it is a folder",
+           "/dev/full": os.strerror(28)}[where]
+    assert one_line(proc.stderr) == f"{target}: error: cannot write the report: {why}"
+    assert proc.stdout == ""
+
+
+def test_a_failed_write_leaves_the_old_report(clean, cache, tmp_path):
+    """A disk that fills up mid-write (here: a file size limit) leaves the
+    previous report whole, for the next `diff` to read."""
+    report = tmp_path / "report.json"
+    assert cli("sweep", clean, "--format", "json", "-o", report, cache=cache).returncode == 0
+    before = report.read_bytes()
+    assert len(before) > 4096
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    proc = cli("sweep", clean, "--format", "json", "-o", report, cache=cache,
+               preexec_fn=small_files)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == f"{report}: error: cannot write the report: File too large"
+    assert report.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["cache", "clean", "report.json"]
+
+
+# -- saved documents that are not sweeps ------------------------------------------------------
+
+def _bad_documents(folder):
+    """{kind: (path, the one line expected)} of files that are not saved sweeps."""
+    sweep = json.loads((GOLDEN / "snippets/sweep.json").read_text())
+    wrong_verdict = json.loads(json.dumps(sweep))
+    wrong_verdict["links"][3]["verdict"] = 7
+    wrong_boards = json.loads(json.dumps(sweep))
+    wrong_boards["socs"][1]["boards"] = "mc-rdb.dtb"
+    texts = {
+        "list": ("[1, 2]", "not a dtb-audit sweep (the JSON is a list, not an object)"),
+        "null": ("null", "not a dtb-audit sweep (the JSON is null, not an object)"),
+        "diff": ((GOLDEN / "snippets/diff.json").read_text(),
+                 "a dtb-audit diff document, not a sweep (write one with "
+                 "`dtb-audit sweep --format json`)"),
+        "truncated": ((GOLDEN / "snippets/sweep.json").read_text()[:5000],
+                      "not a saved sweep (not JSON: "),
+        "verdict": (json.dumps(wrong_verdict), "not a valid sweep: links[3].verdict is not one "
+                    "of capable, rescued-by-device, broken, broken-bridge-coherent, no-iommu, "
+                    "unsupported-iommu, not-a-device"),
+        "boards": (json.dumps(wrong_boards), "not a valid sweep: socs[1].boards is not a list"),
+        "schema": (json.dumps(dict(sweep, schema=99)),
+                   "sweep schema 99 is not one this version reads (1 or 2): sweep again"),
+    }
+    out = {}
+    for kind, (text, message) in texts.items():
+        path = folder / f"{kind}.json"
+        path.write_text(text)
+        out[kind] = (path, f"{path}: error: {message}")
+    return out
+
+
+BAD = ["list", "null", "diff", "truncated", "verdict", "boards", "schema"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+@pytest.mark.parametrize("command", ["diff", "history", "patch"])
+def test_saved_documents_that_are_not_sweeps(tmp_path, capsys, command, kind):
+    path, expected = _bad_documents(tmp_path)[kind]
+    good = GOLDEN / "snippets/sweep.json"
+    argv = {"diff": ["diff", good, path], "history": ["history", path],
+            "patch": ["patch", "--sweep", path, "-o", tmp_path / "series"]}[command]
+    assert main([str(a) for a in argv]) == 2
+    out, err = capsys.readouterr()
+    line = one_line(err)
+    assert line.startswith(expected) if kind == "truncated" else line == expected
+    assert out == "" and not (tmp_path / "series").exists()
+
+
+def test_history_goes_on_past_a_document_that_is_not_a_sweep(tmp_path, capsys):
+    path, expected = _bad_documents(tmp_path)["list"]
+    assert main(["history", str(GOLDEN / "snippets/sweep.json"), str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert one_line(err) == expected
+    assert out.startswith("SoC ")
+
+
+# -- explain --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["missing.dtb", "no/such/board"])
+def test_explain_of_a_missing_path_builds_nothing(tmp_path, cache, name):
+    proc = cli("explain", tmp_path / name, cache=cache, timeout=60)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == f"{tmp_path / name}: error: no such file"
+    assert os.listdir(cache / "dtb-audit") == ["numba"]
+
+
+# -- DTBs that do not parse -------------------------------------------------------------------
+
+def test_a_dtb_that_does_not_parse_is_named_once(snippets, cache):
+    proc = cli("sweep", snippets, "--format", "jsonl", cache=cache)
+    assert proc.returncode == 0
+    assert [l for l in proc.stderr.splitlines() if "broken.dtb" in l] == [
+        "broken.dtb: error: file too short for an FDT header (at offset 25)"]
+
+
+def test_the_sweep_fails_when_every_input_failed(tmp_path, snippets, cache):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    shutil.copy(snippets / "broken.dtb", folder)
+    (folder / "empty.dtb").write_bytes(b"")
+    proc = cli("sweep", folder, "--format", "json", cache=cache)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "broken.dtb: error: file too short for an FDT header (at offset 25)",
+        "empty.dtb: error: empty file, not a DTB (at offset 0)",
+        f"DTBs in {folder}: target 7.2 (assumed: the newest modelled; give --target-kernel): "
+        "rule walk-or-device: 0 links on 0 boards of 0 SoCs; 0 SoCs affected "
+        "(0 with PCI/fsl-mc passthrough broken)",
+        f"dtb-audit: error: no DTB of DTBs in {folder} could be read"]
+
+
+def test_one_folder_twice_is_one_corpus(snippets, capsys):
+    assert main(["sweep", str(snippets), "--format", "json"]) == 0
+    once = json.loads(capsys.readouterr().out)
+    assert main(["sweep", str(snippets), str(snippets), "--format", "json"]) == 0
+    twice = json.loads(capsys.readouterr().out)
+    assert twice == once
+    assert [s["soc"] for s in twice["socs"]].count("acme,plat") == 1
+
+
+# -- text from a DTB, escaped --------------------------------------------------------------------
+
+EVIL_SOC = "evil\\x0asoc\\x1b[31m"
+EVIL_SMMU = "/soc/iommu-\\x0a\\x1b[m@5000000"
+
+
+@pytest.mark.parametrize("fmt", ["table", "md", "gcc"])
+def test_dtb_text_escaped_in_human_formats(snippets, capsys, fmt):
+    assert main(["sweep", str(snippets), "--format", fmt]) == 0
+    out, err = capsys.readouterr()
+    assert not CONTROL.search(out) and not CONTROL.search(err)
+    (line,) = [l for l in out.splitlines() if "evil\\" in l]
+    assert EVIL_SOC in line
+    (line,) = [l for l in out.splitlines() if "iommu-" in l]
+    assert EVIL_SMMU in line
+
+
+def test_dtb_text_escaped_in_explain(snippets, capsys):
+    assert main(["explain", str(snippets / "evil-evk.dtb")]) == 0
+    out, _ = capsys.readouterr()
+    assert not CONTROL.search(out)
+    assert out.splitlines()[0].startswith(
+        f"evil-evk.dtb: board evil,board\\x0a\\x1b[2J, SoC {EVIL_SOC}, ")
+    assert len([l for l in out.splitlines() if EVIL_SMMU in l]) == 3
+
+
+def test_dtb_text_escaped_in_diff_and_history(tmp_path, snippets, capsys):
+    before = tmp_path / "before"
+    shutil.copytree(snippets, before)
+    (before / "evil-evk.dtb").unlink()
+    for name, folder in (("old", before), ("new", snippets)):
+        assert main(["sweep", str(folder), "--format", "json",
+                     "-o", str(tmp_path / f"{name}.json")]) == 0
+    capsys.readouterr()
+    assert main(["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    out, _ = capsys.readouterr()
+    assert not CONTROL.search(out)
+    assert f"  {EVIL_SOC}: 1 of 1 boards (new SoC)\n" in out
+    assert f"  evil-evk.dtb: /soc/dma@1000 (platform) -> {EVIL_SMMU}: new link -> broken\n" in out
+    assert main(["history", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0
+    out, _ = capsys.readouterr()
+    assert not CONTROL.search(out)
+    (row,) = [l for l in out.splitlines() if l.startswith("evil")]
+    assert row.split() == [EVIL_SOC, "-", "affected", "non-coherent", "throughout"]

@@ -1,0 +1,199 @@
+"""auditor/output.py: a report appears whole or not at all, errors are one
+line naming the file, and diagnostics on stderr never block or lose the
+report (issue 9)."""
+import errno
+import io
+import os
+import stat
+import sys
+
+import pytest
+
+from auditor import output
+from auditor.output import OutputError, Stderr, text_file, write_report
+from corpus.errors import CorpusError
+
+
+def render(text):
+    return lambda f: f.write(text)
+
+
+def leftovers(folder, name):
+    return sorted(n for n in os.listdir(folder) if n != name)
+
+
+def test_new_report_whole_with_the_umask_mode(tmp_path):
+    path = tmp_path / "report.json"
+    umask = os.umask(0o027)
+    try:
+        assert write_report(path, render("{}\n")) is True
+    finally:
+        os.umask(umask)
+    assert path.read_bytes() == b"{}\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert leftovers(tmp_path, "report.json") == []
+
+
+def test_replacing_keeps_the_mode_and_writes_newlines_as_given(tmp_path):
+    path = tmp_path / "report.csv"
+    path.write_text("old\n")
+    path.chmod(0o600)
+    write_report(str(path), render("a\r\nb\n"))
+    assert path.read_bytes() == b"a\r\nb\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_text_is_utf8(tmp_path):
+    path = tmp_path / "r.txt"
+    write_report(path, render("SoC \u00e9\n"))
+    assert path.read_bytes() == "SoC \u00e9\n".encode("utf-8")
+
+
+def test_flushed_to_disk_before_the_rename(tmp_path, monkeypatch):
+    path = tmp_path / "report.json"
+    path.write_text("old\n")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(output.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(output.os, "replace",
+                        lambda a, b: (events.append(("replace", os.path.dirname(a))),
+                                      real_replace(a, b)))
+    write_report(path, render("new\n"))
+    # The temporary file is beside the report: a rename within one file system.
+    assert events == ["fsync", ("replace", str(tmp_path))]
+    assert path.read_text() == "new\n"
+
+
+@pytest.mark.parametrize("crash", [KeyboardInterrupt(), RuntimeError("bug"),
+                                   OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))])
+def test_a_crash_mid_write_leaves_the_old_report(tmp_path, crash):
+    path = tmp_path / "report.json"
+    path.write_text('{"old": true}\n')
+
+    def half(f):
+        f.write('{"new": ' + "x" * 100000)
+        raise crash
+
+    if isinstance(crash, OSError):
+        with pytest.raises(OutputError) as why:
+            write_report(path, half)
+        assert str(why.value) == (f"{path}: error: cannot write the report: "
+                                  f"{os.strerror(errno.ENOSPC)}")
+    else:
+        with pytest.raises(type(crash)):
+            write_report(path, half)
+    assert path.read_text() == '{"old": true}\n'
+    assert leftovers(tmp_path, "report.json") == []
+
+
+def test_missing_folder(tmp_path):
+    path = tmp_path / "nowhere" / "report.json"
+    with pytest.raises(OutputError) as why:
+        write_report(path, render("x"))
+    assert str(why.value) == (f"{path}: error: cannot write the report: "
+                              f"no folder {tmp_path / 'nowhere'}")
+    assert isinstance(why.value, CorpusError)       # caught once, at the top of the CLI
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_folder(tmp_path):
+    with pytest.raises(OutputError) as why:
+        write_report(tmp_path, render("x"))
+    assert str(why.value) == f"{tmp_path}: error: cannot write the report: it is a folder"
+
+
+def test_below_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "report.json"
+    with pytest.raises(OutputError) as why:
+        write_report(path, render("x"))
+    assert str(why.value) == (f"{path}: error: cannot write the report: "
+                              f"{os.strerror(errno.ENOTDIR)}")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_dev_full():
+    with pytest.raises(OutputError) as why:
+        write_report("/dev/full", render("x" * 100000))
+    assert str(why.value) == ("/dev/full: error: cannot write the report: "
+                              f"{os.strerror(errno.ENOSPC)}")
+
+
+def test_special_files_are_written_in_place(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert write_report(fifo, render("through the fifo\n")) is True
+        assert os.read(reader, 100) == b"through the fifo\n"
+    finally:
+        os.close(reader)
+    assert leftovers(tmp_path, "fifo") == []
+    assert write_report(os.devnull, render("gone\n")) is True
+
+
+def test_stdout(monkeypatch):
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", buffer)
+    assert write_report(None, render("to stdout\n")) is True
+    assert buffer.getvalue() == "to stdout\n"
+
+
+def test_stdout_whose_reader_went_away(monkeypatch):
+    """`dtb-audit sweep | head`: nothing more to say there, and no complaint."""
+    quieted = []
+    monkeypatch.setattr(output, "_quiet_stdout", lambda: quieted.append(True))
+
+    def gone(f):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+    assert write_report(None, gone) is False
+    assert quieted == [True]
+
+
+class Recorder:
+    """A stream that records each write(), and fails as told."""
+
+    def __init__(self, fail=None, after=0):
+        self.writes, self.flushes, self.fail, self.after = [], 0, fail, after
+
+    def write(self, text):
+        if self.fail is not None and len(self.writes) >= self.after:
+            raise self.fail
+        self.writes.append(text)
+
+    def flush(self):
+        self.flushes += 1
+
+
+def test_stderr_one_write_per_line():
+    stream = Recorder()
+    err = Stderr(stream)
+    err.line("a.dtb: warning: one")
+    err.line("b.dtb: error: two")
+    assert stream.writes == ["a.dtb: warning: one\n", "b.dtb: error: two\n"]
+    assert stream.flushes == 2 and not err.gone
+
+
+@pytest.mark.parametrize("fail", [BrokenPipeError(errno.EPIPE, "Broken pipe"),
+                                  ValueError("I/O operation on closed file"),
+                                  OSError(errno.EIO, "Input/output error")])
+def test_stderr_reader_gone_stops_the_lines_not_the_run(fail):
+    stream = Recorder(fail, after=1)
+    err = Stderr(stream)
+    err.line("first")
+    err.line("second")          # fails: the reader went away
+    assert err.gone
+    stream.fail = None
+    err.line("third")           # not even tried
+    assert stream.writes == ["first\n"]
+
+
+def test_stderr_default_stream(monkeypatch):
+    buffer = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buffer)
+    Stderr().line("x")
+    assert buffer.getvalue() == "x\n"
+
+
+def test_text_file():
+    assert text_file(lambda f: (f.write("a"), f.write("b\n"))) == "ab\n"
