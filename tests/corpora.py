@@ -134,3 +134,16 @@ def snippet_corpus(folder, version="old"):
         (folder / f"{name}.dts").unlink()
     (folder / "broken.dtb").write_bytes(b"\xd0\x0d\xfe\xed" + b"\0" * 4 + b"not a device tree")
     return folder
+
+
+def private_cache(folder):
+    """A $XDG_CACHE_HOME for a `dtb-audit` subprocess that shares only the
+    compiled kernels with the user's cache (kernels/jit.py keeps them there;
+    compiling them again for every test would take a minute each)."""
+    from kernels.jit import cache_root
+    cache = Path(folder)
+    (cache / "dtb-audit").mkdir(parents=True)
+    shared = cache_root()
+    shared.mkdir(parents=True, exist_ok=True)
+    (cache / "dtb-audit" / "numba").symlink_to(shared)
+    return cache

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from auditor.cli import main
-from corpora import snippet_corpus
+from corpora import private_cache, snippet_corpus
 from minikernel import VENDOR_DIR, make_minikernel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,16 +48,7 @@ def snippets(tmp_path_factory):
 
 @pytest.fixture
 def cache(tmp_path):
-    """A private $XDG_CACHE_HOME that shares only the compiled kernels with
-    the user's cache (kernels/jit.py keeps them there; compiling them again
-    in every test would take a minute each)."""
-    from kernels.jit import cache_root
-    cache = tmp_path / "cache"
-    (cache / "dtb-audit").mkdir(parents=True)
-    shared = cache_root()
-    shared.mkdir(parents=True, exist_ok=True)
-    (cache / "dtb-audit" / "numba").symlink_to(shared)
-    return cache
+    return private_cache(tmp_path / "cache")
 
 
 @pytest.fixture
