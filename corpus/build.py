@@ -99,6 +99,24 @@ class Corpus:
     def entry(self, dtb: str) -> Entry | None:
         return next((e for e in self.entries if e.dtb == dtb), None)
 
+    def dependencies(self, dtb: str) -> tuple[str, ...]:
+        """The files the build of `dtb` read (cpp and dtc), as the manifest
+        recorded them, named where they are (include-prefixes links
+        resolved) relative to the kernel tree; a composite's are those of
+        its parts."""
+        member, entry = self.origin(self.entry(dtb) or Entry(dtb, "board"))
+        record = member._records.get(entry.dtb) or {}
+        deps = set()
+        tree = member.kernel_dir.resolve() if member.kernel_dir else None
+        for path in record.get("deps") or ():
+            if tree is not None:
+                real = (tree / path).resolve()
+                path = real.relative_to(tree).as_posix() if real.is_relative_to(tree) else path
+            deps.add(path)
+        for part in record.get("parts") or ():
+            deps.update(member.dependencies(part))
+        return tuple(sorted(deps))
+
     def origin(self, entry: Entry) -> tuple[Corpus, Entry]:
         """The corpus an entry comes from and its entry there (itself unless merged)."""
         if entry.dtb not in self._origins:

@@ -68,7 +68,8 @@ def from_kernel_dir(path: Path, origin: str | None = None) -> Source:
 _TOP_LEVEL = ("arch", "include", "scripts", "Makefile")
 
 
-def _wanted(rel: str) -> bool:
+def dt_input(rel: str) -> bool:
+    """Whether a DT build reads the file at `rel` (relative to the top of a kernel tree)."""
     parts = rel.split("/")
     if rel == "Makefile" or rel in ("scripts/Makefile.lib", "scripts/Makefile.dtbs"):
         return True
@@ -125,7 +126,7 @@ def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
 
 
 def _extract_with_python(tarball: Path, work: Path) -> None:
-    """The portable way: Python's tarfile reads the stream and keeps what _wanted says."""
+    """The portable way: Python's tarfile reads the stream and keeps what dt_input says."""
     safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     unpack = _decompressor(tarball)
     proc = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.PIPE) if unpack else None
@@ -137,7 +138,7 @@ def _extract_with_python(tarball: Path, work: Path) -> None:
             # linux-source-6.12/); `git archive` output may not.
             if rel.split("/", 1)[0] not in _TOP_LEVEL:
                 rel = rel.split("/", 1)[1] if "/" in rel else ""
-            if not rel or not _wanted(rel) or member.isdir():
+            if not rel or not dt_input(rel) or member.isdir():
                 continue
             member.name = rel
             if member.islnk():  # hard links name another member, prefix and all
@@ -504,3 +505,35 @@ def from_debian(spec: str = DEFAULT_DEBIAN) -> Source:
         return from_tarball(tarball, origin, key=key)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def copy_dt_tree(src, dst) -> None:
+    """Copy what a DT build reads of a kernel tree (dt_input: what a tarball
+    extraction keeps) from src to dst, symlinks as symlinks."""
+    def may_hold(rel):
+        parts = rel.split("/")
+        return dt_input(rel + "/x") or (parts[0] in ("arch", "include", "scripts")
+                                        and len(parts) <= 3)
+
+    for folder, dirs, files in os.walk(src):
+        rel_folder = os.path.relpath(folder, src)
+        rel_folder = "" if rel_folder == "." else rel_folder + "/"
+        keep = []
+        for name in dirs:
+            rel = rel_folder + name
+            if os.path.islink(os.path.join(folder, name)):
+                files.append(name)          # a symlinked folder is copied as the link
+            elif may_hold(rel):
+                keep.append(name)
+        dirs[:] = keep
+        for name in files:
+            rel = rel_folder + name
+            if not dt_input(rel):
+                continue
+            target = os.path.join(dst, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            source = os.path.join(folder, name)
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), target)
+            else:
+                shutil.copy2(source, target)

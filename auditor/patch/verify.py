@@ -59,6 +59,7 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
     `work`: a folder for the copy and the DTBs (a temporary one by default)."""
     from auditor.sweep import sweep_corpus, target_for
     from corpus.build import build_corpus
+    from corpus.sources import copy_dt_tree
 
     if series.patches and not series.files:
         raise ValueError("verify_series: write the series first (write_series)")
@@ -68,7 +69,7 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
     with tempfile.TemporaryDirectory(prefix="dtb-audit-verify-") as scratch:
         work = work or scratch
         tree = os.path.join(work, "tree")
-        _copy_dt_tree(os.fspath(kernel_dir), tree)
+        copy_dt_tree(os.fspath(kernel_dir), tree)
         not_applied = []
         for path in series.files[1:]:
             proc = _git_apply(tree, [os.path.abspath(path)])
@@ -117,37 +118,3 @@ def format_verification(v):
 
 def _glob_escape(name):
     return re.sub(r"([*?[])", r"[\1]", name)
-
-
-def _copy_dt_tree(src, dst):
-    """Copy what a DT build reads of a kernel tree (the files a tarball
-    extraction keeps, corpus.sources._wanted), symlinks as symlinks."""
-    from corpus.sources import _wanted
-
-    def may_hold(rel):
-        parts = rel.split("/")
-        return _wanted(rel + "/x") or (parts[0] in ("arch", "include", "scripts")
-                                       and len(parts) <= 3)
-
-    for folder, dirs, files in os.walk(src):
-        rel_folder = os.path.relpath(folder, src)
-        rel_folder = "" if rel_folder == "." else rel_folder + "/"
-        keep = []
-        for name in dirs:
-            rel = rel_folder + name
-            if os.path.islink(os.path.join(folder, name)):
-                files.append(name)          # a symlinked folder is copied as the link
-            elif may_hold(rel):
-                keep.append(name)
-        dirs[:] = keep
-        for name in files:
-            rel = rel_folder + name
-            if not _wanted(rel):
-                continue
-            target = os.path.join(dst, rel)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            source = os.path.join(folder, name)
-            if os.path.islink(source):
-                os.symlink(os.readlink(source), target)
-            else:
-                shutil.copy2(source, target)
