@@ -1,0 +1,223 @@
+"""auditor/model.py: the typed model, its JSON document, and load_sweep(),
+the one validated way a saved sweep comes back (every other document is
+refused with one line naming the file and the field)."""
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from auditor.model import (LINK_FIELDS, SCHEMA, BrokenMaster, CorpusInfo, Link, Provider,
+                           SocSummary, Sweep, SweepFileError, link_json, load_sweep,
+                           sweep_from_json)
+from corpus.errors import CorpusError
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return json.loads((GOLDEN / "snippets/sweep.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    return load_sweep(GOLDEN / "snippets/sweep.json")
+
+
+def test_round_trip(doc, sweep):
+    assert sweep.to_json() == doc
+    assert sweep_from_json(sweep.to_json()) == sweep
+    assert list(doc) == ["tool", "schema", "rule", "target_kernel", "target_assumed",
+                         "legacy_dt_bindings", "corpus", "links", "socs", "diagnostics"]
+    assert (sweep.tool, sweep.schema) == ("dtb-audit", SCHEMA) and SCHEMA == 2
+
+
+def test_typed_fields(sweep):
+    link = sweep.links[0]
+    assert isinstance(link, Link) and isinstance(link.provider_compatible, tuple)
+    s = sweep.socs[0]
+    assert isinstance(s, SocSummary) and isinstance(s.boards, tuple)
+    assert isinstance(s.providers[0], Provider) and isinstance(s.broken_masters[0], BrokenMaster)
+    assert isinstance(sweep.corpus, CorpusInfo)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sweep.rule = "walk-only"
+
+
+def test_link_json_fields(sweep):
+    (link,) = [l for l in sweep.links if l.dtb == "mc-rdb.dtb"]
+    link = link._replace(diagnostic="x")
+    assert list(link_json(link)) == list(Link._fields)
+    assert link_json(link)["diagnostic"] == "x"
+    assert list(link_json(link, with_diagnostic=False)) == list(LINK_FIELDS)
+    assert LINK_FIELDS == Link._fields[:-1] and LINK_FIELDS[-1] == "note"
+    assert link_json(link)["provider_compatible"] == ["arm,mmu-500"]
+
+
+def test_link_affected_and_key(sweep):
+    by = {(l.dtb, l.master_path): l for l in sweep.links}
+    broken = by[("plat-evk.dtb", "/soc/dma@1000")]
+    assert broken.affected and broken.verdict == "broken"
+    assert by[("mc-rdb.dtb", "/soc/fsl-mc@80c000000")].affected
+    assert not by[("plat-evk.dtb", "/soc/crypto@2000")].affected      # rescued-by-device
+    assert not broken._replace(vfio_candidate=False).affected
+    assert broken.key == ("plat-evk.dtb", "/soc/iommu@5000000", "/soc/dma@1000", "iommus")
+
+
+def test_provider_evidence_and_where(sweep):
+    p = sweep.socs[0].providers[0]
+    assert p.evidence and p.where is None
+    assert dataclasses.replace(p, source_file="a.dtsi", source_line=7).where == "a.dtsi:7"
+    assert not dataclasses.replace(p, verdict_counts={"broken": 3, "capable": 1}).evidence
+    assert dataclasses.replace(p, verdict_counts={"rescued-by-device": 1}).evidence
+    assert not dataclasses.replace(p, verdict_counts={"rescued-by-device": 0}).evidence
+
+
+def test_sweep_name_and_affected(sweep):
+    assert sweep.name == sweep.corpus.identity
+    nameless = dataclasses.replace(sweep, corpus=dataclasses.replace(sweep.corpus, identity=None))
+    assert nameless.name == sweep.corpus.root
+    assert [s.soc for s in sweep.affected] == ["acme,mc", "acme,pci", "acme,plat",
+                                              "evil\nsoc\x1b[31m"]
+
+
+def test_schema_1_documents_still_read(doc):
+    old = copy.deepcopy(doc)
+    for key in ("schema", "target_kernel", "target_assumed"):
+        del old[key]
+    del old["corpus"]["partial"]
+    for d in old["diagnostics"]:
+        del d["severity"]
+    s = sweep_from_json(old, "old.json")
+    assert (s.schema, s.target_kernel, s.target_assumed, s.corpus.partial) == (1, None, False, False)
+    assert {d.severity for d in s.diagnostics} == {"warning"}
+    assert s.links == sweep_from_json(doc).links
+
+
+def test_a_missing_diagnostic_key_reads_as_none(doc):
+    changed = copy.deepcopy(doc)
+    del changed["links"][0]["diagnostic"]
+    assert sweep_from_json(changed).links[0].diagnostic is None
+
+
+def _set(doc, path, value):
+    """doc with the value at path (keys and indexes) replaced; DELETE removes it."""
+    out = copy.deepcopy(doc)
+    target = out
+    for key in path[:-1]:
+        target = target[key]
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return out
+
+
+DELETE = object()
+VERDICTS = ("capable, rescued-by-device, broken, broken-bridge-coherent, no-iommu, "
+            "unsupported-iommu, not-a-device")
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("tool",), "other", "not a dtb-audit sweep (write one with `dtb-audit sweep --format json`)"),
+    (("kind",), "history", "a dtb-audit history document, not a sweep (write one with "
+                           "`dtb-audit sweep --format json`)"),
+    (("schema",), 3, "sweep schema 3 is not one this version reads (1 or 2): sweep again"),
+    (("schema",), "2", "sweep schema '2' is not one this version reads (1 or 2): sweep again"),
+    (("rule",), "sometimes", "not a valid sweep: sweep.rule is not one of walk-or-device, "
+                             "walk-only, legacy-true, no-check"),
+    (("target_kernel",), 6.1, "not a valid sweep: sweep.target_kernel is not a string or null"),
+    (("target_assumed",), "yes", "not a valid sweep: sweep.target_assumed is not true or false"),
+    (("legacy_dt_bindings",), DELETE, "not a valid sweep: sweep has no 'legacy_dt_bindings'"),
+    (("corpus",), [], "not a valid sweep: corpus is not an object"),
+    (("corpus", "root"), None, "not a valid sweep: corpus.root is not a string"),
+    (("corpus", "identity"), 1, "not a valid sweep: corpus.identity is not a string or null"),
+    (("corpus", "partial"), None, "not a valid sweep: corpus.partial is not true or false"),
+    (("links",), {}, "not a valid sweep: sweep.links is not a list"),
+    (("links", 2), "x", "not a valid sweep: links[2] is not an object"),
+    (("links", 2, "verdict"), 7, f"not a valid sweep: links[2].verdict is not one of {VERDICTS}"),
+    (("links", 2, "link"), "dma", "not a valid sweep: links[2].link is not one of iommus, "
+                                  "iommu-map, mmu-masters"),
+    (("links", 2, "master_kind"), "gpu", "not a valid sweep: links[2].master_kind is not one of "
+                                         "platform, pci-dt-child, pci-discovered, fsl-mc, "
+                                         "host1x-context, gpcdma-channel, cdx"),
+    (("links", 2, "master_dma_attr"), None, "not a valid sweep: links[2].master_dma_attr is not "
+                                            "one of coherent, non-coherent, not-supported"),
+    (("links", 2, "provider_compatible"), "arm,mmu-500",
+     "not a valid sweep: links[2].provider_compatible is not a list"),
+    (("links", 2, "provider_compatible"), [1],
+     "not a valid sweep: links[2].provider_compatible is not a list of strings"),
+    (("links", 2, "bridge_coherent"), 0, "not a valid sweep: links[2].bridge_coherent is not "
+                                         "true, false or null"),
+    (("links", 2, "dtb"), None, "not a valid sweep: links[2].dtb is not a string"),
+    (("links", 2, "note"), DELETE, "not a valid sweep: links[2] has no 'note'"),
+    (("socs", 0), None, "not a valid sweep: socs[0] is not an object"),
+    (("socs", 0, "boards"), "x.dtb", "not a valid sweep: socs[0].boards is not a list"),
+    (("socs", 0, "affected"), 1, "not a valid sweep: socs[0].affected is not true or false"),
+    (("socs", 0, "verdict_counts"), {"broken": -1},
+     "not a valid sweep: socs[0].verdict_counts is not verdict counts"),
+    (("socs", 0, "verdict_counts"), {"fine": 1},
+     "not a valid sweep: socs[0].verdict_counts is not verdict counts"),
+    (("socs", 0, "verdict_counts"), {"broken": True},
+     "not a valid sweep: socs[0].verdict_counts is not verdict counts"),
+    (("socs", 0, "verdict_counts"), [], "not a valid sweep: socs[0].verdict_counts is not "
+                                        "verdict counts"),
+    (("socs", 0, "providers", 0), 5, "not a valid sweep: socs[0].providers[0] is not an object"),
+    (("socs", 0, "providers", 0, "source_line"), 0,
+     "not a valid sweep: socs[0].providers[0].source_line is not a line number"),
+    (("socs", 0, "providers", 0, "source_line"), True,
+     "not a valid sweep: socs[0].providers[0].source_line is not a line number"),
+    (("socs", 0, "providers", 0, "source_line"), "27",
+     "not a valid sweep: socs[0].providers[0].source_line is not a line number"),
+    (("socs", 0, "providers", 0, "driver"), None,
+     "not a valid sweep: socs[0].providers[0].driver is not a string"),
+    (("socs", 0, "broken_masters", 0), [], "not a valid sweep: socs[0].broken_masters[0] is not "
+                                           "an object"),
+    (("socs", 0, "broken_masters", 0, "kind"), "gpu",
+     "not a valid sweep: socs[0].broken_masters[0].kind is not one of platform, pci-dt-child, "
+     "pci-discovered, fsl-mc, host1x-context, gpcdma-channel, cdx"),
+    (("diagnostics", 1), "x", "not a valid sweep: sweep.diagnostics[1] is not an object"),
+    (("diagnostics", 1, "severity"), "fatal", "not a valid sweep: diagnostics[1].severity is not "
+                                              "one of warning, error"),
+    (("diagnostics", 0, "message"), None, "not a valid sweep: diagnostics[0].message is not a string"),
+])
+def test_every_field_is_checked(doc, path, value, message):
+    with pytest.raises(SweepFileError) as why:
+        sweep_from_json(_set(doc, path, value), "s.json")
+    assert str(why.value) == f"s.json: error: {message}"
+
+
+def test_a_valid_line_number_is_kept(doc):
+    s = sweep_from_json(_set(doc, ("socs", 0, "providers", 0, "source_line"), 27))
+    assert s.socs[0].providers[0].source_line == 27
+
+
+@pytest.mark.parametrize("value, kind", [([], "a list"), (None, "null"), ("x", "a string"),
+                                         (True, "a boolean"), (3, "a number")])
+def test_not_an_object(value, kind):
+    with pytest.raises(SweepFileError) as why:
+        sweep_from_json(value, "x.json")
+    assert str(why.value) == f"x.json: error: not a dtb-audit sweep (the JSON is {kind}, not an object)"
+
+
+def test_load_sweep_errors_name_the_file(tmp_path):
+    assert issubclass(SweepFileError, CorpusError)
+    missing = tmp_path / "missing.json"
+    with pytest.raises(SweepFileError) as why:
+        load_sweep(missing)
+    assert str(why.value) == f"{missing}: error: cannot read: No such file or directory"
+    with pytest.raises(SweepFileError) as why:
+        load_sweep(tmp_path)
+    assert str(why.value) == f"{tmp_path}: error: cannot read: Is a directory"
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"tool": "dtb-audit \xe9"}')
+    with pytest.raises(SweepFileError) as why:
+        load_sweep(latin)
+    assert str(why.value) == f"{latin}: error: not a saved sweep (not UTF-8 text: invalid continuation byte)"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tool": ')
+    with pytest.raises(SweepFileError) as why:
+        load_sweep(str(bad))
+    assert str(why.value) == (f"{bad}: error: not a saved sweep (not JSON: Expecting value: "
+                              "line 1 column 10 (char 9))")
