@@ -171,7 +171,8 @@ def _judge(corpus, entries, target) -> dict[str, DtbResult]:
     part = dataclasses.replace(corpus, entries=list(entries))
     flat = flatten([corpus.root / e.dtb for e in entries], corpus.root, cache=False)
     sweep = sweep_corpus(part, target=target, flat=flat)
-    out = {}
+    # A board without a root compatible (or that does not parse) belongs to no SoC.
+    out = {e.dtb: DtbResult(None, False, ()) for e in entries}
     for soc in sweep.socs:
         affected = set(soc.affected_boards)
         for dtb in soc.boards:
@@ -262,8 +263,9 @@ def _run(repo, commits, target_kernel, scheduler, jobs, chunk_size, on_event):
     try:
         if scheduler is None:
             cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.ERROR)
+                                   processes=True, host="127.0.0.1",
+                                   # its HTTP server on a free loopback port, never 8787
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="10s")

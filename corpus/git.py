@@ -216,7 +216,8 @@ class Worktree:
 
     def checkout(self, sha: str) -> None:
         """Move to `sha`; files that do not change keep their modification times."""
-        git(self.path, "-c", "core.sparseCheckout=true", "checkout", "-q", "--detach", "-f", sha)
+        git(self.path, "-c", "core.sparseCheckout=true", "-c", "core.sparseCheckoutCone=false",
+            "checkout", "-q", "--detach", "-f", sha)
         self.commit = sha
         if self.repo.layout == REBASING:
             _write_shim(self.path, self.tree, rebasing_version(self.repo, sha))
