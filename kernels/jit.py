@@ -24,11 +24,20 @@ Files are written to a temporary name, fsync'ed and renamed.
 `install()` (called by kernels.config, before any kernel is defined) makes
 numba use this cache for the functions defined in this folder that ask for
 `cache=True`; every other numba function keeps numba's own behaviour.
+
+Compiled or plain Python.  Compiling every kernel takes seconds to tens of
+seconds; running them as plain Python costs about a second per megabyte of
+DTBs.  `choose_tier(work_bytes)`, called before the first kernel module is
+imported, runs small work on a machine without compiled kernels as plain
+Python (numba's NUMBA_DISABLE_JIT semantics, which the tests also run) and
+compiles otherwise.  `compile_all()` (`python -m kernels.jit`, run by
+setup.sh) compiles every kernel ahead, so that later runs only load them.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -41,6 +50,12 @@ KERNELS_DIR = Path(__file__).resolve().parent
 # Key folders kept besides the one in use (other checkouts, versions).
 KEEP_OTHER_KEYS = 3
 _USED = ".used"
+# Written into the key folder once every kernel module was imported compiled.
+_COMPLETE = "complete"
+# Below this many bytes of DTBs a process without compiled kernels runs them
+# as plain Python: about a second per megabyte, against 15 to 40 seconds to
+# compile them all.
+SMALL_WORK_BYTES = 2 << 20
 
 _CORRUPT = "compiled kernel cache file truncated or corrupt; compiling it again"
 
@@ -278,3 +293,80 @@ def install() -> None:
 
     dispatcher.Dispatcher.enable_caching = enable_caching
     _installed = True
+
+
+# -- compiled or plain Python ---------------------------------------------------------
+
+_MACHINERY = ("__init__", "config", "jit")
+_tier = None
+
+
+def kernel_modules() -> list[str]:
+    """The modules of this folder but the machinery (kernels.config, kernels.jit)."""
+    return [f"kernels.{f.stem}" for f in kernel_sources() if f.stem not in _MACHINERY]
+
+
+def compiled_ready() -> bool:
+    """Whether every kernel module was compiled under the current key."""
+    return (cache_path() / _COMPLETE).exists()
+
+
+def _imported_compiled() -> bool:
+    from numba.core.dispatcher import Dispatcher
+    return any(isinstance(v, Dispatcher) for m in kernel_modules() if m in sys.modules
+               for v in vars(sys.modules[m]).values())
+
+
+def compile_all() -> None:
+    """Import every kernel module compiled: the kernels with a signature are
+    compiled now (or loaded from the cache); the key is then complete."""
+    global _tier
+    if _tier == "python":
+        raise RuntimeError("the kernels of this process are plain Python")
+    for name in kernel_modules():
+        importlib.import_module(name)
+    _tier = "compiled"
+    with contextlib.suppress(OSError):
+        (cache_path() / _COMPLETE).touch()
+
+
+def choose_tier(work_bytes: int) -> str:
+    """How this process runs the kernels, decided before the first kernel
+    module is imported: "python" when the work is under SMALL_WORK_BYTES of
+    DTBs and the current kernels were never compiled here, "compiled"
+    otherwise (compiling now what is not in the cache).  Once decided (or
+    once a kernel module was imported), later calls keep the decision."""
+    global _tier
+    if _tier is None:
+        from numba.core import config as numba_config
+
+        if _imported_compiled() or work_bytes >= SMALL_WORK_BYTES or compiled_ready():
+            compile_all()
+        else:
+            before = numba_config.DISABLE_JIT
+            numba_config.DISABLE_JIT = True   # njit() returns the function itself
+            try:
+                for name in kernel_modules():
+                    importlib.import_module(name)
+            finally:
+                numba_config.DISABLE_JIT = before
+            _tier = "python"
+    return _tier
+
+
+def main() -> int:
+    """`python -m kernels.jit`: compile every kernel ahead (setup.sh); the
+    cache folder on stdout."""
+    import time as _time
+    started = _time.monotonic()
+    compile_all()
+    sys.stderr.write(f"dtb-audit: kernels compiled (or found compiled) in "
+                     f"{_time.monotonic() - started:.1f} s\n")
+    print(cache_path())
+    return 0
+
+
+if __name__ == "__main__":
+    # As kernels.jit, the module kernels.config installed: one state.
+    from kernels.jit import main as kernels_jit_main
+    sys.exit(kernels_jit_main())

@@ -1,6 +1,8 @@
 """The compiled-code cache (kernels/jit.py): keyed on every kernel source,
 so that editing a callee in another file recompiles its callers; corrupt
-files are compiled again without a traceback; old keys are bounded.
+files are compiled again without a traceback; old keys are bounded.  The
+tiers: small work without compiled kernels runs them as plain Python, with
+the same results.
 
 The end-to-end tests run in a scratch copy of the packages, in fresh
 processes, with a private $XDG_CACHE_HOME, as a user who edits or upgrades
@@ -136,3 +138,83 @@ def test_old_keys_are_bounded(tmp_path):
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == ["current"] + [f"old{k}" for k in range(jit.KEEP_OTHER_KEYS)]
     assert (tmp_path / "current" / jit._USED).stat().st_mtime > now - 60   # marked used
+
+
+SOC = """/dts-v1/;
+/ {
+    compatible = "vendor,board", "vendor,soc";
+    #address-cells = <1>;
+    #size-cells = <1>;
+    smmu: iommu@5000000 {
+        compatible = "arm,mmu-500";
+        reg = <0x5000000 0x800000>;
+        #global-interrupts = <1>;
+        #iommu-cells = <1>;
+    };
+    dev@1000 { compatible = "vendor,dev"; reg = <0x1000 0x100>; iommus = <&smmu 0x10>; };
+    dma@2000 { compatible = "vendor,dma"; reg = <0x2000 0x100>; iommus = <&smmu 0x11>; dma-coherent; };
+    off@3000 { compatible = "vendor,dev"; reg = <0x3000 0x100>; iommus = <&smmu 0x12>; status = "disabled"; };
+    pcie@4000000 {
+        compatible = "pci-host-ecam-generic";
+        device_type = "pci";
+        reg = <0x4000000 0x100000>;
+        #address-cells = <3>;
+        #size-cells = <2>;
+        bus-range = <0x0 0xff>;
+        iommu-map = <0x0 &smmu 0x0 0x10000>;
+        dma-coherent;
+    };
+};
+"""
+
+TIER = """
+import json, sys
+from kernels import jit
+tier = jit.choose_tier(int(sys.argv[3]))
+from corpus.flat import flatten
+from kernels import fdt
+from kernels.evaluate import evaluate
+from kernels.target import TargetKernel
+flat = flatten([sys.argv[1]], sys.argv[2], cache=False)
+ev = evaluate(flat, TargetKernel.parse("6.12"))
+print(json.dumps({"tier": tier, "parser": type(fdt.walk_dtbs).__name__,
+                  "nodes": flat.node_parent.tolist(), "names": flat.prop_names,
+                  "links": ev.links.tolist(), "verdicts": ev.verdict.tolist()}))
+"""
+
+
+def _tier_run(tmp_path, work_bytes, xdg):
+    import json
+    dtb = tmp_path / "soc.dtb"
+    if not dtb.exists():
+        subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb), "-"],
+                       input=SOC.encode(), check=True)
+    env = dict(os.environ, XDG_CACHE_HOME=str(xdg))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    p = subprocess.run([sys.executable, "-c", TIER, str(dtb), str(tmp_path), str(work_bytes)],
+                       cwd=SOURCE, env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and not p.stderr, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_small_work_without_compiled_kernels_runs_them_as_plain_python(tmp_path):
+    xdg = tmp_path / "xdg"
+    python = _tier_run(tmp_path, 1000, xdg)
+    assert (python["tier"], python["parser"]) == ("python", "function")
+    assert not list(xdg.glob("dtb-audit/numba/*/*.nbc"))       # nothing compiled
+    # The same answers as the compiled kernels (those of the user's cache).
+    compiled = _tier_run(tmp_path, jit.SMALL_WORK_BYTES, os.environ.get(
+        "XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")))
+    assert (compiled["tier"], compiled["parser"]) == ("compiled", "CPUDispatcher")
+    assert len(python["links"]) == 4 and len(set(python["verdicts"])) >= 3, python["verdicts"]
+    assert python == dict(compiled, tier="python", parser="function")
+
+
+def test_small_work_with_compiled_kernels_uses_them(tmp_path):
+    xdg = tmp_path / "xdg"
+    assert _tier_run(tmp_path, 1000, xdg)["tier"] == "python"
+    key = xdg / "dtb-audit" / "numba" / jit.kernels_key()
+    assert not key.exists()                     # the plain Python run compiled nothing
+    key.mkdir(parents=True)
+    (key / jit._COMPLETE).touch()               # as compile_all() leaves it
+    assert _tier_run(tmp_path, 1000, xdg)["tier"] == "compiled"
