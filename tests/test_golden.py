@@ -201,3 +201,20 @@ def test_real_boards_diff_and_history(real):
     h = history([sweeps["6.1"], sweeps["6.12"]])
     check("real/history.text", format_history(h), places)
     check("real/history.json", json.dumps(h, indent=1) + "\n", places)
+
+
+# -- the commands' help -----------------------------------------------------------------------
+
+COMMANDS = [[], ["corpus"], ["corpus", "build"], ["sweep"], ["explain"], ["check-parser"],
+            ["diff"], ["history"], ["patch"]]
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: "-".join(w) or "top")
+def test_help(words, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")        # argparse fills to the terminal's width
+    with pytest.raises(SystemExit) as exit:
+        main([*words, "--help"])
+    assert exit.value.code == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    check(f"help/{'-'.join(words) or 'dtb-audit'}", out, {})
