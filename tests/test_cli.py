@@ -309,3 +309,79 @@ def test_dtb_text_escaped_in_diff_and_history(tmp_path, snippets, capsys):
     assert not CONTROL.search(out)
     (row,) = [l for l in out.splitlines() if l.startswith("evil")]
     assert row.split() == [EVIL_SOC, "-", "affected", "non-coherent", "throughout"]
+
+
+# -- history: the arguments of each way -------------------------------------------------------
+
+def _fake_history_git(monkeypatch):
+    """Replace run_history_git with a recorder that takes exactly what the
+    real one takes (a keyword it does not know is a TypeError, as it would be)."""
+    import inspect
+
+    from auditor import history as history_module
+    real = inspect.signature(history_module.run_history_git)
+    calls = []
+
+    def fake(*args, **kwargs):
+        real.bind(*args, **kwargs)
+        calls.append((args, kwargs))
+        return 3
+
+    monkeypatch.setattr(history_module, "run_history_git", fake)
+    return calls
+
+
+def test_history_git_hands_every_option_over(monkeypatch):
+    calls = _fake_history_git(monkeypatch)
+    assert main(["history", "--git", "linux", "v6.1..v6.12", "v6.12..v6.13", "--all-commits",
+                 "--scheduler", "tcp://h:8786", "--plot", "p.svg", "--mails", "mails",
+                 "--format", "json", "--fail-on-new", "-o", "h.json", "-j", "3",
+                 "--target-kernel", "6.1.192", "--rule", "walk-only",
+                 "--no-legacy-dt-bindings"]) == 3
+    assert calls == [(("linux", ["v6.1..v6.12", "v6.12..v6.13"]), dict(
+        all_commits=True, target_kernel="6.1.192", rule="walk-only", legacy_dt_bindings=False,
+        scheduler="tcp://h:8786", jobs=3, plot="p.svg", mails="mails", fmt="json",
+        fail_on_new=True, output="h.json"))]
+
+
+def test_history_git_defaults(monkeypatch):
+    calls = _fake_history_git(monkeypatch)
+    assert main(["history", "--git", "linux"]) == 3
+    assert calls == [(("linux", []), dict(
+        all_commits=False, target_kernel=None, rule=None, legacy_dt_bindings=True,
+        scheduler=None, jobs=None, plot=None, mails=None, fmt="text", fail_on_new=False,
+        output=None))]
+
+
+@pytest.mark.parametrize("option", [["--all-commits"], ["--scheduler", "tcp://h:1"],
+                                    ["--plot", "p.svg"], ["--mails", "m"]])
+def test_history_git_options_need_git(capsys, option):
+    assert main(["history", str(GOLDEN / "snippets/sweep.json"), *option]) == 2
+    out, err = capsys.readouterr()
+    assert (out, one_line(err)) == ("", f"dtb-audit: error: {option[0]} needs --git REPO")
+
+
+def test_history_needs_something(capsys):
+    assert main(["history"]) == 2
+    assert one_line(capsys.readouterr().err) == \
+        "dtb-audit: error: history: give saved sweeps or corpora, oldest first (or --git REPO)"
+
+
+def test_history_of_saved_sweeps_fail_on_new_and_names(capsys, tmp_path):
+    snippets, mini = GOLDEN / "snippets/sweep.json", GOLDEN / "minikernel/sweep.json"
+    assert main(["history", str(snippets), str(mini), "--fail-on-new"]) == 1
+    assert main(["history", str(snippets), str(mini)]) == 0
+    capsys.readouterr()
+    # The same sweep twice: no SoC is new at the end, and the columns are
+    # named by the files given (the sweeps' own names are the same).
+    again = tmp_path / "again.json"
+    shutil.copy(snippets, again)
+    assert main(["history", str(snippets), str(again), "--fail-on-new", "--format", "json"]) == 0
+    h = json.loads(capsys.readouterr().out)
+    assert h["versions"] == [str(snippets), str(again)]
+    # --changed: only the SoCs whose verdict or SMMU changed (here none).
+    assert main(["history", str(snippets), str(again)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 6
+    assert main(["history", str(snippets), str(again), "--changed"]) == 0
+    (header,) = capsys.readouterr().out.splitlines()
+    assert header.split() == ["SoC", str(snippets), str(again), "SMMU"]

@@ -3,6 +3,7 @@
 and a later tree that reverts one addition, as upstream did for sdm845."""
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,73 @@ def test_load_sweep_rejects_other_json(tmp_path):
         load_sweep(str(path))
     assert str(why.value) == (f"{path}: error: not a dtb-audit sweep (the JSON is a list, "
                               f"not an object)")
+
+
+# -- history and diff of saved sweeps (no tree built) ---------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def saved():
+    return load_sweep(GOLDEN / "snippets/sweep.json")
+
+
+def _soc(sweep, name):
+    (s,) = [s for s in sweep.socs if s.soc == name]
+    return s
+
+
+def _with_socs(sweep, *socs):
+    return dataclasses.replace(sweep, socs=tuple(socs))
+
+
+def test_history_rows_order_and_socs_without_a_name(saved):
+    """Changed SoCs first, then the ones ever affected, then by name; a SoC
+    of no name (no root compatible) sorts as the empty name and reads "?"."""
+    plat, fine = _soc(saved, "acme,plat"), _soc(saved, "acme,fine")
+    nameless = dataclasses.replace(plat, soc=None)
+    upper = dataclasses.replace(fine, soc="Acme,fine")
+    first = _with_socs(saved, nameless, upper, plat)
+    second = _with_socs(saved, nameless, dataclasses.replace(upper, affected=True), plat)
+    h = history([first, second], ["one", "two"])
+    assert [r["soc"] for r in h["socs"]] == ["Acme,fine", None, "acme,plat"]
+    assert h["socs"][0]["changes"] == [
+        {"version": "two", "what": "verdict", "old": "unaffected", "new": "affected"}]
+    lines = format_history(h).split("\n")
+    assert lines[2].split() == ["?", "affected", "affected", "non-coherent", "throughout"]
+    assert lines[0].startswith("SoC        one")
+
+
+def test_history_smmu_mixed_and_absent(saved):
+    plat = _soc(saved, "acme,plat")
+    (p,) = plat.providers
+    mixed = dataclasses.replace(plat, providers=(p, dataclasses.replace(p, path="/soc/x",
+                                                                        coherent=True)))
+    coherent = dataclasses.replace(plat, providers=(dataclasses.replace(p, coherent=True),))
+    h = history([_with_socs(saved, mixed), _with_socs(saved), _with_socs(saved, coherent)],
+                ["a", "b", "c"])
+    (row,) = h["socs"]
+    assert row["smmu"] == ["mixed", None, "coherent"]
+    assert row["verdicts"] == ["affected", None, "affected"]
+    # Absent in between: nothing to compare across the gap, and no "throughout".
+    assert row["changes"] == []
+    assert format_history(h).split("\n")[1].split() == ["acme,plat", "affected", "-", "affected",
+                                                        "-"]
+
+
+def test_history_soc_without_smmu_is_left_out(saved):
+    rk = _soc(saved, "acme,rk")
+    assert rk.providers == ()
+    assert history([_with_socs(saved, rk)])["socs"] == []
+
+
+def test_history_short_names():
+    h = {"versions": ["linux-6.1.192 (debian linux-source-6.1)", "linux-6.12.117 (x y)"],
+         "socs": [{"soc": "a", "verdicts": ["affected", "unaffected"],
+                   "smmu": ["non-coherent", "coherent"],
+                   "changes": [{"version": "linux-6.12.117 (x y)", "what": "smmu",
+                                "old": "non-coherent", "new": "coherent"}]}]}
+    assert format_history(h) == (
+        "SoC  linux-6.1.192  linux-6.12.117  SMMU\n"
+        "a    affected       unaffected      coherent from linux-6.12.117\n")
