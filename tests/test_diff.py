@@ -230,3 +230,17 @@ def test_history_short_names():
     assert format_history(h) == (
         "SoC  linux-6.1.192  linux-6.12.117  SMMU\n"
         "a    affected       unaffected      coherent from linux-6.12.117\n")
+
+
+@pytest.mark.parametrize("count, shown_rows, more", [
+    (40, 40, None), (41, 40, "  ... and 1 more (--format json lists all)")])
+def test_format_diff_shows_at_most_40_rows_a_section(saved, count, shown_rows, more):
+    d = diff_sweeps(saved, saved)
+    d["boards"]["newly_affected"] = [{"dtb": f"b{k:02}.dtb", "soc": "s", "new_board": False}
+                                     for k in range(count)]
+    lines = format_diff(d).split("\n")
+    start = lines.index(f"Boards newly affected ({count}):")
+    rows = lines[start + 1:start + 1 + shown_rows]
+    assert rows == [f"  b{k:02}.dtb" for k in range(shown_rows)]
+    assert lines[start + 1 + shown_rows] == (more or "")
+    assert len(format_diff(d, most=2).split("\n")) == len(lines) - shown_rows + 2 + (more is None)

@@ -239,3 +239,14 @@ def test_diagnostic_line():
 ])
 def test_shown(raw, text):
     assert shown(raw) == text
+
+
+def test_gcc_skips_providers_that_are_not_affected(mini):
+    a100 = soc(mini, "acme,a100")
+    (p,) = a100.providers
+    idle = dataclasses.replace(p, path="/soc/iommu@6000000", affected=False)
+    out = render(replace_soc(mini, "acme,a100", providers=(idle, p)), "gcc")
+    assert [l.split(": ")[0] for l in out.splitlines()] == [
+        "arch/arm64/boot/dts/acme/a100.dtsi:27", "arch/arm64/boot/dts/acme/a300.dtsi:27",
+        "arch/arm64/boot/dts/acme/a200.dtsi:27"]
+    assert "iommu@6000000" not in out
