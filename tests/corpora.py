@@ -136,6 +136,32 @@ def snippet_corpus(folder, version="old"):
     return folder
 
 
+# Boards for `explain`'s chains, apart from the snippet corpus (whose
+# counts the reports' tests pin): a master disabled by an ancestor, one
+# that says dma-noncoherent, an SMMU whose DMA parents loop (dma-mem
+# interconnects), and an SMMU with no master at all.
+CHAINS = _soc(
+    "\t\tnoc1: noc@1 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
+    " interconnects = <&noc2>; interconnect-names = \"dma-mem\"; };\n"
+    "\t\tnoc2: noc@2 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
+    " interconnects = <&noc1>; interconnect-names = \"dma-mem\"; };\n",
+    _smmu(extra='interconnects = <&noc1>; interconnect-names = "dma-mem";'),
+    "\t\tbus@4000 {\n\t\t\tcompatible = \"simple-bus\";\n\t\t\t#address-cells = <2>;\n"
+    "\t\t\t#size-cells = <2>;\n\t\t\tranges;\n\t\t\tstatus = \"disabled\";\n"
+    "\t\t\tusb@4000 { compatible = \"acme,dev\"; iommus = <&smmu 0x20>; };\n\t\t};\n",
+    _device("gpu@5000", "dma-noncoherent;"))
+
+
+def explain_boards(folder):
+    """Write chains.dtb and idle.dtb (see CHAINS) into `folder`; returns it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    compile_dts(folder, "chains", CHAINS, header=_header("acme,chains-evk", "acme,chains"))
+    compile_dts(folder, "idle", _soc(_smmu()), header=_header("acme,idle-evk", "acme,idle"))
+    for name in ("chains", "idle"):
+        (folder / f"{name}.dts").unlink()
+    return folder
+
 def private_cache(folder):
     """A $XDG_CACHE_HOME for a `dtb-audit` subprocess that shares only the
     compiled kernels with the user's cache (kernels/jit.py keeps them there;

@@ -27,7 +27,7 @@ from auditor.cli import main
 from auditor.diff import diff_sweeps, format_diff, format_history, history
 from auditor.output import text_file
 from auditor.sweep import sweep_corpus
-from corpora import snippet_corpus
+from corpora import explain_boards, snippet_corpus
 from corpus.build import build_corpus
 from minikernel import make_minikernel
 
@@ -74,6 +74,7 @@ def snippets(tmp_path_factory):
     base = tmp_path_factory.mktemp("golden-snippets")
     for folder, v in (("old", "old"), ("new", "new"), ("again", "old")):
         snippet_corpus(base / folder, v)
+    explain_boards(base / "chains")
     return base
 
 
@@ -93,6 +94,13 @@ def test_snippet_sweep_stderr(snippets, capsys):
 @pytest.mark.parametrize("board", EXPLAINED)
 def test_snippet_explain(snippets, capsys, board):
     status, out, err = run(capsys, "explain", snippets / "old" / f"{board}.dtb")
+    assert (status, err) == (0, "")
+    check(f"snippets/explain.{board}", out, {"{TMP}": snippets})
+
+
+@pytest.mark.parametrize("board", ["chains", "idle"])
+def test_explain_chains(snippets, capsys, board):
+    status, out, err = run(capsys, "explain", snippets / "chains" / f"{board}.dtb")
     assert (status, err) == (0, "")
     check(f"snippets/explain.{board}", out, {"{TMP}": snippets})
 
