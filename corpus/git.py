@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterator
 
 from corpus.errors import CorpusError
-from corpus.kbuild import DTS_DIR, kernel_version
+from corpus.kbuild import DTS_DIR
 from corpus.sources import cache_dir, short_hash
 
 KERNEL = "kernel"
@@ -202,7 +202,8 @@ class Worktree:
     """A sparse worktree of `repo` in a slot of the cache, held while in use.
 
     `tree` is what corpus.build builds: the worktree itself for a kernel,
-    a kernel-shaped shim of links into it for devicetree-rebasing.
+    a kernel-shaped shim of links into it for devicetree-rebasing, whose
+    Makefile carries the version `git describe` gives (the target kernel).
     `corpus_dir` is where the DTBs of this slot are built.
     """
 
@@ -221,12 +222,6 @@ class Worktree:
         self.commit = sha
         if self.repo.layout == REBASING:
             _write_shim(self.path, self.tree, rebasing_version(self.repo, sha))
-
-    def target_kernel(self) -> str:
-        """The kernel version this revision is: the Makefile's, or `git describe`'s."""
-        if self.repo.layout == REBASING:
-            return rebasing_version(self.repo, self.commit)
-        return kernel_version(self.path)
 
     def in_repo(self, message: str) -> str:
         """A message about the worktree, about the repository instead (no cache paths)."""
