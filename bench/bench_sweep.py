@@ -1,6 +1,7 @@
 """The whole-corpus sweep, timed: the numba kernels from the flattened cache
 beside the plain pylibfdt version of the same rule (bench/naive_rule.py),
-in one run, under every rule.
+in one run, under every rule, as the corpus's own kernel (its target)
+judges.  (Every figure of the project side by side: bench/bench_all.py.)
 
     python bench/bench_sweep.py [--debian linux-source-6.12] [--repeat 3]
 
@@ -10,9 +11,9 @@ flattened once so the cache is warm.  Timed, each the best of --repeat runs
 (the machine is noisy):
 
   flatten   flatten(..., cache=True): load of the warm cache
-  evaluate  auditor.sweep.evaluate(): the rule over every link
+  evaluate  kernels.evaluate.evaluate(): the rule over every link
   sweep     flatten + evaluate: the full sweep from the cache
-  document  auditor.sweep.document(): the link records and SoC summaries
+  document  auditor.sweep.build_sweep(): the link records and SoC summaries
   naive     naive_rule.sweep_dtb() over every DTB: link records
 
 The two must give the same verdict counts; the output says whether they do,
@@ -31,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from auditor.sweep import document, evaluate  # noqa: E402
+from auditor.sweep import build_sweep, target_for  # noqa: E402
 from bench.naive_rule import RULES, NaiveError, sweep_dtb  # noqa: E402
 from corpus.build import build_corpus, progress_wanted  # noqa: E402
 from corpus.errors import CorpusError  # noqa: E402
 from corpus.flat import flatten  # noqa: E402
-from kernels.rule import VERDICTS  # noqa: E402
+from kernels.codes import VERDICT_NAMES as VERDICTS  # noqa: E402
+from kernels.evaluate import evaluate  # noqa: E402
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
 
@@ -52,13 +54,13 @@ def best(run, repeat):
     return min(times), result
 
 
-def naive_sweep(root, dtbs, rule):
+def naive_sweep(root, dtbs, rule, target):
     """naive_rule over every DTB; a DTB it cannot read is reported and skipped."""
     records = []
     for dtb in tqdm(dtbs, desc=f"naive {rule}", unit="dtb", file=sys.stderr, leave=False,
                     disable=not progress_wanted()):
         try:
-            records += sweep_dtb(root / dtb, rule, dtb=dtb)
+            records += sweep_dtb(root / dtb, rule, dtb=dtb, target=target)
         except NaiveError as exc:
             sys.stderr.write(f"{exc}\n")
     return records
@@ -73,7 +75,7 @@ def main(argv=None):
     source.add_argument("--dtbs", help="a folder of built DTBs")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measure; the best counts")
     ap.add_argument("--rule", choices=RULES, action="append",
-                    help="only this rule (again for more; default: all three)")
+                    help="only this rule (again for more; default: all of them)")
     args = ap.parse_args(argv)
     rules = args.rule or list(RULES)
 
@@ -86,15 +88,16 @@ def main(argv=None):
     root = Path(corpus.root)
     dtbs = [e.dtb for e in corpus.boards]
     paths = [root / d for d in dtbs]
+    target = target_for(corpus)
 
     flat = flatten(paths, root)          # parses on a first run, and fills the cache
     for message in flat.errors():
         sys.stderr.write(message + "\n")
     t = time.perf_counter()
-    evaluate(flat)                       # loads (or compiles) the kernels' machine code
+    evaluate(flat, target)               # loads (or compiles) the kernels' machine code
     warmup = time.perf_counter() - t
     print(f"corpus: {corpus.identity}: {len(dtbs)} DTBs, {flat.node_parent.size} nodes, "
-          f"{flat.prop_node.size} properties ({root})")
+          f"{flat.prop_node.size} properties ({root}); target kernel {target}")
     print(f"kernels loaded in {warmup:.2f} s; best of {args.repeat} runs, seconds")
 
     header = (f"{'rule':<15}{'links':>7}{'flatten':>9}{'evaluate':>10}{'sweep':>8}"
@@ -104,10 +107,10 @@ def main(argv=None):
     agree = True
     for rule in rules:
         t_flatten, _ = best(lambda: flatten(paths, root), args.repeat)
-        t_evaluate, ev = best(lambda: evaluate(flat, rule), args.repeat)
-        t_sweep, _ = best(lambda: evaluate(flatten(paths, root), rule), args.repeat)
-        t_document, doc = best(lambda: document(ev), args.repeat)
-        t_naive, naive = best(lambda: naive_sweep(root, dtbs, rule), args.repeat)
+        t_evaluate, ev = best(lambda: evaluate(flat, target, rule), args.repeat)
+        t_sweep, _ = best(lambda: evaluate(flatten(paths, root), target, rule), args.repeat)
+        t_document, result = best(lambda: build_sweep(ev, corpus), args.repeat)
+        t_naive, naive = best(lambda: naive_sweep(root, dtbs, rule, target), args.repeat)
 
         n = len(ev.verdict)
         rows.append(f"{rule:<15}{n:>7}{t_flatten:>9.3f}{t_evaluate:>10.3f}{t_sweep:>8.3f}"
@@ -117,7 +120,7 @@ def main(argv=None):
 
         numba_counts = Counter(VERDICTS[v] for v in ev.verdict)
         naive_counts = Counter(r["verdict"] for r in naive)
-        links_numba = Counter(tuple(r[k] for k in KEY) for r in doc["links"])
+        links_numba = Counter(tuple(getattr(link, k) for k in KEY) for link in result.links)
         links_naive = Counter(tuple(r[k] for k in KEY) for r in naive)
         same = numba_counts == naive_counts
         agree &= same
