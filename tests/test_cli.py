@@ -385,3 +385,138 @@ def test_history_of_saved_sweeps_fail_on_new_and_names(capsys, tmp_path):
     assert main(["history", str(snippets), str(again), "--changed"]) == 0
     (header,) = capsys.readouterr().out.splitlines()
     assert header.split() == ["SoC", str(snippets), str(again), "SMMU"]
+
+
+# -- explain, in this process -----------------------------------------------------------------
+
+def test_explain_a_board_of_a_corpus_by_name(snippets, capsys):
+    assert main(["explain", "plat-evk", "--dtbs", str(snippets)]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out == (GOLDEN / "snippets/explain.plat-evk").read_text()
+
+
+def test_explain_a_name_that_is_no_board(snippets, capsys):
+    assert main(["explain", "nope", "--dtbs", str(snippets)]) == 2
+    assert one_line(capsys.readouterr().err) == f"nope: error: no such board in {snippets}"
+
+
+@pytest.mark.parametrize("name", ["missing.dtb", "missing.dtbo", "no/such/board"])
+def test_explain_of_a_missing_path_says_so_first(tmp_path, capsys, monkeypatch, name):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", name]) == 2
+    assert one_line(capsys.readouterr().err) == f"{name}: error: no such file"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_explain_a_dtb_that_does_not_parse(snippets, capsys):
+    assert main(["explain", str(snippets / "broken.dtb")]) == 2
+    assert one_line(capsys.readouterr().err) == \
+        f"{snippets / 'broken.dtb'}: error: file too short for an FDT header (at offset 25)"
+
+
+def test_explain_under_another_target_and_rule(snippets, capsys):
+    board = str(snippets / "plat-evk.dtb")
+    assert main(["explain", board, "--target-kernel", "6.1.0"]) == 0
+    out = capsys.readouterr().out
+    assert out.split("\n")[0].endswith(", target 6.1.0, rule walk-only")
+    assert "  /soc/crypto@2000 (platform) via iommus -> /soc/iommu@5000000: BROKEN\n" in out
+    assert main(["explain", board, "--rule", "legacy-true"]) == 0
+    out = capsys.readouterr().out
+    assert out.split("\n")[0].endswith(", target 7.2 (assumed: the newest modelled; give "
+                                       "--target-kernel), rule legacy-true")
+    assert "  /soc/dma@1000 (platform) via iommus -> /soc/iommu@5000000: CAPABLE\n" in out
+
+
+def test_explain_without_legacy_bindings(tmp_path, capsys):
+    from snippets import compile_dts, device, smmu, soc
+    legacy = smmu(extra="mmu-masters = <&ldev 0x1>;")
+    dtb = compile_dts(tmp_path, "legacy", soc(legacy, "\t\tldev: ldev@2 { compatible = "
+                                                      "\"test,dev\"; #stream-id-cells = <1>; };\n"))
+    assert main(["explain", str(dtb)]) == 0
+    assert "  /soc/ldev@2 (platform) via mmu-masters -> /soc/iommu@5000000: BROKEN\n" in \
+        capsys.readouterr().out
+    assert main(["explain", str(dtb), "--no-legacy-dt-bindings"]) == 0
+    out = capsys.readouterr().out
+    assert ("  /soc/ldev@2 (platform) via mmu-masters -> /soc/iommu@5000000: NO-IOMMU\n"
+            "    device:    enabled (status okay up to the root)\n"
+            "    dma attr:  /soc/ldev@2 -> /soc -> / (past the root: not coherent)\n"
+            "    note:      mmu-masters needs CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS\n") in out
+
+
+# -- the same faults, in this process (what mutation testing sees) ------------------------------
+
+@pytest.mark.parametrize("where", ["missing-folder", "folder"])
+def test_output_errors_in_process(clean, tmp_path, capsys, where):
+    target = tmp_path / "nowhere" / "r.json" if where == "missing-folder" else tmp_path
+    why = f"no folder {tmp_path / 'nowhere'}" if where == "missing-folder" else "it is a folder"
+    assert main(["sweep", str(clean), "--format", "json", "-o", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert (out, one_line(err)) == ("", f"{target}: error: cannot write the report: {why}")
+
+
+def test_report_then_diagnostics_then_summary(snippets, tmp_path, capsys):
+    report = tmp_path / "r.csv"
+    assert main(["sweep", str(snippets), "--format", "csv", "-o", str(report),
+                 "--fail-on-affected"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and report.read_text().startswith("dtb,board,soc,")
+    assert err.splitlines() == [
+        "diag-evk.dtb: warning: /soc/dma@1000: iommus: phandle 0x999 points nowhere",
+        "broken.dtb: error: file too short for an FDT header (at offset 25)",
+        f"DTBs in {snippets}: target 7.2 (assumed: the newest modelled; give --target-kernel): "
+        "rule walk-or-device: 14 links on 9 boards of 8 SoCs; 4 SoCs affected "
+        "(2 with PCI/fsl-mc passthrough broken)"]
+    # The table on stdout carries its own summary: stderr has the diagnostics only.
+    assert main(["sweep", str(snippets), "--format", "table"]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 2
+    # ... but a table written to a file leaves the summary to stderr.
+    assert main(["sweep", str(snippets), "--format", "table", "-o", str(report)]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 3
+
+
+def test_default_format_off_a_terminal_is_jsonl(clean, capsys):
+    assert main(["sweep", str(clean)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and json.loads(lines[0])["dtb"] == "pci-rdb.dtb"
+
+
+def test_every_input_failed_in_process(tmp_path, snippets, capsys):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    shutil.copy(snippets / "broken.dtb", folder)
+    assert main(["sweep", str(folder), "--format", "jsonl"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == f"dtb-audit: error: no DTB of DTBs in {folder} could be read"
+
+
+def test_sweep_paths_and_a_source_option_together(clean, capsys):
+    assert main(["sweep", str(clean), "--dtbs", str(clean)]) == 2
+    assert one_line(capsys.readouterr().err) == \
+        "dtb-audit: error: give PATHs or one source option, not both"
+
+
+def test_diff_reads_saved_sweeps_by_content_and_names_what_is_neither(tmp_path, capsys):
+    saved = tmp_path / "tonight.sweep"
+    shutil.copy(GOLDEN / "snippets/sweep.json", saved)
+    assert main(["diff", str(saved), str(saved), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["regression"] is False
+    for text, message in (("null", "not a dtb-audit sweep (the JSON is null, not an object)"),
+                          ("[]", "not a dtb-audit sweep (the JSON is a list, not an object)")):
+        other = tmp_path / "other.out"
+        other.write_text("  " + text)
+        assert main(["diff", str(saved), str(other)]) == 2
+        assert one_line(capsys.readouterr().err) == f"{other}: error: {message}"
+    assert main(["diff", str(saved), "nonsense"]) == 2
+    assert one_line(capsys.readouterr().err) == ("nonsense: error: no such file or folder, and "
+                                                 "not a Debian [suite/]linux-source-X package name")
+
+
+def test_diff_to_a_file_and_fail_on_new(tmp_path, capsys):
+    snippets, mini = GOLDEN / "snippets/sweep.json", GOLDEN / "minikernel/sweep.json"
+    out = tmp_path / "d.txt"
+    assert main(["diff", str(snippets), str(mini), "-o", str(out), "--fail-on-new"]) == 1
+    assert capsys.readouterr() == ("", "")
+    assert out.read_text().startswith("dtb-audit diff: DTBs in ")
+    assert main(["diff", str(mini), str(mini), "--fail-on-new"]) == 0
