@@ -9,6 +9,7 @@ kernels' table, the per-SoC summaries in one pass over the links.
 """
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -35,19 +36,36 @@ def target_for(corpus=None, given=None) -> TargetKernel:
     return TargetKernel.newest()
 
 
+def prepare_kernels(paths):
+    """Decide, before any kernel module is imported, whether this process
+    runs the kernels compiled or as plain Python: small work on a machine
+    where they were never compiled is quicker without compiling
+    (kernels/jit.py)."""
+    from kernels.jit import choose_tier
+    total = 0
+    for path in paths:
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass            # the parser reports it
+    return choose_tier(total)
+
+
 def flatten_corpus(corpus):
     """The flattened arrays of a corpus.build.Corpus: its boards and composites."""
-    from corpus.flat import flatten
     root = Path(corpus.root)
-    return flatten([root / e.dtb for e in corpus.boards], root)
+    paths = [root / e.dtb for e in corpus.boards]
+    prepare_kernels(paths)
+    from corpus.flat import flatten
+    return flatten(paths, root)
 
 
 def sweep_corpus(corpus, target=None, rule=None, legacy_dt_bindings=True, flat=None) -> Sweep:
     """The whole sweep of a corpus.build.Corpus.  target: a TargetKernel
     (default: target_for(corpus)); rule: a RULES id overriding the target's."""
-    from kernels.evaluate import evaluate
     target = target or target_for(corpus)
     flat = flat if flat is not None else flatten_corpus(corpus)
+    from kernels.evaluate import evaluate      # after flatten_corpus chose how kernels run
     ev = evaluate(flat, target, rule, legacy_dt_bindings)
     return build_sweep(ev, corpus, legacy_dt_bindings)
 
