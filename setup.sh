@@ -2,11 +2,13 @@
 # Set up a fresh Debian or Ubuntu machine for dtb-audit: the tools the corpus
 # build runs (cpp; gcc, flex and bison to compile the kernel tree's own dtc;
 # device-tree-compiler for fdtoverlay and fdtget; xz-utils to read kernel
-# tarballs on all cores), then the Python package with its test extras.
+# tarballs on all cores; git for history --git and patches), then the Python
+# package with its test extras, then the numba kernels compiled ahead (the
+# project still runs without: small work as plain Python, the rest compiles).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cpp gcc libc6-dev flex bison device-tree-compiler xz-utils ca-certificates)
+packages=(cpp gcc libc6-dev flex bison device-tree-compiler xz-utils ca-certificates git)
 sudo=""
 if [ "$(id -u)" != 0 ]; then
     sudo="sudo"
@@ -30,3 +32,4 @@ sys.exit(0 if managed and sys.prefix == sys.base_prefix else 1)'; then
     echo "setup.sh: installed into .venv; run '. .venv/bin/activate' before the README's commands"
 fi
 "$python" -m pip install -q -e ".[test,bench]"
+"$python" -m kernels.jit >/dev/null
