@@ -19,15 +19,24 @@ V612 = dict(version=(6, 12, 117), coherent=("a100", "a200", "a400"))
 REVERTED = dict(version=(6, 13, 0), coherent=("a200", "a400"))     # a100's addition reverted
 
 
-@pytest.fixture
-def trees(tmp_path, isolated_cache):
-    return {name: make_minikernel(tmp_path / name, **kw)
+@pytest.fixture(scope="module")
+def private(tmp_path_factory):
+    """One folder for the module's trees, and its own cache (never the user's)."""
+    base = tmp_path_factory.mktemp("diff")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CACHE_HOME", str(base / "cache"))
+        yield base
+
+
+@pytest.fixture(scope="module")
+def trees(private):
+    return {name: make_minikernel(private / name, **kw)
             for name, kw in (("v61", V61), ("v612", V612), ("reverted", REVERTED))}
 
 
-@pytest.fixture
-def docs(trees, tmp_path):
-    return {name: sweep_corpus(build_corpus(kernel=tree, out=tmp_path / f"dtbs-{name}"))
+@pytest.fixture(scope="module")
+def docs(trees, private):
+    return {name: sweep_corpus(build_corpus(kernel=tree, out=private / f"dtbs-{name}"))
             for name, tree in trees.items()}
 
 
