@@ -77,6 +77,14 @@ class DtbResult:
     smmus: tuple                 # Smmu
 
 
+@dataclass(frozen=True)
+class Judging:
+    """How every revision is judged (the same on every worker)."""
+    target_kernel: str | None = None   # --target-kernel; None: each revision's own version
+    rule: str | None = None            # --rule: a RULES id overriding the target's
+    legacy_dt_bindings: bool = True    # CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS
+
+
 @dataclass
 class RevisionResult:
     commit: str
@@ -93,7 +101,7 @@ class RevisionResult:
     seconds: float = 0.0
 
 
-def history_chunk(repo_path: str, commits: list[Commit], target_kernel: str | None = None,
+def history_chunk(repo_path: str, commits: list[Commit], judging: Judging = Judging(),
                   jobs: int | None = None, topic: str | None = None,
                   chunk: int = 0) -> list[RevisionResult]:
     """Judge `commits` in order from one owned worktree, incrementally (runs on a worker)."""
@@ -103,7 +111,7 @@ def history_chunk(repo_path: str, commits: list[Commit], target_kernel: str | No
     results = []
     with owned_worktree(repo) as worktree:
         for commit in commits:
-            results.append(_revision(worktree, commit, target_kernel, jobs, judgements))
+            results.append(_revision(worktree, commit, judging, jobs, judgements))
             _tell(topic, {"chunk": chunk, "commit": commit.sha, "pid": os.getpid()})
     return results
 
@@ -120,7 +128,7 @@ def _tell(topic: str | None, message: dict) -> None:
     worker.log_event(topic, message)
 
 
-def _revision(worktree, commit: Commit, target_kernel, jobs, judgements) -> RevisionResult:
+def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements) -> RevisionResult:
     from corpus.build import build_corpus
 
     started = time.monotonic()
@@ -128,7 +136,7 @@ def _revision(worktree, commit: Commit, target_kernel, jobs, judgements) -> Revi
     try:
         worktree.checkout(commit.sha)
         corpus = build_corpus(kernel=worktree.tree, out=worktree.corpus_dir, jobs=jobs)
-        target = _target(corpus, target_kernel)
+        target = _target(corpus, judging.target_kernel)
     except CorpusError as why:
         result.error, result.judged_all = worktree.in_repo(str(why)), False
         result.seconds = time.monotonic() - started
@@ -143,7 +151,7 @@ def _revision(worktree, commit: Commit, target_kernel, jobs, judgements) -> Revi
     keys = {e.dtb: (e.dtb, _sha256(corpus.root / e.dtb), str(target)) for e in corpus.boards}
     new = [e for e in corpus.boards if keys[e.dtb] not in judgements]
     if new:
-        for dtb, judged in _judge(corpus, new, target).items():
+        for dtb, judged in _judge(corpus, new, target, judging).items():
             judgements[keys[dtb]] = _in_repo(judged, worktree)
         result.judged = {e.dtb: judgements[keys[e.dtb]].soc for e in new}
     result.rejudged, result.kept = len(new), len(keys) - len(new)
@@ -163,14 +171,15 @@ def _target(corpus, given):
     return target_for(corpus, given)
 
 
-def _judge(corpus, entries, target) -> dict[str, DtbResult]:
+def _judge(corpus, entries, target, judging: Judging) -> dict[str, DtbResult]:
     """The sweep of some boards of `corpus`, per board: the one place the sweep is read."""
     from auditor.sweep import sweep_corpus
     from corpus.flat import flatten
 
     part = dataclasses.replace(corpus, entries=list(entries))
     flat = flatten([corpus.root / e.dtb for e in entries], corpus.root, cache=False)
-    sweep = sweep_corpus(part, target=target, flat=flat)
+    sweep = sweep_corpus(part, target=target, rule=judging.rule,
+                         legacy_dt_bindings=judging.legacy_dt_bindings, flat=flat)
     # A board without a root compatible (or that does not parse) belongs to no SoC.
     out = {e.dtb: DtbResult(None, False, ()) for e in entries}
     for soc in sweep.socs:
@@ -230,12 +239,15 @@ class History:
     chunks: list = field(default_factory=list)   # how the commits were cut
 
 
-def history_git(repo, revisions=(), *, all_commits=False, target_kernel=None, scheduler=None,
-                jobs=None, chunk_size=None, on_event=None) -> History:
+def history_git(repo, revisions=(), *, all_commits=False, target_kernel=None, rule=None,
+                legacy_dt_bindings=True, scheduler=None, jobs=None, chunk_size=None,
+                on_event=None) -> History:
     """Judge the revisions of `repo` on a Dask cluster and stitch the history.
 
     revisions: git ranges (see corpus.git.revisions); none: the release tags.
-    target_kernel: judge every revision under this version instead of its own.
+    target_kernel: judge every revision under this version instead of its own;
+    rule: a RULES id overriding the target kernel's; legacy_dt_bindings: as
+    for the sweep.
     scheduler: "tcp://host:port" of a dask scheduler; None: a LocalCluster
     on 127.0.0.1 with `jobs` worker processes (this machine's cores).
     chunk_size: revisions per chunk (default: spread over the workers).
@@ -251,12 +263,13 @@ def history_git(repo, revisions=(), *, all_commits=False, target_kernel=None, sc
     if not commits:
         raise CorpusError(f"{repo.path}: error: no commit in {' '.join(revisions)} touches "
                           f"the device-tree sources")
-    results, chunks = _run(repo, commits, target_kernel, scheduler, jobs, chunk_size, on_event)
-    doc, affected = stitch(repo, commits, results)
+    judging = Judging(target_kernel, rule, legacy_dt_bindings)
+    results, chunks = _run(repo, commits, judging, scheduler, jobs, chunk_size, on_event)
+    doc, affected = stitch(repo, commits, results, judging)
     return History(repo, commits, results, doc, affected, chunks)
 
 
-def _run(repo, commits, target_kernel, scheduler, jobs, chunk_size, on_event):
+def _run(repo, commits, judging, scheduler, jobs, chunk_size, on_event):
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -283,14 +296,14 @@ def _run(repo, commits, target_kernel, scheduler, jobs, chunk_size, on_event):
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
         size = chunk_size or math.ceil(len(commits) / max(1, threads))
         chunks = [commits[i:i + size] for i in range(0, len(commits), size)]
-        return _gather(client, repo, chunks, target_kernel, on_event), chunks
+        return _gather(client, repo, chunks, judging, on_event), chunks
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _gather(client, repo, chunks, target_kernel, on_event) -> list[RevisionResult]:
+def _gather(client, repo, chunks, judging, on_event) -> list[RevisionResult]:
     from tqdm import tqdm
 
     topic = f"dtb-audit-history-{uuid.uuid4().hex}"
@@ -305,7 +318,7 @@ def _gather(client, repo, chunks, target_kernel, on_event) -> list[RevisionResul
             on_event(message)
 
     client.subscribe_topic(topic, event)
-    futures = [client.submit(history_chunk, str(repo.path), chunk, target_kernel, None, topic, i,
+    futures = [client.submit(history_chunk, str(repo.path), chunk, judging, None, topic, i,
                              key=f"dtb-audit-chunk-{i}-{topic}", pure=False, retries=1)
                for i, chunk in enumerate(chunks)]
     results = []
@@ -325,7 +338,8 @@ def _gather(client, repo, chunks, target_kernel, on_event) -> list[RevisionResul
 
 # -- stitching --------------------------------------------------------------------
 
-def stitch(repo: Repo, commits: list, results: list) -> tuple[dict, list]:
+def stitch(repo: Repo, commits: list, results: list,
+           judging: Judging = Judging()) -> tuple[dict, list]:
     """The history document, and the affected SoCs of each revision.
 
     A revision is compared with its parent in the list (commit.parent), else
@@ -373,6 +387,8 @@ def stitch(repo: Repo, commits: list, results: list) -> tuple[dict, list]:
         "kind": "history",
         "repo": str(repo.path),
         "layout": repo.layout,
+        "rule": judging.rule,
+        "legacy_dt_bindings": judging.legacy_dt_bindings,
         "revisions": [{"commit": c.sha, "subject": c.subject, "date": c.date,
                        "target_kernel": r.target_kernel, "error": r.error}
                       for c, r in zip(commits, results)],
@@ -585,31 +601,43 @@ def write_plot(doc: dict, affected: list, path) -> None:
     write_atomically(path, buffer.getvalue())
 
 
-def run_history_git(repo, revisions=(), *, all_commits=False, target_kernel=None, scheduler=None,
-                    jobs=None, plot=None, fmt="text", fail_on_new=False, mails=None,
-                    chunk_size=None, out=sys.stdout, err=sys.stderr) -> int:
+def run_history_git(repo, revisions=(), *, all_commits=False, target_kernel=None, rule=None,
+                    legacy_dt_bindings=True, scheduler=None, jobs=None, plot=None, mails=None,
+                    fmt="text", fail_on_new=False, output=None, chunk_size=None,
+                    out=sys.stdout, err=sys.stderr) -> int:
     """`dtb-audit history --git REPO [REVISIONS...]`: the exit status.
 
     0 when the history ran; 1 with fail_on_new when a SoC is affected in the
     last revision and was not in the first; 2 for a repository, revision,
     scheduler or option that cannot be used (one line on err). Revisions that
     did not build are reported on err, one line each, and marked in the
-    output. fmt "text" (with the robot messages unless `mails` is a folder,
-    where they are written one file each) or "json".
+    output. fmt "text" (with the robot messages, unless `mails` names a
+    folder to write them in, one file each) or "json"; to `out`, or to the
+    file `output` (written atomically). plot: an .svg or .png file.
     """
+    from corpus.temporary import write_atomically
+
     try:
         if plot is not None and Path(plot).suffix.lower() not in (".svg", ".png"):
             raise CorpusError(f"{plot}: error: the plot is written as .svg or .png")
         history = history_git(repo, revisions, all_commits=all_commits,
-                              target_kernel=target_kernel, scheduler=scheduler, jobs=jobs,
-                              chunk_size=chunk_size)
+                              target_kernel=target_kernel, rule=rule,
+                              legacy_dt_bindings=legacy_dt_bindings, scheduler=scheduler,
+                              jobs=jobs, chunk_size=chunk_size)
         for r in history.doc["revisions"]:
             if r["error"]:
-                err.write(f"{r['commit'][:12]}: error: {r['error']}\n")
+                said = r["error"] if ": error: " in r["error"] else f"error: {r['error']}"
+                err.write(f"{r['commit'][:12]}: {said}\n")
+        if fmt == "json":
+            text = json.dumps(history.doc, indent=1) + "\n"
+        else:
+            text = format_text(history.doc, history.affected, mails=mails is None)
         if plot is not None:
             write_plot(history.doc, history.affected, plot)
         if mails is not None:
             write_mails(history.doc, mails)
+        if output is not None:
+            write_atomically(Path(output), text.encode())
     except CorpusError as why:
         message = str(why)
         err.write((message if ": error: " in message else f"dtb-audit: error: {message}") + "\n")
@@ -617,9 +645,6 @@ def run_history_git(repo, revisions=(), *, all_commits=False, target_kernel=None
     except OSError as why:
         err.write(f"{why.filename or 'dtb-audit'}: error: {why.strerror or why}\n")
         return 2
-    if fmt == "json":
-        json.dump(history.doc, out, indent=1)
-        out.write("\n")
-    else:
-        out.write(format_text(history.doc, history.affected, mails=mails is None))
+    if output is None:
+        out.write(text)
     return 1 if fail_on_new and new_since_first(history.affected) else 0

@@ -367,6 +367,15 @@ def _write_shim(checkout: Path, shim: Path, version: str) -> None:
 
 # -- who wrote a line -------------------------------------------------------------
 
+def is_checkout(path) -> bool:
+    """Whether `path` is a folder inside a git working tree (with commits)."""
+    if path is None or not Path(path).is_dir() or not shutil.which("git"):
+        return False
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-inside-work-tree",
+                           "--verify", "-q", "HEAD"], capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.startswith("true")
+
+
 def introducing_commit(repo, path, line: int, rev: str = "HEAD") -> tuple[str, str] | None:
     """(12-character sha, subject) of the commit that wrote `line` of `path`, for
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from auditor.history import (format_text, history_chunk, history_git, new_since_first,
+from auditor.history import (Judging, format_text, history_chunk, history_git, new_since_first,
                              run_history_git, stitch, write_mails, write_plot)
 from corpus.errors import CorpusError
-from corpus.git import introducing_commit, open_repo, owned_worktree, release_tags, revisions
+from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
+                        revisions)
 from gitrepo import (GitRepo, board, debian_history_repo, rebasing_repo, smmu_line, soc_dtsi,
                      story_repo)
 from minikernel import ECAM, ENABLE_ENETC, VENDOR_DIR
@@ -33,12 +34,12 @@ def story(tmp_path, isolated_cache):
     return repo, shas
 
 
-def judged(repo_root, ranges, **kwargs):
+def judged(repo_root, ranges, judging=Judging(), **kwargs):
     """history_chunk and stitch in this process: (doc, affected, results)."""
     repo = open_repo(repo_root)
     commits = revisions(repo, ranges, **kwargs)
-    results = history_chunk(str(repo.path), commits)
-    doc, affected = stitch(repo, commits, results)
+    results = history_chunk(str(repo.path), commits, judging)
+    doc, affected = stitch(repo, commits, results, judging)
     return doc, affected, results
 
 
@@ -125,6 +126,21 @@ def test_every_transition_is_attributed_to_its_commit(story):
     assert [len(a) for a in affected] == [0, 0, 1, 1, 0, 0]
     assert [r["target_kernel"] for r in doc["revisions"]] == ["6.12.0"] * 6
     assert all(r["error"] is None for r in doc["revisions"])
+
+
+def test_a_rule_and_a_target_kernel_given_for_every_revision(story):
+    repo, shas = story
+    # arm-smmu always answers true before v6.1: a100 is never affected.
+    doc, affected, _ = judged(repo.root, ["v6.11..master"], Judging(rule="legacy-true"))
+    assert doc["rule"] == "legacy-true"
+    # The SMMU gaining dma-coherent is still a change, from unaffected to unaffected.
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
+        (shas["smmu"], "absent", "unaffected"), (shas["coherent"], "unaffected", "unaffected")]
+    assert affected == [[]] * 6
+    # Before v5.19 VFIO never asks; the revisions say which kernel judged them.
+    doc, affected, _ = judged(repo.root, ["v6.11..master"], Judging(target_kernel="5.15"))
+    assert [r["target_kernel"] for r in doc["revisions"]] == ["5.15"] * 6
+    assert affected == [[]] * 6
 
 
 def test_only_what_changed_is_rebuilt_and_judged_again(story):
@@ -248,11 +264,12 @@ def test_run_on_a_local_cluster_json_and_fail_on_new(story, tmp_path, capsys):
     repo, shas = story
     reference, _, _ = judged(repo.root, ["v6.11..master"])
     status = run_history_git(repo.root, ["v6.11..master"], fmt="json", fail_on_new=True,
-                             plot=tmp_path / "h.png", jobs=2, out=sys.stdout, err=sys.stderr)
+                             plot=tmp_path / "h.png", output=tmp_path / "h.json", jobs=2,
+                             out=sys.stdout, err=sys.stderr)
     out, err = capsys.readouterr()
     assert status == 0            # a100 is fixed again in the last revision
-    assert json.loads(out) == reference
-    assert err == ""
+    assert (out, err) == ("", "")
+    assert json.loads((tmp_path / "h.json").read_text()) == reference
     assert (tmp_path / "h.png").is_file()
 
     status = run_history_git(repo.root, [f"v6.11..{shas['comment']}"], fmt="text",
@@ -333,6 +350,8 @@ def test_introducing_commit_for_a_fixes_tag(story, tmp_path):
     assert introducing_commit(repo.root / "arch", A100_DTSI, coherent) == (
         shas["coherent"][:12], "arm64: dts: acme: a100: the SMMU is dma-coherent")
     assert introducing_commit(repo.root, A100_DTSI, 10_000) is None
+    assert is_checkout(repo.root) and is_checkout(repo.root / "arch")
+    assert not is_checkout(tmp_path)
     repo.write({"untracked.dtsi": "x\n"})
     assert introducing_commit(repo.root, "untracked.dtsi", 1) is None
     (tmp_path / "plain").mkdir()
