@@ -26,6 +26,7 @@ One SoC per case, named for it (the last root `compatible`):
 breaks acme,fine (it loses it), drops the board plat-mini and adds
 mc-qds, so that `diff` and `history` have something of every kind.
 """
+import subprocess
 from pathlib import Path
 
 from snippets import compile_dts
@@ -37,9 +38,9 @@ EVIL_MARK = b"QQQQ"
 EVIL_BYTES = b"\n\x1b[m"
 
 
-def _header(board, soc, extra=""):
+def _header(*compatible, extra=""):
     return ("/dts-v1/;\n/ {\n"
-            f'\tcompatible = "{board}", "{soc}";\n'
+            "\tcompatible = " + ", ".join(f'"{c}"' for c in compatible) + ";\n"
             "\t#address-cells = <2>;\n\t#size-cells = <2>;\n" + extra)
 
 
@@ -137,28 +138,38 @@ def snippet_corpus(folder, version="old"):
 
 
 # Boards for `explain`'s chains, apart from the snippet corpus (whose
-# counts the reports' tests pin): a master disabled by an ancestor, one
-# that says dma-noncoherent, an SMMU whose DMA parents loop (dma-mem
-# interconnects), and an SMMU with no master at all.
+# counts the reports' tests pin): a master and an SMMU disabled by an
+# ancestor, a master that says dma-noncoherent, an SMMU with two compatible
+# strings whose DMA parents loop (dma-mem interconnects); an SMMU with no
+# master at all; and a board with no root compatible and no labels.
 CHAINS = _soc(
     "\t\tnoc1: noc@1 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
     " interconnects = <&noc2>; interconnect-names = \"dma-mem\"; };\n"
     "\t\tnoc2: noc@2 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
     " interconnects = <&noc1>; interconnect-names = \"dma-mem\"; };\n",
-    _smmu(extra='interconnects = <&noc1>; interconnect-names = "dma-mem";'),
+    _smmu('"acme,chains-smmu", "arm,mmu-500"',
+          extra='interconnects = <&noc1>; interconnect-names = "dma-mem";'),
     "\t\tbus@4000 {\n\t\t\tcompatible = \"simple-bus\";\n\t\t\t#address-cells = <2>;\n"
     "\t\t\t#size-cells = <2>;\n\t\t\tranges;\n\t\t\tstatus = \"disabled\";\n"
-    "\t\t\tusb@4000 { compatible = \"acme,dev\"; iommus = <&smmu 0x20>; };\n\t\t};\n",
+    "\t\t\tusb@4000 { compatible = \"acme,dev\"; iommus = <&smmu 0x20>; };\n"
+    "\t\t\tiommu@4100 { compatible = \"arm,mmu-500\"; #global-interrupts = <1>;"
+    " #iommu-cells = <1>; };\n\t\t};\n",
     _device("gpu@5000", "dma-noncoherent;"))
 
 
 def explain_boards(folder):
-    """Write chains.dtb and idle.dtb (see CHAINS) into `folder`; returns it."""
+    """Write chains.dtb, idle.dtb and bare.dtb into `folder`; returns it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    compile_dts(folder, "chains", CHAINS, header=_header("acme,chains-evk", "acme,chains"))
+    compile_dts(folder, "chains", CHAINS,
+                header=_header("acme,chains-evk", "acme,chains-som", "acme,chains"))
     compile_dts(folder, "idle", _soc(_smmu()), header=_header("acme,idle-evk", "acme,idle"))
-    for name in ("chains", "idle"):
+    bare = folder / "bare.dts"
+    bare.write_text("/dts-v1/;\n/ {\n\t#address-cells = <2>;\n\t#size-cells = <2>;\n"
+                    + _soc(_smmu(), _device("dma@1000")) + "};\n")
+    subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(folder / "bare.dtb"),
+                    str(bare)], check=True)     # no -@: no labels
+    for name in ("chains", "idle", "bare"):
         (folder / f"{name}.dts").unlink()
     return folder
 

@@ -98,11 +98,26 @@ def test_snippet_explain(snippets, capsys, board):
     check(f"snippets/explain.{board}", out, {"{TMP}": snippets})
 
 
-@pytest.mark.parametrize("board", ["chains", "idle"])
+@pytest.mark.parametrize("board", ["chains", "idle", "bare"])
 def test_explain_chains(snippets, capsys, board):
     status, out, err = run(capsys, "explain", snippets / "chains" / f"{board}.dtb")
     assert (status, err) == (0, "")
     check(f"snippets/explain.{board}", out, {"{TMP}": snippets})
+
+
+def test_explain_of_one_dtb_among_several(snippets):
+    """explain(ev, out, d) of a flat of several DTBs: each as on its own."""
+    from auditor.explain import explain
+    from corpus.flat import flatten
+    from kernels.evaluate import evaluate
+    from kernels.target import TargetKernel
+    folder = snippets / "old"
+    names = ["plat-evk", "pci-rdb", "mc-rdb"]
+    flat = flatten([folder / f"{name}.dtb" for name in names], folder, cache=False)
+    ev = evaluate(flat, TargetKernel.newest())
+    for d, name in enumerate(names):
+        out = text_file(lambda f: explain(ev, f, d))
+        assert out == (GOLDEN / f"snippets/explain.{name}").read_text(), name
 
 
 @pytest.fixture(scope="module")
