@@ -187,3 +187,74 @@ def test_nothing_affected_is_a_run_without_results(validator):
     clean = dataclasses.replace(sweep, socs=tuple(s for s in sweep.socs if not s.affected))
     doc = sarif(clean)
     assert errors(validator, doc) == [] and doc["runs"][0]["results"] == []
+
+
+def _mini_a100():
+    sweep = load_sweep(GOLDEN / "minikernel/sweep.json")
+    (a100,) = [s for s in sweep.socs if s.soc == "acme,a100"]
+    return sweep, a100
+
+
+def _only(sweep, soc):
+    return dataclasses.replace(sweep, socs=(soc,))
+
+
+@pytest.mark.parametrize("count, listed, more", [(8, 8, ""), (9, 8, ", and 1 more"),
+                                                 (10, 8, ", and 2 more")])
+def test_message_lists_eight_masters_and_counts_the_rest(count, listed, more):
+    sweep, a100 = _mini_a100()
+    (m,) = a100.broken_masters
+    masters = tuple(dataclasses.replace(m, path=f"/soc/pcie@{k}") for k in range(count))
+    (result,) = sarif(_only(sweep, dataclasses.replace(a100, broken_masters=masters)))[
+        "runs"][0]["results"]
+    text = result["message"]["text"]
+    assert text.endswith(": " + ", ".join(
+        f"/soc/pcie@{k} (pci-discovered, broken-bridge-coherent)" for k in range(listed)) + more)
+    assert f"VFIO refuses {count} masters on 2 boards" in text
+    assert len(result["properties"]["masters"]) == count
+
+
+def test_masters_ordered_by_path_kind_and_verdict_whatever_their_boards():
+    sweep, a100 = _mini_a100()
+    (m,) = a100.broken_masters
+    masters = (dataclasses.replace(m, path="/soc/x", kind="platform", verdict="broken",
+                                   dtbs=("acme/a100-evk.dtb",)),
+               dataclasses.replace(m, path="/soc/x", dtbs=("acme/a100-mini.dtb",)),
+               dataclasses.replace(m, path=None, kind="fsl-mc"))
+    (result,) = sarif(_only(sweep, dataclasses.replace(a100, broken_masters=masters)))[
+        "runs"][0]["results"]
+    assert [(x["path"], x["kind"]) for x in result["properties"]["masters"]] == [
+        ("/soc/x", "pci-discovered"), ("/soc/x", "platform"), (None, "fsl-mc")]
+
+
+def test_each_smmu_gets_its_own_boards_and_unaffected_ones_none():
+    sweep, a100 = _mini_a100()
+    (p,) = a100.providers
+    idle = dataclasses.replace(p, path="/soc/iommu@4000000", affected=False, source_line=20)
+    one = dataclasses.replace(p, dtbs=("acme/a100-evk.dtb",))
+    other = dataclasses.replace(p, path="/soc/iommu@6000000", source_line=90,
+                                dtbs=("acme/a100-mini.dtb",))
+    soc = dataclasses.replace(a100, providers=(idle, one, other))
+    results = sarif(_only(sweep, soc))["runs"][0]["results"]
+    assert [(r["properties"]["smmu_path"], r["properties"]["boards"]) for r in results] == [
+        ("/soc/iommu@5000000", ["acme/a100-evk.dtb"]),
+        ("/soc/iommu@6000000", ["acme/a100-mini.dtb"])]
+
+
+def test_results_in_line_order_within_a_file():
+    """Line 100 after line 27 (numbers, not strings)."""
+    sweep, a100 = _mini_a100()
+    (p,) = a100.providers
+    late = dataclasses.replace(p, path="/soc/iommu@6000000", source_line=100)
+    results = sarif(_only(sweep, dataclasses.replace(a100, providers=(late, p))))[
+        "runs"][0]["results"]
+    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in results] == \
+        [27, 100]
+
+
+def test_a_soc_without_a_name():
+    sweep, a100 = _mini_a100()
+    (result,) = sarif(_only(sweep, dataclasses.replace(a100, soc=None)))["runs"][0]["results"]
+    assert result["message"]["text"].startswith("?: SMMU /soc/iommu@5000000 lacks dma-coherent")
+    assert result["partialFingerprints"] == {"smmuNode/v1": "?:/soc/iommu@5000000"}
+    assert result["properties"]["socs"] == [None]
