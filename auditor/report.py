@@ -174,7 +174,9 @@ def sarif_document(sweep):
             for m in s.broken_masters:
                 entry["masters"].setdefault((m.path, m.kind, m.verdict), set()).update(m.dtbs)
     results = []
-    for key in sorted(nodes, key=lambda k: tuple(str(x) for x in k)):
+    # By file, then line as a number (line 99 before line 100).
+    for key in sorted(nodes, key=lambda k: (str(k[0]), k[1] if isinstance(k[1], int) else -1,
+                                            str(k[1]))):
         e = nodes[key]
         p = e["provider"]
         index = 0 if e["passthrough"] else 1
