@@ -311,23 +311,34 @@ def compiled_ready() -> bool:
     return (cache_path() / _COMPLETE).exists()
 
 
-def _imported_compiled() -> bool:
+def _dispatchers():
+    """The numba kernels of the kernel modules imported so far."""
     from numba.core.dispatcher import Dispatcher
-    return any(isinstance(v, Dispatcher) for m in kernel_modules() if m in sys.modules
-               for v in vars(sys.modules[m]).values())
+    return [v for m in kernel_modules() if m in sys.modules
+            for v in vars(sys.modules[m]).values()
+            if isinstance(v, Dispatcher) and v.__module__ == m]
 
 
-def compile_all() -> None:
+def _imported_compiled() -> bool:
+    return bool(_dispatchers())
+
+
+def compile_all() -> list[str]:
     """Import every kernel module compiled: the kernels with a signature are
-    compiled now (or loaded from the cache); the key is then complete."""
+    compiled now (or loaded from the cache).  Returns the kernels without
+    one (compiled when first called); when there are none, the key is
+    marked complete (compiled_ready())."""
     global _tier
     if _tier == "python":
         raise RuntimeError("the kernels of this process are plain Python")
     for name in kernel_modules():
         importlib.import_module(name)
     _tier = "compiled"
-    with contextlib.suppress(OSError):
-        (cache_path() / _COMPLETE).touch()
+    lazy = sorted(f"{d.__module__}.{d.__name__}" for d in _dispatchers() if not d.signatures)
+    if not lazy:
+        with contextlib.suppress(OSError):
+            (cache_path() / _COMPLETE).touch()
+    return lazy
 
 
 def choose_tier(work_bytes: int) -> str:
@@ -359,9 +370,12 @@ def main() -> int:
     cache folder on stdout."""
     import time as _time
     started = _time.monotonic()
-    compile_all()
+    lazy = compile_all()
     sys.stderr.write(f"dtb-audit: kernels compiled (or found compiled) in "
                      f"{_time.monotonic() - started:.1f} s\n")
+    if lazy:
+        sys.stderr.write(f"dtb-audit: {len(lazy)} kernels without a signature are compiled "
+                         f"when first used: {', '.join(lazy)}\n")
     print(cache_path())
     return 0
 

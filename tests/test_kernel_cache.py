@@ -218,3 +218,17 @@ def test_small_work_with_compiled_kernels_uses_them(tmp_path):
     key.mkdir(parents=True)
     (key / jit._COMPLETE).touch()               # as compile_all() leaves it
     assert _tier_run(tmp_path, 1000, xdg)["tier"] == "compiled"
+
+
+def test_compile_ahead_marks_the_key_complete_only_when_nothing_is_left_to_compile(tmp_path):
+    code = ("import json; from kernels import jit; lazy = jit.compile_all(); "
+            "print(json.dumps([lazy, str(jit.cache_path())]))")
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    p = subprocess.run([sys.executable, "-c", code], cwd=SOURCE, env=env, capture_output=True,
+                       text=True, check=True)
+    import json
+    lazy, folder = json.loads(p.stdout)
+    assert Path(folder).parent == tmp_path / "xdg" / "dtb-audit" / "numba"
+    assert list(Path(folder).glob("fdt.walk_dtbs-*.nbc"))      # the parser has its signatures
+    assert not any(name.startswith("kernels.fdt.") for name in lazy)
+    assert (Path(folder) / jit._COMPLETE).exists() == (not lazy)
