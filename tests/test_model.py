@@ -181,6 +181,27 @@ VERDICTS = ("capable, rescued-by-device, broken, broken-bridge-coherent, no-iomm
     (("diagnostics", 1, "severity"), "fatal", "not a valid sweep: diagnostics[1].severity is not "
                                               "one of warning, error"),
     (("diagnostics", 0, "message"), None, "not a valid sweep: diagnostics[0].message is not a string"),
+    (("diagnostics", 0, "dtb"), 3, "not a valid sweep: diagnostics[0].dtb is not a string"),
+    (("diagnostics", 0, "path"), 3, "not a valid sweep: diagnostics[0].path is not a string or null"),
+    (("diagnostics",), {}, "not a valid sweep: sweep.diagnostics is not a list"),
+    (("socs", 0, "providers", 0, "path"), None,
+     "not a valid sweep: socs[0].providers[0].path is not a string"),
+    (("socs", 0, "providers", 0, "label"), 1,
+     "not a valid sweep: socs[0].providers[0].label is not a string or null"),
+    (("socs", 0, "providers", 0, "compatible"), "arm,mmu-500",
+     "not a valid sweep: socs[0].providers[0].compatible is not a list"),
+    (("socs", 0, "providers", 0, "coherent"), None,
+     "not a valid sweep: socs[0].providers[0].coherent is not true or false"),
+    (("socs", 0, "providers", 0, "affected"), None,
+     "not a valid sweep: socs[0].providers[0].affected is not true or false"),
+    (("socs", 0, "providers", 0, "source_file"), 1,
+     "not a valid sweep: socs[0].providers[0].source_file is not a string or null"),
+    (("socs", 0, "providers", 0, "dtbs"), None,
+     "not a valid sweep: socs[0].providers[0].dtbs is not a list"),
+    (("socs", 0, "providers", 0, "verdict_counts"), DELETE,
+     "not a valid sweep: socs[0].providers[0] has no 'verdict_counts'"),
+    (("socs", 0, "broken_masters", 0, "path"), 1,
+     "not a valid sweep: socs[0].broken_masters[0].path is not a string or null"),
 ])
 def test_every_field_is_checked(doc, path, value, message):
     with pytest.raises(SweepFileError) as why:
@@ -188,9 +209,15 @@ def test_every_field_is_checked(doc, path, value, message):
     assert str(why.value) == f"s.json: error: {message}"
 
 
-def test_a_valid_line_number_is_kept(doc):
-    s = sweep_from_json(_set(doc, ("socs", 0, "providers", 0, "source_line"), 27))
-    assert s.socs[0].providers[0].source_line == 27
+@pytest.mark.parametrize("line", [1, 27])
+def test_a_valid_line_number_is_kept(doc, line):
+    s = sweep_from_json(_set(doc, ("socs", 0, "providers", 0, "source_line"), line))
+    assert s.socs[0].providers[0].source_line == line
+
+
+def test_zero_counts_are_counts(doc):
+    s = sweep_from_json(_set(doc, ("socs", 0, "verdict_counts"), {"broken": 0, "capable": 2}))
+    assert s.socs[0].verdict_counts == {"broken": 0, "capable": 2}
 
 
 @pytest.mark.parametrize("value, kind", [([], "a list"), (None, "null"), ("x", "a string"),
