@@ -234,7 +234,7 @@ def _problems(ev, text):
 
 
 def _dtb_errors(flat):
-    from kernels.fdt import ERR_MESSAGES
+    from kernels.fdt_codes import ERR_MESSAGES
     out = []
     for d in np.flatnonzero(flat.dtb_error).tolist():
         code = int(flat.dtb_error[d])

@@ -7,7 +7,7 @@ corpus; per-DTB ranges are CSR style.
                                    values below are (offset, length) into it
   dtb_data_off    int64[n_dtb+1]   DTB d's bytes are data[dtb_data_off[d]:dtb_data_off[d+1]]
   dtb_node_start  int64[n_dtb+1]   DTB d's nodes are [dtb_node_start[d], dtb_node_start[d+1])
-  dtb_error       int32[n_dtb]     0, or an error code (kernels.fdt.ERR_*); a DTB
+  dtb_error       int32[n_dtb]     0, or an error code (kernels.fdt_codes.ERR_*); a DTB
                                    with an error has no nodes
   dtb_error_off   int64[n_dtb]     byte offset in the DTB where the error was found
 
@@ -34,7 +34,7 @@ properties come before its subnodes in a DTB (one that breaks this is
 refused), which is what makes node_prop_start a CSR index.  A DTB refused
 with an error has no nodes and no properties; one the reader could not read
 (not a regular file, missing, unreadable) has no bytes either.  Error codes
-and their messages: kernels/fdt.py (ERR_*, ERR_MESSAGES).
+and their messages: kernels/fdt_codes.py (ERR_*, ERR_MESSAGES).
 
 Python-side (not used inside kernels):
   paths       list[str]  DTB path relative to root, one per DTB
@@ -76,7 +76,7 @@ import numpy as np
 
 from corpus.sources import cache_dir, short_hash
 from corpus.temporary import remove_dead
-from kernels import fdt
+from kernels import fdt_codes
 
 # (name, dtype) of every array of the layout above, in that order.
 ARRAYS = (
@@ -177,7 +177,7 @@ class FlatCorpus:
         code = int(self.dtb_error[d])
         if code == 0:
             return None
-        return (f"{self.dtb_file(d)}: error: {fdt.ERR_MESSAGES.get(code, f'error {code}')} "
+        return (f"{self.dtb_file(d)}: error: {fdt_codes.ERR_MESSAGES.get(code, f'error {code}')} "
                 f"(at offset {int(self.dtb_error_off[d])})")
 
     def errors(self):
@@ -195,15 +195,15 @@ def _read_dtbs(files):
             # stat before open: opening a FIFO or a device could block.
             st = os.stat(f)
         except FileNotFoundError:
-            dtb_error[d] = fdt.ERR_NOT_FOUND
+            dtb_error[d] = fdt_codes.ERR_NOT_FOUND
             continue
         except OSError:
-            dtb_error[d] = fdt.ERR_READ
+            dtb_error[d] = fdt_codes.ERR_READ
             continue
         if not stat.S_ISREG(st.st_mode):
-            dtb_error[d] = fdt.ERR_NOT_FILE
+            dtb_error[d] = fdt_codes.ERR_NOT_FILE
         elif st.st_size > _MAX_FILE:
-            dtb_error[d] = fdt.ERR_TOO_BIG
+            dtb_error[d] = fdt_codes.ERR_TOO_BIG
         else:
             sizes[d] = st.st_size
     dtb_data_off = np.zeros(len(files) + 1, dtype=np.int64)
@@ -223,12 +223,12 @@ def _read_dtbs(files):
                     got += n
                 grew = fh.read(1)
         except FileNotFoundError:
-            got, grew, dtb_error[d] = -1, b"", fdt.ERR_NOT_FOUND
+            got, grew, dtb_error[d] = -1, b"", fdt_codes.ERR_NOT_FOUND
         except OSError:
-            got, grew, dtb_error[d] = -1, b"", fdt.ERR_READ
+            got, grew, dtb_error[d] = -1, b"", fdt_codes.ERR_READ
         if got != hi - lo or grew:
             # Changed between stat and read: refuse it rather than guess.
-            dtb_error[d] = dtb_error[d] or fdt.ERR_READ
+            dtb_error[d] = dtb_error[d] or fdt_codes.ERR_READ
             data[lo:hi] = 0
     return data, dtb_data_off, dtb_error
 
@@ -236,6 +236,7 @@ def _read_dtbs(files):
 def _parse(data, dtb_data_off, dtb_error):
     """Run the parser kernels over the corpus bytes: the arrays of the layout
     and the interned property names."""
+    from kernels import fdt   # numba only when parsing (kernels.jit.choose_tier first)
     n_dtb = dtb_error.size
     dtb_error_off = np.zeros(n_dtb, dtype=np.int64)
     n_nodes = np.zeros(n_dtb, dtype=np.int64)
@@ -314,7 +315,7 @@ def _code_digest():
     global _code
     if _code is None:
         h = hashlib.sha256()
-        for f in (Path(fdt.__file__), Path(__file__)):
+        for f in (Path(fdt_codes.__file__).with_name("fdt.py"), Path(__file__)):
             h.update(f.read_bytes())
         _code = h.hexdigest()
     return _code
