@@ -248,3 +248,28 @@ def test_load_sweep_errors_name_the_file(tmp_path):
         load_sweep(str(bad))
     assert str(why.value) == (f"{bad}: error: not a saved sweep (not JSON: Expecting value: "
                               "line 1 column 10 (char 9))")
+
+
+# Every field, wrong: the message names the record and the field.
+FIELDS = (
+    [(("links", 2, key), f"links[2].{key}") for key in Link._fields]
+    + [(("socs", 0, key), f"socs[0].{key}") for key in
+       ("soc", "affected", "passthrough", "boards", "affected_boards", "providers",
+        "broken_masters", "verdict_counts")]
+    + [(("socs", 0, "providers", 0, key), f"socs[0].providers[0].{key}") for key in
+       ("path", "label", "compatible", "driver", "coherent", "affected", "source_file",
+        "source_line", "dtbs", "verdict_counts")]
+    + [(("socs", 0, "broken_masters", 0, key), f"socs[0].broken_masters[0].{key}")
+       for key in ("path", "kind", "verdict", "dtbs")]
+    + [(("diagnostics", 0, key), f"diagnostics[0].{key}")
+       for key in ("dtb", "path", "message", "severity")]
+    + [(("corpus", key), f"corpus.{key}") for key in ("root", "identity", "kernel_dir", "partial")]
+    + [((key,), f"sweep.{key}") for key in ("rule", "target_kernel", "target_assumed",
+                                            "legacy_dt_bindings", "links", "socs", "diagnostics")])
+
+
+@pytest.mark.parametrize("path, where", FIELDS, ids=[w for _, w in FIELDS])
+def test_a_wrong_field_is_named(doc, path, where):
+    with pytest.raises(SweepFileError) as why:
+        sweep_from_json(_set(doc, path, {"not": "this"}), "s.json")
+    assert str(why.value).startswith(f"s.json: error: not a valid sweep: {where} is not ")

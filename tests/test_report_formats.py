@@ -127,9 +127,12 @@ def test_table_lists_only_affected_providers_and_counts_the_rest(mini):
     (p,) = a100.providers
     idle = dataclasses.replace(p, path="/soc/iommu@6000000", affected=False, source_file=None,
                                source_line=None)
-    out = render(replace_soc(mini, "acme,a100", providers=(p, idle)), "table")
-    assert "iommu@6000000" not in out
-    assert out.endswith("\nnot affected: 1 SoCs\n")
+    for providers in ((p, idle), (idle, p)):
+        out = render(replace_soc(mini, "acme,a100", providers=providers), "table")
+        assert "iommu@6000000" not in out
+        assert "  provider  /soc/iommu@5000000 arm,mmu-500: NOT dma-coherent\n" \
+               "            written at arch/arm64/boot/dts/acme/a100.dtsi:27\n" in out
+        assert out.endswith("\nnot affected: 1 SoCs\n")
 
 
 def test_table_counts_diagnostics(snippets):
@@ -250,3 +253,12 @@ def test_gcc_skips_providers_that_are_not_affected(mini):
         "arch/arm64/boot/dts/acme/a100.dtsi:27", "arch/arm64/boot/dts/acme/a300.dtsi:27",
         "arch/arm64/boot/dts/acme/a200.dtsi:27"]
     assert "iommu@6000000" not in out
+
+
+def test_sarif_tool_version_without_an_installed_package(monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert report._version() == "0"
