@@ -1,11 +1,11 @@
 """of_dma_is_coherent() and device availability, for every node at once."""
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from .config import NJIT
-from .dt import (DMA_COHERENT, DMA_NONCOHERENT, INTERCONNECTS, INTERCONNECT_NAMES,
-                 INTERCONNECT_CELLS, PH_OK, STATUS, find_prop, phandle_entry,
-                 status_okay, string_index)
+from .dt import (B, DATA, DMA_COHERENT, DMA_NONCOHERENT, I8, I32_RO, I64, I64_RO, INTERCONNECTS,
+                 INTERCONNECT_CELLS, INTERCONNECT_NAMES, PH_OK, PHANDLES, PROPS, STATUS, b1, i64,
+                 phandle_entry, phandles, props, status_okay, string_index)
 
 DMA_MEM = np.frombuffer(b"dma-mem", dtype=np.uint8)
 
@@ -16,19 +16,20 @@ WHY_DEFAULT = 2    # nobody says: dma_default_coherent, false on arm64
 WHY_CYCLE = 3      # the DMA-parent chain loops (the kernel would spin)
 
 
-@njit(**NJIT)
-def dma_parent(t, node):
-    """of_get_next_dma_parent(): the `interconnects` entry named "dma-mem"
-    when there is one that parses, else the tree parent."""
-    names = find_prop(t, node, INTERCONNECT_NAMES)
+@njit(i64(*PROPS, *PHANDLES, I32_RO, i64), **NJIT)
+def _dma_parent(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
+                dtb_node_start, node_parent, node):
+    names = pidx[INTERCONNECT_NAMES, node]
     if names >= 0:
-        index = string_index(t, names, DMA_MEM, 0, DMA_MEM.shape[0])
-        p = find_prop(t, node, INTERCONNECTS)
+        index = string_index(data, val_off[names], val_len[names], DMA_MEM)
+        p = pidx[INTERCONNECTS, node]
         if index >= 0 and p >= 0:
-            d = t.node_dtb[node]
+            d = node_dtb[node]
             cur = 0
             for i in range(index + 1):
-                code, target, nxt = phandle_entry(t, d, p, cur, INTERCONNECT_CELLS)
+                code, target, nxt = phandle_entry(data, pidx, val_off, val_len, node_dtb,
+                                                  node_phandle, phandle_sorted, dtb_node_start,
+                                                  d, p, cur, INTERCONNECT_CELLS)
                 if code != PH_OK:
                     break
                 if i == index:
@@ -36,44 +37,44 @@ def dma_parent(t, node):
                         return target
                     break
                 cur = nxt
-    return t.node_parent[node]
+    return node_parent[node]
 
 
-@njit(**NJIT)
+def dma_parent(t, node):
+    """of_get_next_dma_parent(): the `interconnects` entry named "dma-mem"
+    when there is one that parses, else the tree parent."""
+    return _dma_parent(*props(t), *phandles(t), t.node_parent, node)
+
+
+@njit(types.none(DATA, I32_RO, I64_RO, I32_RO, I32_RO, B, B), **NJIT)
+def _availability(data, status, val_off, val_len, node_parent, own, tree):
+    for i in range(node_parent.shape[0]):      # parents precede children
+        p = status[i]
+        own[i] = p < 0 or status_okay(data, val_off[p], val_len[p])
+        par = node_parent[i]
+        tree[i] = own[i] and (par < 0 or tree[par])
+
+
 def availability(t):
     """Per node: its own `status` is okay, and it and all its ancestors are
     (a node under a disabled ancestor is never made a device)."""
-    parent = t.node_parent
-    status = t.pidx[STATUS]
-    n = parent.shape[0]
-    own = np.zeros(n, dtype=np.bool_)
-    tree = np.zeros(n, dtype=np.bool_)
-    for i in range(n):          # parents precede children
-        # Plain arrays in the loop; `t` only for the few nodes with a status.
-        own[i] = status[i] < 0 or status_okay(t, i)
-        par = parent[i]
-        tree[i] = own[i] and (par < 0 or tree[par])
+    n = t.node_parent.shape[0]
+    own = np.empty(n, dtype=np.bool_)
+    tree = np.empty(n, dtype=np.bool_)
+    _availability(t.data, t.pidx[STATUS], t.prop_val_off, t.prop_val_len, t.node_parent,
+                  own, tree)
     return own, tree
 
 
-@njit(**NJIT)
-def coherency(t, honour_noncoherent):
-    """of_dma_is_coherent() of every node: (coherent, coherent_why,
-    coherent_from, loop_from), coherent_from being the node whose property
-    decided.  honour_noncoherent: `dma-noncoherent` ends the walk (from 6.1;
-    5.10 looks for `dma-coherent` only).  A DMA-parent loop is found once,
-    by the walk that first enters it: loop_from[node] = the node on the loop
-    whose DMA parent closes it (node), -1 elsewhere."""
-    parent = t.node_parent
-    has_coherent = t.pidx[DMA_COHERENT]
-    has_noncoherent = t.pidx[DMA_NONCOHERENT]
-    names = t.pidx[INTERCONNECT_NAMES]
+@njit(types.none(*PROPS, *PHANDLES, I32_RO, b1, B, I8, I64, I64, I64), **NJIT)
+def _coherency(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
+               dtb_node_start, node_parent, honour_noncoherent, coherent, why, source,
+               loop_from, chain):
+    parent = node_parent
+    has_coherent = pidx[DMA_COHERENT]
+    has_noncoherent = pidx[DMA_NONCOHERENT]
+    names = pidx[INTERCONNECT_NAMES]
     n = parent.shape[0]
-    coherent = np.zeros(n, dtype=np.bool_)
-    why = np.full(n, -1, dtype=np.int8)
-    source = np.full(n, -1, dtype=np.int64)
-    chain = np.empty(n, dtype=np.int64)
-    loop_from = np.full(n, -1, dtype=np.int64)
     for i in range(n):
         if why[i] >= 0:
             continue
@@ -104,8 +105,10 @@ def coherency(t, honour_noncoherent):
             why[node] = -2          # on the current chain
             chain[k] = node
             k += 1
-            # `t` only for the few nodes that name interconnects
-            node = dma_parent(t, node) if names[node] >= 0 else parent[node]
+            # interconnects: only the few nodes that name them
+            node = _dma_parent(data, pidx, val_off, val_len, node_dtb, node_phandle,
+                               phandle_sorted, dtb_node_start, parent, node) \
+                if names[node] >= 0 else parent[node]
         # The deciding node (when it is new) and everything on the chain.
         if how == WHY_OWN and why[src] < 0:
             coherent[src] = value
@@ -116,4 +119,21 @@ def coherency(t, honour_noncoherent):
             coherent[c] = value
             why[c] = WHY_INHERITED if how == WHY_OWN else how
             source[c] = src
+
+
+def coherency(t, honour_noncoherent):
+    """of_dma_is_coherent() of every node: (coherent, coherent_why,
+    coherent_from, loop_from), coherent_from being the node whose property
+    decided.  honour_noncoherent: `dma-noncoherent` ends the walk (from 6.1;
+    5.10 looks for `dma-coherent` only).  A DMA-parent loop is found once,
+    by the walk that first enters it: loop_from[node] = the node on the loop
+    whose DMA parent closes it (node), -1 elsewhere."""
+    n = t.node_parent.shape[0]
+    coherent = np.zeros(n, dtype=np.bool_)
+    why = np.full(n, -1, dtype=np.int8)
+    source = np.full(n, -1, dtype=np.int64)
+    loop_from = np.full(n, -1, dtype=np.int64)
+    chain = np.empty(n, dtype=np.int64)       # the walk's nodes, scratch
+    _coherency(*props(t), *phandles(t), t.node_parent, honour_noncoherent, coherent, why, source,
+               loop_from, chain)
     return coherent, why, source, loop_from

@@ -68,21 +68,12 @@ def evaluate(flat, target: TargetKernel, rule: str | None = None,
     t = dt.tree_of(flat)
     own_ok, available = coherency.availability(t)
     coherent, why, source, loop_from = coherency.coherency(t, target.dma_noncoherent_honoured)
-    role, driver = providers.roles(t, *providers.compatible_table(target))
+    role, driver = providers.roles(t, target)
     state, legacy = providers.probe(t, role, available)
-    dtb_links = np.zeros(flat.n_dtb, dtype=np.int64)
-    out = np.empty((max(1024, flat.node_parent.shape[0] // 4), len(links.FIELDS)), dtype=np.int64)
-    while True:
-        n = links.find_links(t, role, driver, state, own_ok, available, legacy,
-                             legacy_dt_bindings, target.map_reads_target_cells,
-                             target.pci_disabled_function_unbound, links.MAX_LINKS_PER_DTB,
-                             out, dtb_links)
-        if n <= out.shape[0]:
-            break
-        out = np.empty((n, len(links.FIELDS)), dtype=np.int64)
-    table = out[:n]
-    attr = rule_kernels.dma_attr(table, coherent)
-    verdict, target_note = rule_kernels.verdicts(table, attr, role, coherent, code)
+    table, dtb_links = links.find_links(t, role, driver, state, own_ok, available, legacy,
+                                        legacy_dt_bindings, target.map_reads_target_cells,
+                                        target.pci_disabled_function_unbound)
+    attr, verdict, target_note = rule_kernels.verdicts(table, role, coherent, code)
     problems = _problems(flat, loop_from, dtb_links)
     return Evaluation(flat, target, code, table, attr, verdict, target_note, role, driver,
                       state, coherent, why, source, own_ok, available, dtb_links, problems)

@@ -6,14 +6,15 @@ the first version that has it; matching is case-insensitive on any entry
 of the node's `compatible`, as of_match_node() does.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from .codes import (ARM_SMMU, ARM_SMMU_V3, BAD_IOMMU_CELLS, CDX, DRIVER_NAMES, FSL_MC,
                     GPCDMA, HOST1X, MISMATCHED_BINDING, NO_CAPABLE, NO_GLOBAL_INTERRUPTS,
                     NOT_A_PROVIDER, PROBED, PROVIDER_DISABLED, QCOM_IOMMU, ROLE_NONE, UNKNOWN)
-from .config import NJIT
-from .dt import (COMPATIBLE, DEVICE_TYPE, GLOBAL_INTERRUPTS, IOMMU_CELLS,
-                 MMU_MASTERS, bytes_equal, find_prop, read_u32)
+from .config import INNER, NJIT
+from .dt import (B, B_RO, COMPATIBLE, DATA, DEVICE_TYPE, GLOBAL_INTERRUPTS, I8, I8_RO, I16,
+                 I16_RO, I32_RO, I64_RO, IOMMU_CELLS, MMU_MASTERS, PROPS, b1, bytes_equal, i64,
+                 props, read_u32)
 from .target import QCOM_MSM_IOMMU_V2
 
 NONE = ROLE_NONE            # the old name
@@ -106,25 +107,21 @@ def compatible_table(target):
     return table
 
 
-@njit(**NJIT)
-def roles(t, table, table_off, table_role, table_driver):
-    """The role and driver of every node: the first `compatible` entry
-    found in a table (0 for none)."""
-    n = t.node_parent.shape[0]
-    role = np.zeros(n, dtype=np.int8)
-    driver = np.zeros(n, dtype=np.int16)
-    for i in range(n):
-        p = find_prop(t, i, COMPATIBLE)
+@njit(types.none(DATA, I32_RO, I64_RO, I32_RO, DATA, I64_RO, I8_RO, I16_RO, I8, I16), **NJIT)
+def _roles(data, compatible, val_off, val_len, table, table_off, table_role, table_driver,
+           role, driver):
+    for i in range(compatible.shape[0]):
+        p = compatible[i]
         if p < 0:
             continue
-        start = t.prop_val_off[p]
-        end = start + t.prop_val_len[p]
+        start = val_off[p]
+        end = start + val_len[p]
         found = False
         for k in range(start, end):
-            if t.data[k] != 0:
+            if data[k] != 0:
                 continue
             for e in range(table_role.shape[0]):
-                if bytes_equal(t.data, start, k - start, table, table_off[e],
+                if bytes_equal(data, start, k - start, table, table_off[e],
                                table_off[e + 1] - table_off[e], True):
                     role[i] = table_role[e]
                     driver[i] = table_driver[e]
@@ -133,42 +130,45 @@ def roles(t, table, table_off, table_role, table_driver):
             if found:
                 break
             start = k + 1
+
+
+def roles(t, target):
+    """The role and driver of every node: the first `compatible` entry
+    found in the target kernel's tables (0 for none)."""
+    n = t.node_parent.shape[0]
+    role = np.zeros(n, dtype=np.int8)
+    driver = np.zeros(n, dtype=np.int16)
+    _roles(t.data, t.pidx[COMPATIBLE], t.prop_val_off, t.prop_val_len,
+           *compatible_table(target), role, driver)
     return role, driver
 
 
-@njit(**NJIT)
-def is_pci(t, node):
+@njit(b1(*PROPS, i64), **INNER)
+def is_pci(data, pidx, val_off, val_len, node):
     """device_type = "pci"."""
-    p = find_prop(t, node, DEVICE_TYPE)
-    if p < 0 or t.prop_val_len[p] < 4:
+    p = pidx[DEVICE_TYPE, node]
+    if p < 0 or val_len[p] < 4:
         return False
-    o = t.prop_val_off[p]
-    return t.data[o] == 112 and t.data[o + 1] == 99 and t.data[o + 2] == 105 and t.data[o + 3] == 0
+    o = val_off[p]
+    return data[o] == 112 and data[o + 1] == 99 and data[o + 2] == 105 and data[o + 3] == 0
 
 
-@njit(**NJIT)
-def probe(t, role, available):
-    """Probe outcome of every IOMMU provider, and per DTB whether the
-    arm-smmu driver runs with the legacy `mmu-masters` binding (the first
-    arm-smmu that probes fixes the style for the whole system)."""
-    n = t.node_parent.shape[0]
-    n_dtb = t.dtb_node_start.shape[0] - 1
-    state = np.full(n, NOT_A_PROVIDER, dtype=np.int8)
-    legacy = np.zeros(n_dtb, dtype=np.bool_)
-    for d in range(n_dtb):
+@njit(types.none(*PROPS, I64_RO, I8_RO, B_RO, I8, B), **NJIT)
+def _probe(data, pidx, val_off, val_len, dtb_node_start, role, available, state, legacy):
+    for d in range(dtb_node_start.shape[0] - 1):
         generic_seen = False
         legacy_seen = False
-        for i in range(t.dtb_node_start[d], t.dtb_node_start[d + 1]):
+        for i in range(dtb_node_start[d], dtb_node_start[d + 1]):
             r = role[i]
             if r < ARM_SMMU or r > NO_CAPABLE:
                 continue
             if not available[i]:
                 state[i] = PROVIDER_DISABLED
             elif r == ARM_SMMU:
-                if read_u32(t, i, GLOBAL_INTERRUPTS, -1) < 0:
+                if read_u32(data, pidx, val_off, val_len, i, GLOBAL_INTERRUPTS, -1) < 0:
                     state[i] = NO_GLOBAL_INTERRUPTS
                     continue
-                uses_legacy = find_prop(t, i, MMU_MASTERS) >= 0
+                uses_legacy = pidx[MMU_MASTERS, i] >= 0
                 if uses_legacy and not generic_seen:
                     legacy_seen = True
                     state[i] = PROBED
@@ -177,9 +177,19 @@ def probe(t, role, available):
                     state[i] = PROBED
                 else:
                     state[i] = MISMATCHED_BINDING
-            elif r == ARM_SMMU_V3 and read_u32(t, i, IOMMU_CELLS, -1) != 1:
+            elif r == ARM_SMMU_V3 and read_u32(data, pidx, val_off, val_len, i, IOMMU_CELLS,
+                                               -1) != 1:
                 state[i] = BAD_IOMMU_CELLS
             else:
                 state[i] = PROBED
         legacy[d] = legacy_seen
+
+
+def probe(t, role, available):
+    """Probe outcome of every IOMMU provider, and per DTB whether the
+    arm-smmu driver runs with the legacy `mmu-masters` binding (the first
+    arm-smmu that probes fixes the style for the whole system)."""
+    state = np.full(t.node_parent.shape[0], NOT_A_PROVIDER, dtype=np.int8)
+    legacy = np.zeros(t.dtb_node_start.shape[0] - 1, dtype=np.bool_)
+    _probe(*props(t), t.dtb_node_start, role, available, state, legacy)
     return state, legacy

@@ -1,7 +1,7 @@
 """IOMMU_CAP_CACHE_COHERENCY for every link at once, under one rule: the
 target kernel's, or an explicit one (../shared/SPEC.md sections 1, 1.1, 4)."""
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from .codes import (ARM_SMMU, ARM_SMMU_V3, ATTACHED, BROKEN, BROKEN_BRIDGE_COHERENT, CAPABLE,
                     DEV_DMA_COHERENT, DEV_DMA_NON_COHERENT, DEV_DMA_NOT_SUPPORTED,
@@ -10,6 +10,7 @@ from .codes import (ARM_SMMU, ARM_SMMU_V3, ATTACHED, BROKEN, BROKEN_BRIDGE_COHER
                     RESCUED_BY_DEVICE, RULE_NAMES, UNSUPPORTED_IOMMU, VERDICT_NAMES,
                     WALK_ONLY, WALK_OR_DEVICE)
 from .config import NJIT
+from .dt import B_RO, I8, I8_RO, I64_2D_RO, i64
 from .links import L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER, L_PROVIDER
 
 # The old names (the codes live in codes.py).
@@ -19,33 +20,17 @@ DMA_ATTRS = DMA_ATTR_NAMES
 __all__ = ["RULES", "VERDICTS", "DMA_ATTRS", "WALK_OR_DEVICE", "WALK_ONLY", "LEGACY_TRUE",
            "NO_CHECK", "CAPABLE", "RESCUED_BY_DEVICE", "BROKEN", "BROKEN_BRIDGE_COHERENT",
            "NO_IOMMU", "UNSUPPORTED_IOMMU", "NOT_A_DEVICE", "DEV_DMA_COHERENT",
-           "DEV_DMA_NON_COHERENT", "DEV_DMA_NOT_SUPPORTED", "dma_attr", "verdicts"]
+           "DEV_DMA_NON_COHERENT", "DEV_DMA_NOT_SUPPORTED", "verdicts"]
 
 
-@njit(**NJIT)
-def dma_attr(links, coherent):
-    """Masters with a DT node answer of_dma_is_coherent(node); devices found
-    on a bus (PCI without a node, fsl-mc objects, contexts) have no fwnode:
-    DEV_DMA_NOT_SUPPORTED."""
-    out = np.empty(links.shape[0], dtype=np.int8)
+@njit(types.none(I64_2D_RO, I8_RO, B_RO, i64, I8, I8, I8), **NJIT)
+def _verdicts(links, role, coherent, rule, attr, out, note):
     for k in range(links.shape[0]):
         kind = links[k, L_KIND]
         if kind == PLATFORM or kind == PCI_DT_CHILD:
-            out[k] = DEV_DMA_COHERENT if coherent[links[k, L_MASTER]] else DEV_DMA_NON_COHERENT
+            attr[k] = DEV_DMA_COHERENT if coherent[links[k, L_MASTER]] else DEV_DMA_NON_COHERENT
         else:
-            out[k] = DEV_DMA_NOT_SUPPORTED
-    return out
-
-
-@njit(**NJIT)
-def verdicts(links, attr, role, coherent, rule):
-    """The verdict of every link (SPEC section 4), and a note (codes.NOTES)
-    where the rule rather than the DT decided: under NO_CHECK (before
-    v5.19) VFIO asks nothing, so every device with an IOMMU whose driver
-    binds it is capable."""
-    out = np.empty(links.shape[0], dtype=np.int8)
-    note = np.full(links.shape[0], N_NONE, dtype=np.int8)
-    for k in range(links.shape[0]):
+            attr[k] = DEV_DMA_NOT_SUPPORTED
         provider = links[k, L_PROVIDER]
         if not links[k, L_ENABLED]:
             out[k] = NOT_A_DEVICE
@@ -70,4 +55,20 @@ def verdicts(links, attr, role, coherent, rule):
             out[k] = BROKEN_BRIDGE_COHERENT
         else:
             out[k] = BROKEN
-    return out, note
+
+
+def verdicts(links, role, coherent, rule):
+    """(dma_attr, verdict, note) of every link (SPEC section 4).
+
+    dma_attr: masters with a DT node answer of_dma_is_coherent(node);
+    devices found on a bus (PCI without a node, fsl-mc objects, contexts)
+    have no fwnode: DEV_DMA_NOT_SUPPORTED.  note (codes.NOTES): where the
+    rule rather than the DT decided: under NO_CHECK (before v5.19) VFIO
+    asks nothing, so every device with an IOMMU whose driver binds it is
+    capable."""
+    n = links.shape[0]
+    attr = np.empty(n, dtype=np.int8)
+    out = np.empty(n, dtype=np.int8)
+    note = np.full(n, N_NONE, dtype=np.int8)
+    _verdicts(links, role, coherent, rule, attr, out, note)
+    return attr, out, note
