@@ -9,6 +9,7 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -130,16 +131,20 @@ def test_head_of_stderr_in_a_shell_pipeline(snippets, cache, tmp_path):
 
 # -- -o where a report cannot go --------------------------------------------------------
 
-@pytest.mark.parametrize("where", ["missing-folder", "folder", "/dev/full"])
+@pytest.mark.parametrize("where", ["missing-folder", "folder", "full-device"])
 def test_output_that_cannot_be_written(clean, cache, tmp_path, where):
     target = {"missing-folder": tmp_path / "nowhere" / "r.json", "folder": tmp_path,
-              "/dev/full": Path("/dev/full")}[where]
-    if where == "/dev/full" and not target.exists():
-        pytest.skip("no /dev/full")
+              "full-device": tmp_path / "full"}[where]
+    if where == "full-device":
+        # A private /dev/full: a broken write_report must never replace the machine's.
+        try:
+            os.mknod(target, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        except PermissionError:
+            pytest.skip("making a device node needs root")
     proc = cli("sweep", clean, "--format", "json", "-o", target, cache=cache)
     assert proc.returncode == 2
     why = {"missing-folder": f"no folder {tmp_path / 'nowhere'}", "folder": "it is a folder",
-           "/dev/full": os.strerror(28)}[where]
+           "full-device": os.strerror(28)}[where]
     assert one_line(proc.stderr) == f"{target}: error: cannot write the report: {why}"
     assert proc.stdout == ""
 

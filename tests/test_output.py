@@ -111,12 +111,24 @@ def test_below_a_file(tmp_path):
                               f"{os.strerror(errno.ENOTDIR)}")
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
-def test_dev_full():
+def device(folder, name, minor):
+    """A private copy of /dev/null (minor 3) or /dev/full (7): a mutant of
+    write_report that took it for a regular file must replace this one,
+    never the machine's."""
+    path = folder / name
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def test_a_full_device(tmp_path):
+    full = device(tmp_path, "full", 7)
     with pytest.raises(OutputError) as why:
-        write_report("/dev/full", render("x" * 100000))
-    assert str(why.value) == ("/dev/full: error: cannot write the report: "
-                              f"{os.strerror(errno.ENOSPC)}")
+        write_report(full, render("x" * 100000))
+    assert str(why.value) == f"{full}: error: cannot write the report: {os.strerror(errno.ENOSPC)}"
+    assert stat.S_ISCHR(full.stat().st_mode)
 
 
 def test_special_files_are_written_in_place(tmp_path):
@@ -129,7 +141,10 @@ def test_special_files_are_written_in_place(tmp_path):
     finally:
         os.close(reader)
     assert leftovers(tmp_path, "fifo") == []
-    assert write_report(os.devnull, render("gone\n")) is True
+    null = device(tmp_path, "null", 3)
+    assert write_report(null, render("gone\n")) is True
+    assert stat.S_ISCHR(null.stat().st_mode)
+    assert leftovers(tmp_path, "fifo") == ["null"]
 
 
 def test_stdout(monkeypatch):
