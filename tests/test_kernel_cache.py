@@ -77,7 +77,7 @@ def scratch(tmp_path):
 def _okay_means_disabled(root):
     """Edit status_okay() in the scratch copy's dt.py: "okay" now disables."""
     f = root / "kernels" / "dt.py"
-    text, n = re.subn(r'(def status_okay\(t, node\):\n    """.*?"""\n)',
+    text, n = re.subn(r'(def status_okay\(data, off, n\):\n    """.*?"""\n)',
                       r'\1    return False  # the test edit\n', f.read_text(), flags=re.S)
     assert n == 1, "status_okay() not found in kernels/dt.py"
     f.write_text(text)
