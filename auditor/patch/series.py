@@ -83,7 +83,8 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
             continue
         node = chain[-1]
         if not written_as(chain, c.path, labels + node.labels):
-            written = "/".join(s.name for s in chain)
+            names = [s.name for s in chain]
+            written = "/" + "/".join(names[1:]) if names[0] == "/" else "/".join(names)
             skips.append(Skip(c.path, sorted(c.socs), c.where,
                               f"{c.where}: the node written here ({written}) is not {c.path}: "
                               f"the tree changed since the sweep; sweep it again"))
