@@ -8,6 +8,8 @@ reuses the package, the extracted tree, the dtc and the DTBs.
 
 import pytest
 
+from kerneltree import write_tree
+
 from corpus.build import build_corpus
 
 
@@ -193,25 +195,6 @@ dtb-$(CONFIG_ARCH_BETA) += beta-1.dtb beta-ov.dtbo
 };
 """,
 }
-
-
-def write_tree(root, files):
-    """Write {relative path: text} under root, with kbuild's include-prefixes links."""
-    import os
-    from pathlib import Path
-
-    root = Path(root)
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    prefixes = root / "scripts/dtc/include-prefixes"
-    prefixes.mkdir(parents=True, exist_ok=True)
-    for name, target in (("arm64", "../../../arch/arm64/boot/dts"),
-                         ("dt-bindings", "../../../include/dt-bindings")):
-        if not os.path.lexists(prefixes / name):
-            os.symlink(target, prefixes / name)
-    return root
 
 
 @pytest.fixture

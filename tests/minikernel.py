@@ -25,6 +25,8 @@ v6.1.0 (walk-only).
 import os
 import subprocess
 
+from kerneltree import write_tree
+
 GIC_H = """\
 /* SPDX-License-Identifier: GPL-2.0 */
 #ifndef _DT_BINDINGS_ARM_GIC_H
@@ -213,17 +215,7 @@ def make_minikernel(root, version=(6, 1, 192), coherent=("a400",), git=False):
         files[f"{VENDOR_DIR}/{name}.dtsi"] = soc_dtsi(name, name in coherent)
     for (soc, board), extra in BOARDS.items():
         files[f"{VENDOR_DIR}/{soc}-{board}.dts"] = BOARD.format(soc=soc, board=board, extra=extra)
-    for rel, text in files.items():
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-    prefixes = os.path.join(root, "scripts/dtc/include-prefixes")
-    os.makedirs(prefixes, exist_ok=True)
-    for name, target in (("arm64", "../../../arch/arm64/boot/dts"),
-                         ("dt-bindings", "../../../include/dt-bindings")):
-        if not os.path.lexists(os.path.join(prefixes, name)):
-            os.symlink(target, os.path.join(prefixes, name))
+    write_tree(root, files)
     if git:
         env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
                    GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com",
