@@ -253,3 +253,17 @@ def test_format_diff_shows_at_most_40_rows_a_section(saved, count, shown_rows, m
     assert rows == [f"  b{k:02}.dtb" for k in range(shown_rows)]
     assert lines[start + 1 + shown_rows] == (more or "")
     assert len(format_diff(d, most=2).split("\n")) == len(lines) - shown_rows + 2 + (more is None)
+
+
+def test_diff_orders_socs_by_name_nameless_first(saved):
+    plat = _soc(saved, "acme,plat")
+    fine = _soc(saved, "acme,fine")           # not affected
+    names = (None, "Acme,x", "acme,y")
+    old = _with_socs(saved, *(dataclasses.replace(fine, soc=n) for n in names))
+    new = _with_socs(saved, *(dataclasses.replace(plat, soc=n) for n in names))
+    d = diff_sweeps(old, new)
+    assert [s["soc"] for s in d["socs"]["newly_affected"]] == [None, "Acme,x", "acme,y"]
+    back = diff_sweeps(new, old)
+    assert [s["soc"] for s in back["socs"]["fixed"]] == [None, "Acme,x", "acme,y"]
+    gone = diff_sweeps(new, _with_socs(saved))
+    assert [s["soc"] for s in gone["socs"]["gone"]] == [None, "Acme,x", "acme,y"]

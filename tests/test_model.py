@@ -130,7 +130,7 @@ VERDICTS = ("capable, rescued-by-device, broken, broken-bridge-coherent, no-iomm
     (("target_kernel",), 6.1, "not a valid sweep: sweep.target_kernel is not a string or null"),
     (("target_assumed",), "yes", "not a valid sweep: sweep.target_assumed is not true or false"),
     (("legacy_dt_bindings",), DELETE, "not a valid sweep: sweep has no 'legacy_dt_bindings'"),
-    (("corpus",), [], "not a valid sweep: corpus is not an object"),
+    (("corpus",), [], "not a valid sweep: sweep.corpus is not an object"),
     (("corpus", "root"), None, "not a valid sweep: corpus.root is not a string"),
     (("corpus", "identity"), 1, "not a valid sweep: corpus.identity is not a string or null"),
     (("corpus", "partial"), None, "not a valid sweep: corpus.partial is not true or false"),
@@ -273,3 +273,16 @@ def test_a_wrong_field_is_named(doc, path, where):
     with pytest.raises(SweepFileError) as why:
         sweep_from_json(_set(doc, path, {"not": "this"}), "s.json")
     assert str(why.value).startswith(f"s.json: error: not a valid sweep: {where} is not ")
+
+
+MISSING = [(("links", 2, "dtb"), "links[2]"), (("links", 2, "bridge_coherent"), "links[2]"),
+           (("links", 2, "verdict"), "links[2]"), (("socs",), "sweep"), (("corpus",), "sweep"),
+           (("socs", 0, "providers", 0, "verdict_counts"), "socs[0].providers[0]"),
+           (("diagnostics", 0, "message"), "diagnostics[0]")]
+
+
+@pytest.mark.parametrize("path, where", MISSING, ids=[".".join(map(str, p)) for p, _ in MISSING])
+def test_a_missing_field_is_named(doc, path, where):
+    with pytest.raises(SweepFileError) as why:
+        sweep_from_json(_set(doc, path, DELETE), "s.json")
+    assert str(why.value) == f"s.json: error: not a valid sweep: {where} has no {path[-1]!r}"

@@ -212,3 +212,23 @@ def test_stderr_default_stream(monkeypatch):
 
 def test_text_file():
     assert text_file(lambda f: (f.write("a"), f.write("b\n"))) == "ab\n"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0, 0o666)])
+def test_the_umask_is_used_and_left_as_it_was(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_report(tmp_path / "r", render("x"))
+        assert os.umask(umask) == umask
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "r").stat().st_mode) == mode
+
+
+def test_no_room_for_the_temporary_name(tmp_path):
+    path = tmp_path / ("r" * 250)        # a legal name; its temporary's would not be
+    with pytest.raises(OutputError) as why:
+        write_report(path, render("x"))
+    assert str(why.value) == (f"{path}: error: cannot write the report: "
+                              f"{os.strerror(errno.ENAMETOOLONG)}")
+    assert os.listdir(tmp_path) == []
