@@ -233,7 +233,7 @@ def sweep_from_json(doc, name="<sweep>") -> Sweep:
         raise SweepFileError(f"{name}: error: sweep schema {schema!r:.20} is not one this "
                              f"version reads (1 or {SCHEMA}): sweep again")
     v = _Validator(name)
-    corpus = v.obj(doc, "corpus", "corpus")
+    corpus = v.obj(doc, "corpus", "sweep")
     sweep = Sweep(
         rule=v.choice(doc, "rule", RULE_NAMES, "sweep"),
         target_kernel=v.opt_str(doc, "target_kernel", "sweep") if schema > 1 else None,
