@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import shutil
@@ -41,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from bench.timing import best
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:                 # python bench/bench_all.py
@@ -51,18 +51,6 @@ COLD_BOARD = "freescale/fsl-ls1028a-rdb.dtb"
 DEFAULT_CORPUS = "sid/linux-source-7.2"
 REFERENCE_CORPUS = "linux-source-6.12"
 MASTERS = (4000, 16000)
-
-
-def best(run, repeat):
-    """(best wall time in seconds, result of the last run)."""
-    times = []
-    result = None
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def cli(*args, env=None, check=True):

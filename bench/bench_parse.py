@@ -23,12 +23,12 @@ import io
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import libfdt
 from pyfdt.pyfdt import FdtBlobParse
 
+from bench.timing import best
 from corpus import flat
 from corpus.flat import flatten
 from corpus.pyfdt_check import dtb_files
@@ -72,15 +72,6 @@ def pyfdt_parse(files):
             FdtBlobParse(fh).to_fdt()
 
 
-def best(fn, *args, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def _default_folder():
     from corpus.build import build_corpus
     return build_corpus().root          # the default corpus
@@ -109,14 +100,14 @@ def main(argv=None):
         numba_parse(data, dtb_data_off, dtb_error)
         pylibfdt_walk(files[:1])
         rows = [
-            ("read floor", best(read_floor, files, repeat=args.repeat)),
-            ("numba cold", best(numba_cold, files, root, repeat=args.repeat)),
-            ("numba parse", best(numba_parse, data, dtb_data_off, dtb_error, repeat=args.repeat)),
-            ("numba warm", best(numba_warm, files, root, repeat=args.repeat)),
-            ("pylibfdt", best(pylibfdt_walk, files, repeat=max(1, args.repeat // 2))),
+            ("read floor", best(lambda: read_floor(files), args.repeat)[0]),
+            ("numba cold", best(lambda: numba_cold(files, root), args.repeat)[0]),
+            ("numba parse", best(lambda: numba_parse(data, dtb_data_off, dtb_error), args.repeat)[0]),
+            ("numba warm", best(lambda: numba_warm(files, root), args.repeat)[0]),
+            ("pylibfdt", best(lambda: pylibfdt_walk(files), max(1, args.repeat // 2))[0]),
         ]
         if not args.skip_pyfdt:
-            rows.append(("pyfdt", best(pyfdt_parse, files, repeat=1)))
+            rows.append(("pyfdt", best(lambda: pyfdt_parse(files), 1)[0]))
 
     print(f"{len(files)} DTBs, {size / 1e6:.1f} MB, {fc.node_dtb.size} nodes, "
           f"{fc.prop_node.size} properties, {len(fc.errors())} refused ({root})")

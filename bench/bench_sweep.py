@@ -21,7 +21,6 @@ and lists the links found by only one of them.  Exit status 0 when the
 counts agree, 1 when they do not, 2 for a corpus that cannot be built.
 """
 import argparse
-import gc
 import sys
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tqdm import tqdm  # noqa: E402
 
 from auditor.sweep import build_sweep, target_for  # noqa: E402
+from bench.timing import best  # noqa: E402
 from bench.naive_rule import RULES, NaiveError, sweep_dtb  # noqa: E402
 from corpus.build import build_corpus, progress_wanted  # noqa: E402
 from corpus.errors import CorpusError  # noqa: E402
@@ -41,17 +41,6 @@ from kernels.codes import VERDICT_NAMES as VERDICTS  # noqa: E402
 from kernels.evaluate import evaluate  # noqa: E402
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
-
-
-def best(run, repeat):
-    """(best time in seconds, result of the last run)."""
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def naive_sweep(root, dtbs, rule, target):

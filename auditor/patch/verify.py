@@ -4,7 +4,6 @@ touches, sweeps them again and says, per SoC, whether it is still affected.
 """
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
