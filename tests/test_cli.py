@@ -525,3 +525,92 @@ def test_diff_to_a_file_and_fail_on_new(tmp_path, capsys):
     assert capsys.readouterr() == ("", "")
     assert out.read_text().startswith("dtb-audit diff: DTBs in ")
     assert main(["diff", str(mini), str(mini), "--fail-on-new"]) == 0
+
+
+# -- patch and corpus build: what reaches the modules ------------------------------------------
+
+@pytest.fixture
+def patch_calls(monkeypatch):
+    """auditor.patch.run replaced by a recorder that takes what the real one takes."""
+    import inspect
+
+    from auditor import patch as patches
+    real = inspect.signature(patches.run)
+    calls = []
+
+    def fake(*args, **kwargs):
+        real.bind(*args, **kwargs)
+        calls.append(real.bind(*args, **kwargs).arguments)
+        return 5
+
+    monkeypatch.setattr(patches, "run", fake)
+    return calls
+
+
+def test_patch_hands_every_option_over(tmp_path, isolated_cache, patch_calls):
+    tree = make_minikernel(tmp_path / "linux", git=True)
+    assert main(["patch", "--kernel", str(tree), "-o", str(tmp_path / "series"), "--verify",
+                 "--from", "A U Thor <a@example.com>", "-s", "-j", "1",
+                 "--target-kernel", "6.1.0"]) == 5
+    (call,) = patch_calls
+    assert (call["kernel_dir"], call["out_dir"], call["verify"], call["author"], call["signoff"],
+            call["jobs"]) == (tree, str(tmp_path / "series"), True, "A U Thor <a@example.com>",
+                              True, 1)
+    assert (call["sweep"].target_kernel, call["sweep"].rule) == ("6.1.0", "walk-only")
+    assert call["dependencies"]["acme/a300-lite.dtb"] == (
+        f"{VENDOR_DIR}/a300-lite.dts", f"{VENDOR_DIR}/a300.dtsi",
+        "include/dt-bindings/interrupt-controller/arm-gic.h")
+    # A git checkout: Fixes: names the commit that wrote the line.
+    (sha, subject) = call["fixes"](f"{VENDOR_DIR}/a100.dtsi", 27)
+    head = subprocess.run(["git", "-C", tree, "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert (sha[:12], subject) == (head[:12], "mini kernel")
+
+
+def test_patch_defaults_and_a_tree_that_is_no_checkout(tmp_path, isolated_cache, patch_calls):
+    tree = make_minikernel(tmp_path / "linux")
+    assert main(["patch", "--kernel", str(tree), "-o", str(tmp_path / "series")]) == 5
+    (call,) = patch_calls
+    assert (call["verify"], call["author"], call["signoff"], call["fixes"], call["jobs"]) == \
+        (False, None, False, None, None)
+    assert call["sweep"].target_kernel == "6.1.192"
+
+
+def test_patch_from_a_saved_sweep(tmp_path, isolated_cache, patch_calls, capsys):
+    tree = make_minikernel(tmp_path / "linux")
+    saved = tmp_path / "sweep.json"
+    assert main(["sweep", "--kernel", str(tree), "--format", "json", "-o", str(saved)]) == 0
+    assert main(["patch", "--sweep", str(saved), "-o", str(tmp_path / "s")]) == 5
+    (call,) = patch_calls
+    assert call["kernel_dir"] == tree
+    assert sorted(call["dependencies"]) == [f"acme/{b}.dtb" for b in (
+        "a100-evk", "a100-mini", "a200-rdb", "a300-evk", "a300-lite", "a400-evk")]
+    # The corpus folder gone: the series is made without the manifest's dependencies.
+    doc = json.loads(saved.read_text())
+    doc["corpus"]["root"] = str(tmp_path / "gone")
+    saved.write_text(json.dumps(doc))
+    assert main(["patch", "--sweep", str(saved), "-o", str(tmp_path / "s")]) == 5
+    assert patch_calls[1]["dependencies"] is None
+    # The kernel tree gone: one line, and --kernel is the way out.
+    doc["corpus"]["kernel_dir"] = str(tmp_path / "nowhere")
+    saved.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["patch", "--sweep", str(saved), "-o", str(tmp_path / "s")]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"{saved}: error: the sweep names no kernel tree that is here: give --kernel DIR")
+    assert main(["patch", "--sweep", str(saved), "--kernel", str(tree),
+                 "-o", str(tmp_path / "s")]) == 5
+    assert patch_calls[2]["kernel_dir"] == str(tree)
+
+
+def test_corpus_build_hands_jobs_over(tmp_path, isolated_cache, monkeypatch, capsys):
+    import corpus.build
+    real, seen = corpus.build.build_corpus, []
+    monkeypatch.setattr(corpus.build, "build_corpus",
+                        lambda **kw: (seen.append(kw), real(**kw))[1])
+    tree = make_minikernel(tmp_path / "linux")
+    assert main(["corpus", "build", "--kernel", str(tree), "-j", "1",
+                 "--out", str(tmp_path / "dtbs")]) == 0
+    assert seen == [dict(kernel=str(tree), tarball=None, debian=None, dtbs=None, jobs=1,
+                         out=str(tmp_path / "dtbs"), select=None)]
+    assert capsys.readouterr().out == f"{tmp_path / 'dtbs'}\n"
