@@ -239,7 +239,7 @@ def format_history(h, changed_only=False):
     became or stopped being coherent."""
     short = [_short(v) for v in h["versions"]]
     rows = [r for r in h["socs"] if r["changes"] or not changed_only]
-    width = max([len("SoC")] + [len(r["soc"] or "") for r in rows])
+    width = max([len("SoC")] + [len(shown(r["soc"] or "?")) for r in rows])
     cols = [max(len(s), len("unaffected")) for s in short]
     out = ["SoC".ljust(width) + "  " + "  ".join(s.ljust(c) for s, c in zip(short, cols))
            + "  SMMU\n"]
@@ -252,7 +252,7 @@ def format_history(h, changed_only=False):
 
 def _short(identity):
     # "linux-6.1.192 (debian linux-source-6.1)" -> "linux-6.1.192"
-    return shown(identity.split(" ", 1)[0])
+    return shown(identity.split(" (", 1)[0])
 
 
 def _smmu_story(row, short, versions):

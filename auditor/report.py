@@ -200,7 +200,7 @@ def sarif_document(sweep):
                 + (f", and {len(masters) - 8} more" if len(masters) > 8 else ""))
         results.append({
             "ruleId": SARIF_RULES[index][0], "ruleIndex": index, "level": SARIF_RULES[index][2],
-            "message": {"text": text},
+            "message": {"text": shown(text)},     # DTB text: no raw control characters
             "locations": [{"physicalLocation": physical,
                            "logicalLocations": [{"fullyQualifiedName": p.path, "kind": "object"}]}],
             # Stable across runs and line moves: the node and its SoCs, not the line.
