@@ -182,17 +182,18 @@ def add_explain_arguments(parser):
 def explain(args) -> int:
     from pathlib import Path
 
-    from auditor.sweep import prepare_kernels, target_for
+    from auditor.sweep import target_for
+    from corpus.flat import flatten
 
     board = Path(args.board)
     if board.is_file():
         from corpus.build import open_corpus
         corpus = open_corpus(board)
-        prepare_kernels([board])
-        from corpus.flat import flatten
         flat = flatten([board], board.parent, cache=False)
-    elif os.sep in args.board or board.suffix in (".dtb", ".dtbo"):
-        # A path, not a board name: say so before fetching any corpus.
+    elif (os.sep in args.board or board.suffix in (".dtb", ".dtbo")) \
+            and not any(_source(args).values()):
+        # A path, not a board name, and no corpus to find it in: say so
+        # before fetching the default corpus.
         raise CorpusError(f"{args.board}: error: no such file")
     else:
         corpus = _build(args)
@@ -201,8 +202,6 @@ def explain(args) -> int:
                    if e.dtb.removesuffix(".dtb") == wanted or Path(e.dtb).stem == wanted]
         if not matches:
             raise CorpusError(f"{args.board}: error: no such board in {corpus.root}")
-        prepare_kernels([Path(corpus.root) / matches[0].dtb])
-        from corpus.flat import flatten
         flat = flatten([Path(corpus.root) / matches[0].dtb], corpus.root)
     from auditor.explain import explain as write_explanation
     from kernels.evaluate import evaluate

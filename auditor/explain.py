@@ -45,7 +45,8 @@ def availability_chain(ev, text, node):
 
 def explain(ev, out, d=0):
     """Write the explanation of DTB d of an Evaluation (kernels/evaluate.py)."""
-    from kernels.links import L_BRIDGE, L_DTB, L_MASTER
+    from kernels.codes import L_BRIDGE, L_DTB, L_MASTER, PR_DTB
+    from kernels.evaluate import problem_text
     flat = ev.flat
     text = NodeText(flat)
     sweep = build_sweep(ev)
@@ -86,3 +87,10 @@ def explain(ev, out, d=0):
                 out.write(f"    {key + ':':<10} {shown(value)}\n")
     if not rows:
         out.write("  (none)\n")
+    problems = [i for i in range(ev.problems.shape[0]) if ev.problems[i, PR_DTB] == d]
+    if problems:
+        # Problems of the DT as a whole (a DMA-parent loop, a phandle used
+        # twice, too many links): no link carries them.
+        out.write("\nproblems\n")
+        for i in problems:
+            out.write(f"  {shown(problem_text(ev, i, text.path))}\n")

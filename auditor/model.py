@@ -176,10 +176,8 @@ class Sweep:
 
 
 def link_json(link: Link, with_diagnostic=True) -> dict:
-    out = link._asdict()
+    out = dict(zip(Link._fields if with_diagnostic else LINK_FIELDS, link))
     out["provider_compatible"] = list(link.provider_compatible)
-    if not with_diagnostic:
-        del out["diagnostic"]
     return out
 
 

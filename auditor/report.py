@@ -21,8 +21,9 @@ def write(sweep, fmt, out):
 
 
 def _jsonl(sweep, out):
-    for link in sweep.links:
-        out.write(json.dumps(link_json(link, with_diagnostic=False)) + "\n")
+    dumps = json.dumps
+    out.write("".join([dumps(link_json(link, with_diagnostic=False)) + "\n"
+                       for link in sweep.links]))
 
 
 def _json(sweep, out):
@@ -48,6 +49,11 @@ def _counts(counts):
     return ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def count(n, noun):
+    """"1 board", "2 boards"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def target_words(sweep):
     """"target 6.12.117" (with "assumed" when nothing told the version)."""
     if sweep.target_kernel is None:
@@ -62,7 +68,8 @@ def summary_line(sweep):
     passthrough = sum(1 for s in affected if s.passthrough)
     partial = " (PARTIAL corpus: its build was interrupted)" if sweep.corpus.partial else ""
     return (f"{shown(sweep.name)}{partial}: {target_words(sweep)}: rule {sweep.rule}: "
-            f"{len(sweep.links)} links on {boards} boards of {len(sweep.socs)} SoCs; "
+            f"{count(len(sweep.links), 'link')} on {count(boards, 'board')} of "
+            f"{count(len(sweep.socs), 'SoC')}; "
             f"{len(affected)} SoCs affected ({passthrough} with PCI/fsl-mc passthrough broken)")
 
 
@@ -85,7 +92,7 @@ def _table(sweep, out):
         shown_masters += [m for m in masters if m.kind not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
         for m in shown_masters:
             out.write(f"  broken    {m.kind:<15} {shown(m.path)}  {m.verdict}"
-                      f"  ({len(m.dtbs)} boards)\n")
+                      f"  ({count(len(m.dtbs), 'board')})\n")
         if len(masters) > len(shown_masters):
             out.write(f"  broken    ... and {len(masters) - len(shown_masters)} more platform "
                       "devices (--format json lists them)\n")
@@ -129,8 +136,8 @@ def _gcc(sweep, out):
             where = p.where or f"{sweep.corpus.root}/{p.dtbs[0]}"
             kinds = sorted({m.verdict for m in s.broken_masters})
             out.write(f"{shown(where)}: warning: {shown(s.soc)}: SMMU {shown(p.path)} lacks "
-                      f"dma-coherent: VFIO refuses {len(s.broken_masters)} masters "
-                      f"({', '.join(kinds)}) on {len(s.affected_boards)} boards "
+                      f"dma-coherent: VFIO refuses {count(len(s.broken_masters), 'master')} "
+                      f"({', '.join(kinds)}) on {count(len(s.affected_boards), 'board')} "
                       f"[rule {sweep.rule}, target {sweep.target_kernel}]\n")
 
 
@@ -194,7 +201,8 @@ def sarif_document(sweep):
             physical["region"] = region
         label = f" ({p.label})" if p.label else ""
         text = (f"{', '.join(s or '?' for s in e['socs'])}: SMMU {p.path}{label} lacks "
-                f"dma-coherent: VFIO refuses {len(masters)} masters on {len(boards)} boards "
+                f"dma-coherent: VFIO refuses {count(len(masters), 'master')} on "
+                f"{count(len(boards), 'board')} "
                 f"(target {sweep.target_kernel}, rule {sweep.rule}): "
                 + ", ".join(f"{m['path']} ({m['kind']}, {m['verdict']})" for m in masters[:8])
                 + (f", and {len(masters) - 8} more" if len(masters) > 8 else ""))
@@ -219,7 +227,7 @@ def sarif_document(sweep):
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "dtb-audit", "version": _version(),
+            "tool": {"driver": {"name": "dtb-audit", "version": tool_version() or "0",
                                 "informationUri": "https://docs.kernel.org/driver-api/vfio.html",
                                 "rules": rules}},
             "originalUriBaseIds": base,
@@ -235,12 +243,14 @@ def _file_uri(folder):
     return Path(folder).resolve().as_uri().rstrip("/") + "/"
 
 
-def _version():
+def tool_version():
+    """dtb-audit's installed version; None when run from a checkout that
+    was never installed."""
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version("dtb-audit")
     except PackageNotFoundError:
-        return "0"
+        return None
 
 
 def _sarif(sweep, out):

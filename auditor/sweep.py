@@ -9,7 +9,6 @@ kernels' table, the per-SoC summaries in one pass over the links.
 """
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -36,26 +35,10 @@ def target_for(corpus=None, given=None) -> TargetKernel:
     return TargetKernel.newest()
 
 
-def prepare_kernels(paths):
-    """Decide, before any kernel module is imported, whether this process
-    runs the kernels compiled or as plain Python: small work on a machine
-    where they were never compiled is quicker without compiling
-    (kernels/jit.py)."""
-    from kernels.jit import choose_tier
-    total = 0
-    for path in paths:
-        try:
-            total += os.stat(path).st_size
-        except OSError:
-            pass            # the parser reports it
-    return choose_tier(total)
-
-
 def flatten_corpus(corpus):
     """The flattened arrays of a corpus.build.Corpus: its boards and composites."""
     root = Path(corpus.root)
     paths = [root / e.dtb for e in corpus.boards]
-    prepare_kernels(paths)
     from corpus.flat import flatten
     return flatten(paths, root)
 
@@ -65,7 +48,7 @@ def sweep_corpus(corpus, target=None, rule=None, legacy_dt_bindings=True, flat=N
     (default: target_for(corpus)); rule: a RULES id overriding the target's."""
     target = target or target_for(corpus)
     flat = flat if flat is not None else flatten_corpus(corpus)
-    from kernels.evaluate import evaluate      # after flatten_corpus chose how kernels run
+    from kernels.evaluate import evaluate
     ev = evaluate(flat, target, rule, legacy_dt_bindings)
     return build_sweep(ev, corpus, legacy_dt_bindings)
 
@@ -77,16 +60,23 @@ class NodeText:
 
     def __init__(self, flat):
         self.flat = flat
+        self._data = memoryview(flat.data)
         self._path = {-1: None}
         self._compatible = {}
 
+    def name(self, i):
+        """The node's full name ("pcie@1f0000000"; "" for a root)."""
+        o = int(self.flat.node_name_off[i])
+        # latin-1: one character per byte, whatever the DTB holds (text.shown escapes).
+        return str(self._data[o:o + int(self.flat.node_name_len[i])], "latin-1")
+
     def path(self, i):
         """"/soc/pcie@1f0000000"; None for -1 (no node)."""
-        if i in self._path:
-            return self._path[i]
-        parent = int(self.flat.node_parent[i])
-        p = "/" if parent < 0 else self.path(parent).rstrip("/") + "/" + self.flat.node_name(i)
-        self._path[i] = p
+        p = self._path.get(i)
+        if p is None and i not in self._path:
+            parent = int(self.flat.node_parent[i])
+            p = "/" if parent < 0 else self.path(parent).rstrip("/") + "/" + self.name(i)
+            self._path[i] = p
         return p
 
     def compatible(self, i):
@@ -102,8 +92,10 @@ class NodeText:
         start, end = int(flat.dtb_node_start[d]), int(flat.dtb_node_start[d + 1])
         if start == end:
             return {}
-        top = start + np.flatnonzero(flat.node_depth[start:end] == 1)
-        symbols = next((int(i) for i in top if flat.node_name(int(i)) == "__symbols__"), None)
+        # Top-level nodes named "__symbols__": by length first, then by bytes.
+        top = start + np.flatnonzero((flat.node_depth[start:end] == 1)
+                                     & (flat.node_name_len[start:end] == len(SYMBOLS)))
+        symbols = next((int(i) for i in top if self.name(int(i)) == SYMBOLS), None)
         if symbols is None:
             return {}
         wanted = {}
@@ -116,6 +108,9 @@ class NodeText:
             for node in wanted.get(flat.prop_value(int(p)), ()):
                 out.setdefault(node, flat.prop_names[flat.prop_name[p]])
         return out
+
+
+SYMBOLS = "__symbols__"
 
 
 def root_compatibles(flat):
@@ -161,40 +156,45 @@ def _str_or_none(value):
 
 
 def _links(ev, text, boards):
-    """Link records straight from the columns of the kernels' table."""
+    """Link records straight from the columns of the kernels' table; what
+    belongs to a provider is made once per provider."""
+    from kernels.codes import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DIAG_ARG, L_DTB,
+                               L_ENABLED, L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID, L_VIA)
     from kernels.evaluate import diagnostic_text
-    from kernels.links import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DIAG_ARG,
-                               L_DTB, L_ENABLED, L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID,
-                               L_VIA)
     table = ev.links
     if table.shape[0] == 0:
         return
     flat = ev.flat
     providers = np.unique(table[:, L_PROVIDER])
-    providers = providers[providers >= 0]
+    providers = providers[providers >= 0].tolist()
     labels = {}
     by_dtb = defaultdict(list)
-    for node in providers.tolist():
+    for node in providers:
         by_dtb[int(flat.node_dtb[node])].append(node)
     for d, nodes in by_dtb.items():
         labels.update(text.labels(d, nodes))
+    # (path, label, compatible, driver, enabled, coherent) of each provider; -1: none.
+    provider_fields = {-1: (None, None, (), None, False, False)}
+    for node in providers:
+        provider_fields[node] = (
+            text.path(node), labels.get(node), text.compatible(node),
+            codes.DRIVER_NAMES.get(int(ev.role[node]), "unknown"),
+            bool(ev.available[node]), bool(ev.coherent[node]))
     rule_name = codes.RULE_NAMES[ev.rule]
-    coherent, available, role = ev.coherent, ev.available, ev.role
-    probe_state = ev.probe_state
+    coherent, probe_state = ev.coherent, ev.probe_state
     columns = [table[:, c].tolist() for c in (L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND,
                                                L_BRIDGE, L_BRIDGE_FUNCTION, L_ENABLED,
                                                L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID)]
-    verdicts = ev.verdict.tolist()
-    attrs = ev.dma_attr.tolist()
+    verdicts = [codes.VERDICT_NAMES[v] for v in ev.verdict.tolist()]
+    attrs = [codes.DMA_ATTR_NAMES[a] for a in ev.dma_attr.tolist()]
     target_notes = ev.target_note.tolist()
-    paths = flat.paths
+    paths, path = flat.paths, text.path
     for k, (d, provider, master, via, kind, bridge, bridge_fn, enabled, attach, note, diag,
             diag_arg, rid) in enumerate(zip(*columns)):
-        has_provider = provider >= 0
         notes = []
         if attach != codes.ATTACHED:
             notes.append(codes.ATTACH_REASONS[attach].format(rid=rid))
-            if attach == codes.A_NOT_PROBED and has_provider:
+            if attach == codes.A_NOT_PROBED and provider >= 0:
                 notes.append(codes.PROBE_STATES[codes.PROBE_STATE_NAMES[probe_state[provider]]])
         if note != codes.N_NONE:
             notes.append(codes.NOTES[note])
@@ -202,31 +202,29 @@ def _links(ev, text, boards):
             notes.append(codes.NOTES[target_notes[k]])
         kind_name = codes.KIND_NAMES[kind]
         board, soc = boards[d]
+        p_path, p_label, p_compatible, p_driver, p_enabled, p_coherent = provider_fields[provider]
         yield Link(
             dtb=paths[d], board=board, soc=soc,
-            provider_path=text.path(provider) if has_provider else None,
-            provider_label=labels.get(provider),
-            provider_compatible=text.compatible(provider) if has_provider else (),
-            driver=codes.DRIVER_NAMES.get(int(role[provider]), "unknown") if has_provider else None,
-            provider_enabled=bool(available[provider]) if has_provider else False,
-            provider_coherent=bool(coherent[provider]) if has_provider else False,
+            provider_path=p_path, provider_label=p_label, provider_compatible=p_compatible,
+            driver=p_driver, provider_enabled=p_enabled, provider_coherent=p_coherent,
             link=codes.VIA_NAMES[via],
-            master_path=text.path(master) if master >= 0 else None,
+            master_path=path(master),
             master_kind=kind_name, master_enabled=bool(enabled),
-            master_dma_attr=codes.DMA_ATTR_NAMES[attrs[k]],
-            bridge_path=text.path(bridge) if bridge >= 0 else None,
+            master_dma_attr=attrs[k],
+            bridge_path=path(bridge),
             bridge_coherent=bool(coherent[bridge]) if via == codes.VIA_IOMMU_MAP else None,
             placeholder_map=note == codes.N_PLACEHOLDER,
             vfio_candidate=kind_name in codes.VFIO_KINDS and not bridge_fn,
-            rule=rule_name, verdict=codes.VERDICT_NAMES[verdicts[k]],
+            rule=rule_name, verdict=verdicts[k],
             note="; ".join(n for n in notes if n) or None,
-            diagnostic=None if diag == codes.D_NONE else diagnostic_text(ev, k, text.path))
+            diagnostic=None if diag == codes.D_NONE else diagnostic_text(ev, k, path))
 
 
 def _problems(ev, text):
     """Problems of a DTB as a whole (a DMA-parent loop, duplicate phandles,
     too many links): one diagnostic each."""
-    from kernels.evaluate import PR_DTB, PR_NODE, problem_text
+    from kernels.codes import PR_DTB, PR_NODE
+    from kernels.evaluate import problem_text
     return [Diagnostic(ev.flat.paths[int(row[PR_DTB])],
                        text.path(int(row[PR_NODE])) if row[PR_NODE] >= 0 else None,
                        problem_text(ev, i, text.path))

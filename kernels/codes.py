@@ -167,7 +167,7 @@ DIAGNOSTICS = (
 # -- problems of a DTB that belong to no link (Evaluation.problems) ---------------------
 #
 # Rows (dtb, node, code, arg, other).  Fields: {node} and {other} the paths of
-# those nodes, {arg} the row's arg, {limit} kernels.links.MAX_LINKS_PER_DTB.
+# those nodes, {arg} the row's arg, {limit} MAX_LINKS_PER_DTB.
 
 PROBLEMS = (
     None,                                                           # P_NONE
@@ -178,3 +178,22 @@ PROBLEMS = (
     "{arg} links in one DTB, more than {limit}: its links are left out",
 )
 P_NONE, P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS = range(len(PROBLEMS))
+
+# -- the tables the kernels return ---------------------------------------------------
+
+# The columns of the int64 table of links (kernels.links.find_links), one row a
+# link.  diag_arg2 and diag_node: the second argument and the node of the
+# diagnostic (DIAGNOSTICS: {arg2}, {node}).
+LINK_COLUMNS = ("dtb", "provider", "master", "via", "kind", "bridge", "bridge_function",
+                "enabled", "attach", "note", "diag", "diag_arg", "rid", "diag_arg2", "diag_node")
+(L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE, L_BRIDGE_FUNCTION,
+ L_ENABLED, L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID, L_DIAG_ARG2,
+ L_DIAG_NODE) = range(len(LINK_COLUMNS))
+
+# The columns of the table of problems (Evaluation.problems), one row a problem.
+PROBLEM_COLUMNS = ("dtb", "node", "code", "arg", "other")
+PR_DTB, PR_NODE, PR_CODE, PR_ARG, PR_OTHER = range(len(PROBLEM_COLUMNS))
+
+# Above this many links in one DTB, its links are left out and reported
+# (P_TOO_MANY_LINKS).  Real boards have far fewer (at most 43 on 6.12, 70 on 7.2).
+MAX_LINKS_PER_DTB = 100_000

@@ -15,20 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import coherency, dt, links, providers, rule as rule_kernels
+from . import results
 from .codes import (D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CELLS,
-                    D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS,
-                    P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS, PROBLEMS,
-                    RULE_NAMES, VIA_MMU_MASTERS, VIA_NAMES)
+                    D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS, L_DIAG,
+                    L_DIAG_ARG, L_DIAG_ARG2, L_DIAG_NODE, L_VIA, MAX_LINKS_PER_DTB,
+                    P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS, PR_DTB, PR_NODE,
+                    PROBLEM_COLUMNS, PROBLEMS, RULE_NAMES, VIA_MMU_MASTERS, VIA_NAMES)
 from .target import MAP_TARGET_CELLS, TargetKernel, version_text
 
 # Diagnostics of a map written for another kernel's of_map_id() than the
 # target's (they name the kernel that reads it).
 ERA_DIAGNOSTICS = frozenset({D_MAP_NEEDS_TARGET_CELLS, D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS})
-
-# The columns of Evaluation.problems.
-PROBLEM_FIELDS = ("dtb", "node", "code", "arg", "other")
-PR_DTB, PR_NODE, PR_CODE, PR_ARG, PR_OTHER = range(len(PROBLEM_FIELDS))
 
 
 @dataclass
@@ -37,7 +34,7 @@ class Evaluation:
     flat: object
     target: TargetKernel
     rule: int                  # codes.RULE_NAMES index: the target's, or the override
-    links: np.ndarray          # int64[n_links, len(kernels.links.FIELDS)]
+    links: np.ndarray          # int64[n_links, len(codes.LINK_COLUMNS)]
     dma_attr: np.ndarray       # int8[n_links]  codes.DMA_ATTR_NAMES
     verdict: np.ndarray        # int8[n_links]  codes.VERDICT_NAMES
     target_note: np.ndarray    # int8[n_links]  codes.NOTES: what the target kernel decided
@@ -50,21 +47,43 @@ class Evaluation:
     own_ok: np.ndarray         # bool[n_nodes]
     available: np.ndarray      # bool[n_nodes]
     dtb_links: np.ndarray      # int64[n_dtb]   links found per DTB (kept or not)
-    problems: np.ndarray       # int64[n, len(PROBLEM_FIELDS)] codes.PROBLEMS, by DTB
+    problems: np.ndarray       # int64[n, len(codes.PROBLEM_COLUMNS)] codes.PROBLEMS, by DTB
 
     @property
     def rule_name(self) -> str:
         return RULE_NAMES[self.rule]
 
 
+# The arrays of an Evaluation (what kernels/results.py keeps).
+ARRAYS = ("links", "dma_attr", "verdict", "target_note", "role", "driver", "probe_state",
+          "coherent", "coherent_why", "coherent_from", "own_ok", "available", "dtb_links",
+          "problems")
+
+
 def evaluate(flat, target: TargetKernel, rule: str | None = None,
-             legacy_dt_bindings=True) -> Evaluation:
+             legacy_dt_bindings=True, cache=True) -> Evaluation:
     """The rule over all links of a flattened corpus (corpus.flat.FlatCorpus),
-    all in numba kernels, as `target` decides.  rule=None: the target's."""
+    all in numba kernels, as `target` decides.  rule=None: the target's.
+    cache: reuse (and keep) the results of the same evaluation of the same
+    cached flat arrays (kernels/results.py) instead of running the kernels."""
     rule_name = target.rule if rule is None else rule
     if rule_name not in RULE_NAMES:
         raise ValueError(f"unknown rule {rule_name!r}: one of {', '.join(RULE_NAMES)}")
     code = RULE_NAMES.index(rule_name)
+    key = results.key(target, code, legacy_dt_bindings)
+    folder = results.folder_of(flat, key) if cache else None
+    arrays = results.load(folder, key, ARRAYS)
+    if arrays is None:
+        arrays = _run_kernels(flat, target, code, legacy_dt_bindings)
+        results.save(folder, key, arrays)
+    return Evaluation(flat, target, code, **arrays)
+
+
+def _run_kernels(flat, target, code, legacy_dt_bindings) -> dict:
+    """The arrays of ARRAYS, computed by the kernels."""
+    from kernels.jit import choose_tier
+    choose_tier(int(flat.data.size))      # before the first kernel module is imported
+    from . import coherency, dt, links, providers, rule as rule_kernels
     t = dt.tree_of(flat)
     own_ok, available = coherency.availability(t)
     coherent, why, source, loop_from = coherency.coherency(t, target.dma_noncoherent_honoured)
@@ -74,9 +93,10 @@ def evaluate(flat, target: TargetKernel, rule: str | None = None,
                                         legacy_dt_bindings, target.map_reads_target_cells,
                                         target.pci_disabled_function_unbound)
     attr, verdict, target_note = rule_kernels.verdicts(table, role, coherent, code)
-    problems = _problems(flat, loop_from, dtb_links)
-    return Evaluation(flat, target, code, table, attr, verdict, target_note, role, driver,
-                      state, coherent, why, source, own_ok, available, dtb_links, problems)
+    return dict(links=table, dma_attr=attr, verdict=verdict, target_note=target_note,
+                role=role, driver=driver, probe_state=state, coherent=coherent,
+                coherent_why=why, coherent_from=source, own_ok=own_ok, available=available,
+                dtb_links=dtb_links, problems=_problems(flat, loop_from, dtb_links))
 
 
 def _problems(flat, loop_from, dtb_links):
@@ -98,9 +118,9 @@ def _problems(flat, loop_from, dtb_links):
                 first -= 1
             rows.append((int(dtb[q]), int(order[q]), P_DUPLICATE_PHANDLE, int(phandle[q]),
                          int(order[first])))
-    for d in np.flatnonzero(dtb_links > links.MAX_LINKS_PER_DTB).tolist():
+    for d in np.flatnonzero(dtb_links > MAX_LINKS_PER_DTB).tolist():
         rows.append((d, -1, P_TOO_MANY_LINKS, int(dtb_links[d]), -1))
-    table = np.array(rows, dtype=np.int64).reshape(-1, len(PROBLEM_FIELDS))
+    table = np.array(rows, dtype=np.int64).reshape(-1, len(PROBLEM_COLUMNS))
     return table[np.lexsort((table[:, PR_NODE], table[:, PR_DTB]))] if len(rows) else table
 
 
@@ -108,12 +128,11 @@ def diagnostic_text(ev: Evaluation, k: int, path) -> str | None:
     """The diagnostic of link k (codes.DIAGNOSTICS), or None; path(node) ->
     the node's path."""
     row = ev.links[k]
-    diag = int(row[links.L_DIAG])
+    diag = int(row[L_DIAG])
     if diag == D_NONE:
         return None
-    arg, arg2, node = int(row[links.L_DIAG_ARG]), int(row[links.L_DIAG_ARG2]), \
-        int(row[links.L_DIAG_NODE])
-    via = int(row[links.L_VIA])
+    arg, arg2, node = int(row[L_DIAG_ARG]), int(row[L_DIAG_ARG2]), int(row[L_DIAG_NODE])
+    via = int(row[L_VIA])
     reader = version_text(MAP_TARGET_CELLS)
     return DIAGNOSTICS[diag].format(
         prop=VIA_NAMES[via], arg=arg, arg2=arg2,
@@ -128,4 +147,4 @@ def problem_text(ev: Evaluation, i: int, path) -> str:
     _, node, code, arg, other = (int(x) for x in ev.problems[i])
     return PROBLEMS[code].format(node=path(node) if node >= 0 else None, arg=arg,
                                  other=path(other) if other >= 0 else None,
-                                 limit=links.MAX_LINKS_PER_DTB)
+                                 limit=MAX_LINKS_PER_DTB)

@@ -19,7 +19,9 @@ The kernels take the arrays they read (kernels/dt.py: PROPS, PHANDLES, and
 import numpy as np
 from numba import njit, types
 
-from .codes import (A_BAD_ENTRY, A_BAD_MAP, A_LEGACY_SYSTEM, A_LEGACY_UNSUPPORTED,
+from .codes import (LINK_COLUMNS, L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DIAG_ARG,
+                    L_DIAG_ARG2, L_DIAG_NODE, L_DTB, L_ENABLED, L_KIND, L_MASTER, L_NOTE,
+                    L_PROVIDER, L_RID, L_VIA, MAX_LINKS_PER_DTB, A_BAD_ENTRY, A_BAD_MAP, A_LEGACY_SYSTEM, A_LEGACY_UNSUPPORTED,
                     A_NO_TARGET, A_NOT_A_PROVIDER, A_NOT_PROBED, A_OTHER_DRIVER,
                     A_PROVIDER_DISABLED, A_UNCOVERED_ID, ARM_SMMU, ATTACHED, CDX,
                     CDX_DEVICE, D_EMPTY_ENTRY, D_MAP_CELLS_MAX, D_MAP_LENGTH, D_MAP_MASK,
@@ -38,19 +40,6 @@ from .dt import (B, B_RO, BUS_RANGE, DATA, DEVICE_TYPE, I8, I8_RO, I16_RO, I32_R
                  read_u32)
 from .fdt import resolve_phandle
 from .providers import is_pci
-
-# Above this many links in one DTB, its links are left out and reported.
-# Real boards have far fewer (at most 43 on 6.12, 70 on 7.2).
-MAX_LINKS_PER_DTB = 100_000
-
-# The columns of the int64 table that find_links() returns, one row a link.
-# diag_arg2 and diag_node: the second argument and the node of the diagnostic
-# (codes.DIAGNOSTICS: {arg2}, {node}).
-FIELDS = ("dtb", "provider", "master", "via", "kind", "bridge", "bridge_function",
-          "enabled", "attach", "note", "diag", "diag_arg", "rid", "diag_arg2", "diag_node")
-(L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE, L_BRIDGE_FUNCTION,
- L_ENABLED, L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID, L_DIAG_ARG2,
- L_DIAG_NODE) = range(len(FIELDS))
 
 # The parsed entries of an iommu-map (map_entries), one row an entry.
 E_BASE, E_TARGET, E_PHANDLE, E_LENGTH, E_CELLS = range(5)
@@ -633,14 +622,14 @@ def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
 def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings, map_cells,
                unbind_disabled, limit=MAX_LINKS_PER_DTB):
     """Every link of every DTB: (links, dtb_links), links an int64[n,
-    len(FIELDS)] table, one row a link; dtb_links[d] the number of links of
+    len(LINK_COLUMNS)] table, one row a link; dtb_links[d] the number of links of
     DTB d, a DTB with more than `limit` keeping none of them."""
     n_nodes = t.node_parent.shape[0]
     n_dtb = t.dtb_node_start.shape[0] - 1
     dtb_links = np.zeros(n_dtb, dtype=np.int64)
     xlate = np.empty(n_nodes, dtype=np.int8)
     seen = np.zeros(int(np.diff(t.dtb_node_start).max(initial=0)), dtype=np.bool_)
-    out = np.empty((max(1024, n_nodes // 4), len(FIELDS)), dtype=np.int64)
+    out = np.empty((max(1024, n_nodes // 4), len(LINK_COLUMNS)), dtype=np.int64)
     while True:
         n = _find_links(*props(t), *phandles(t), t.node_parent, t.node_depth, t.node_name_off,
                         t.node_name_len, role, driver, state, own_ok, tree_ok, legacy,
@@ -649,4 +638,4 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
         if n <= out.shape[0]:
             return out[:n], dtb_links
         # More links than rows: counted, not stored; again with room for all.
-        out = np.empty((n, len(FIELDS)), dtype=np.int64)
+        out = np.empty((n, len(LINK_COLUMNS)), dtype=np.int64)

@@ -84,32 +84,40 @@ _TABLES = {}
 
 
 def compatible_table(target):
-    """(bytes, offsets, roles, drivers) arrays of the entries of COMPATIBLES
-    that the target kernel (a kernels.target.TargetKernel) has, for
-    `roles()`; drivers are numbered from 1 by name."""
+    """(bytes, offsets, roles, drivers, by_length) arrays of the entries of
+    COMPATIBLES that the target kernel (a kernels.target.TargetKernel) has,
+    for `roles()`; drivers are numbered from 1 by name.  Entries are sorted
+    by length, stably (so the first of equal names still wins), and the
+    entries of length n are [by_length[n], by_length[n + 1]): a string is
+    compared only with names of its own length."""
     key = tuple(target.binds(since) for _, _, _, since in COMPATIBLES)
     if key in _TABLES:
         return _TABLES[key]
-    names, roles_, drivers = [], [], []
+    entries = []
     number = {}
     for (role, driver, compatibles, _), present in zip(COMPATIBLES, key):
         if not present:
             continue
         for c in compatibles:
-            names.append(c.lower().encode())
-            roles_.append(role)
-            drivers.append(number.setdefault(driver, len(number) + 1))
+            entries.append((c.lower().encode(), role, number.setdefault(driver, len(number) + 1)))
+    entries.sort(key=lambda e: len(e[0]))
+    names = [name for name, _, _ in entries]
+    lengths = np.array([len(n) for n in names], dtype=np.int64)
     off = np.zeros(len(names) + 1, dtype=np.int64)
-    off[1:] = np.cumsum([len(n) for n in names])
+    off[1:] = np.cumsum(lengths)
+    by_length = np.searchsorted(lengths, np.arange(lengths.max(initial=0) + 2)).astype(np.int64)
     table = (np.frombuffer(b"".join(names), dtype=np.uint8).copy(), off,
-             np.array(roles_, dtype=np.int8), np.array(drivers, dtype=np.int16))
+             np.array([r for _, r, _ in entries], dtype=np.int8),
+             np.array([d for _, _, d in entries], dtype=np.int16), by_length)
     _TABLES[key] = table
     return table
 
 
-@njit(types.none(DATA, I32_RO, I64_RO, I32_RO, DATA, I64_RO, I8_RO, I16_RO, I8, I16), **NJIT)
+@njit(types.none(DATA, I32_RO, I64_RO, I32_RO, DATA, I64_RO, I8_RO, I16_RO, I64_RO, I8, I16),
+      **NJIT)
 def _roles(data, compatible, val_off, val_len, table, table_off, table_role, table_driver,
-           role, driver):
+           by_length, role, driver):
+    longest = by_length.shape[0] - 2
     for i in range(compatible.shape[0]):
         p = compatible[i]
         if p < 0:
@@ -120,13 +128,14 @@ def _roles(data, compatible, val_off, val_len, table, table_off, table_role, tab
         for k in range(start, end):
             if data[k] != 0:
                 continue
-            for e in range(table_role.shape[0]):
-                if bytes_equal(data, start, k - start, table, table_off[e],
-                               table_off[e + 1] - table_off[e], True):
-                    role[i] = table_role[e]
-                    driver[i] = table_driver[e]
-                    found = True
-                    break
+            n = k - start
+            if n <= longest:
+                for e in range(by_length[n], by_length[n + 1]):
+                    if bytes_equal(data, start, n, table, table_off[e], n, True):
+                        role[i] = table_role[e]
+                        driver[i] = table_driver[e]
+                        found = True
+                        break
             if found:
                 break
             start = k + 1

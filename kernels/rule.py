@@ -8,10 +8,10 @@ from .codes import (ARM_SMMU, ARM_SMMU_V3, ATTACHED, BROKEN, BROKEN_BRIDGE_COHER
                     DMA_ATTR_NAMES, LEGACY_TRUE, N_NO_CHECK, N_NONE, NO_CAPABLE, NO_CHECK,
                     NO_IOMMU, NOT_A_DEVICE, PCI_DT_CHILD, PLATFORM, QCOM_IOMMU,
                     RESCUED_BY_DEVICE, RULE_NAMES, UNSUPPORTED_IOMMU, VERDICT_NAMES,
-                    WALK_ONLY, WALK_OR_DEVICE)
+                    WALK_ONLY, WALK_OR_DEVICE, L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER,
+                    L_PROVIDER)
 from .config import NJIT
 from .dt import B_RO, I8, I8_RO, I64_2D_RO, i64
-from .links import L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER, L_PROVIDER
 
 # The old names (the codes live in codes.py).
 RULES = RULE_NAMES

@@ -400,6 +400,19 @@ def test_explain_a_board_of_a_corpus_by_name(snippets, capsys):
     assert err == "" and out == (GOLDEN / "snippets/explain.plat-evk").read_text()
 
 
+@pytest.mark.parametrize("given", ["acme/plat-evk.dtb", "acme/plat-evk"])
+def test_explain_a_board_of_a_corpus_by_its_path_in_it(tmp_path, snippets, capsys, monkeypatch,
+                                                       given):
+    """A DTB path inside the corpus given (not a file where the command runs)."""
+    nested = tmp_path / "nested"
+    shutil.copytree(snippets, nested / "acme")
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", given, "--dtbs", str(nested)]) == 0
+    out, err = capsys.readouterr()
+    expected = (GOLDEN / "snippets/explain.plat-evk").read_text()
+    assert err == "" and out == expected.replace("plat-evk.dtb", "acme/plat-evk.dtb")
+
+
 def test_explain_a_name_that_is_no_board(snippets, capsys):
     assert main(["explain", "nope", "--dtbs", str(snippets)]) == 2
     assert one_line(capsys.readouterr().err) == f"nope: error: no such board in {snippets}"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from kernels.codes import PASSTHROUGH_KINDS
 
+from ..report import tool_version
 from .candidates import Skip, candidates
 from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
                   removals_of, written_as)
@@ -198,12 +199,10 @@ def _date():
     return f"{day}, {when.day} {month} {when.year} {when:%H:%M:%S %z}"
 
 
-def _version():
-    try:
-        from importlib.metadata import version
-        return f"dtb-audit {version('dtb-audit')}"
-    except Exception:           # not installed (run from a checkout)
-        return "dtb-audit"
+def _signature():
+    """The mail signature: the tool and its version."""
+    version = tool_version()
+    return f"dtb-audit {version}" if version else "dtb-audit"
 
 
 def _vendor(source_file):
@@ -263,7 +262,7 @@ def _diffstat(files):
 def _message(author, date, subject, body, rest):
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {author}\nDate: {date}\nSubject: {subject}\n\n"
-            f"{body}---\n{rest}-- \n{_version()}\n\n")
+            f"{body}---\n{rest}-- \n{_signature()}\n\n")
 
 
 def _wrap(text, indent=""):
@@ -402,7 +401,7 @@ def _cover(patches, skips, sweep, author, date, base):
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {author}\nDate: {date}\n"
             f"Subject: [PATCH 0/{total}] arm64: dts: mark SMMUs as DMA coherent\n\n"
-            f"{text}-- \n{_version()}\n\n")
+            f"{text}-- \n{_signature()}\n\n")
 
 
 def remove_old_series(out_dir):
