@@ -10,19 +10,24 @@ in which .dtsi and line each node of a board is written.
 The build is incremental as make is, and trusts nothing it has not verified.
 The manifest in the output folder keeps, for each output, the files cpp and
 dtc read (from their dependency files) with modification time and size, the
-flags, and the output's size and SHA-256; the manifest carries its own
-checksum. An output is built again when a dependency's stamp changed, when
-the output is not the file that was built (a warning says so), and every
-output when the tools or the tree changed. A stamp is not trusted when the
-file's modification time is not older than the build's start (the racy
-timestamp rule of git): it may have changed while cpp read it. Outputs are
-written under a temporary name and renamed; the manifest is rewritten every
-few seconds while building and when the build ends or is interrupted
-(SIGINT, SIGTERM), and says whether every chosen target was tried
-("complete"). open_corpus() refuses an incomplete corpus unless asked for a
-partial one. Builds of one folder take turns (a lock), and the temporaries
-of a killed build are removed by the next one. A file that fails to compile
-is reported and retried next time.
+flags, and the output's size, SHA-256 and stamp (size, mtime, ctime, inode);
+the manifest carries its own checksum. An output is built again when a
+dependency's stamp changed, when the output is not the file that was built
+(a warning says so), and every output when the tools or the tree changed. A
+dependency's stamp is not trusted when the file's modification time is not
+older than the build's start (the racy timestamp rule of git): it may have
+changed while cpp read it. An output is taken as built without reading it
+only when its stamp is the one recorded and its ctime (which nobody can set
+back) is more than 2 s older than the manifest; any other output is read
+and compared with its SHA-256. Outputs are written under a temporary name
+and renamed; the manifest is rewritten every few seconds while building and
+when the build ends or is interrupted (SIGINT, SIGTERM), and says whether
+every chosen target was tried ("complete"). A build with nothing to do
+leaves a complete manifest as it is (it rewrites it only to keep the stamps
+of outputs it has just read whole). open_corpus() refuses an incomplete
+corpus unless asked for a partial one. Builds of one folder take turns (a
+lock), and the temporaries of a killed build are removed by the next one. A
+file that fails to compile is reported and retried next time.
 """
 
 from __future__ import annotations
@@ -48,12 +53,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from corpus import kbuild
 from corpus.console import diagnostic, progress_wanted
 from corpus.dtc import Tools, tree_tools
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, Target, cpp_flags, dtc_include, read_targets
-from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, from_debian, from_kernel_dir,
-                            from_tarball, short_hash)
+from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, checksum, file_stamp,
+                            from_debian, from_kernel_dir, from_tarball, racy, seal_holds, sealed,
+                            short_hash, stamp)
 from corpus.temporary import (is_temporary, remove_dead, taking_turns, temporary_folder,
                               temporary_path, write_atomically)
 
@@ -179,10 +186,8 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     """Build the DTBs of one kernel tree (see build_corpus)."""
     _check_jobs(jobs)
     tree = source.tree
-    targets = read_targets(tree)
+    targets, cpp, include = _tree_rules(tree)
     tools = tree_tools(tree, cache_dir(), {f for t in targets for f in t.dtc_flags})
-    cpp = cpp_flags(tree)
-    include = dtc_include(tree)
     # Outputs are only comparable between runs with the same tree and tools.
     key = short_hash(_LAYOUT, tree, tools.key, *cpp, include)
     root = Path(out) if out else cache_dir() / "dtbs" / f"{_slug(source.identity)}-{key}"
@@ -202,26 +207,30 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
         if problem:
             diagnostic(f"{root / MANIFEST}: warning: {problem}; building everything again")
         records = manifest.get("records", {}) if manifest.get("key") == key else {}
-        if select is None:
-            _remove_stale(root, records, by_dtb)
-        # The racy-timestamp line, by the file system's own clock (the
-        # kernel's, for local file systems): a file changed at or after it
-        # may have changed while cpp was reading it.
-        scratch = temporary_folder(root, "build")
-        started = scratch.stat().st_mtime_ns
+        removed = _remove_stale(root, records, by_dtb) if select is None else False
         header = {"format": _FORMAT, "key": key, "identity": source.identity,
                   "kernel_version": source.version, "kernel_dir": str(tree),
-                  "dtc": tools.dtc_version, "started_ns": started}
-        try:
-            compile_now, overlay_now, reused = _plan(tree, root, chosen, records)
-            done = dict(records)
-            for target in compile_now + overlay_now:
-                done.pop(target.dtb, None)  # rebuilt: until then, not an output to trust
-            counts = _run(tree, tools, cpp, include, root, scratch, started, jobs,
-                          compile_now, overlay_now, done,
-                          lambda finished: _write_manifest(root, header, done, chosen, finished))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+                  "dtc": tools.dtc_version}
+        compile_now, overlay_now, reused, learnt = _plan(tree, root, chosen, records,
+                                                         manifest.get("written_ns"))
+        done = dict(records)
+        if compile_now or overlay_now or removed or learnt \
+                or not _says_all_is_built(manifest, header, chosen, done):
+            # The racy-timestamp line, by the file system's own clock (the
+            # kernel's, for local file systems): a file changed at or after it
+            # may have changed while cpp was reading it.
+            scratch = temporary_folder(root, "build")
+            header["started_ns"] = scratch.stat().st_mtime_ns
+            try:
+                for target in compile_now + overlay_now:
+                    done.pop(target.dtb, None)  # rebuilt: until then, not an output to trust
+                counts = _run(tree, tools, cpp, include, root, scratch, header["started_ns"], jobs,
+                              compile_now, overlay_now, done,
+                              lambda finished: _write_manifest(root, header, done, chosen, finished))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            counts = (0, 0)  # nothing built, nothing learnt: the manifest says it all already
     built, failed = counts
     entries = sorted((_entry(t, done.get(t.dtb)) for t in chosen), key=lambda e: e.dtb)
     return Corpus(root, tree, source.identity, entries, built=built, failed=failed,
@@ -253,9 +262,10 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
             last_save = time.monotonic()
 
     try:
-        # First of all the folder says it is incomplete: a SIGKILL from
-        # here on leaves a corpus that is never taken for a whole one.
-        save(False)
+        if compile_now or overlay_now:
+            # First of all the folder says it is incomplete: a SIGKILL from
+            # here on leaves a corpus that is never taken for a whole one.
+            save(False)
         futures = {pool.submit(_compile, tree, tools, cpp, include, t, root, scratch, started): t
                    for t in compile_now}
         for future in as_completed(futures):
@@ -311,6 +321,62 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+_RULES_FORMAT = 1
+
+
+def _tree_rules(tree: Path) -> tuple[list[Target], list[str], str]:
+    """(targets, cpp flags, dtc include) as the tree's Makefiles say them.
+
+    Remembered under the cache with the stamps of every file and folder they
+    come from (and of the reader's own code): while none of these changed,
+    and none changed too close to the reading for its stamp to tell, the
+    Makefiles are not read again. The warnings of the reading are said again.
+    """
+    kept = cache_dir() / "targets" / f"{short_hash(tree)}.json"
+    rules = _remembered_rules(kept, tree)
+    if rules is not None:
+        return rules
+    read_ns = time.time_ns()
+    read, warnings = [kbuild.__file__], []
+
+    def warn(line: str) -> None:
+        warnings.append(line)
+        diagnostic(line)
+
+    targets = read_targets(tree, read, warn)
+    cpp, include = cpp_flags(tree), dtc_include(tree)
+    data = {"format": _RULES_FORMAT, "tree": str(tree), "read_ns": read_ns,
+            "inputs": {path: stamp(path) for path in read}, "warnings": warnings,
+            "targets": [vars(t) for t in targets], "cpp": cpp, "include": include}
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead(kept.parent)
+        write_atomically(kept, sealed(data))
+    except OSError:
+        pass  # not remembered: read again next time
+    return targets, cpp, include
+
+
+def _remembered_rules(kept: Path, tree: Path):
+    """What _tree_rules kept for this tree, None unless still true."""
+    try:
+        raw = kept.read_bytes()
+        data = json.loads(raw)
+        if not (isinstance(data, dict) and seal_holds(raw, data)
+                and data["format"] == _RULES_FORMAT and data["tree"] == str(tree)):
+            return None
+        for path, then in data["inputs"].items():
+            now = stamp(path)
+            if now != then or racy(now, data["read_ns"]):
+                return None
+        targets = [Target(**t) for t in data["targets"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    for line in data["warnings"]:
+        diagnostic(line)
+    return targets, data["cpp"], data["include"]
+
+
 def _slug(identity: str) -> str:
     return re.sub(r"[^\w.+-]", "_", identity.split(" ", 1)[0])
 
@@ -328,15 +394,22 @@ def _select(targets: list[Target], by_dtb: dict[str, Target], select) -> list[Ta
     return [t for t in targets if t.dtb in names]
 
 
-def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
-    """(targets to compile, composites to overlay, number reused)."""
-    stamps: dict[str, list | None] = {}
+def _plan(tree: Path, root: Path, chosen: list[Target], records: dict, written_ns):
+    """(targets to compile, composites to overlay, number reused, outputs read whole).
 
-    def unchanged(deps: dict, base: Path) -> bool:
-        for path, stamp in deps.items():
+    The last are the dtbs of reused outputs that had to be read (no stamp,
+    or a racy one) and whose stamp is now old enough to be trusted; their
+    records have that stamp, for the manifest to keep.
+    """
+    stamps: dict[str, list | None] = {}
+    tree_dir, root_dir = str(tree), str(root)   # os.path, not pathlib: thousands of files
+    learnt = []
+
+    def unchanged(deps: dict) -> bool:
+        for path, then in deps.items():
             if path not in stamps:
-                stamps[path] = _stamp(base / path)
-            if stamps[path] != stamp:
+                stamps[path] = _mtime_size(os.path.join(tree_dir, path))
+            if stamps[path] != then:
                 return False
         return True
 
@@ -348,9 +421,13 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
                 and record.get("source") == target.source)
 
     def verified(target: Target, record: dict) -> bool:
-        problem = _output_problem(root / target.dtb, record.get("output"))
+        path = os.path.join(root_dir, target.dtb)
+        problem, read_whole = _output_problem(path, record, written_ns)
         if problem:
-            diagnostic(f"{root / target.dtb}: warning: {problem}; building it again")
+            diagnostic(f"{path}: warning: {problem}; building it again")
+        elif read_whole is not None and not racy(read_whole, time.time_ns()):
+            record["stamp"] = read_whole
+            learnt.append(target.dtb)
         return problem is None
 
     compile_now, overlay_now, reused = [], [], 0
@@ -358,7 +435,7 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
         record = records.get(target.dtb)
         if target.kind == "composite":
             continue
-        if fresh(target, record) and unchanged(record["deps"], tree) and verified(target, record):
+        if fresh(target, record) and unchanged(record["deps"]) and verified(target, record):
             reused += 1
         else:
             compile_now.append(target)
@@ -376,7 +453,16 @@ def _plan(tree: Path, root: Path, chosen: list[Target], records: dict):
         else:
             overlay_now.append(target)
             recompiled.add(target.dtb)
-    return compile_now, overlay_now, reused
+    return compile_now, overlay_now, reused, learnt
+
+
+def _says_all_is_built(manifest: dict, header: dict, chosen: list[Target], done: dict) -> bool:
+    """Whether the manifest read says what this build would write (but its
+    times): complete, for these targets, this tree and these tools."""
+    return (manifest.get("complete") is True
+            and all(manifest.get(name) == value for name, value in header.items())
+            and manifest.get("targets") == len(chosen)
+            and manifest.get("tried") == sum(t.dtb in done for t in chosen))
 
 
 def _composite_depth(target: Target, composites: dict, seen=()) -> int:
@@ -392,7 +478,8 @@ def _count(record: dict, target: Target, built: int, failed: int, bar):
     return built, failed + 1
 
 
-def _stamp(path: Path) -> list | None:
+def _mtime_size(path) -> list | None:
+    """A dependency's stamp as the manifest keeps it, [mtime, size]; None when it is gone."""
     try:
         st = os.stat(path)
     except OSError:
@@ -400,10 +487,12 @@ def _stamp(path: Path) -> list | None:
     return [st.st_mtime_ns, st.st_size]
 
 
-def _output(path: Path) -> list:
-    """[size, sha256] of a built file, as recorded and verified on reuse."""
-    data = path.read_bytes()
-    return [len(data), hashlib.sha256(data).hexdigest()]
+def _output(path) -> tuple[list, list]:
+    """([size, sha256], stamp) of a built file: the stamp of the very file read."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        data = f.read()
+    return [len(data), hashlib.sha256(data).hexdigest()], file_stamp(st)
 
 
 def _digest_of(record: dict | None) -> str | None:
@@ -411,28 +500,41 @@ def _digest_of(record: dict | None) -> str | None:
     return output[1] if output else None
 
 
-def _output_problem(path: Path, recorded) -> str | None:
-    """Why the file at path is not the output recorded, None when it is."""
+def _output_problem(path, record: dict, written_ns) -> tuple[str | None, list | None]:
+    """(why the file at path is not the output the record says, None when it is;
+    the file's stamp when its bytes were read to tell).
+
+    An output whose stamp is the one recorded, not racy against the
+    manifest's time (written_ns), is the file built; any other is read whole.
+    """
+    recorded = record.get("output")
     if not recorded:
-        return "no size and checksum recorded"
+        return "no size and checksum recorded", None
     try:
-        size = os.stat(path).st_size
-        if size != recorded[0]:
-            return f"changed since it was built ({size} bytes, {recorded[0]} when built)"
-        if _output(path) != recorded:
-            return "changed since it was built (checksum)"
+        st = os.stat(path)
+        if st.st_size != recorded[0]:
+            return f"changed since it was built ({st.st_size} bytes, {recorded[0]} when built)", None
+        now = file_stamp(st)
+        if now == record.get("stamp") and not racy(now, written_ns):
+            return None, None
+        output, now = _output(path)
+        if output != recorded:
+            return "changed since it was built (checksum)", None
     except FileNotFoundError:
-        return "missing since it was built"
+        return "missing since it was built", None
     except OSError as why:
-        return f"unreadable: {why.strerror}"
-    return None
+        return f"unreadable: {why.strerror}", None
+    return None, now
 
 
 def _record(target: Target, error: str | None, deps: dict | None = None,
-            inputs: dict | None = None, output: list | None = None, racy: bool = False) -> dict:
+            inputs: dict | None = None, output: tuple | None = None, racy: bool = False) -> dict:
+    """An output's record; `output`: what _output() says of it."""
     record = {"kind": target.kind, "source": target.source, "parts": target.parts,
               "flags": target.dtc_flags, "error": error, "deps": deps or {},
-              "inputs": inputs or {}, "output": output}
+              "inputs": inputs or {}, "output": output[0] if output else None}
+    if output:
+        record["stamp"] = output[1]
     if racy:
         record["racy"] = True
     return record
@@ -512,7 +614,7 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
         if error is not None:
             return _record(target, error)
         files = _depfile(pre_deps) + _depfile(dtc_deps)
-        deps = {p: _stamp(tree / p) for p in dict.fromkeys(files) if not p.startswith("/")}
+        deps = {p: _mtime_size(tree / p) for p in dict.fromkeys(files) if not p.startswith("/")}
         racy = any(stamp is None or stamp[0] >= started for stamp in deps.values())
         return _record(target, None, deps=deps, output=_output(root / target.dtb), racy=racy)
     finally:
@@ -572,27 +674,25 @@ def _entry(target: Target, record: dict | None) -> Entry:
     return Entry(target.dtb, target.kind, target.source, list(target.parts), error)
 
 
-def _remove_stale(root: Path, records: dict, by_dtb: dict) -> None:
-    """Outputs of files no longer in the tree go, so the folder mirrors the tree."""
-    for dtb in list(records):
-        if dtb not in by_dtb:
-            (root / dtb).unlink(missing_ok=True)
-            del records[dtb]
+def _remove_stale(root: Path, records: dict, by_dtb: dict) -> bool:
+    """Outputs of files no longer in the tree go, so the folder mirrors the tree.
+    Returns whether any went."""
+    stale = [dtb for dtb in records if dtb not in by_dtb]
+    for dtb in stale:
+        (root / dtb).unlink(missing_ok=True)
+        del records[dtb]
+    return bool(stale)
 
 
 # -- the manifest ----------------------------------------------------------------
-
-def _manifest_checksum(data: dict) -> str:
-    body = {k: v for k, v in data.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
 
 def _read_manifest(root: Path) -> tuple[dict, str | None]:
     """(the manifest, None); ({}, None) when there is none; ({}, what is wrong) when
     it cannot be trusted (unreadable, damaged, or of another version of dtb-audit)."""
     path = root / MANIFEST
     try:
-        data = json.loads(path.read_bytes())
+        raw = path.read_bytes()
+        data = json.loads(raw)
     except FileNotFoundError:
         return {}, None
     except (OSError, ValueError) as why:
@@ -601,19 +701,21 @@ def _read_manifest(root: Path) -> tuple[dict, str | None]:
         return {}, "unreadable manifest (not a JSON object)"
     if data.get("format") != _FORMAT:
         return {}, f"manifest of another dtb-audit version (format {data.get('format')!r})"
-    if data.get("checksum") != _manifest_checksum(data):
+    if not seal_holds(raw, data):
         return {}, "damaged manifest (checksum)"
     return data, None
 
 
 def _write_manifest(root: Path, header: dict, done: dict, chosen: list[Target],
                     finished: bool) -> None:
-    """The manifest: what is built, and whether every chosen target was tried."""
+    """The manifest: what is built, and whether every chosen target was tried.
+
+    written_ns: when, for the racy rule of the outputs' stamps.
+    """
     tried = sum(t.dtb in done for t in chosen)
     data = dict(header, records=done, targets=len(chosen), tried=tried,
-                complete=finished and tried == len(chosen))
-    data["checksum"] = _manifest_checksum(data)
-    write_atomically(root / MANIFEST, json.dumps(data, indent=0, sort_keys=True).encode())
+                complete=finished and tried == len(chosen), written_ns=time.time_ns())
+    write_atomically(root / MANIFEST, sealed(data))
 
 
 # -- opening what is there ----------------------------------------------------
@@ -656,7 +758,8 @@ def _dtb_folder(folder: Path, partial: bool = False) -> Corpus:
         # What the build said about each file, failures (no file) included;
         # a file that is not the output built keeps no sources.
         if record.get("error") is None and dtb in entries:
-            problem = _output_problem(folder / dtb, record.get("output"))
+            problem, _ = _output_problem(os.path.join(folder, dtb), record,
+                                         manifest.get("written_ns"))
             if problem:
                 diagnostic(f"{folder / dtb}: warning: {problem}; its sources are not used")
                 continue
@@ -795,14 +898,14 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     if corpus.kernel_dir is None or entry.source is None:
         raise CorpusError(f"{entry.dtb}: error: no kernel source for this DTB")
     dtb_path = corpus.root / entry.dtb
-    stamp = _stamp(dtb_path)
+    dtb_stamp = _mtime_size(dtb_path)
     cache = corpus.root / ".positions" / (entry.dtb + ".json")
     cached = _read_positions(cache)
-    if cached is not None and cached["stamp"] == stamp:
+    if cached is not None and cached["stamp"] == dtb_stamp:
         return {path: (where[0], where[1]) for path, where in cached["positions"].items()}
     positions = _annotate(corpus, entry)
-    data = {"stamp": stamp, "positions": positions}
-    data["checksum"] = _manifest_checksum(data)
+    data = {"stamp": dtb_stamp, "positions": positions}
+    data["checksum"] = checksum(data)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         remove_dead(corpus.root / ".positions", recursive=True)
@@ -821,7 +924,7 @@ def _read_positions(cache: Path) -> dict | None:
     except (OSError, ValueError) as why:
         problem = f"unreadable ({why})"
     else:
-        if isinstance(data, dict) and data.get("checksum") == _manifest_checksum(data) \
+        if isinstance(data, dict) and data.get("checksum") == checksum(data) \
                 and isinstance(data.get("positions"), dict):
             return data
         problem = "damaged (checksum)"

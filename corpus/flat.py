@@ -43,7 +43,9 @@ Python-side (not used inside kernels):
   root        str        corpus root folder
 
 All arrays are read-only.  FlatCorpus adds helpers: name_id(name),
-node_name(i), node_path(i), prop_value(p), root_compatible(d), errors().
+node_name(i), node_path(i), prop_value(p), root_compatible(d), errors(),
+and cache_folder: the cache entry the arrays were loaded from or saved to
+(None when not cached), where derived results may be kept beside them.
 
 The cache: flatten(..., cache=True) keeps the arrays as .npy files under
 $XDG_CACHE_HOME/dtb-audit/flat/<corpus>-<key>/ and memory-maps them on the
@@ -52,13 +54,21 @@ source and each file's type, size, mtime, ctime and inode, so a changed file
 or parser looks in another folder (older entries of the same corpus are then
 pruned).  An entry is trusted only when meta.json (written last, the folder
 renamed into place) carries its own valid checksum and matches those stats
-exactly, every .npy file has the size and CRC-32 recorded there (header and
-all: a flipped byte anywhere is found), every array the dtype and shape
-recorded, and the ranges are consistent; files that changed within 2 s of
-the entry being written (a timestamp tick could hide a second change) are
-compared byte for byte.  Anything else is reported as one warning line and
-the corpus is parsed again; a cache that cannot be written (a full disk) is
-one warning line too, and the sweep goes on uncached.
+exactly, every .npy file is the one written there (header and all: a
+flipped byte anywhere is found), every array the dtype and shape recorded,
+and the ranges are consistent; DTBs that changed within 2 s of the entry
+being written (a timestamp tick could hide a second change) are compared
+byte for byte.  A .npy file is the one written when it has the size and
+CRC-32 recorded in meta.json; its stamp (size, mtime, ctime, inode: ctime
+cannot be set back) recorded there too vouches for it without reading it,
+unless it changed within 2 s before meta.json was written (then it is read
+and its CRC-32 checked, and a stamp now old enough is kept for next time).
+The ranges were checked before the entry was written; a file read whole is
+checked again.  Anything else is reported as one warning line and the
+corpus is parsed again; a cache that cannot be written (a full disk) is
+one warning line too, and the sweep goes on uncached.  Other files and
+folders in an entry (results derived from the arrays) are left alone, and
+go with the entry.
 """
 
 import hashlib
@@ -74,7 +84,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.sources import cache_dir, short_hash
+from corpus.sources import cache_dir, file_stamp, racy, seal_holds, sealed, short_hash
 from corpus.temporary import remove_dead
 from kernels import fdt_codes
 
@@ -114,7 +124,8 @@ class FlatCorpus:
     """The arrays of the layout above as attributes, plus paths, prop_names
     and root."""
 
-    def __init__(self, arrays, paths, prop_names, root):
+    def __init__(self, arrays, paths, prop_names, root, cache_folder=None):
+        self.cache_folder = cache_folder   # Path of the cache entry, None when not cached
         for name, _ in ARRAYS:
             setattr(self, name, arrays[name])
         self.paths = list(paths)
@@ -277,11 +288,11 @@ def flatten(paths, root, cache=True):
     others are parsed as usual.  cache: reuse and keep the arrays on disk
     (see "The cache" above)."""
     root = Path(os.path.abspath(root))
-    rel = [os.path.relpath(p, root) if os.path.isabs(p) else os.path.normpath(p) for p in paths]
-    files = [root / r for r in rel]
+    top = str(root)
+    rel = [_relative(p, top) for p in paths]
+    files = [os.path.join(top, r) for r in rel]
     started_ns = time.time_ns()
     if cache:
-        remove_dead(cache_dir() / "flat")  # entries being written by processes that were killed
         stats = [_stat(f) for f in files]
         folder = _cache_folder(root, rel, stats)
         fc, problem = _load_cache(folder, root, rel, stats, started_ns)
@@ -295,18 +306,28 @@ def flatten(paths, root, cache=True):
     if cache:
         try:
             _save_cache(folder, fc, stats, started_ns)
+            fc.cache_folder = folder
         except OSError as e:
             sys.stderr.write(f"{folder}: warning: cannot write the flattened corpus cache: "
                              f"{e.strerror or e}\n")
     return fc
 
 
+def _relative(path, top):
+    """A DTB's path relative to the root `top` (an absolute, normal path)."""
+    path = os.fspath(path)
+    if not os.path.isabs(path):
+        return os.path.normpath(path)
+    path = os.path.normpath(path)
+    # os.path.relpath's answer for a file under the root, without its cost.
+    if path.startswith(top) and path[len(top):len(top) + 1] == os.sep and top != os.sep:
+        return path[len(top) + 1:]
+    return os.path.relpath(path, top)
+
+
 # -- the cache -------------------------------------------------------------
 
 CACHE_FORMAT = 2
-# A file changed less than this before the cache was written may have
-# changed again within the same timestamp tick: check its bytes instead.
-_RACY_NS = 2_000_000_000
 _code = None
 
 
@@ -322,13 +343,13 @@ def _code_digest():
 
 
 def _stat(f):
-    """What says a file changed: type, size, mtime, ctime (which nothing can
-    set back) and inode; or why it cannot be stat'ed."""
+    """What says a file changed: its type, then its file_stamp (size, mtime,
+    ctime, inode); or why it cannot be stat'ed."""
     try:
         st = os.stat(f)
     except OSError as e:
         return [type(e).__name__]
-    return [stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return [stat.S_IFMT(st.st_mode), *file_stamp(st)]
 
 
 def _cache_folder(root, rel, stats):
@@ -340,18 +361,13 @@ def _cache_folder(root, rel, stats):
 
 
 def _file_crc(path):
-    """(size, CRC-32) of a whole file, header included."""
+    """((size, CRC-32) of a whole file, header included; the stamp of the file read)."""
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            return 0, zlib.crc32(b"")
+        st = os.fstat(fh.fileno())
+        if st.st_size == 0:
+            return (0, zlib.crc32(b"")), file_stamp(st)
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return size, zlib.crc32(m)
-
-
-def _meta_checksum(meta):
-    body = {k: v for k, v in meta.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            return (st.st_size, zlib.crc32(m)), file_stamp(st)
 
 
 def _load_cache(folder, root, rel, stats, started_ns):
@@ -363,18 +379,24 @@ def _load_cache(folder, root, rel, stats, started_ns):
     # Whatever is in the files, nothing below may end in a traceback: any
     # exception means the entry is not trusted.
     try:
-        meta = json.loads(meta_file.read_text())
-        if not isinstance(meta, dict) or meta.get("checksum") != _meta_checksum(meta):
+        raw = meta_file.read_bytes()
+        meta = json.loads(raw)
+        if not isinstance(meta, dict) or not seal_holds(raw, meta):
             return None, "has a damaged meta.json (checksum)"
         if (meta["format"], meta["code"], meta["root"], meta["paths"], meta["stats"]) != (
                 CACHE_FORMAT, _code_digest(), _json_path(root), list(map(_json_path, rel)), stats):
             return None, "is for other files or another parser"
         arrays = {}
+        read_whole = {}   # name -> stamp of the .npy files read to check their CRC-32
         for name, dtype in ARRAYS:
             shape, size, crc = meta["arrays"][name]
             f = folder / f"{name}.npy"
-            if _file_crc(f) != (size, crc):
-                return None, f"has a corrupt {name}.npy (checksum)"
+            kept = meta["stamps"].get(name) if "stamps" in meta else None
+            now = file_stamp(os.stat(f))
+            if now != kept or racy(now, meta.get("written_ns")):
+                got, read_whole[name] = _file_crc(f)
+                if got != (size, crc):
+                    return None, f"has a corrupt {name}.npy (checksum)"
             # numpy cannot map an empty file region: read those
             a = np.asarray(np.load(f, mmap_mode="r" if np.prod(shape) else None,
                                    allow_pickle=False))
@@ -382,33 +404,39 @@ def _load_cache(folder, root, rel, stats, started_ns):
                 return None, f"has a wrong {name}.npy"
             arrays[name] = a
         prop_names = meta["prop_names"]
-        problem = _inconsistent(arrays, len(rel), len(prop_names))
+        problem = _inconsistent(arrays, len(rel), len(prop_names),
+                                whole="prop_name" in read_whole)
     except Exception as e:  # noqa: BLE001 - see above
         return None, f"is unreadable ({type(e).__name__}: {e})"
     if problem:
         return None, problem
-    # Files changed around the time the cache was written: compare bytes.
+    # DTBs changed around the time the cache was written: compare bytes.
     off = arrays["dtb_data_off"]
-    racy = [d for d, st in enumerate(stats)
-            if len(st) == 5 and max(st[2], st[3]) >= meta["started_ns"] - _RACY_NS]
-    for d in racy:
+    changed = [d for d, st in enumerate(stats) if len(st) == 5 and racy(st[1:], meta["started_ns"])]
+    for d in changed:
         try:
             same = (root / rel[d]).read_bytes() == arrays["data"][off[d]:off[d + 1]].tobytes()
         except OSError:
             same = False
         if not same:
             return None, f"is stale ({_json_path(rel[d])} changed)"
-    if racy:
-        # The bytes matched as of now: later runs need not read them again.
-        meta["started_ns"] = started_ns
-        meta["checksum"] = _meta_checksum(meta)
+    now_ns = time.time_ns()
+    learnt = {name: st for name, st in read_whole.items() if not racy(st, now_ns)}
+    if changed or learnt:
+        # What was read matched as of now: later runs need not read it again.
+        if changed:
+            meta["started_ns"] = started_ns
+        if learnt:
+            # Every other stamp kept was vouched for before: it still is.
+            meta["stamps"] = dict(meta.get("stamps", {}), **learnt)
+            meta["written_ns"] = now_ns
         tmp = folder / f".meta.json.tmp-{os.getpid()}"
         try:
-            _write_synced(tmp, json.dumps(meta).encode())
+            _write_synced(tmp, sealed(meta))
             os.replace(tmp, meta_file)
         except OSError:
             tmp.unlink(missing_ok=True)
-    return FlatCorpus(arrays, rel, prop_names, root), None
+    return FlatCorpus(arrays, rel, prop_names, root, cache_folder=folder), None
 
 
 def _json_path(p):
@@ -416,8 +444,13 @@ def _json_path(p):
     return os.fsencode(p).decode("utf-8", "backslashreplace")
 
 
-def _inconsistent(a, n_dtb, n_names):
-    """What breaks the layout's invariants that the kernels rely on, if any."""
+def _inconsistent(a, n_dtb, n_names, whole=True):
+    """What breaks the layout's invariants that the kernels rely on, if any.
+
+    whole: also every property's name id, which reads all of prop_name (the
+    ranges need only their ends); a file vouched for by its stamp is the one
+    written after this very check.
+    """
     n_nodes, n_props = a["node_parent"].size, a["prop_node"].size
     if not (a["dtb_data_off"].size == a["dtb_node_start"].size == n_dtb + 1
             and a["dtb_error"].size == a["dtb_error_off"].size == n_dtb):
@@ -426,7 +459,7 @@ def _inconsistent(a, n_dtb, n_names):
         return "has ranges that do not cover data or nodes"
     if a["node_prop_start"].size != n_nodes + 1 or a["node_prop_start"][-1] != n_props:
         return "has ranges that do not cover properties"
-    if n_props and not (0 <= a["prop_name"].min() and a["prop_name"].max() < n_names):
+    if whole and n_props and not (0 <= a["prop_name"].min() and a["prop_name"].max() < n_names):
         return "has property names out of range"
     return None
 
@@ -453,20 +486,27 @@ def _write_synced(path, data):
 def _save_cache(folder, fc, stats, started_ns):
     """Write the entry under a temporary name, meta.json last, and rename it
     into place: a crash leaves nothing a later run would trust."""
+    problem = _inconsistent({name: getattr(fc, name) for name, _ in ARRAYS}, fc.n_dtb,
+                            len(fc.prop_names))
+    if problem:  # a parser bug: never kept, so a loaded entry need not read all again
+        raise OSError(f"not kept: the parsed corpus {problem}")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead(folder.parent)  # entries being written by processes that were killed
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         meta = dict(format=CACHE_FORMAT, code=_code_digest(), root=_json_path(fc.root),
                     paths=list(map(_json_path, fc.paths)), stats=stats, started_ns=started_ns,
-                    prop_names=fc.prop_names, arrays={})
+                    prop_names=fc.prop_names, arrays={}, stamps={})
         for name, _ in ARRAYS:
             a = getattr(fc, name)
             _save_npy(tmp / f"{name}.npy", a)
-            meta["arrays"][name] = [list(a.shape), *_file_crc(tmp / f"{name}.npy")]
-        meta["checksum"] = _meta_checksum(meta)
-        _write_synced(tmp / "meta.json", json.dumps(meta).encode())
+            (size, crc), meta["stamps"][name] = _file_crc(tmp / f"{name}.npy")
+            meta["arrays"][name] = [list(a.shape), size, crc]
+        # The folder is renamed into place: its files keep their stamps.
+        meta["written_ns"] = time.time_ns()
+        _write_synced(tmp / "meta.json", sealed(meta))
         shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
         try:
             os.rename(tmp, folder)

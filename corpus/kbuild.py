@@ -328,9 +328,12 @@ def kernel_version(tree: Path) -> str:
     return "".join(kernel_release(tree))
 
 
+_DTBS_MAKEFILES = ("scripts/Makefile.dtbs", "scripts/Makefile.lib")
+
+
 def dtbs_makefile(tree: Path) -> Path:
     """The file holding the tree's DTC rules: Makefile.dtbs since v6.11, Makefile.lib before."""
-    for name in ("scripts/Makefile.dtbs", "scripts/Makefile.lib"):
+    for name in _DTBS_MAKEFILES:
         path = Path(tree) / name
         if path.is_file() and "DTC_FLAGS" in path.read_text(errors="replace"):
             return path
@@ -369,15 +372,24 @@ def _is_plugin(path: Path) -> bool:
     return bool(_PLUGIN.search(path.read_bytes()))
 
 
-def read_targets(tree: Path) -> list[Target]:
+def read_targets(tree: Path, read: list[str] | None = None, warn=diagnostic) -> list[Target]:
     """Every DTB, overlay and composite of arch/arm64/boot/dts, with its dtc flags.
 
     Every .dts and .dtso in the folders is built, listed in a Makefile or
     not; a `.dts` named as `.dtbo` in a Makefile (trees before v6.5) is an
     overlay. `dtb-` lists (CONFIG_OF_ALL_DTBS) count like `dtb-y`.
+
+    read: a list that gets the path of every file and folder the answer
+    comes from (the folders listed, the files read, the DTC rules' files
+    looked for; cpp_flags() and dtc_include() read only these too), for a
+    caller that keeps the answer while none of them changes. warn: where
+    the warnings go (a file name that is not UTF-8, skipped).
     """
     tree = Path(tree)
     dts_root = tree / DTS_DIR
+    if read is None:
+        read = []
+    read += [str(tree / name) for name in _DTBS_MAKEFILES] + [str(dts_root)]
     if not dts_root.is_dir():
         raise MakefileError(f"{tree}: no {DTS_DIR} folder: not a kernel tree")
     defaults = default_dtc_flags(tree)
@@ -386,8 +398,11 @@ def read_targets(tree: Path) -> list[Target]:
     targets: dict[str, Target] = {}
     for folder, dirs, files in sorted(os.walk(dts_root, followlinks=False)):
         dirs.sort()
+        read.append(folder)
         rel_folder = os.path.relpath(folder, dts_root)
         rel_folder = "" if rel_folder == "." else rel_folder + "/"
+        if "Makefile" in files:
+            read.append(os.path.join(folder, "Makefile"))
         mk = Makefile.read(Path(folder, "Makefile")) if "Makefile" in files else Makefile("")
         listed = mk.words("dtb-y") + mk.words("dtb-")
         composites = {}
@@ -411,13 +426,16 @@ def read_targets(tree: Path) -> list[Target]:
             stem, ext = os.path.splitext(name)
             if ext in (".dts", ".dtso") and not _utf8(name):
                 # Its DTB name would reach every report: say so, and leave it out.
-                diagnostic(f"{os.fsencode(os.path.join(folder, name)).decode('utf-8', 'backslashreplace')}"
-                           f": warning: file name is not UTF-8; skipped")
+                warn(f"{os.fsencode(os.path.join(folder, name)).decode('utf-8', 'backslashreplace')}"
+                     f": warning: file name is not UTF-8; skipped")
                 continue
+            # Only then is the file itself read: is it an overlay?
+            unsure = ext == ".dts" and (stem + ".dtb" not in listed or stem + ".dtb" in composites)
+            if unsure:
+                read.append(os.path.join(folder, name))
             if ext == ".dtso" or (ext == ".dts" and stem in named_overlays):
                 output, kind = stem + ".dtbo", "overlay"
-            elif ext == ".dts" and (stem + ".dtb" not in listed or stem + ".dtb" in composites) \
-                    and _is_plugin(Path(folder, name)):
+            elif unsure and _is_plugin(Path(folder, name)):
                 # An old-style overlay no Makefile names (v6.1's
                 # imx8mm-venice-gw72xx-0x-imx219.dts): still an overlay.
                 output, kind = stem + ".dtbo", "overlay"

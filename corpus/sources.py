@@ -6,12 +6,19 @@ files include arm/ and riscv/ ones through scripts/dtc/include-prefixes;
 include/dt-bindings and include/uapi, which some dt-bindings headers link
 into; scripts/dtc; the DT Makefiles; the top Makefile for the version).
 Extracted trees and downloaded packages live in the cache, keyed so that a
-second run finds them without reading the tarball or the network again.
+second run finds them without reading the tarball or the network again;
+apt's answer to "which version" is remembered with the stamps of every file
+it depends on, so a second run does not ask apt either.
+
+Stamps (file_stamp(), racy()) say whether a file changed, and sealed JSON
+(sealed(), seal_holds()) whether a document the cache keeps is the one
+written, here and for the rest of the corpus layer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -51,6 +58,86 @@ def cache_dir() -> Path:
 
 def short_hash(*parts: object) -> str:
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+# -- stamps: what says a file changed -----------------------------------------
+
+# A file changed less than this before its stamp was kept may change again
+# within the same timestamp tick, and its stamp would not show it (git's
+# racy-clean rule): such a stamp vouches for nothing.
+RACY_NS = 2_000_000_000
+
+
+def file_stamp(st: os.stat_result) -> list[int]:
+    """[size, mtime, ctime, inode]: ctime cannot be set back, so a change in
+    place (its mtime put back or not) or another file put there moves it."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def stamp(path) -> list[int] | None:
+    """The file_stamp of path (links followed), None when there is nothing to stat."""
+    try:
+        return file_stamp(os.stat(path))
+    except OSError:
+        return None
+
+
+def racy(stamp: list[int] | None, kept_ns: int | None) -> bool:
+    """Whether a stamp kept at kept_ns (None: unknown) cannot vouch for its file."""
+    if stamp is None:
+        return False  # nothing there: whatever comes has a stamp
+    return kept_ns is None or max(stamp[1], stamp[2]) >= kept_ns - RACY_NS
+
+
+# -- sealed JSON: a document that carries its own checksum ------------------------
+
+def checksum(data: dict) -> str:
+    """SHA-256 of a document without its "checksum", as json.dumps(sort_keys=True) writes it."""
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+# How a document written by sealed() starts: its checksum, then the text of
+# the body the checksum was computed over.
+_SEAL = re.compile(rb'\{"checksum": "([0-9a-f]{64})", ')
+
+
+def sealed(data: dict) -> bytes:
+    """data as JSON, its checksum() first (any "checksum" it has is replaced):
+    encoded once, by Python's C encoder (no indent)."""
+    body = json.dumps({k: v for k, v in data.items() if k != "checksum"}, sort_keys=True)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    return f'{{"checksum": "{digest}", {body[1:]}'.encode()
+
+
+def seal_holds(raw: bytes, data: dict) -> bool:
+    """Whether data, read from raw, carries its right checksum().
+
+    Written by sealed(), the bytes after the checksum are the very text it
+    covers: hashing them checks it without encoding the data again. Any other
+    text (written otherwise, or damaged) is encoded again and checked.
+    """
+    seal = _SEAL.match(raw)
+    if seal and data.get("checksum") == seal.group(1).decode() \
+            and hashlib.sha256(b"{" + raw[seal.end():]).hexdigest() == data["checksum"]:
+        return True
+    return data.get("checksum") == checksum(data)
+
+
+def stamps(paths) -> dict[str, list[int] | None]:
+    """path -> stamp, for files and folders; a folder's entries are stamped
+    too (one level), so that a file added, removed or changed in it shows."""
+    found = {}
+    for path in map(str, paths):
+        found[path] = stamp(path)
+        if found[path] is not None and os.path.isdir(path):
+            try:
+                names = sorted(os.listdir(path))
+            except OSError:
+                continue
+            for name in names:
+                found[os.path.join(path, name)] = stamp(os.path.join(path, name))
+    return found
 
 
 # -- a tree on disk ----------------------------------------------------------
@@ -367,11 +454,66 @@ class _Apt:
                               f"{(errors or proc.stderr.splitlines() or ['no message'])[0]}")
         write_atomically(self.dir / "updated", b"")
 
-    def candidate(self, package: str) -> str | None:
-        """The version apt would download, from the package lists (no network)."""
+    def inputs(self) -> list[str]:
+        """Everything `apt-cache policy` reads to answer: its configuration,
+        the sources and preferences, the package lists, dpkg's status and
+        architectures, and apt-cache itself."""
+        etc, d = "/etc/apt", self.dir if self.suite else None
+        common = [os.path.join(etc, "apt.conf"), os.path.join(etc, "apt.conf.d"),
+                  "/var/lib/dpkg/arch", shutil.which("apt-cache") or "apt-cache"]
+        if os.environ.get("APT_CONFIG"):
+            common.append(os.environ["APT_CONFIG"])
+        if d is None:
+            return common + [os.path.join(etc, name) for name in (
+                "sources.list", "sources.list.d", "preferences", "preferences.d")] + [
+                "/var/lib/apt/lists", "/var/lib/dpkg/status"]
+        return common + [str(d / name) for name in (
+            "sources.list", "sources.list.d", "preferences", "preferences.d", "lists", "status")]
+
+    def candidate(self, package: str, remember: Path | None = None) -> str | None:
+        """The version apt would download, from the package lists (no network).
+
+        remember: a file keeping the answer with the stamps of everything it
+        depends on (inputs()); while none of them changed (and none changed
+        too close to the question for its stamp to tell), apt is not asked.
+        """
+        question = {"package": package, "options": self.options,
+                    "apt_config": os.environ.get("APT_CONFIG")}
+        inputs = self.inputs()
+        if remember is not None:
+            known = _remembered(remember, question, inputs)
+            if known is not None:
+                return known
+        asked_ns = time.time_ns()
+        before = stamps(inputs)  # before apt reads them: a change meanwhile shows
         proc = self.run("policy", package)
         match = re.search(r"Candidate:\s*(\S+)", proc.stdout)
-        return match.group(1) if match and match.group(1) != "(none)" else None
+        version = match.group(1) if match and match.group(1) != "(none)" else None
+        if remember is not None and version is not None and proc.returncode == 0:
+            answer = dict(question, inputs=before, asked_ns=asked_ns, candidate=version)
+            try:
+                write_atomically(remember, sealed(answer))
+            except OSError:
+                pass  # not remembered: apt is asked again next time
+        return version
+
+
+def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
+    """The candidate kept in path for this question, None unless every file
+    it depends on (inputs) has the stamp it had then, and not a racy one."""
+    try:
+        raw = path.read_bytes()
+        answer = json.loads(raw)
+        if not (isinstance(answer, dict) and seal_holds(raw, answer)
+                and all(answer.get(k) == v for k, v in question.items())
+                and isinstance(answer.get("candidate"), str)):
+            return None
+        now = stamps(inputs)
+        if now != answer["inputs"] or any(racy(s, answer["asked_ns"]) for s in now.values()):
+            return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return answer["candidate"]
 
 
 def _deb_member(deb: Path, prefix: str):
@@ -458,7 +600,7 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
             except SourceError as why:
                 diagnostic(f"{why} (using the package lists fetched {age / 3600:.0f} h ago)"
                            .replace(": error: ", ": warning: ", 1))
-    version = apt.candidate(package)
+    version = apt.candidate(package, folder / f".{package}.candidate.json")
     if version:
         wanted = [p for p in cached if p.name.startswith(f"{package}_{version.replace(':', '%3a')}_")]
         if wanted:
