@@ -3,11 +3,12 @@
 `json` and `csv`.  Every human format shows text from a DTB through
 auditor.text.shown()."""
 import csv
+import functools
 import json
 
 from kernels.codes import PASSTHROUGH_KINDS, RULES
 
-from .model import LINK_FIELDS, link_json
+from .model import LINK_FIELDS
 from .text import shown
 
 PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
@@ -21,8 +22,13 @@ def write(sweep, fmt, out):
 
 
 def _jsonl(sweep, out):
-    dumps = json.dumps
-    out.write("".join([dumps(link_json(link, with_diagnostic=False)) + "\n"
+    # link_json(link, with_diagnostic=False) on each line, written field by
+    # field: keys encoded once, each distinct value encoded once (typed:
+    # True and 1 are different values).  Tuples are JSON arrays either way.
+    encoded = functools.lru_cache(maxsize=None, typed=True)(json.dumps)
+    keys = ["{" + json.dumps(LINK_FIELDS[0]) + ": "] + [f", {json.dumps(f)}: "
+                                                       for f in LINK_FIELDS[1:]]
+    out.write("".join(["".join([key + encoded(value) for key, value in zip(keys, link)]) + "}\n"
                        for link in sweep.links]))
 
 

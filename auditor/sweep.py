@@ -79,6 +79,25 @@ class NodeText:
             self._path[i] = p
         return p
 
+    def make_paths(self, nodes):
+        """Make the paths of `nodes` (node numbers; -1 ignored) in bulk, for
+        path() to find: every ancestor's name decoded once, parents before
+        children (the layout's structure order)."""
+        flat = self.flat
+        todo = set(np.asarray(nodes).tolist()) - self._path.keys()
+        frontier = todo
+        while frontier:
+            parents = flat.node_parent[np.fromiter(frontier, dtype=np.int64)]
+            frontier = set(parents[parents >= 0].tolist()) - todo - self._path.keys()
+            todo |= frontier
+        order = np.array(sorted(todo), dtype=np.int64)
+        data, path = self._data, self._path
+        for i, parent, o, n in zip(order.tolist(), flat.node_parent[order].tolist(),
+                                   flat.node_name_off[order].tolist(),
+                                   flat.node_name_len[order].tolist()):
+            path[i] = "/" if parent < 0 else \
+                path[parent].rstrip("/") + "/" + str(data[o:o + n], "latin-1")
+
     def compatible(self, i):
         c = self._compatible.get(i)
         if c is None:
@@ -156,16 +175,33 @@ def _str_or_none(value):
 
 
 def _links(ev, text, boards):
-    """Link records straight from the columns of the kernels' table; what
-    belongs to a provider is made once per provider."""
-    from kernels.codes import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DIAG_ARG, L_DTB,
-                               L_ENABLED, L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID, L_VIA)
+    """Link records built column by column from the kernels' table: each
+    string made once per node, provider or code it names, then taken for
+    every link at once; only the rare links with a note or a diagnostic
+    are looked at one by one."""
+    from kernels.codes import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DTB, L_ENABLED,
+                               L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID, L_VIA)
     from kernels.evaluate import diagnostic_text
     table = ev.links
-    if table.shape[0] == 0:
-        return
+    n = table.shape[0]
+    if n == 0:
+        return []
     flat = ev.flat
-    providers = np.unique(table[:, L_PROVIDER])
+    dtb, provider, master, via, kind, bridge = (
+        table[:, c] for c in (L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE))
+
+    def taken(values, index):
+        """values[index] for every link: index into an object array of strings."""
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        return column[index].tolist()
+
+    def per_node(nodes, make, none=None):
+        """make(node) for each link's node, made once per distinct node (-1: `none`)."""
+        unique, inverse = np.unique(nodes, return_inverse=True)
+        return taken([none if i < 0 else make(i) for i in unique.tolist()], inverse)
+
+    providers = np.unique(provider)
     providers = providers[providers >= 0].tolist()
     labels = {}
     by_dtb = defaultdict(list)
@@ -173,51 +209,51 @@ def _links(ev, text, boards):
         by_dtb[int(flat.node_dtb[node])].append(node)
     for d, nodes in by_dtb.items():
         labels.update(text.labels(d, nodes))
-    # (path, label, compatible, driver, enabled, coherent) of each provider; -1: none.
-    provider_fields = {-1: (None, None, (), None, False, False)}
-    for node in providers:
-        provider_fields[node] = (
-            text.path(node), labels.get(node), text.compatible(node),
-            codes.DRIVER_NAMES.get(int(ev.role[node]), "unknown"),
-            bool(ev.available[node]), bool(ev.coherent[node]))
-    rule_name = codes.RULE_NAMES[ev.rule]
-    coherent, probe_state = ev.coherent, ev.probe_state
-    columns = [table[:, c].tolist() for c in (L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND,
-                                               L_BRIDGE, L_BRIDGE_FUNCTION, L_ENABLED,
-                                               L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID)]
-    verdicts = [codes.VERDICT_NAMES[v] for v in ev.verdict.tolist()]
-    attrs = [codes.DMA_ATTR_NAMES[a] for a in ev.dma_attr.tolist()]
-    target_notes = ev.target_note.tolist()
-    paths, path = flat.paths, text.path
-    for k, (d, provider, master, via, kind, bridge, bridge_fn, enabled, attach, note, diag,
-            diag_arg, rid) in enumerate(zip(*columns)):
+    text.make_paths(np.concatenate([provider, master, bridge]))
+    has_provider = provider >= 0
+    kind_names = taken(codes.KIND_NAMES, kind)
+    vfio = np.isin(kind, [codes.KIND_NAMES.index(k) for k in codes.VFIO_KINDS]) \
+        & (table[:, L_BRIDGE_FUNCTION] == 0)
+    bridge_coherent = taken([None, False, True], np.where(
+        via == codes.VIA_IOMMU_MAP, 1 + ev.coherent[np.maximum(bridge, 0)], 0))
+    columns = dict(
+        dtb=taken(flat.paths, dtb),
+        board=taken([b for b, _ in boards], dtb), soc=taken([s for _, s in boards], dtb),
+        provider_path=per_node(provider, text.path),
+        provider_label=per_node(provider, labels.get),
+        provider_compatible=per_node(provider, text.compatible, ()),
+        driver=per_node(provider, lambda i: codes.DRIVER_NAMES.get(int(ev.role[i]), "unknown")),
+        provider_enabled=(has_provider & ev.available[np.maximum(provider, 0)]).tolist(),
+        provider_coherent=(has_provider & ev.coherent[np.maximum(provider, 0)]).tolist(),
+        link=taken(codes.VIA_NAMES, via),
+        master_path=per_node(master, text.path),
+        master_kind=kind_names,
+        master_enabled=(table[:, L_ENABLED] != 0).tolist(),
+        master_dma_attr=taken(codes.DMA_ATTR_NAMES, ev.dma_attr),
+        bridge_path=per_node(bridge, text.path),
+        bridge_coherent=bridge_coherent,
+        placeholder_map=(table[:, L_NOTE] == codes.N_PLACEHOLDER).tolist(),
+        vfio_candidate=vfio.tolist(),
+        rule=[codes.RULE_NAMES[ev.rule]] * n,
+        verdict=taken(codes.VERDICT_NAMES, ev.verdict),
+        note=[None] * n,
+        diagnostic=[None] * n,
+    )
+    noted = (table[:, L_ATTACH] != codes.ATTACHED) | (table[:, L_NOTE] != codes.N_NONE) \
+        | (ev.target_note != codes.N_NONE)
+    for k in np.flatnonzero(noted).tolist():
+        attach, note, p = int(table[k, L_ATTACH]), int(table[k, L_NOTE]), int(provider[k])
         notes = []
         if attach != codes.ATTACHED:
-            notes.append(codes.ATTACH_REASONS[attach].format(rid=rid))
-            if attach == codes.A_NOT_PROBED and provider >= 0:
-                notes.append(codes.PROBE_STATES[codes.PROBE_STATE_NAMES[probe_state[provider]]])
-        if note != codes.N_NONE:
-            notes.append(codes.NOTES[note])
-        if target_notes[k] != codes.N_NONE:
-            notes.append(codes.NOTES[target_notes[k]])
-        kind_name = codes.KIND_NAMES[kind]
-        board, soc = boards[d]
-        p_path, p_label, p_compatible, p_driver, p_enabled, p_coherent = provider_fields[provider]
-        yield Link(
-            dtb=paths[d], board=board, soc=soc,
-            provider_path=p_path, provider_label=p_label, provider_compatible=p_compatible,
-            driver=p_driver, provider_enabled=p_enabled, provider_coherent=p_coherent,
-            link=codes.VIA_NAMES[via],
-            master_path=path(master),
-            master_kind=kind_name, master_enabled=bool(enabled),
-            master_dma_attr=attrs[k],
-            bridge_path=path(bridge),
-            bridge_coherent=bool(coherent[bridge]) if via == codes.VIA_IOMMU_MAP else None,
-            placeholder_map=note == codes.N_PLACEHOLDER,
-            vfio_candidate=kind_name in codes.VFIO_KINDS and not bridge_fn,
-            rule=rule_name, verdict=verdicts[k],
-            note="; ".join(n for n in notes if n) or None,
-            diagnostic=None if diag == codes.D_NONE else diagnostic_text(ev, k, path))
+            notes.append(codes.ATTACH_REASONS[attach].format(rid=int(table[k, L_RID])))
+            if attach == codes.A_NOT_PROBED and p >= 0:
+                notes.append(codes.PROBE_STATES[codes.PROBE_STATE_NAMES[ev.probe_state[p]]])
+        notes.append(codes.NOTES[note])
+        notes.append(codes.NOTES[int(ev.target_note[k])])
+        columns["note"][k] = "; ".join(n for n in notes if n) or None
+    for k in np.flatnonzero(table[:, L_DIAG] != codes.D_NONE).tolist():
+        columns["diagnostic"][k] = diagnostic_text(ev, k, text.path)
+    return list(map(Link._make, zip(*(columns[f] for f in Link._fields))))
 
 
 def _problems(ev, text):

@@ -51,7 +51,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
 
 from corpus import kbuild
 from corpus.console import diagnostic, progress_wanted
@@ -244,6 +243,8 @@ def _run(tree, tools, cpp, include, root, scratch, started, jobs, compile_now, o
     Returns (built, failed). On an interruption the manifest of what
     finished is saved and the interruption goes on up.
     """
+    from tqdm import tqdm    # only when there is something to build
+
     failed = built = 0
     last_save = time.monotonic()
     bar = tqdm(total=len(compile_now) + len(overlay_now), desc="dtbs", unit="dtb",

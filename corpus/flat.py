@@ -247,7 +247,9 @@ def _read_dtbs(files):
 def _parse(data, dtb_data_off, dtb_error):
     """Run the parser kernels over the corpus bytes: the arrays of the layout
     and the interned property names."""
-    from kernels import fdt   # numba only when parsing (kernels.jit.choose_tier first)
+    from kernels.jit import choose_tier
+    choose_tier(int(data.size))   # compiled or plain Python, before the parser is imported
+    from kernels import fdt       # numba only when parsing
     n_dtb = dtb_error.size
     dtb_error_off = np.zeros(n_dtb, dtype=np.int64)
     n_nodes = np.zeros(n_dtb, dtype=np.int64)

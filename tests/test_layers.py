@@ -127,8 +127,8 @@ def test_imports_go_downwards():
             if layer == below or layer == "auditor":
                 continue
             if layer == "corpus" and below == "kernels" and module == "corpus.flat" \
-                    and target in ("kernels", "kernels.fdt", "kernels.fdt_codes"):
-                continue                # the parser: the one way corpus reaches kernels
+                    and target in ("kernels", "kernels.fdt", "kernels.fdt_codes", "kernels.jit"):
+                continue                # the parser (and its tier): the one way corpus reaches kernels
             wrong.append(f"{module} -> {target}")
     assert wrong == []
 
@@ -200,3 +200,21 @@ def test_the_probe_sees_numba_when_it_is_loaded(tmp_path):
     proc = run_without_numba("sweep", folder, "--format", "csv", "-o", tmp_path / "r.csv",
                              cache=private_cache(tmp_path / "cache"))
     assert proc.stdout.splitlines()[-1] == "(0, ['llvmlite', 'numba', 'numpy'])"
+
+
+def test_a_second_sweep_of_an_unchanged_corpus_loads_no_numba(tmp_path):
+    """The kernels' results are kept (kernels/results.py): the same sweep
+    again loads them, not the compiler, and writes the same report."""
+    from corpora import private_cache, snippet_corpus
+    folder = snippet_corpus(tmp_path / "dtbs")
+    cache = private_cache(tmp_path / "cache")
+    first = run_without_numba("sweep", folder, "--format", "json", "-o", tmp_path / "1.json",
+                              cache=cache)
+    assert first.stdout.splitlines()[-1] == "(0, ['llvmlite', 'numba', 'numpy'])"
+    again = run_without_numba("sweep", folder, "--format", "json", "-o", tmp_path / "2.json",
+                              cache=cache)
+    assert again.stdout.splitlines()[-1] == "(0, ['numpy'])"
+    assert (tmp_path / "2.json").read_bytes() == (tmp_path / "1.json").read_bytes()
+    other = run_without_numba("sweep", folder, "--format", "json", "--target-kernel", "6.1",
+                              "-o", tmp_path / "3.json", cache=cache)
+    assert other.stdout.splitlines()[-1] == "(0, ['llvmlite', 'numba', 'numpy'])"

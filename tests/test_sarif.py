@@ -112,7 +112,7 @@ def test_boards_and_masters_in_message_and_properties(mini):
     _, sweep = mini
     (a100, a200, _) = sarif(sweep)["runs"][0]["results"]
     assert a100["message"]["text"] == (
-        "acme,a100: SMMU /soc/iommu@5000000 lacks dma-coherent: VFIO refuses 1 masters on 2 "
+        "acme,a100: SMMU /soc/iommu@5000000 lacks dma-coherent: VFIO refuses 1 master on 2 "
         "boards (target 6.1.192, rule walk-or-device): /soc/pcie@1f0000000 (pci-discovered, "
         "broken-bridge-coherent)")
     assert a100["properties"] == {
@@ -169,7 +169,7 @@ def test_a_node_written_once_for_two_socs_is_one_result():
                                             "acme/a300-evk.dtb", "acme/a300-lite.dtb"]
     assert both["partialFingerprints"] == {"smmuNode/v1": "acme,a100+acme,a300:/soc/iommu@5000000"}
     assert both["message"]["text"].startswith(
-        "acme,a100, acme,a300: SMMU /soc/iommu@5000000 lacks dma-coherent: VFIO refuses 1 masters "
+        "acme,a100, acme,a300: SMMU /soc/iommu@5000000 lacks dma-coherent: VFIO refuses 1 master "
         "on 4 boards")
 
 

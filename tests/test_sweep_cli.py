@@ -89,7 +89,7 @@ def test_json_csv_md_gcc(corpus, capsys):
     _, out, _ = run(capsys, "sweep", corpus, "--format", "gcc")
     (line,) = out.splitlines()
     assert line == (f"{corpus}/affected.dtb: warning: test,soc: SMMU /soc/iommu@5000000 lacks "
-                    "dma-coherent: VFIO refuses 1 masters (broken) on 1 boards "
+                    "dma-coherent: VFIO refuses 1 master (broken) on 1 board "
                     "[rule walk-or-device, target 7.2]")
 
 
