@@ -3,8 +3,9 @@
 # build runs (cpp; gcc, flex and bison to compile the kernel tree's own dtc;
 # device-tree-compiler for fdtoverlay and fdtget; xz-utils to read kernel
 # tarballs on all cores; git for history --git and patches), then the Python
-# package with its test extras, then the numba kernels compiled ahead (the
-# project still runs without: small work as plain Python, the rest compiles).
+# package with its test extras and its bytecode, then the numba kernels
+# compiled ahead (the project still runs without: small work as plain
+# Python, the rest compiles).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,4 +33,7 @@ sys.exit(0 if managed and sys.prefix == sys.base_prefix else 1)'; then
     echo "setup.sh: installed into .venv; run '. .venv/bin/activate' before the README's commands"
 fi
 "$python" -m pip install -q -e ".[test,bench]"
+# Bytecode ahead, as a non-editable install has it (an editable one gets none
+# where PYTHONDONTWRITEBYTECODE is set, and compiles every module on every run).
+"$python" -m compileall -q auditor corpus kernels bench >/dev/null
 "$python" -m kernels.jit >/dev/null

@@ -36,6 +36,7 @@ table says), 2 when a corpus cannot be had.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -291,6 +292,9 @@ def main(argv=None):
     if "b" in only or "c" in only:
         t_ref, records = reference_time(debian, root, dtbs, target)
     if "b" in only:
+        # The bytecode of our modules, as an install has it (setup.sh does the same).
+        for package in ("auditor", "corpus", "kernels"):
+            compileall.compile_dir(REPO / package, quiet=1)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "sweep.jsonl"
             warm_process_sweep(debian, out)             # builds the caches, compiles
