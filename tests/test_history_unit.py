@@ -1,0 +1,459 @@
+"""history's pure functions, without git or Dask: a SoC's state from its
+boards, the stitching of revisions into changes, and what people and robots
+read (text, the robot mail, its file name).  Exact outputs, built by hand."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from auditor.history import (AFFECTED, UNAFFECTED, DtbResult, Judging, RevisionResult, Smmu,
+                             SocState, format_text, mail_name, new_since_first, newly_affected,
+                             robot_message, soc_states, stitch, write_mails, write_plot)
+from corpus.errors import CorpusError
+from corpus.git import KERNEL, Commit, Repo
+
+REPO = Repo(Path("/src/linux"), KERNEL, Path("/src/linux/.git"), "linux-key")
+SHA = {k: f"{k}" * 40 for k in "0123456789abcdef"}
+
+
+def commit(k, parent=None):
+    """Commit number k (sha "kkk...", subject "commit k", 2024-01-0k)."""
+    return Commit(SHA[str(k)], f"commit {k}", f"2024-01-0{k + 1}T12:00:00+00:00", parent)
+
+
+def smmu(path, coherent, source_file=None, source_line=None):
+    return Smmu(path, coherent, source_file, source_line)
+
+
+def state(affected_boards, boards, *smmus):
+    return SocState(AFFECTED if affected_boards else UNAFFECTED, boards,
+                    tuple(affected_boards), tuple(smmus))
+
+
+# -- soc_states -----------------------------------------------------------------------
+
+def test_soc_states_groups_boards_and_merges_their_smmu_nodes():
+    boards = {
+        "acme/b-evk.dtb": DtbResult("acme,a", True, (smmu("/soc/iommu@1", False, "a.dtsi", 10),)),
+        "acme/a-rdb.dtb": DtbResult("acme,a", False, (smmu("/soc/iommu@1", True),
+                                                      smmu("/soc/iommu@0", True, "a.dtsi", 5))),
+        # A later board (path order) that writes the node elsewhere: the first
+        # known position stays.
+        "acme/c-lite.dtb": DtbResult("acme,a", True, (smmu("/soc/iommu@1", True, "c.dts", 99),)),
+        "acme/z.dtb": DtbResult("acme,z", False, (smmu("/soc/iommu@9", True, "z.dtsi", 3),)),
+        "acme/none.dtb": DtbResult(None, True, (smmu("/soc/iommu@7", False, "n.dtsi", 1),)),
+    }
+    assert soc_states(boards) == {
+        "acme,a": SocState(AFFECTED, 3, ("acme/b-evk.dtb", "acme/c-lite.dtb"),
+                           (smmu("/soc/iommu@0", True, "a.dtsi", 5),
+                            smmu("/soc/iommu@1", False, "a.dtsi", 10))),
+        "acme,z": SocState(UNAFFECTED, 1, (), (smmu("/soc/iommu@9", True, "z.dtsi", 3),)),
+    }
+
+
+def test_soc_states_an_smmu_coherent_on_one_board_and_not_the_next_is_not_coherent():
+    boards = {"x/1.dtb": DtbResult("acme,a", False, (smmu("/s", True, "a.dtsi", 4),)),
+              "x/2.dtb": DtbResult("acme,a", False, (smmu("/s", False, None, None),))}
+    assert soc_states(boards)["acme,a"].smmus == (smmu("/s", False, "a.dtsi", 4),)
+
+
+def test_soc_states_of_no_board():
+    assert soc_states({}) == {}
+    assert soc_states({"x.dtb": DtbResult(None, False, ())}) == {}
+
+
+# -- stitch -----------------------------------------------------------------------------
+
+S_OFF = smmu("/soc/iommu@5000000", False, "arch/arm64/boot/dts/acme/a100.dtsi", 40)
+S_ON = smmu("/soc/iommu@5000000", True, "arch/arm64/boot/dts/acme/a100.dtsi", 40)
+B_SMMU = smmu("/soc/iommu@6000000", True, "arch/arm64/boot/dts/acme/b.dtsi", 7)
+
+
+def _story():
+    """Five revisions, each compared with the one before it:
+    0  a100 affected (one of two boards), b unaffected
+    1  a100's board a-evk does not build: a100 keeps its state; d's board
+       d-new fails too, d is judged first in 3: d is left out here
+    2  a100 fixed (its SMMU gains dma-coherent); d appears: absent -> unaffected
+    3  nothing judged (a lost worker): every state kept
+    4  b gone (absent), c newly affected, d unchanged"""
+    commits = [commit(k) for k in range(5)]
+    a_before = state(["acme/a-evk.dtb"], 2, S_OFF)
+    a_after = state([], 2, S_ON)
+    b = state([], 1, B_SMMU)
+    c = state(["acme/c.dtb"], 1)
+    d = state([], 2)
+    results = [
+        RevisionResult(SHA["0"], "6.1.0", socs={"acme,a100": a_before, "acme,b": b},
+                       judged={"acme/a-evk.dtb": "acme,a100", "acme/a-mini.dtb": "acme,a100",
+                               "acme/b.dtb": "acme,b"}),
+        RevisionResult(SHA["1"], "6.1.0", error="acme/a-evk.dts: error: syntax error",
+                       failed=("acme/a-evk.dtb", "acme/d-new.dtb"),
+                       socs={"acme,a100": state([], 1, S_OFF), "acme,b": b,
+                             "acme,d": state([], 1)},
+                       judged={"acme/d-old.dtb": "acme,d"}),
+        RevisionResult(SHA["2"], "6.1.0", socs={"acme,a100": a_after, "acme,b": b, "acme,d": d},
+                       judged={"acme/a-evk.dtb": "acme,a100", "acme/d-new.dtb": "acme,d"}),
+        RevisionResult(SHA["3"], error="not judged: KilledWorker: lost", judged_all=False),
+        RevisionResult(SHA["4"], "6.2.0", socs={"acme,a100": a_after, "acme,c": c, "acme,d": d},
+                       judged={"acme/c.dtb": "acme,c"}),
+    ]
+    return commits, results
+
+
+def test_stitch_the_document_and_the_affected_socs():
+    commits, results = _story()
+    doc, affected = stitch(REPO, commits, results, Judging(None, "walk-only", False))
+    assert affected == [["acme,a100"], ["acme,a100"], [], [], ["acme,c"]]
+    assert doc == {
+        "tool": "dtb-audit",
+        "kind": "history",
+        "repo": "/src/linux",
+        "layout": "kernel",
+        "rule": "walk-only",
+        "legacy_dt_bindings": False,
+        "revisions": [
+            {"commit": SHA["0"], "subject": "commit 0", "date": "2024-01-01T12:00:00+00:00",
+             "target_kernel": "6.1.0", "error": None},
+            {"commit": SHA["1"], "subject": "commit 1", "date": "2024-01-02T12:00:00+00:00",
+             "target_kernel": "6.1.0", "error": "acme/a-evk.dts: error: syntax error"},
+            {"commit": SHA["2"], "subject": "commit 2", "date": "2024-01-03T12:00:00+00:00",
+             "target_kernel": "6.1.0", "error": None},
+            {"commit": SHA["3"], "subject": "commit 3", "date": "2024-01-04T12:00:00+00:00",
+             "target_kernel": None, "error": "not judged: KilledWorker: lost"},
+            {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
+             "target_kernel": "6.2.0", "error": None},
+        ],
+        "socs": [
+            {"soc": "acme,a100", "changes": [
+                {"commit": SHA["2"], "subject": "commit 2", "date": "2024-01-03T12:00:00+00:00",
+                 "from": "affected", "to": "unaffected", "boards": 2, "affected_boards": [],
+                 "smmu": [{"path": "/soc/iommu@5000000", "coherent_before": False,
+                           "coherent_after": True,
+                           "source_file": "arch/arm64/boot/dts/acme/a100.dtsi",
+                           "source_line": 40}]}]},
+            {"soc": "acme,b", "changes": [
+                {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
+                 "from": "unaffected", "to": "absent", "boards": 0, "affected_boards": [],
+                 "smmu": [{"path": "/soc/iommu@6000000", "coherent_before": True,
+                           "coherent_after": None,
+                           "source_file": "arch/arm64/boot/dts/acme/b.dtsi",
+                           "source_line": 7}]}]},
+            {"soc": "acme,c", "changes": [
+                {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
+                 "from": "absent", "to": "affected", "boards": 1,
+                 "affected_boards": ["acme/c.dtb"], "smmu": []}]},
+            {"soc": "acme,d", "changes": [
+                {"commit": SHA["2"], "subject": "commit 2", "date": "2024-01-03T12:00:00+00:00",
+                 "from": "absent", "to": "unaffected", "boards": 2, "affected_boards": [],
+                 "smmu": []}]},
+        ],
+    }
+
+
+def test_stitch_compares_a_revision_with_its_listed_parent():
+    # 2's parent is 0 (a merge listed along first parents; 1 is on the side
+    # branch): 2 is compared with 0, not with 1.
+    commits = [commit(0), commit(1, SHA["0"]), commit(2, SHA["0"]), commit(3, SHA["f"])]
+    on, off = state([], 1, S_ON), state(["acme/a.dtb"], 1, S_OFF)
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": on}),
+               RevisionResult(SHA["1"], socs={"acme,a100": off}),
+               RevisionResult(SHA["2"], socs={"acme,a100": on}),
+               RevisionResult(SHA["3"], socs={"acme,a100": off})]
+    doc, affected = stitch(REPO, commits, results)
+    assert affected == [[], ["acme,a100"], [], ["acme,a100"]]
+    (a100,) = doc["socs"]
+    # 3's parent is not listed: it is compared with 2, the revision before it.
+    assert [(c["commit"], c["from"], c["to"]) for c in a100["changes"]] == [
+        (SHA["1"], "unaffected", "affected"), (SHA["3"], "unaffected", "affected")]
+    assert doc["rule"] is None and doc["legacy_dt_bindings"] is True
+
+
+def test_stitch_a_listed_parent_after_the_commit_is_not_its_base():
+    commits = [commit(0), commit(1, SHA["2"]), commit(2)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state([], 1, S_ON)}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state(["x.dtb"], 1, S_OFF)}),
+               RevisionResult(SHA["2"], socs={"acme,a100": state(["x.dtb"], 1, S_OFF)})]
+    doc, _ = stitch(REPO, commits, results)
+    assert [(c["commit"], c["from"], c["to"]) for c in doc["socs"][0]["changes"]] == [
+        (SHA["1"], "unaffected", "affected")]
+
+
+def test_stitch_a_failed_board_of_a_soc_that_had_no_state_removes_it():
+    # The SoC of x.dtb is known from a later revision only; in 0 it failed, so
+    # its SoC (judged through another board) is not counted there.
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], failed=("x.dtb",),
+                              socs={"acme,a100": state(["y.dtb"], 1, S_OFF)},
+                              judged={"y.dtb": "acme,a100"}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state(["x.dtb", "y.dtb"], 2, S_OFF)},
+                              judged={"x.dtb": "acme,a100"})]
+    doc, affected = stitch(REPO, commits, results)
+    assert affected == [[], ["acme,a100"]]
+    assert [(c["commit"], c["from"], c["to"], c["affected_boards"])
+            for c in doc["socs"][0]["changes"]] == [
+        (SHA["1"], "absent", "affected", ["x.dtb", "y.dtb"])]
+
+
+def test_stitch_a_failed_board_never_judged_changes_nothing():
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state(["y.dtb"], 1, S_OFF)}),
+               RevisionResult(SHA["1"], failed=("unknown.dtb",),
+                              socs={"acme,a100": state(["y.dtb"], 1, S_OFF)})]
+    doc, affected = stitch(REPO, commits, results)
+    assert affected == [["acme,a100"], ["acme,a100"]]
+    assert doc["socs"] == []
+
+
+def test_stitch_the_state_of_the_last_judging_wins_over_a_later_one():
+    # x.dtb was acme,a100's in 0 and is acme,b's from 2 on: its failure in 1
+    # keeps acme,a100 (the SoC it had when last judged), not acme,b.
+    commits = [commit(0), commit(1), commit(2)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state(["x.dtb"], 1, S_OFF),
+                                              "acme,b": state([], 1)},
+                              judged={"x.dtb": "acme,a100"}),
+               RevisionResult(SHA["1"], failed=("x.dtb",), socs={"acme,b": state([], 1)}),
+               RevisionResult(SHA["2"], socs={"acme,b": state(["x.dtb"], 1)},
+                              judged={"x.dtb": "acme,b"})]
+    _, affected = stitch(REPO, commits, results)
+    assert affected == [["acme,a100"], ["acme,a100"], ["acme,b"]]
+
+
+def test_a_change_shows_only_the_smmus_that_flipped():
+    other = smmu("/soc/iommu@7000000", False, "arch/arm64/boot/dts/acme/a100.dtsi", 60)
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state([], 1, S_ON, other)}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state([], 1, S_OFF, other)})]
+    doc, _ = stitch(REPO, commits, results)
+    # The state did not change, an SMMU lost dma-coherent: a change all the same.
+    assert doc["socs"] == [{"soc": "acme,a100", "changes": [
+        {"commit": SHA["1"], "subject": "commit 1", "date": "2024-01-02T12:00:00+00:00",
+         "from": "unaffected", "to": "unaffected", "boards": 1, "affected_boards": [],
+         "smmu": [{"path": "/soc/iommu@5000000", "coherent_before": True,
+                   "coherent_after": False,
+                   "source_file": "arch/arm64/boot/dts/acme/a100.dtsi", "source_line": 40}]}]}]
+
+
+def test_a_change_places_each_smmu_where_a_side_knows_it():
+    # After: the position the new revision gives; else the old one; else none.
+    new_only = smmu("/n", False, "new.dtsi", 2)
+    old_pos, old_none = smmu("/o", False, "old.dtsi", 3), smmu("/o", False)
+    unknown = smmu("/u", False)
+    moved_before, moved_after = smmu("/m", False, "before.dtsi", 4), smmu("/m", False,
+                                                                           "after.dtsi", 5)
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state([], 1, old_pos, unknown,
+                                                                 moved_before)}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state(["a.dtb"], 1, new_only,
+                                                                 old_none, moved_after)})]
+    doc, _ = stitch(REPO, commits, results)
+    (change,) = doc["socs"][0]["changes"]
+    assert change["smmu"] == [
+        {"path": "/m", "coherent_before": False, "coherent_after": False,
+         "source_file": "after.dtsi", "source_line": 5},
+        {"path": "/n", "coherent_before": None, "coherent_after": False,
+         "source_file": "new.dtsi", "source_line": 2},
+        {"path": "/o", "coherent_before": False, "coherent_after": False,
+         "source_file": "old.dtsi", "source_line": 3},
+        {"path": "/u", "coherent_before": False, "coherent_after": None,
+         "source_file": None, "source_line": None},
+    ]
+
+
+# -- what people and robots read ------------------------------------------------------
+
+def _doc():
+    commits, results = _story()
+    return stitch(REPO, commits, results)
+
+
+def test_newly_affected_in_revision_order_then_by_soc():
+    doc = {"revisions": [{"commit": "b" * 40}, {"commit": "a" * 40}],
+           "socs": [{"soc": "acme,x", "changes": [{"commit": "a" * 40, "to": AFFECTED},
+                                                 {"commit": "b" * 40, "to": AFFECTED}]},
+                    {"soc": "acme,w", "changes": [{"commit": "a" * 40, "to": AFFECTED},
+                                                 {"commit": "b" * 40, "to": UNAFFECTED}]}]}
+    assert [(soc, c["commit"][0]) for soc, c in newly_affected(doc)] == [
+        ("acme,x", "b"), ("acme,w", "a"), ("acme,x", "a")]
+
+
+def test_new_since_first():
+    assert new_since_first([]) == []
+    assert new_since_first([["acme,a"], ["acme,c", "acme,b", "acme,a"]]) == ["acme,b", "acme,c"]
+    assert new_since_first([["acme,a", "acme,b"], ["acme,b"]]) == []
+
+
+ROBOT_C = f"""\
+Subject: [dtb-audit] acme,c: VFIO refuses its devices since {SHA['4'][:12]}
+
+tree:   /src/linux
+commit: {SHA['4']} (commit 4)
+date:   2024-01-05T12:00:00+00:00
+target kernel: 6.2.0
+
+If you fix the issue in a separate patch/commit (i.e. not just a new version of
+the same patch/commit), kindly add the following tag
+| Fixes: {SHA['4'][:12]} ("commit 4")
+
+acme,c went from absent to affected: on 1 of its 1 boards,
+VFIO (vfio-pci, vfio-platform, vfio-fsl-mc) and iommufd refuse a device because
+its IOMMU does not report IOMMU_CAP_CACHE_COHERENCY.
+
+SMMU nodes:
+   (none)
+
+boards:
+   acme/c.dtb
+
+If the SMMU's page-table walk is coherent (IDR0.CTTW), the node lacks
+`dma-coherent;`: confirm it on hardware before patching.
+"""
+
+
+def test_format_text_without_mails():
+    doc, affected = _doc()
+    assert format_text(doc, affected, mails=False) == f"""\
+dtb-audit history: /src/linux: 5 revisions, 4 SoCs changed
+
+  {SHA['0'][:12]}  2024-01-01  6.1.0        1 affected  commit 0
+  {SHA['1'][:12]}  2024-01-02  6.1.0        1 affected  commit 1  [error: acme/a-evk.dts: error: syntax error]
+  {SHA['2'][:12]}  2024-01-03  6.1.0        0 affected  commit 2
+  {SHA['3'][:12]}  2024-01-04  -            0 affected  commit 3  [error: not judged: KilledWorker: lost]
+  {SHA['4'][:12]}  2024-01-05  6.2.0        1 affected  commit 4
+
+acme,a100
+  {SHA['2'][:12]}  2024-01-03  affected -> unaffected  commit 2
+      arch/arm64/boot/dts/acme/a100.dtsi:40: /soc/iommu@5000000: dma-coherent added
+
+acme,b
+  {SHA['4'][:12]}  2024-01-05  unaffected -> absent  commit 4
+      arch/arm64/boot/dts/acme/b.dtsi:7: /soc/iommu@6000000: no longer on any board
+
+acme,c
+  {SHA['4'][:12]}  2024-01-05  absent -> affected (1/1 boards)  commit 4
+
+acme,d
+  {SHA['2'][:12]}  2024-01-03  absent -> unaffected  commit 2
+"""
+
+
+def test_format_text_ends_with_the_robot_mails():
+    doc, affected = _doc()
+    text = format_text(doc, affected)
+    assert text == format_text(doc, affected, mails=False) + "\n" + "-" * 72 + "\n" + ROBOT_C
+
+
+def test_robot_message_smmu_lines_and_many_boards():
+    boards = [f"acme/b{k:02d}.dtb" for k in range(14)]
+    change = {"commit": SHA["7"], "subject": "arm64: dts: acme: drop dma-coherent",
+              "date": "2024-02-01T00:00:00+00:00", "from": "unaffected", "to": "affected",
+              "boards": 20, "affected_boards": boards,
+              "smmu": [{"path": "/soc/iommu@1", "coherent_before": True, "coherent_after": False,
+                        "source_file": "arch/arm64/boot/dts/acme/a.dtsi", "source_line": 12},
+                       {"path": "/soc/iommu@2", "coherent_before": None, "coherent_after": True,
+                        "source_file": None, "source_line": None},
+                       {"path": "/soc/iommu@3", "coherent_before": False,
+                        "coherent_after": False, "source_file": None, "source_line": None},
+                       {"path": "/soc/iommu@4", "coherent_before": True, "coherent_after": True,
+                        "source_file": "x.dtsi", "source_line": 1}]}
+    doc = {"repo": "/src/linux", "revisions": [{"commit": SHA["6"], "target_kernel": "6.9.0"},
+                                                {"commit": SHA["7"], "target_kernel": None}]}
+    message = robot_message(doc, "acme,a", change)
+    assert "\ntarget kernel: unknown\n" in message
+    assert "\nacme,a went from unaffected to affected: on 14 of its 20 boards,\n" in message
+    smmus = message.split("SMMU nodes:\n", 1)[1].split("\n\nboards:\n", 1)
+    assert smmus[0] == (">> arch/arm64/boot/dts/acme/a.dtsi:12: /soc/iommu@1: "
+                        "dma-coherent removed\n"
+                        ">> /soc/iommu@2: dma-coherent\n"
+                        ">> /soc/iommu@3: not dma-coherent\n"
+                        ">> x.dtsi:1: /soc/iommu@4: dma-coherent")
+    assert smmus[1].split("\n\n")[0] == "\n".join(
+        [f"   acme/b{k:02d}.dtb" for k in range(12)] + ["   ... and 2 more"])
+
+
+def test_robot_message_twelve_boards_are_all_listed():
+    change = {"commit": SHA["7"], "subject": "s", "date": "d", "from": "absent",
+              "to": "affected", "boards": 12, "smmu": [],
+              "affected_boards": [f"b{k:02d}.dtb" for k in range(12)]}
+    message = robot_message({"repo": "r", "revisions": []}, "acme,a", change)
+    assert message.split("\nboards:\n", 1)[1].split("\n\n")[0] == "\n".join(
+        f"   b{k:02d}.dtb" for k in range(12))
+
+
+def test_mail_name():
+    change = {"commit": SHA["c"]}
+    assert mail_name(3, "fsl,ls1028a", change) == f"0003-fsl_ls1028a-{SHA['c'][:12]}.txt"
+    assert mail_name(12, "v+1.x-y z/w", change) == f"0012-v+1.x-y_z_w-{SHA['c'][:12]}.txt"
+
+
+def test_write_mails_one_file_per_newly_affected_soc(tmp_path):
+    doc, _ = _doc()
+    folder = tmp_path / "mails" / "new"
+    written = write_mails(doc, folder)
+    assert written == [folder / f"0001-acme_c-{SHA['4'][:12]}.txt"]
+    assert written[0].read_text() == ROBOT_C
+    assert write_mails({"revisions": [], "socs": []}, tmp_path / "none") == []
+    assert list((tmp_path / "none").iterdir()) == []
+
+
+@pytest.mark.parametrize("before,after,what", [
+    (False, True, "dma-coherent added"), (True, False, "dma-coherent removed"),
+    (True, None, "no longer on any board"), (None, None, "no longer on any board"),
+    (True, True, "dma-coherent"), (None, False, "not dma-coherent")])
+def test_smmu_lines(before, after, what):
+    change = {"commit": SHA["1"], "subject": "s", "date": "d", "from": "absent",
+              "to": "affected", "boards": 1, "affected_boards": ["a.dtb"],
+              "smmu": [{"path": "/soc/iommu@1", "coherent_before": before,
+                        "coherent_after": after, "source_file": "f.dtsi", "source_line": 9}]}
+    message = robot_message({"repo": "r", "revisions": []}, "acme,a", change)
+    assert f"\n>> f.dtsi:9: /soc/iommu@1: {what}\n" in message
+
+
+# -- the plot ---------------------------------------------------------------------------
+
+def test_plot_svg_text_and_colours(tmp_path):
+    doc, affected = _doc()
+    path = tmp_path / "History.SVG"       # the suffix in any case
+    write_plot(doc, affected, path)
+    svg = path.read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    # Text stays text (svg.fonttype none): the title, axes, legend, marks, ticks.
+    assert "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 5 revisions of linux" in texts
+    for label in ("revision", "affected SoCs", "newly affected", "no longer affected",
+                  "build errors", f"+1 {SHA['4'][:12]}", "acme,c", f"-1 {SHA['2'][:12]}",
+                  "acme,a100"):
+        assert label in texts, label
+    assert [t for t in texts if re.fullmatch(r"[0-9a-f]{12}", t)] == [
+        SHA[str(k)][:12] for k in range(5)]
+    for colour in ("#c0392b", "#27ae60", "#888888", "#444444"):
+        assert colour in svg, colour
+    assert not [p for p in tmp_path.iterdir() if p.name != "History.SVG"]
+
+
+def test_plot_names_three_socs_and_counts_the_rest(tmp_path):
+    revisions = [{"commit": f"{k:040x}", "error": None} for k in range(45)]
+    socs = [{"soc": f"acme,s{k}", "changes": [{"commit": revisions[3]["commit"], "to": AFFECTED,
+                                               "from": "absent"}]} for k in range(5)]
+    doc = {"repo": "/src/devicetree-rebasing", "revisions": revisions, "socs": socs}
+    affected = [[] for _ in range(3)] + [[s["soc"] for s in socs]] * 42
+    write_plot(doc, affected, tmp_path / "h.svg")
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", (tmp_path / "h.svg").read_text())
+    assert f"+5 {revisions[3]['commit'][:12]}" in texts
+    assert "acme,s0, acme,s1, acme,s2 +2" in texts
+    # Over 40 revisions: no commit under the axis, and no build errors to show.
+    assert not [t for t in texts if re.fullmatch(r"[0-9a-f]{12}", t)]
+    assert "build errors" not in texts and "no longer affected" in texts
+    assert ("SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 45 revisions of "
+            "devicetree-rebasing") in texts
+
+
+def test_plot_png_and_a_name_that_is_neither(tmp_path):
+    doc, affected = _doc()
+    write_plot(doc, affected, tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(CorpusError) as raised:
+        write_plot(doc, affected, tmp_path / "h.pdf")
+    assert str(raised.value) == f"{tmp_path / 'h.pdf'}: error: the plot is written as .svg or .png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]
