@@ -13,6 +13,22 @@ from kerneltree import write_tree
 from corpus.build import build_corpus
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_unless_network(request, tmp_path_factory, monkeypatch):
+    """Tests that build nothing from Debian get a private $XDG_CACHE_HOME
+    (sharing only the compiled kernels, which take a minute to compile):
+    their flattened snippet corpora and results, thousands of them, would
+    otherwise pile up in the user's cache.  Tests marked `network` keep the
+    user's cache, where the real boards are built once."""
+    if request.node.get_closest_marker("network") is not None:
+        yield
+        return
+    from corpora import private_cache
+    cache = private_cache(tmp_path_factory.mktemp("xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    yield
+
+
 @pytest.fixture(scope="session")
 def real_corpus_factory():
     """callable(debian, select) -> Corpus of the selected real boards, e.g.
