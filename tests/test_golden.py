@@ -27,7 +27,7 @@ from auditor.cli import main
 from auditor.diff import diff_sweeps, format_diff, format_history, history
 from auditor.output import text_file
 from auditor.sweep import sweep_corpus
-from corpora import explain_boards, snippet_corpus
+from corpora import explain_boards, private_cache, snippet_corpus
 from corpus.build import build_corpus
 from minikernel import make_minikernel
 
@@ -124,10 +124,12 @@ def test_explain_of_one_dtb_among_several(snippets):
 def snippet_saved(snippets):
     """The three snippet sweeps saved as JSON (what a nightly job keeps)."""
     paths = []
-    for name in ("old", "new", "again"):
-        path = snippets / f"{name}.json"
-        assert main(["sweep", str(snippets / name), "--format", "json", "-o", str(path)]) == 0
-        paths.append(path)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("XDG_CACHE_HOME", str(private_cache(snippets / "cache")))   # not the user's
+        for name in ("old", "new", "again"):
+            path = snippets / f"{name}.json"
+            assert main(["sweep", str(snippets / name), "--format", "json", "-o", str(path)]) == 0
+            paths.append(path)
     return paths
 
 
