@@ -385,6 +385,7 @@ def test_mail_name():
     change = {"commit": SHA["c"]}
     assert mail_name(3, "fsl,ls1028a", change) == f"0003-fsl_ls1028a-{SHA['c'][:12]}.txt"
     assert mail_name(12, "v+1.x-y z/w", change) == f"0012-v+1.x-y_z_w-{SHA['c'][:12]}.txt"
+    assert mail_name(1, "Acme,A100-Z9", change) == f"0001-Acme_A100-Z9-{SHA['c'][:12]}.txt"
 
 
 def test_write_mails_one_file_per_newly_affected_soc(tmp_path):
@@ -393,6 +394,9 @@ def test_write_mails_one_file_per_newly_affected_soc(tmp_path):
     written = write_mails(doc, folder)
     assert written == [folder / f"0001-acme_c-{SHA['4'][:12]}.txt"]
     assert written[0].read_text() == ROBOT_C
+    # Again into the same folder (a nightly run): the same file, rewritten.
+    assert write_mails(doc, folder) == written
+    assert sorted(folder.iterdir()) == written
     assert write_mails({"revisions": [], "socs": []}, tmp_path / "none") == []
     assert list((tmp_path / "none").iterdir()) == []
 
@@ -411,42 +415,89 @@ def test_smmu_lines(before, after, what):
 
 
 # -- the plot ---------------------------------------------------------------------------
+# Text stays text in the SVG (svg.fonttype none): every word on it is compared.
 
-def test_plot_svg_text_and_colours(tmp_path):
-    doc, affected = _doc()
-    path = tmp_path / "History.SVG"       # the suffix in any case
+def _svg(doc, affected, path):
     write_plot(doc, affected, path)
     svg = path.read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
-    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
-    # Text stays text (svg.fonttype none): the title, axes, legend, marks, ticks.
-    assert "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 5 revisions of linux" in texts
-    for label in ("revision", "affected SoCs", "newly affected", "no longer affected",
-                  "build errors", f"+1 {SHA['4'][:12]}", "acme,c", f"-1 {SHA['2'][:12]}",
-                  "acme,a100"):
-        assert label in texts, label
-    assert [t for t in texts if re.fullmatch(r"[0-9a-f]{12}", t)] == [
-        SHA[str(k)][:12] for k in range(5)]
-    for colour in ("#c0392b", "#27ae60", "#888888", "#444444"):
-        assert colour in svg, colour
-    assert not [p for p in tmp_path.iterdir() if p.name != "History.SVG"]
+    size = re.search(r'<svg[^>]* width="([0-9.]+pt)" height="([0-9.]+pt)"', svg).groups()
+    return (size, re.findall(r"<text[^>]*>([^<]*)</text>", svg),
+            sorted(set(re.findall(r"#[0-9a-f]{6}", svg))))
 
 
-def test_plot_names_three_socs_and_counts_the_rest(tmp_path):
-    revisions = [{"commit": f"{k:040x}", "error": None} for k in range(45)]
+# the marks, the errors, the black text, the grid, the frame, the background: and
+# no colour of matplotlib's default cycle
+COLOURS = ["#000000", "#27ae60", "#444444", "#888888", "#b0b0b0", "#c0392b", "#cccccc", "#ffffff"]
+
+
+def test_plot_svg(tmp_path):
+    doc, affected = _doc()
+    path = tmp_path / "History.SVG"       # the suffix in any case
+    size, texts, colours = _svg(doc, affected, path)
+    assert size == ("576pt", "360pt")       # 8 x 5 inches at least
+    assert texts == [SHA[str(k)][:12] for k in range(5)] + [
+        "revision", "0", "1", "2", "affected SoCs", f"+1 {SHA['4'][:12]}", "acme,c",
+        f"-1 {SHA['2'][:12]}", "acme,a100",
+        "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 5 revisions of linux",
+        "affected SoCs", "newly affected", "no longer affected", "build errors"]
+    assert colours == COLOURS
+    assert [p.name for p in tmp_path.iterdir()] == ["History.SVG"]
+
+
+def _revisions(n):
+    return [{"commit": f"{k:02d}" * 20, "error": None} for k in range(n)]
+
+
+def test_plot_of_45_revisions_names_three_socs_and_counts_the_rest(tmp_path):
+    revisions = _revisions(45)
     socs = [{"soc": f"acme,s{k}", "changes": [{"commit": revisions[3]["commit"], "to": AFFECTED,
                                                "from": "absent"}]} for k in range(5)]
     doc = {"repo": "/src/devicetree-rebasing", "revisions": revisions, "socs": socs}
     affected = [[] for _ in range(3)] + [[s["soc"] for s in socs]] * 42
-    write_plot(doc, affected, tmp_path / "h.svg")
-    texts = re.findall(r"<text[^>]*>([^<]*)</text>", (tmp_path / "h.svg").read_text())
-    assert f"+5 {revisions[3]['commit'][:12]}" in texts
-    assert "acme,s0, acme,s1, acme,s2 +2" in texts
-    # Over 40 revisions: no commit under the axis, and no build errors to show.
-    assert not [t for t in texts if re.fullmatch(r"[0-9a-f]{12}", t)]
-    assert "build errors" not in texts and "no longer affected" in texts
-    assert ("SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 45 revisions of "
-            "devicetree-rebasing") in texts
+    size, texts, colours = _svg(doc, affected, tmp_path / "h.svg")
+    # Wider with more revisions: 0.35 inch each and 4 more.
+    assert size == ("1422pt", "360pt")
+    # Over 40 revisions: numbers under the axis, not commits; no build errors to show.
+    assert texts == ["0", "10", "20", "30", "40", "revision", "0", "1", "2", "3", "4", "5", "6",
+                     "7", "affected SoCs", "+5 030303030303", "acme,s0, acme,s1, acme,s2 +2",
+                     "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 45 revisions of "
+                     "devicetree-rebasing", "affected SoCs", "newly affected", "no longer affected"]
+    assert colours == [c for c in COLOURS if c != "#888888"]
+
+
+def test_plot_of_40_revisions_shows_their_commits(tmp_path):
+    revisions = _revisions(40)
+    up = [{"soc": f"acme,u{k}", "changes": [{"commit": revisions[1]["commit"], "to": AFFECTED,
+                                             "from": "absent"}]} for k in range(3)]
+    down = [{"soc": f"acme,d{k}", "changes": [{"commit": revisions[2]["commit"],
+                                               "to": UNAFFECTED, "from": AFFECTED}]}
+            for k in range(4)]
+    doc = {"repo": "/src/linux", "revisions": revisions, "socs": up + down}
+    size, texts, _ = _svg(doc, [["x"] * 4, ["x"] * 7] + [["x"] * 3] * 38, tmp_path / "h.svg")
+    assert size == ("1296pt", "360pt")
+    assert texts == [f"{k:02d}" * 6 for k in range(40)] + [
+        "revision", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "affected SoCs",
+        "+3 010101010101", "acme,u0, acme,u1, acme,u2",
+        "-4 020202020202", "acme,d0, acme,d1, acme,d2 +1",
+        "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 40 revisions of linux",
+        "affected SoCs", "newly affected", "no longer affected"]
+
+
+def test_plot_of_41_revisions_does_not(tmp_path):
+    _, texts, _ = _svg({"repo": "/src/linux", "revisions": _revisions(41), "socs": []},
+                       [[]] * 41, tmp_path / "h.svg")
+    assert not [t for t in texts if len(t) == 12]
+
+
+def test_plot_width_stops_at_24_inches(tmp_path):
+    revisions = _revisions(70)
+    revisions[7]["error"] = "acme/a.dts: error: syntax error"
+    size, texts, colours = _svg({"repo": "/src/linux", "revisions": revisions, "socs": []},
+                                [[]] * 70, tmp_path / "h.svg")
+    assert size == ("1728pt", "360pt")
+    assert texts[-4:] == ["affected SoCs", "newly affected", "no longer affected", "build errors"]
+    assert colours == COLOURS
 
 
 def test_plot_png_and_a_name_that_is_neither(tmp_path):
@@ -457,3 +508,61 @@ def test_plot_png_and_a_name_that_is_neither(tmp_path):
         write_plot(doc, affected, tmp_path / "h.pdf")
     assert str(raised.value) == f"{tmp_path / 'h.pdf'}: error: the plot is written as .svg or .png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]
+
+
+# -- one chunk in this process (a small git repository) ---------------------------------
+
+def test_a_chunk_gives_one_result_per_commit_named_by_its_sha(tmp_path, isolated_cache):
+    from auditor.history import history_chunk
+    from corpus.git import open_repo, revisions
+    from gitrepo import story_repo
+
+    root, shas = story_repo(tmp_path / "linux")
+    commits = revisions(open_repo(root.root), [f"{shas['initial']}..{shas['master']}"])
+    results = history_chunk(str(root.root), commits, Judging(), jobs=1)
+    # A range starts at its bottom; the README commit touches no DT source.
+    assert [r.commit for r in results] == [c.sha for c in commits] == [
+        shas["initial"], shas["smmu"], shas["master"]]
+    assert [r.target_kernel for r in results] == ["6.12.0"] * 3
+    assert [sorted(r.socs) for r in results] == [["acme,a200", "acme,a400"]] + [
+        ["acme,a100", "acme,a200", "acme,a400"]] * 2
+
+
+def test_stitch_a_failed_board_keeps_the_soc_it_had_last():
+    # x.dtb was acme,a100's, then acme,b's; when it fails, acme,b keeps its state.
+    commits = [commit(0), commit(1), commit(2)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state(["x.dtb"], 2, S_OFF)},
+                              judged={"x.dtb": "acme,a100", "y.dtb": "acme,a100"}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state([], 1, S_ON),
+                                              "acme,b": state(["x.dtb"], 1)},
+                              judged={"x.dtb": "acme,b", "y.dtb": "acme,a100"}),
+               RevisionResult(SHA["2"], failed=("x.dtb",),
+                              socs={"acme,a100": state([], 1, S_ON)})]
+    _, affected = stitch(REPO, commits, results)
+    assert affected == [["acme,a100"], ["acme,b"], ["acme,b"]]
+
+
+def test_stitch_every_failed_board_is_looked_at():
+    # The first failed board has no known SoC, the second is acme,a100's, the
+    # third's SoC (known later) has no state on either side.
+    commits = [commit(0), commit(1), commit(2)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state(["y.dtb"], 1, S_OFF)},
+                              judged={"y.dtb": "acme,a100"}),
+               RevisionResult(SHA["1"], failed=("a-unknown.dtb", "y.dtb", "z.dtb")),
+               RevisionResult(SHA["2"], socs={"acme,a100": state(["y.dtb"], 1, S_OFF),
+                                              "acme,z": state([], 1)},
+                              judged={"z.dtb": "acme,z"})]
+    doc, affected = stitch(REPO, commits, results)
+    assert affected == [["acme,a100"], ["acme,a100"], ["acme,a100"]]
+    assert [(s["soc"], [(c["commit"], c["from"], c["to"]) for c in s["changes"]])
+            for s in doc["socs"]] == [("acme,z", [(SHA["2"], "absent", "unaffected")])]
+
+
+def test_a_change_places_a_new_smmu_without_a_position_nowhere():
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], socs={"acme,a100": state([], 1)}),
+               RevisionResult(SHA["1"], socs={"acme,a100": state(["a.dtb"], 1, smmu("/w", False))})]
+    doc, _ = stitch(REPO, commits, results)
+    assert doc["socs"][0]["changes"][0]["smmu"] == [
+        {"path": "/w", "coherent_before": None, "coherent_after": False, "source_file": None,
+         "source_line": None}]
