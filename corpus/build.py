@@ -197,6 +197,8 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     by_dtb = {t.dtb: t for t in targets}
     chosen = _select(targets, by_dtb, select)
     if not chosen:
+        if select is None:
+            raise CorpusError(f"{tree}: error: no DTB to build (arch/arm64/boot/dts has none)")
         raise CorpusError(f"{tree}: error: no DTB matches {' or '.join(select)}")
 
     with taking_turns(root / _LOCK, f"waiting for another build of {root}"), \

@@ -5,6 +5,7 @@ writes, the error path, sources, source positions."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
 
@@ -338,3 +339,15 @@ def test_source_positions_need_a_source(small_tree, tmp_path):
     corpus = build_corpus(dtbs=plain)
     with pytest.raises(CorpusError, match="no kernel source"):
         source_positions(corpus, corpus.entries[0])
+
+
+def test_a_tree_with_no_dtb_says_so(small_tree, tmp_path):
+    """No vendor folder holds a DTB (a tree whose DT folders are elsewhere,
+    or empty): one line, not a traceback."""
+    dts = small_tree / "arch/arm64/boot/dts"
+    for vendor in [p for p in dts.iterdir() if p.is_dir()]:
+        shutil.rmtree(vendor)
+    with pytest.raises(CorpusError) as raised:
+        build_corpus(kernel=small_tree, out=tmp_path / "out")
+    assert str(raised.value) == f"{small_tree.resolve()}: error: no DTB to build " \
+                                "(arch/arm64/boot/dts has none)"

@@ -17,7 +17,7 @@ import pytest
 
 from auditor.patch import Verification, check_series, format_verification, make_series, run, \
     verify_series, write_series
-from auditor.patch.candidates import Candidate, Skip
+from auditor.patch.candidates import Candidate, Skip, candidates, soc_names
 from auditor.patch.dts import PatchError
 from auditor.patch.series import (Patch, Series, _author, _body, _cover, _date, _diffstat,
                                   _fixes_tags, _listing, _masters, _slug, _subject,
@@ -744,3 +744,35 @@ def test_listing_of_exactly_as_many_as_shown():
     masters = [f"/soc/m@{k}" for k in range(12)]
     assert _listing(masters, str) == [f"  - /soc/m@{k}\n" for k in range(12)] + ["\n"]
     assert _listing(masters + ["/soc/n"], str, most=12)[-2:] == ["  - and 1 more\n", "\n"]
+
+
+# -- a SoC without a name (DTBs with no root compatible) ---------------------------------------
+
+def test_subject_of_a_nameless_soc_names_the_file():
+    f = "arch/arm64/boot/dts/acme/acme-x.dtsi"
+    assert _subject(f, [_candidate(f, 1, None)]) == \
+        "arm64: dts: acme: acme-x: mark SMMU as DMA coherent"
+    assert _subject(f, [_candidate(f, 1, "acme,a", None)]) == \
+        "arm64: dts: acme: acme-x: mark SMMU as DMA coherent"
+
+
+def test_soc_names_sorted_with_the_nameless_as_a_question_mark():
+    assert soc_names({"acme,b", None, "acme,a"}) == ["?", "acme,a", "acme,b"]
+    assert soc_names(set()) == []
+
+
+def test_a_nameless_soc_without_a_source_is_skipped_by_name():
+    link = NS(verdict="rescued-by-device", provider_coherent=False, soc=None,
+              provider_path="/soc/iommu@1", provider_label=None, provider_compatible=(),
+              driver="arm-smmu", master_kind="platform", master_path="/soc/dev@1")
+    sweep = NS(socs=[NS(soc=None, providers=[NS(path="/soc/iommu@1", source_file=None,
+                                                 source_line=None)])], links=[link])
+    _, skips = candidates(sweep)
+    assert [(s.path, s.socs) for s in skips] == [("/soc/iommu@1", ["?"])]
+    cover = _cover([], skips, SWEEP_WALK, "dtb-audit <dtb-audit@invalid>", DATE, None)
+    assert "  - /soc/iommu@1 (?): no source position" in cover
+
+
+def test_format_verification_of_a_nameless_soc():
+    v = Verification({None: _soc(True, False, [(SMMU, True, False)])}, [], [])
+    assert format_verification(v) == "?: affected -> no longer affected\n"

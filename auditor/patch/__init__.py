@@ -27,7 +27,7 @@ def run(sweep, kernel_dir, out_dir, dependencies=None, verify=False, author=None
                          fixes=fixes)
     for skip in series.skips:
         err.write(f"{skip.where or skip.path}: warning: {skip.path} "
-                  f"({', '.join(s or '?' for s in skip.socs)}) not patched: {skip.reason}\n")
+                  f"({', '.join(skip.socs)}) not patched: {skip.reason}\n")
     if not series.patches:
         err.write("dtb-audit: no SMMU node to patch\n")
         return 0

@@ -37,9 +37,18 @@ class Candidate:
 class Skip:
     """A node the evidence names but the series leaves alone, and why."""
     path: str
-    socs: list
+    socs: list                     # names, as soc_names() gives them
     where: str | None
     reason: str
+
+
+# The name of a SoC whose DTBs have no root `compatible`.
+NAMELESS = "?"
+
+
+def soc_names(socs):
+    """The names of `socs` (SoC strings, None for a nameless one), sorted, for messages."""
+    return sorted({soc or NAMELESS for soc in socs})
 
 
 def candidates(sweep):
@@ -57,8 +66,8 @@ def candidates(sweep):
             skip = skips.setdefault(link.provider_path, Skip(
                 link.provider_path, [], None,
                 "no source position (the corpus was not built from a kernel tree)"))
-            if link.soc not in skip.socs:
-                skip.socs.append(link.soc)
+            if (link.soc or NAMELESS) not in skip.socs:
+                skip.socs.append(link.soc or NAMELESS)
             continue
         c = found.get((p.source_file, p.source_line))
         if c is None:

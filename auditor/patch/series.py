@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from kernels.codes import PASSTHROUGH_KINDS
 
 from ..report import tool_version
-from .candidates import Skip, candidates
+from .candidates import Skip, candidates, soc_names
 from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
                   removals_of, written_as)
 
@@ -77,16 +77,16 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
             chain = node_chain(parse_dts(read_source(kernel_dir, c.source_file), c.source_file),
                                c.source_line)
         except (OSError, PatchError) as why:
-            skips.append(Skip(c.path, sorted(c.socs), c.where, str(why)))
+            skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
             continue
         if not chain:
-            skips.append(Skip(c.path, sorted(c.socs), c.where, f"{c.where}: no node opens here"))
+            skips.append(Skip(c.path, soc_names(c.socs), c.where, f"{c.where}: no node opens here"))
             continue
         node = chain[-1]
         if not written_as(chain, c.path, labels + node.labels):
             names = [s.name for s in chain]
             written = "/" + "/".join(names[1:]) if names[0] == "/" else "/".join(names)
-            skips.append(Skip(c.path, sorted(c.socs), c.where,
+            skips.append(Skip(c.path, soc_names(c.socs), c.where,
                               f"{c.where}: the node written here ({written}) is not {c.path}: "
                               f"the tree changed since the sweep; sweep it again"))
             continue
@@ -99,7 +99,7 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
                 files.update(deps)
         removed = removals_of(kernel_dir, files, c.path, labels)
         if removed:
-            skips.append(Skip(c.path, sorted(c.socs), c.where,
+            skips.append(Skip(c.path, soc_names(c.socs), c.where,
                               "board files remove its dma-coherent on purpose: " +
                               ", ".join(f"{f}:{n}" for f, n in removed)))
             continue
@@ -114,7 +114,7 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
                 new = add_dma_coherent(new, c.source_line, source_file)
                 kept.append(c)
             except PatchError as why:
-                skips.append(Skip(c.path, sorted(c.socs), c.where, str(why)))
+                skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
         if kept:
             made.append((source_file, old, new, sorted(kept, key=lambda c: c.source_line)))
 
@@ -218,8 +218,11 @@ def _soc_name(soc):
 
 
 def _subject(source_file, kept):
-    socs = sorted({_soc_name(s) for c in kept for s in c.socs})
-    soc = "/".join(socs) if len(socs) <= 3 else os.path.splitext(os.path.basename(source_file))[0]
+    socs = {c_soc for c in kept for c_soc in c.socs}
+    # Up to three SoCs by name; more, or one without a name, by the file.
+    names = sorted({_soc_name(s) for s in socs if s is not None})
+    soc = "/".join(names) if None not in socs and len(names) <= 3 \
+        else os.path.splitext(os.path.basename(source_file))[0]
     what = "SMMU" if len(kept) == 1 else "SMMUs"
     return f"arm64: dts: {_vendor(source_file)}: {soc}: mark {what} as DMA coherent"
 

@@ -8,6 +8,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+from .candidates import NAMELESS
+
 
 def check_series(kernel_dir, paths):
     """[(patch path, git's message)] for every patch `git apply --check` refuses."""
@@ -62,7 +64,9 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
 
     if series.patches and not series.files:
         raise ValueError("verify_series: write the series first (write_series)")
-    touched = sorted({soc for p in series.patches for c in p.candidates for soc in c.socs})
+    # None: a SoC without a name (its DTBs have no root compatible), first.
+    touched = sorted({soc for p in series.patches for c in p.candidates for soc in c.socs},
+                     key=lambda soc: (soc is not None, soc or ""))
     before = {s.soc: s for s in sweep.socs}
     boards = sorted({b for soc in touched if soc in before for b in before[soc].boards})
     with tempfile.TemporaryDirectory(prefix="dtb-audit-verify-") as scratch:
@@ -106,7 +110,7 @@ def format_verification(v):
         state = "not rebuilt" if s["after"] is None else \
             "still affected" if s["after"] else "no longer affected"
         bad = [p["path"] for p in s["patched"] if not p["coherent"] or p["affected"]]
-        line = f"{soc}: {'affected' if s['before'] else 'unaffected'} -> {state}"
+        line = f"{soc or NAMELESS}: {'affected' if s['before'] else 'unaffected'} -> {state}"
         if bad:
             line += f"; patched SMMU not fixed: {', '.join(bad)}"
         if s["others"]:
