@@ -776,3 +776,46 @@ def test_a_nameless_soc_without_a_source_is_skipped_by_name():
 def test_format_verification_of_a_nameless_soc():
     v = Verification({None: _soc(True, False, [(SMMU, True, False)])}, [], [])
     assert format_verification(v) == "?: affected -> no longer affected\n"
+
+
+@pytest.fixture
+def nameless(tmp_path, isolated_cache):
+    """(tree, Sweep, written Series) of the mini kernel whose a100-mini lost
+    its root compatible: a SoC without a name that a100.dtsi's patch touches
+    along with acme,a100 and acme,a200."""
+    tree = make_minikernel(tmp_path / "linux")
+    board = os.path.join(tree, VENDOR_DIR, "a100-mini.dts")
+    text = open(board).read()
+    open(board, "w").write(text.replace('\tcompatible = "acme,a100-mini", "acme,a100";\n',
+                                        "\t/delete-property/ compatible;\n"))
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    sweep = sweep_corpus(corpus)
+    assert [s.affected_boards for s in sweep.socs if s.soc is None] == [("acme/a100-mini.dtb",)]
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    write_series(series, tmp_path / "out")
+    return tree, sweep, series
+
+
+def test_verify_lists_the_nameless_soc_first_and_each_before_as_the_sweep_says(nameless):
+    tree, sweep, series = nameless
+    # "before" is what the sweep given says, not what the tree says.
+    said = dataclasses.replace(sweep, socs=tuple(
+        dataclasses.replace(s, affected=False) if s.soc == "acme,a200" else s
+        for s in sweep.socs))
+    result = verify_series(series, said, tree)
+    assert list(result.socs) == [None, "acme,a100", "acme,a200"]
+    assert {soc: s["before"] for soc, s in result.socs.items()} == {
+        None: True, "acme,a100": True, "acme,a200": False}
+    assert {soc: s["after"] for soc, s in result.socs.items() if soc} == {
+        "acme,a100": False, "acme,a200": False}
+
+
+@pytest.mark.xfail(strict=True, reason="verify.py rebuilds SocSummary.boards, which "
+                   "soc_summaries leaves empty for the SoC without a name")
+def test_verify_rebuilds_the_boards_of_the_nameless_soc(nameless):
+    tree, sweep, series = nameless
+    result = verify_series(series, sweep, tree)
+    assert result.socs[None] == {
+        "before": True, "after": False,
+        "patched": [{"path": SMMU, "coherent": True, "affected": False}], "others": []}
+    assert result.ok
