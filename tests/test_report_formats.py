@@ -263,3 +263,26 @@ def test_sarif_tool_version_without_an_installed_package(monkeypatch, snippets):
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
     assert report.tool_version() is None
     assert report.sarif_document(snippets)["runs"][0]["tool"]["driver"]["version"] == "0"
+
+
+def test_sarif_smmus_without_a_source_by_dtb_then_node(snippets, mini):
+    # Two SMMUs of one DTB, no source position: by node path, whatever the
+    # order the SoC lists them in.
+    (p,) = soc(snippets, "acme,plat").providers
+    low = dataclasses.replace(p, path="/soc/iommu@1000000")
+    doc = report.sarif_document(replace_soc(snippets, "acme,plat", providers=(p, low)))
+    assert [(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+             r["properties"]["smmu_path"]) for r in doc["runs"][0]["results"]] == [
+        ("evil-evk.dtb", "/soc/iommu-\n\x1b[m@5000000"), ("mc-rdb.dtb", "/soc/iommu@5000000"),
+        ("pci-rdb.dtb", "/soc/iommu@5000000"), ("plat-evk.dtb", "/soc/iommu@1000000"),
+        ("plat-evk.dtb", "/soc/iommu@5000000")]
+    # Written in a source file: by line as a number (99 before 100).
+    (a100,) = soc(mini, "acme,a100").providers
+    later = dataclasses.replace(a100, path="/soc/iommu@6000000", source_line=100)
+    earlier = dataclasses.replace(a100, source_line=99)
+    doc = report.sarif_document(replace_soc(mini, "acme,a100", providers=(later, earlier)))
+    assert [(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+             r["locations"][0]["physicalLocation"]["region"]["startLine"])
+            for r in doc["runs"][0]["results"]] == [
+        ("arch/arm64/boot/dts/acme/a100.dtsi", 99), ("arch/arm64/boot/dts/acme/a100.dtsi", 100),
+        ("arch/arm64/boot/dts/acme/a200.dtsi", 27), ("arch/arm64/boot/dts/acme/a300.dtsi", 27)]
