@@ -819,3 +819,25 @@ def test_verify_rebuilds_the_boards_of_the_nameless_soc(nameless):
         "before": True, "after": False,
         "patched": [{"path": SMMU, "coherent": True, "affected": False}], "others": []}
     assert result.ok
+
+
+def test_run_verify_says_per_soc_what_the_series_did_and_fails_when_a_soc_is_not_rebuilt(
+        mini, tmp_path):
+    tree, sweep, deps = mini
+    err = io.StringIO()
+    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR,
+               out=io.StringIO(), err=err) == 0
+    assert err.getvalue().split("\n")[1:] == [
+        "acme,a100: affected -> no longer affected", "acme,a200: affected -> no longer affected",
+        ""]
+    # Far from the hunk: the patch applies, the boards of a100 do not build.
+    with open(os.path.join(tree, A100), "a") as f:
+        f.write("\nthis is not a device tree\n")
+    err = io.StringIO()
+    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR,
+               out=io.StringIO(), err=err) == 1
+    lines = err.getvalue().split("\n")[1:]
+    assert [l.split(": error: ")[0] for l in lines[:2]] == ["acme/a100-evk.dtb",
+                                                           "acme/a100-mini.dtb"]
+    assert lines[2:] == ["acme,a100: affected -> not rebuilt",
+                         "acme,a200: affected -> no longer affected", ""]
