@@ -19,7 +19,7 @@ from auditor.patch import Verification, check_series, format_verification, make_
     verify_series, write_series
 from auditor.patch.candidates import Candidate, Skip, candidates, soc_names
 from auditor.patch.dts import PatchError
-from auditor.patch.series import (Patch, Series, _author, _body, _cover, _date, _diffstat,
+from auditor.patch.series import (Patch, Series, _author, _body, _cover, _date, _diff, _diffstat,
                                   _fixes_tags, _listing, _masters, _slug, _subject,
                                   _vendor)
 from auditor.patch.verify import _glob_escape
@@ -841,3 +841,26 @@ def test_run_verify_says_per_soc_what_the_series_did_and_fails_when_a_soc_is_not
                                                            "acme/a100-mini.dtb"]
     assert lines[2:] == ["acme,a100: affected -> not rebuilt",
                          "acme,a200: affected -> no longer affected", ""]
+
+
+def test_diff_of_a_file_without_a_last_newline_is_gits(tmp_path):
+    # The hunk reaches the end of a file that lacks its last newline: the
+    # marker line git writes, word for word, and git applies it.
+    repo = tmp_path / "k"
+    repo.mkdir()
+    rel = "arch/arm64/boot/dts/acme/x.dtsi"
+    (repo / "arch/arm64/boot/dts/acme").mkdir(parents=True)
+    old = "/ {\n\tsmmu {\n\t\tx;\n\t};\n};"
+    new = "/ {\n\tsmmu {\n\t\tx;\n\t\tdma-coherent;\n\t};\n};"
+    (repo / rel).write_text(old)
+    env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com",
+               GIT_CEILING_DIRECTORIES=str(tmp_path))
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True, env=env, capture_output=True)
+    patch = _diff(str(repo), rel, old, new)
+    (repo / rel).write_text(new)
+    git = subprocess.run(["git", "diff", "--abbrev=12"], cwd=repo, check=True, env=env,
+                         capture_output=True, text=True).stdout
+    assert patch == git
+    assert patch.endswith("\n \t};\n };\n\\ No newline at end of file\n")
