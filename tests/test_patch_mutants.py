@@ -18,7 +18,7 @@ import pytest
 from auditor.patch import Verification, check_series, format_verification, make_series, run, \
     verify_series, write_series
 from auditor.patch.candidates import Candidate, Skip, candidates, soc_names
-from auditor.patch.dts import PatchError
+from auditor.patch.dts import PatchError, written_as
 from auditor.patch.series import (Patch, Series, _author, _body, _cover, _date, _diff, _diffstat,
                                   _fixes_tags, _listing, _masters, _slug, _subject,
                                   _vendor)
@@ -864,3 +864,42 @@ def test_diff_of_a_file_without_a_last_newline_is_gits(tmp_path):
                          capture_output=True, text=True).stdout
     assert patch == git
     assert patch.endswith("\n \t};\n };\n\\ No newline at end of file\n")
+
+
+def _chain(*names):
+    return [NS(name=n) for n in names]
+
+
+@pytest.mark.parametrize("chain, path, labels, written", [
+    ((), "/soc/iommu@5000000", (), False),
+    # From the root: the whole path.
+    (("/", "soc", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("/", "soc", "iommu@5000000"), "/soc/iommu@6000000", (), False),
+    (("/", "iommu@5000000"), "/soc/iommu@5000000", (), False),
+    (("/", "Xbar", "iommu@5000000"), "/Xbar/iommu@5000000/", (), True),
+    # &{/path}: that path, then the nodes inside.
+    (("&{/soc}", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("&{/soc/}", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("&{/}", "soc", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("&{/bus}", "iommu@5000000"), "/soc/iommu@5000000", (), False),
+    (("&{/soc}",), "/soc", (), True),
+    (("&{/soc/bus}", "iommu@5000000"), "/soc/bus/iommu@5000000", (), True),
+    (("&{/barX}", "iommu@5000000"), "/barX/iommu@5000000", (), True),
+    # &label alone: the node's labels decide.
+    (("&smmu",), "/soc/iommu@5000000", ("smmu",), True),
+    (("&smmu",), "/soc/iommu@5000000", ("mmu", "smmu0"), False),
+    # &label { nodes }: the nodes inside are the end of the path.
+    (("&soc", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("&bus", "soc", "iommu@5000000"), "/bus/soc/iommu@5000000", (), True),
+    (("&root", "soc", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("&soc", "iommu@5000000"), "/soc/iommu@6000000", (), False),
+    (("&soc", "bus", "iommu@5000000"), "/soc/iommu@5000000", (), False),
+    # A node name at the top (inside an included fragment): the end of the path.
+    (("soc", "iommu@5000000"), "/soc/iommu@5000000", (), True),
+    (("soc", "iommu@5000000"), "/bus/soc/iommu@5000000", (), True),
+    (("soc", "iommu@5000000"), "/iommu@5000000", (), False),
+    (("iommu@5000000",), "/soc/iommu@5000000", (), True),
+    (("iommu@5000000",), "/soc/iommu@6000000", (), False),
+])
+def test_written_as(chain, path, labels, written):
+    assert written_as(_chain(*chain), path, labels) is written
