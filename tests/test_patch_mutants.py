@@ -903,3 +903,26 @@ def _chain(*names):
 ])
 def test_written_as(chain, path, labels, written):
     assert written_as(_chain(*chain), path, labels) is written
+
+
+def test_series_skips_nodes_the_tree_no_longer_writes_where_the_sweep_saw_them(mini):
+    tree, sweep, deps = mini
+    # Since the sweep: a100's SMMU got another unit address, a200.dtsi is
+    # gone, a line was added above a300's SMMU.
+    a100 = os.path.join(tree, A100)
+    text = open(a100).read()
+    open(a100, "w").write(text.replace("smmu: iommu@5000000 {", "smmu: iommu@6000000 {"))
+    os.remove(os.path.join(tree, VENDOR_DIR, "a200.dtsi"))
+    a300 = os.path.join(tree, VENDOR_DIR, "a300.dtsi")
+    text = open(a300).read()
+    open(a300, "w").write("// a comment\n" + text)
+    series = make_series(sweep, tree, deps, author=AUTHOR, date=DATE)
+    assert series.patches == []
+    where = {soc: f"{VENDOR_DIR}/{soc}.dtsi:27" for soc in ("a100", "a200", "a300")}
+    assert [(s.path, s.socs, s.where, s.reason) for s in series.skips] == [
+        (SMMU, ["acme,a100"], where["a100"],
+         f"{where['a100']}: the node written here (/soc/iommu@6000000) is not {SMMU}: "
+         "the tree changed since the sweep; sweep it again"),
+        (SMMU, ["acme,a200"], where["a200"],
+         f"[Errno 2] No such file or directory: '{tree}/{VENDOR_DIR}/a200.dtsi'"),
+        (SMMU, ["acme,a300"], where["a300"], f"{where['a300']}: no node opens here")]
