@@ -926,3 +926,36 @@ def test_series_skips_nodes_the_tree_no_longer_writes_where_the_sweep_saw_them(m
         (SMMU, ["acme,a200"], where["a200"],
          f"[Errno 2] No such file or directory: '{tree}/{VENDOR_DIR}/a200.dtsi'"),
         (SMMU, ["acme,a300"], where["a300"], f"{where['a300']}: no node opens here")]
+
+
+def _evidence(verdict, master, soc="acme,a", smmu="/soc/iommu@1", coherent=False,
+              dma="non-coherent"):
+    return NS(verdict=verdict, provider_coherent=coherent, soc=soc, provider_path=smmu,
+              provider_label="smmu", provider_compatible=["arm,mmu-500"], driver="arm-smmu",
+              master_kind="platform", master_path=master, master_dma_attr=dma, dtb="a.dtb")
+
+
+def test_candidates_from_the_evidence_only_and_the_masters_against():
+    where = {"/soc/iommu@1": ("a.dtsi", 9), "/soc/iommu@2": (None, None),
+             "/soc/iommu@3": ("a.dtsi", None), "/soc/iommu@4": ("a.dtsi", 3)}
+    sweep = NS(socs=[NS(soc=soc, providers=[NS(path=p, source_file=f, source_line=n)
+                                            for p, (f, n) in where.items()])
+                     for soc in ("acme,a", "acme,b")],
+               links=[_evidence("broken", "/soc/m0"),                       # not evidence
+                      _evidence("rescued-by-device", "/soc/m1", coherent=True),  # coherent
+                      _evidence("rescued-by-device", "/soc/m2"),
+                      _evidence("broken-bridge-coherent", "/soc/m3", soc="acme,b"),
+                      _evidence("rescued-by-device", "/soc/m4", smmu="/soc/iommu@2"),
+                      _evidence("rescued-by-device", "/soc/m5", smmu="/soc/iommu@3"),
+                      _evidence("rescued-by-device", "/soc/m6", smmu="/soc/iommu@4"),
+                      _evidence("broken", "/soc/m7", dma="coherent"),
+                      _evidence("broken", "/soc/m8", coherent=True),
+                      _evidence("broken", "/soc/m9", soc="acme,c")])
+    found, skips = candidates(sweep)
+    assert [(c.source_file, c.source_line, c.path, sorted(c.socs),
+             [l.master_path for l in c.links], [l.master_path for l in c.against])
+            for c in found] == [
+        ("a.dtsi", 3, "/soc/iommu@4", ["acme,a"], ["/soc/m6"], []),
+        ("a.dtsi", 9, "/soc/iommu@1", ["acme,a", "acme,b"], ["/soc/m2", "/soc/m3"], ["/soc/m0"])]
+    assert [(s.path, s.socs, s.where) for s in skips] == [
+        ("/soc/iommu@2", ["acme,a"], None), ("/soc/iommu@3", ["acme,a"], None)]
