@@ -18,7 +18,7 @@ import pytest
 from auditor.patch import Verification, check_series, format_verification, make_series, run, \
     verify_series, write_series
 from auditor.patch.candidates import Candidate, Skip, candidates, soc_names
-from auditor.patch.dts import PatchError, written_as
+from auditor.patch.dts import PatchError, add_dma_coherent, written_as
 from auditor.patch.series import (Patch, Series, _author, _body, _cover, _date, _diff, _diffstat,
                                   _fixes_tags, _listing, _masters, _slug, _subject,
                                   _vendor)
@@ -959,3 +959,15 @@ def test_candidates_from_the_evidence_only_and_the_masters_against():
         ("a.dtsi", 9, "/soc/iommu@1", ["acme,a", "acme,b"], ["/soc/m2", "/soc/m3"], ["/soc/m0"])]
     assert [(s.path, s.socs, s.where) for s in skips] == [
         ("/soc/iommu@2", ["acme,a"], None), ("/soc/iommu@3", ["acme,a"], None)]
+
+
+def test_lines_counted_through_a_continued_directive():
+    # A #define continued on the next line is one directive of two lines:
+    # the node after it opens at the line the sweep recorded.
+    text = ("#define SMMU_IRQS \\\n\t13 14\n/ {\n\tsmmu: iommu@1 {\n\t\treg = <1>;\n"
+            "\t};\n};\n&smmu {\n\tstatus = \"okay\";\n};")
+    assert add_dma_coherent(text, 4, "x.dtsi") == text.replace(
+        "\t\treg = <1>;\n", "\t\treg = <1>;\n\t\tdma-coherent;\n")
+    with pytest.raises(PatchError) as raised:
+        add_dma_coherent(text, 5, "x.dtsi")
+    assert str(raised.value) == "x.dtsi:5: no node opens here"
