@@ -17,6 +17,8 @@ the difference (`git diff tests/golden/`) before committing:
 import json
 import os
 import re
+import shutil
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -69,13 +71,22 @@ def run(capsys, *argv):
 
 # -- snippet corpora ---------------------------------------------------------------
 
+def fixed_length_folder(name):
+    """A temporary folder whose path has the same length on every machine
+    and run (pytest's numbered folders grow a digit now and then): tables
+    pad their columns to the paths they show."""
+    base = Path(tempfile.mkdtemp(prefix=f"dtb-audit-{name}-", dir="/tmp"))
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def snippets(tmp_path_factory):
-    base = tmp_path_factory.mktemp("golden-snippets")
-    for folder, v in (("old", "old"), ("new", "new"), ("again", "old")):
-        snippet_corpus(base / folder, v)
-    explain_boards(base / "chains")
-    return base
+def snippets():
+    for base in fixed_length_folder("golden-snippets"):
+        for folder, v in (("old", "old"), ("new", "new"), ("again", "old")):
+            snippet_corpus(base / folder, v)
+        explain_boards(base / "chains")
+        yield base
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -151,18 +162,19 @@ def test_snippet_history(snippets, snippet_saved, capsys, fmt):
 # -- mini kernel trees (source positions) ----------------------------------------------
 
 @pytest.fixture(scope="module")
-def minikernels(tmp_path_factory):
+def minikernels():
     """Sweeps of a 6.1.192-like tree (LS1028A/LS1088A-like SMMUs without
     dma-coherent) and a 6.12.117-like one (with it)."""
-    base = tmp_path_factory.mktemp("golden-mini")
-    sweeps = {}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("XDG_CACHE_HOME", str(base / "cache"))      # never the user's cache
-        for name, kw in (("v61", dict(version=(6, 1, 192), coherent=("a400",))),
-                         ("v612", dict(version=(6, 12, 117), coherent=("a100", "a200", "a400")))):
-            tree = make_minikernel(base / name, **kw)
-            sweeps[name] = sweep_corpus(build_corpus(kernel=tree, out=base / f"dtbs-{name}"))
-    return base, sweeps
+    for base in fixed_length_folder("golden-mini"):
+        sweeps = {}
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("XDG_CACHE_HOME", str(base / "cache"))      # never the user's cache
+            for name, kw in (("v61", dict(version=(6, 1, 192), coherent=("a400",))),
+                             ("v612", dict(version=(6, 12, 117),
+                                           coherent=("a100", "a200", "a400")))):
+                tree = make_minikernel(base / name, **kw)
+                sweeps[name] = sweep_corpus(build_corpus(kernel=tree, out=base / f"dtbs-{name}"))
+        yield base, sweeps
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

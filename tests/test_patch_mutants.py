@@ -810,8 +810,6 @@ def test_verify_lists_the_nameless_soc_first_and_each_before_as_the_sweep_says(n
         "acme,a100": False, "acme,a200": False}
 
 
-@pytest.mark.xfail(strict=True, reason="verify.py rebuilds SocSummary.boards, which "
-                   "soc_summaries leaves empty for the SoC without a name")
 def test_verify_rebuilds_the_boards_of_the_nameless_soc(nameless):
     tree, sweep, series = nameless
     result = verify_series(series, sweep, tree)

@@ -68,7 +68,9 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
     touched = sorted({soc for p in series.patches for c in p.candidates for soc in c.socs},
                      key=lambda soc: (soc is not None, soc or ""))
     before = {s.soc: s for s in sweep.socs}
-    boards = sorted({b for soc in touched if soc in before for b in before[soc].boards})
+    # affected_boards too: a SoC without a name lists no boards of its own.
+    boards = sorted({b for soc in touched if soc in before
+                     for b in before[soc].boards + before[soc].affected_boards})
     with tempfile.TemporaryDirectory(prefix="dtb-audit-verify-") as scratch:
         work = work or scratch
         tree = os.path.join(work, "tree")
