@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -89,11 +90,11 @@ def load(folder: Path | None, key_: str, names) -> dict | None:
             problem, arrays = None, {}
             for name in names:
                 dtype, shape, size, crc = meta["arrays"][name]
-                f = folder / f"{name}.npy"
-                if _file_crc(f) != (size, crc):
+                data = (folder / f"{name}.npy").read_bytes()    # read once: checked, then parsed
+                if (len(data), zlib.crc32(data)) != (size, crc):
                     problem = f"has a corrupt {name}.npy (checksum)"
                     break
-                a = np.load(f, allow_pickle=False)
+                a = np.load(io.BytesIO(data), allow_pickle=False)
                 if a.dtype.str != dtype or list(a.shape) != shape:
                     problem = f"has a wrong {name}.npy"
                     break

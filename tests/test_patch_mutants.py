@@ -426,6 +426,17 @@ ACME = [Candidate("arch/arm64/boot/dts/acme/a.dtsi", 5, "/soc/iommu@1", None, ()
                   MANY[:1])]
 VERSION = importlib.metadata.version("dtb-audit")
 
+# The last paragraph of every one-patch commit message below.
+CONFIRM_THIS_PATCH = """\
+The device tree overrides what the SMMU reports about its page-table
+walk, so this is a hypothesis until confirmed on hardware: read back
+IDR0.CTTW (coherent translation table walk) on every board and firmware
+concerned before sending this patch. Upstream added dma-coherent to the
+sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012)
+because not every board's firmware agreed.
+"""
+
+
 ONE = """\
 The arm,mmu-500 SMMU /soc/iommu@5000000 (smmu) has no dma-coherent
 property, so of_dma_is_coherent() is false for it and arm-smmu takes its
@@ -461,13 +472,7 @@ Boards (2): a, b.
 Found by dtb-audit (rule walk-or-device, target 6.1.192) over Debian
 linux-source-6.1 6.1.192-1.
 
-The device tree overrides what the SMMU reports about its page-table
-walk, so this is a hypothesis until confirmed on hardware: read back
-IDR0.CTTW (coherent translation table walk) on every board and firmware
-concerned before sending this patch. Upstream added dma-coherent to the
-sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012)
-because not every board's firmware agreed.
-"""
+""" + CONFIRM_THIS_PATCH
 
 
 THREE = """\
@@ -509,13 +514,7 @@ Boards (1): a.
 
 Found by dtb-audit (rule walk-only, target 6.1.0) over this tree.
 
-The device tree overrides what the SMMU reports about its page-table
-walk, so this is a hypothesis until confirmed on hardware: read back
-IDR0.CTTW (coherent translation table walk) on every board and firmware
-concerned before sending this patch. Upstream added dma-coherent to the
-sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012)
-because not every board's firmware agreed.
-"""
+""" + CONFIRM_THIS_PATCH
 
 
 NO_DRIVER = """\
@@ -534,13 +533,7 @@ Boards (1): a.
 
 Found by dtb-audit (rule walk-only, target 6.1.0) over this tree.
 
-The device tree overrides what the SMMU reports about its page-table
-walk, so this is a hypothesis until confirmed on hardware: read back
-IDR0.CTTW (coherent translation table walk) on every board and firmware
-concerned before sending this patch. Upstream added dma-coherent to the
-sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012)
-because not every board's firmware agreed.
-"""
+""" + CONFIRM_THIS_PATCH
 
 
 ONE_DRIVER = """\
@@ -576,13 +569,7 @@ Boards (1): a.
 Found by dtb-audit (rule walk-or-device, target 6.1.192) over Debian
 linux-source-6.1 6.1.192-1.
 
-The device tree overrides what the SMMU reports about its page-table
-walk, so this is a hypothesis until confirmed on hardware: read back
-IDR0.CTTW (coherent translation table walk) on every board and firmware
-concerned before sending this patch. Upstream added dma-coherent to the
-sdm845 apps SMMU in 2024 and reverted it in 2025 (CVE-2025-22012)
-because not every board's firmware agreed.
-"""
+""" + CONFIRM_THIS_PATCH
 
 
 COVER = f"""\
