@@ -7,16 +7,19 @@ Real git and a real dtc on small repositories the tests make
 """
 
 import json
+import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from auditor.history import (Judging, format_text, history_chunk, history_git, new_since_first,
-                             run_history_git, stitch, write_mails, write_plot)
+from auditor.history import (Judging, _gather, format_text, history_chunk, history_git,
+                             new_since_first, run_history_git, stitch, write_mails, write_plot)
 from corpus.errors import CorpusError
 from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
                         revisions)
@@ -280,6 +283,86 @@ def test_run_on_a_local_cluster_json_and_fail_on_new(story, tmp_path, capsys):
     assert "Subject:" not in out  # the messages went to files
     assert [p.name for p in (tmp_path / "mails").iterdir()] == [
         f"0001-acme_a100-{shas['master'][:12]}.txt"]
+
+
+@pytest.fixture
+def threaded_cluster():
+    """Two single-threaded Dask workers inside this process: the scheduler's code
+    path without worker processes (quick enough for mutation testing)."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        yield cluster
+
+
+def test_a_scheduler_gets_one_chunk_per_worker_thread_and_reports_progress(story,
+                                                                           threaded_cluster):
+    repo, shas = story
+    reference, reference_affected, _ = judged(repo.root, ["v6.11..master"])
+    events = []
+    history = history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address,
+                          on_event=events.append)
+    assert history.doc == reference and history.affected == reference_affected
+    order = [shas[k] for k in ("initial", "smmu", "master", "comment", "coherent", "removed")]
+    assert [r.commit for r in history.results] == order
+    # six revisions over two worker threads: two chunks of three, in order
+    assert [[c.sha for c in chunk] for chunk in history.chunks] == [order[:3], order[3:]]
+    # each chunk says it started, then names each revision it judged, from one process
+    by_chunk = {k: [m.get("commit", "started") for m in events if m["chunk"] == k] for k in (0, 1)}
+    assert by_chunk == {0: ["started"] + order[:3], 1: ["started"] + order[3:]}
+    assert {m["pid"] for m in events} == {os.getpid()}
+
+    history = history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address,
+                          chunk_size=4)
+    assert [len(chunk) for chunk in history.chunks] == [4, 2]
+    assert history.doc == reference
+
+
+def test_a_chunk_that_fails_on_its_worker_is_reported_not_dropped(story, threaded_cluster,
+                                                                  tmp_path):
+    from distributed import Client
+    repo, shas = story
+    commits = revisions(open_repo(repo.root), ["v6.11..master"])
+    gone = SimpleNamespace(path=tmp_path / "gone")      # the workers cannot open it
+    with Client(threaded_cluster) as client:
+        results = _gather(client, gone, [commits[:2], commits[2:3]], Judging(), None)
+    assert [r.commit for r in results] == [c.sha for c in commits[:3]]
+    assert [r.error for r in results] == [
+        f"not judged: GitError: {tmp_path / 'gone'}: error: no such folder"] * 3
+    assert [r.judged_all for r in results] == [False] * 3
+
+
+def test_the_local_cluster_is_on_loopback_with_one_worker_per_job(story, tmp_path, capsys,
+                                                                  monkeypatch):
+    """run_history_git's own LocalCluster, its workers made threads (the options it
+    is given are recorded): the same document as judged here, and the exit status."""
+    import distributed
+    repo, shas = story
+    real = distributed.LocalCluster
+    given = []
+
+    def threaded(**options):
+        given.append(options)
+        return real(**{**options, "processes": False, "protocol": "tcp://"})
+
+    monkeypatch.setattr(distributed, "LocalCluster", threaded)
+    reference, _, _ = judged(repo.root, ["v6.11..master"])
+    status = run_history_git(repo.root, ["v6.11..master"], fmt="json", fail_on_new=True,
+                             output=tmp_path / "h.json", jobs=2, out=sys.stdout, err=sys.stderr)
+    assert status == 0            # a100 is fixed again in the last revision
+    assert capsys.readouterr() == ("", "")
+    assert json.loads((tmp_path / "h.json").read_text()) == reference
+    assert given == [{"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                      "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
+                      "silence_logs": logging.ERROR}]
+
+    status = run_history_git(repo.root, [f"v6.11..{shas['comment']}"], fmt="text",
+                             fail_on_new=True, out=sys.stdout, err=sys.stderr)
+    out, err = capsys.readouterr()
+    assert status == 1            # a100 affected at the end, not at the start
+    assert err == "" and f"{shas['master'][:12]}" in out
+    assert given[1]["n_workers"] == (os.cpu_count() or 1)
 
 
 def test_new_since_first_compares_the_last_revision_with_the_first():
