@@ -211,3 +211,110 @@ def test_index_line_names_git_blobs(tmp_path):
     blob = subprocess.run(["git", "-C", root, "rev-parse", f"HEAD:{rel}"],
                           capture_output=True, text=True, check=True).stdout.strip()
     assert f"index {blob[:12]}.." in diff
+
+
+# -- the tokenizer and the statements, exactly ----------------------------------------
+
+def _kinds(statements):
+    return [(s.kind, s.name, s.first + 1, s.last + 1, s.labels, s.words, _kinds(s.body))
+            for s in statements]
+
+
+def test_tokens_of_every_kind_with_their_lines():
+    from auditor.patch.dts import _tokens
+    text = ('/dts-v1/;\r\n'
+            '#include "a.dtsi" /* ; */\r\n'
+            '#define X(a) \\\r\n'                          # continued: two lines
+            '\t{ a }\r\n'
+            '/ {\r\n'
+            '\tlbl: p = "x;{\\"}", <&{/soc/a@1} 2>; /* two\r\nlines */ q;\r\n'
+            '\t#iommu-cells = <1>; // c { }\r\n'
+            '\ta: b:n@1 {\u00a0r=<2>; };;\r\n'             # any space is a space
+            '};\r\n'
+            '  #if 0\n'                                     # a cpp line, indented
+            '/* never closed ; }')
+    assert list(_tokens(text)) == [
+        ("word", "/dts-v1/", 0), (";", ";", 0),
+        ("word", "/", 4), ("{", "{", 4),
+        ("word", "lbl:", 5), ("word", "p", 5), ("word", "=", 5), ("word", '"x;{\\"}"', 5),
+        ("word", ",", 5), ("word", "<&{/soc/a@1}", 5), ("word", "2>", 5), (";", ";", 5),
+        ("word", "q", 6), (";", ";", 6),
+        ("word", "#iommu-cells", 7), ("word", "=", 7), ("word", "<1>", 7), (";", ";", 7),
+        ("word", "a:", 8), ("word", "b:n@1", 8), ("{", "{", 8), ("word", "r=<2>", 8),
+        (";", ";", 8), ("}", "}", 8), (";", ";", 8), (";", ";", 8),
+        ("}", "}", 9), (";", ";", 9)]
+
+
+def test_a_directive_not_first_on_its_line_is_words_and_one_at_the_end_ends():
+    from auditor.patch.dts import _tokens
+    assert list(_tokens("x; #include y\n")) == [
+        ("word", "x", 0), (";", ";", 0), ("word", "#include", 0), ("word", "y", 0)]
+    assert list(_tokens("x;\n#define A \\\n")) == [("word", "x", 0), (";", ";", 0)]
+    assert list(_tokens("x;\n#endif")) == [("word", "x", 0), (";", ";", 0)]
+    # a string ends at its line's end when it is not closed
+    assert list(_tokens('"open\nb;')) == [("word", '"open', 0), ("word", "b", 1),
+                                          (";", ";", 1)]
+
+
+def test_statements_of_every_kind():
+    text = ("/dts-v1/;\n"
+            "/ {\n"
+            "\tlbl: phys = <&{/padctl@7009f000/pads/pcie/lanes/pcie-1}>,\n"
+            "\t       <&{/padctl@7009f000/pads/pcie/lanes/pcie-2}>;\n"
+            "\t;\n"
+            "\ta: b: n@1\n"
+            "\t{\n"
+            "\t\tr=<2>;\n"
+            "\t}\n"
+            "\t/delete-property/ dma-coherent;\n"
+            "};\n"
+            "&{/soc} { };\n")
+    assert _kinds(parse_dts(text)) == [
+        ("directive", "/dts-v1/", 1, 1, [], ["/dts-v1/"], []),
+        ("node", "/", 2, 11, [], ["/"], [
+            ("property", "phys", 3, 4, ["lbl"],
+             ["lbl:", "phys", "=", "<&{/padctl@7009f000/pads/pcie/lanes/pcie-1}>,",
+              "<&{/padctl@7009f000/pads/pcie/lanes/pcie-2}>"], []),
+            ("node", "n@1", 6, 9, ["a", "b"], ["a:", "b:", "n@1"], [
+                ("property", "r", 8, 8, [], ["r=<2>"], [])]),
+            ("directive", "/delete-property/", 10, 10, [], ["/delete-property/",
+                                                           "dma-coherent"], [])]),
+        ("node", "&{/soc}", 12, 12, [], ["&{/soc}"], [])]
+    statements = parse_dts(text)
+    n = statements[1].body[1]
+    assert n.open == 6                      # 0-based: the `{` on its own line
+    assert node_at(statements, 6) is n and node_at(statements, 7) is n
+    assert node_at(statements, 8) is None
+
+
+def test_dma_coherent_after_a_property_of_path_references():
+    # tegra234.dtsi writes `phys = <&{/padctl@.../lanes/pcie-1}>;`: one property
+    text = ("/ {\n\tpcie@1 {\n\t\treg = <1>;\n"
+            "\t\tphys = <&{/padctl/pads/pcie/lanes/pcie-1}>,\n"
+            "\t\t       <&{/padctl/pads/pcie/lanes/pcie-2}>;\n"
+            "\t\tstatus = \"okay\";\n\t};\n};\n")
+    assert add_dma_coherent(text, 2, "t.dtsi") == text.replace(
+        "pcie-2}>;\n", "pcie-2}>;\n\t\tdma-coherent;\n")
+
+
+def test_removals_under_every_kind_of_top_node(tmp_path):
+    files = {
+        "root.dts": "/ {\n\tsoc {\n\t\tiommu@1 {\n\t\t\t/delete-property/ dma-coherent;\n"
+                    "\t\t};\n\t};\n};\n",
+        "path.dts": "&{/soc} {\n\tiommu@1 {\n\t\t/delete-property/ dma-coherent;\n\t};\n};\n",
+        "label.dts": "&smmu {\n\t/delete-property/ dma-coherent;\n};\n",
+        "other.dts": "&mmu {\n\t/delete-property/ dma-coherent;\n};\n"
+                     "&{/soc/iommu@2} {\n\t/delete-property/ dma-coherent;\n};\n"
+                     "/ {\n\tsoc {\n\t\tiommu@1 {\n\t\t\t/delete-property/ dma-noncoherent;\n"
+                     "\t\t\t/delete-property/ dma-coherent-x;\n\t\t};\n\t};\n};\n",
+        "labelled.dts": "/ {\n\tbus {\n\t\tsmmu: mmu@1 {\n\t\t\tx;\n\t\t};\n\t};\n};\n"
+                        "/ {\n\tbus {\n\t\tsmmu: mmu@1 {\n"
+                        "\t\t\t/delete-property/ dma-coherent;\n\t\t};\n\t};\n};\n",
+        "nested.dts": "&soc {\n\tiommu@1 {\n\t\t/delete-property/ dma-coherent;\n\t};\n};\n",
+        "broken.dts": "/ {\n\t/delete-property/ dma-coherent;\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert removals_of(str(tmp_path), list(files) + ["missing.dts"], "/soc/iommu@1",
+                       ["smmu"]) == [
+        ("label.dts", 2), ("labelled.dts", 11), ("path.dts", 3), ("root.dts", 4)]

@@ -41,10 +41,13 @@ _DIRECTIVE = re.compile(
     r"#\s*(include|define|undef|if|ifdef|ifndef|elif|else|endif|error|warning|pragma|line)\b")
 
 
+# Every character starts a token: any whitespace, a comment (an unterminated
+# one runs to the end), a brace or `;`, or a word. A `&{/path}` reference is
+# part of its word wherever it stands (`<&{/padctl/pads/pcie}>` in a cell).
 _TOKEN = re.compile(r"""
-    (?P<nl>\n) | [ \t\r\f\v]+ | /\*.*?\*/ | //[^\n]*
+    (?P<nl>\n) | [^\S\n]+ | /\*.*?(?:\*/|\Z) | //[^\n]*
   | (?P<punct>[{};])
-  | (?P<word>"(?:\\.|[^"\\\n])*"? | &\{[^}]*\}? | (?:[^\s{};"/]|/(?![/*]))+ | /)
+  | (?P<word>"(?:\\.|[^"\\\n])*"? | (?:&\{[^}]*\}? | [^\s{};"/&] | & | /(?![/*]))+ | /)
 """, re.S | re.X)
 
 
@@ -56,8 +59,6 @@ def _tokens(text):
     i, n, line, line_start = 0, len(text), 0, True
     while i < n:
         m = _TOKEN.match(text, i)
-        if m is None:                   # an unterminated comment: the rest
-            return
         tok = m.group()
         if m.group("nl"):
             line, line_start = line + 1, True
