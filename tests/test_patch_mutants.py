@@ -909,7 +909,7 @@ def test_series_skips_nodes_the_tree_no_longer_writes_where_the_sweep_saw_them(m
          f"{where['a100']}: the node written here (/soc/iommu@6000000) is not {SMMU}: "
          "the tree changed since the sweep; sweep it again"),
         (SMMU, ["acme,a200"], where["a200"],
-         f"[Errno 2] No such file or directory: '{tree}/{VENDOR_DIR}/a200.dtsi'"),
+         f"{VENDOR_DIR}/a200.dtsi: cannot read: No such file or directory"),
         (SMMU, ["acme,a300"], where["a300"], f"{where['a300']}: no node opens here")]
 
 

@@ -76,7 +76,11 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
         try:
             chain = node_chain(parse_dts(read_source(kernel_dir, c.source_file), c.source_file),
                                c.source_line)
-        except (OSError, PatchError) as why:
+        except OSError as why:
+            skips.append(Skip(c.path, soc_names(c.socs), c.where,
+                              f"{c.source_file}: cannot read: {why.strerror or why}"))
+            continue
+        except PatchError as why:
             skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
             continue
         if not chain:
