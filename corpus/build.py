@@ -888,8 +888,8 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     `&label { ... }` in a board file: the tree's dtc annotates its DTS output
     (`-T -T`) with every place a node was written, in order, and line markers
     that cpp left carry the original file names. A composite answers for its
-    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp and
-    covered by a checksum (a damaged entry is computed again, with a warning).
+    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp (size, mtime,
+    ctime, inode) and covered by a checksum (a damaged entry is computed again, with a warning).
     """
     if corpus.members:
         member, entry = corpus.origin(entry)
@@ -901,7 +901,10 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     if corpus.kernel_dir is None or entry.source is None:
         raise CorpusError(f"{entry.dtb}: error: no kernel source for this DTB")
     dtb_path = corpus.root / entry.dtb
-    dtb_stamp = _mtime_size(dtb_path)
+    try:    # the whole stamp: a DTB put back with the same size and mtime is another file
+        dtb_stamp = file_stamp(os.stat(dtb_path))
+    except OSError:
+        dtb_stamp = None
     cache = corpus.root / ".positions" / (entry.dtb + ".json")
     cached = _read_positions(cache)
     if cached is not None and cached["stamp"] == dtb_stamp:

@@ -300,6 +300,33 @@ def test_damaged_positions_cache_is_computed_again(small_tree, tmp_path, capsys)
     assert capsys.readouterr().err == ""
 
 
+def test_positions_of_a_dtb_replaced_with_same_size_and_mtime_are_computed_again(
+        small_tree, tmp_path):
+    """The cache is keyed by the DTB's whole stamp (inode and ctime too), not by
+    its size and mtime alone: a DTB put back under the same size and mtime is
+    another file, and its positions are not taken on trust."""
+    import json, os, shutil
+    from corpus.sources import checksum
+    corpus = build_corpus(kernel=small_tree, out=tmp_path / "out")
+    entry = corpus.entry("acme/acme-b.dtb")
+    right = source_positions(corpus, entry)
+    cache = corpus.root / ".positions/acme/acme-b.dtb.json"
+    data = json.loads(cache.read_text())
+    where = data["positions"]["/soc/iommu@1000"]
+    data["positions"]["/soc/iommu@1000"] = [where[0], where[1] + 1]      # resealed, wrong
+    del data["checksum"]
+    data["checksum"] = checksum(data)
+    cache.write_text(json.dumps(data))
+    assert source_positions(corpus, entry)["/soc/iommu@1000"][1] == where[1] + 1  # trusted
+    dtb = corpus.root / entry.dtb
+    st = dtb.stat()
+    shutil.copy(dtb, tmp_path / "copy.dtb")
+    os.replace(tmp_path / "copy.dtb", dtb)
+    os.utime(dtb, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (dtb.stat().st_size, dtb.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert source_positions(corpus, entry) == right
+
+
 # -- options and names --------------------------------------------------------------
 
 @pytest.mark.parametrize("jobs", [0, -1])
