@@ -299,6 +299,8 @@ def flatten(paths, root, cache=True):
         folder = _cache_folder(root, rel, stats)
         fc, problem = _load_cache(folder, root, rel, stats, started_ns)
         if fc is not None:
+            # what killed processes left inside (a meta.json or kept results being written)
+            remove_dead(folder, recursive=True)
             return fc
         if problem:
             sys.stderr.write(f"{folder}: warning: flattened corpus cache {problem}; parsing again\n")

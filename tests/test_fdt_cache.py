@@ -238,3 +238,20 @@ def test_interrupted_write_leaves_nothing_trusted(tmp_path, corpus, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         flatten(paths, root)
     assert entries(tmp_path) == []  # the temporary folder is gone too
+
+
+def test_temporaries_of_killed_processes_inside_an_entry_are_removed(tmp_path, corpus):
+    root, paths = corpus
+    flatten(paths, root)
+    (entry,) = entries(tmp_path)
+    dead = 2 ** 22 + 1                      # above the kernel's PID_MAX_LIMIT: never a process
+    left = [entry / f".meta.json.tmp-{dead}", entry / "results" / f".k1.tmp-{dead}" / "a.npy"]
+    alive = os.getppid()                    # pytest's parent: a live process
+    live = [entry / f".meta.json.tmp-{alive}", entry / "results" / f".k2.tmp-{alive}"]
+    for path in left + live:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    flatten(paths, root)
+    assert [p.exists() for p in left] == [False, False]
+    assert not (entry / "results" / f".k1.tmp-{dead}").exists()
+    assert [p.exists() for p in live] == [True, True]
