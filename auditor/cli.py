@@ -23,6 +23,8 @@ import time
 from corpus.errors import CorpusError
 from kernels.codes import RULE_NAMES
 
+from auditor.text import shown
+
 DEFAULT_DEBIAN_HELP = "linux-source-6.12"
 # "linux-source-6.1", "sid/linux-source-7.2": a Debian package, possibly of another suite.
 DEBIAN_PACKAGE = re.compile(r"^([a-z][a-z0-9-]*/)?linux-source-\d+(\.\d+)*$")
@@ -248,9 +250,9 @@ def check_parser(args) -> int:
     root = Path(corpus.root)
     flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
     problems = check(flat, os.cpu_count() or 1)
-    for line in problems:
-        sys.stderr.write(line + "\n")
-    print(f"{corpus.identity}: {flat.n_dtb} DTBs, {flat.node_dtb.size} nodes, "
+    for line in problems:       # pyfdt's message may quote a forged node name
+        sys.stderr.write(shown(line) + "\n")
+    print(f"{shown(corpus.identity)}: {flat.n_dtb} DTBs, {flat.node_dtb.size} nodes, "
           f"{flat.prop_node.size} properties compared with pyfdt: {len(problems)} mismatches")
     return 1 if problems else 0
 

@@ -165,11 +165,6 @@ def build_sweep(ev, corpus=None, legacy_dt_bindings=True) -> Sweep:
         links=links, socs=tuple(socs), diagnostics=tuple(diagnostics))
 
 
-def document(ev, corpus=None, legacy_dt_bindings=True) -> dict:
-    """The JSON document of an Evaluation (what `--format json` writes)."""
-    return build_sweep(ev, corpus, legacy_dt_bindings).to_json()
-
-
 def _str_or_none(value):
     return None if value is None else str(value)
 

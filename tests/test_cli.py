@@ -627,3 +627,42 @@ def test_corpus_build_hands_jobs_over(tmp_path, isolated_cache, monkeypatch, cap
     assert seen == [dict(kernel=str(tree), tarball=None, debian=None, dtbs=None, jobs=1,
                          out=str(tmp_path / "dtbs"), select=None)]
     assert capsys.readouterr().out == f"{tmp_path / 'dtbs'}\n"
+
+
+# -- check-parser ------------------------------------------------------------------------------
+
+def test_check_parser_compares_every_dtb_with_pyfdt(clean, capsys):
+    from corpus.flat import flatten
+    flat = flatten(sorted(clean.glob("*.dtb")), clean, cache=False)
+    assert main(["check-parser", "--dtbs", str(clean)]) == 0
+    assert capsys.readouterr() == (
+        f"DTBs in {clean}: 2 DTBs, {flat.node_dtb.size} nodes, {flat.prop_node.size} "
+        f"properties compared with pyfdt: 0 mismatches\n", "")
+
+
+def test_check_parser_names_a_dtb_pyfdt_cannot_read(snippets, capsys):
+    # evil-evk's node names carry control bytes: pyfdt refuses them, the parser reads them
+    assert main(["check-parser", "--dtbs", str(snippets)]) == 1
+    out, err = capsys.readouterr()
+    assert out.endswith(" properties compared with pyfdt: 1 mismatches\n")
+    assert err.startswith(f"{snippets / 'evil-evk.dtb'}: error: mismatch with pyfdt: pyfdt "
+                          f"cannot read it (") and err.count("\n") == 1
+
+
+def test_check_parser_reports_each_mismatch_on_every_core(clean, capsys, monkeypatch):
+    import corpus.pyfdt_check
+    asked = []
+
+    def two_mismatches(flat, jobs):
+        asked.append((flat.n_dtb, jobs))
+        return ["a.dtb: error: mismatch with pyfdt: x", "b.dtb: error: mismatch with pyfdt: y"]
+
+    monkeypatch.setattr(corpus.pyfdt_check, "check", two_mismatches)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert main(["check-parser", "--dtbs", str(clean)]) == 1
+    out, err = capsys.readouterr()
+    assert out.endswith(" properties compared with pyfdt: 2 mismatches\n")
+    assert err == "a.dtb: error: mismatch with pyfdt: x\nb.dtb: error: mismatch with pyfdt: y\n"
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert main(["check-parser", "--dtbs", str(clean)]) == 1
+    assert asked == [(2, 3), (2, 1)]

@@ -165,6 +165,17 @@ def test_stdout_whose_reader_went_away(monkeypatch):
     assert quieted == [True]
 
 
+def test_quieted_stdout_writes_to_dev_null(monkeypatch, tmp_path):
+    """After a broken pipe, stdout's descriptor is /dev/null: Python's flush at
+    exit finds a file it can write to, and nothing more reaches the old one."""
+    with open(tmp_path / "stdout", "w") as f:
+        monkeypatch.setattr(sys, "stdout", f)
+        output._quiet_stdout()
+        assert os.path.samestat(os.fstat(f.fileno()), os.stat(os.devnull))
+        assert os.write(f.fileno(), b"more") == 4
+    assert (tmp_path / "stdout").read_bytes() == b""
+
+
 class Recorder:
     """A stream that records each write(), and fails as told."""
 

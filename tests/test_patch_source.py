@@ -283,6 +283,7 @@ def test_statements_of_every_kind():
     statements = parse_dts(text)
     n = statements[1].body[1]
     assert n.open == 6                      # 0-based: the `{` on its own line
+    assert repr(n) == "<node 'n@1' 6-9>"   # 1-based, as in the messages
     assert node_at(statements, 6) is n and node_at(statements, 7) is n
     assert node_at(statements, 8) is None
 
