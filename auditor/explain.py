@@ -16,7 +16,7 @@ def coherency_chain(ev, text, node):
     end = int(ev.coherent_from[node])
     steps = [text.path(node)]
     seen = {node}
-    while node != end and node >= 0:
+    while node != end:
         node = int(coherency.dma_parent(t, node))
         if node < 0 or node in seen:
             break
@@ -35,11 +35,12 @@ def availability_chain(ev, text, node):
     """Why a node is or is not a device: the first node up the tree whose
     status is not okay."""
     i = node
-    while i >= 0:
+    parent = ev.flat.node_parent
+    while i >= 0 and parent[i] >= 0:        # the root's status disables nothing
         if not ev.own_ok[i]:
             return "disabled by " + ("its own status" if i == node
                                      else f"ancestor {shown(text.path(i))}")
-        i = int(ev.flat.node_parent[i])
+        i = int(parent[i])
     return "enabled (status okay up to the root)"
 
 

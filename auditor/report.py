@@ -93,7 +93,7 @@ def _table(sweep, out):
             out.write(f"  provider  {_provider_line(p)}\n")
             if p.where:
                 out.write(f"            written at {shown(p.where)}\n")
-        masters = sorted(s.broken_masters, key=lambda m: m.kind not in PASSTHROUGH_KINDS)
+        masters = s.broken_masters
         shown_masters = [m for m in masters if m.kind in PASSTHROUGH_KINDS]
         shown_masters += [m for m in masters if m.kind not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
         for m in shown_masters:
@@ -198,13 +198,11 @@ def sarif_document(sweep):
                    for (m, k, v), ds in sorted(e["masters"].items(), key=lambda kv: str(kv[0]))]
         if p.source_file:
             location = {"uri": p.source_file, "uriBaseId": "KERNELROOT"}
-            region = {"startLine": p.source_line}
         else:
             location = {"uri": p.dtbs[0], "uriBaseId": "CORPUSROOT"}
-            region = None
         physical = {"artifactLocation": location}
-        if region:
-            physical["region"] = region
+        if p.source_file and p.source_line is not None:     # a file without a line: no region
+            physical["region"] = {"startLine": p.source_line}
         label = f" ({p.label})" if p.label else ""
         text = (f"{', '.join(s or '?' for s in e['socs'])}: SMMU {p.path}{label} lacks "
                 f"dma-coherent: VFIO refuses {count(len(masters), 'master')} on "
@@ -245,8 +243,10 @@ def sarif_document(sweep):
 
 
 def _file_uri(folder):
+    """The folder's file: URI with one slash at the end (SARIF's base URIs need it)."""
     from pathlib import Path
-    return Path(folder).resolve().as_uri().rstrip("/") + "/"
+    uri = Path(folder).resolve().as_uri()
+    return uri if uri.endswith("/") else uri + "/"
 
 
 def tool_version():

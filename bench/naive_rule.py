@@ -133,8 +133,10 @@ def of_device_is_available(dt, node):
 
 
 def is_device(dt, node):
-    """A node under a disabled ancestor is never created as a device."""
-    while node is not None:
+    """A node under a disabled ancestor is never created as a device; the
+    root's own status counts for nothing (of_platform_populate starts at its
+    children)."""
+    while node is not None and dt.parent[node] is not None:
         if not of_device_is_available(dt, node):
             return False
         node = dt.parent[node]

@@ -52,12 +52,14 @@ def _availability(data, status, val_off, val_len, node_parent, own, tree):
         p = status[i]
         own[i] = p < 0 or status_okay(data, val_off[p], val_len[p])
         par = node_parent[i]
-        tree[i] = own[i] and (par < 0 or tree[par])
+        # of_platform_populate() starts at the root's children: the root's
+        # own status disables nothing.
+        tree[i] = par < 0 or (own[i] and tree[par])
 
 
 def availability(t):
-    """Per node: its own `status` is okay, and it and all its ancestors are
-    (a node under a disabled ancestor is never made a device)."""
+    """Per node: its own `status` is okay, and it and all its ancestors below
+    the root are (a node under a disabled ancestor is never made a device)."""
     n = t.node_parent.shape[0]
     own = np.empty(n, dtype=np.bool_)
     tree = np.empty(n, dtype=np.bool_)

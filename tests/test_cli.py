@@ -392,6 +392,34 @@ def test_history_of_saved_sweeps_fail_on_new_and_names(capsys, tmp_path):
     assert header.split() == ["SoC", str(snippets), str(again), "SMMU"]
 
 
+def test_history_warns_of_each_change_of_rule_and_compares_the_last_with_the_first(
+        capsys, tmp_path):
+    snippets, mini = GOLDEN / "snippets/sweep.json", GOLDEN / "minikernel/sweep.json"
+    doc = json.loads(mini.read_text())
+    doc["legacy_dt_bindings"] = False
+    mini_bare = tmp_path / "mini-bare.json"
+    mini_bare.write_text(json.dumps(doc))
+    # snippets (7.2) -> mini (6.1.192): another kernel, no warning; mini -> the same
+    # under the bare bindings, and back: a warning each. The last is the first again.
+    assert main(["history", str(snippets), str(mini), str(mini_bare), str(snippets),
+                 "--fail-on-new", "--format", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        "dtb-audit: warning: the sweeps use different rules (walk-or-device, legacy True -> "
+        "walk-or-device, legacy False): changes may come from the rule, not the trees\n"
+        "dtb-audit: warning: the sweeps use different rules (walk-or-device, legacy False -> "
+        "walk-or-device, legacy True): changes may come from the rule, not the trees\n")
+    assert json.loads(out)["versions"] == [str(snippets), str(mini), str(mini_bare),
+                                           str(snippets)]
+
+
+def test_history_of_a_corpus_folder_and_a_saved_sweep(clean, capsys):
+    assert main(["history", str(clean), str(GOLDEN / "snippets/sweep.json"), "--format",
+                 "json"]) == 0
+    h = json.loads(capsys.readouterr().out)
+    assert len(h["versions"]) == 2 and h["versions"][1] != h["versions"][0]
+
+
 # -- explain, in this process -----------------------------------------------------------------
 
 def test_explain_a_board_of_a_corpus_by_name(snippets, capsys):
@@ -627,6 +655,64 @@ def test_corpus_build_hands_jobs_over(tmp_path, isolated_cache, monkeypatch, cap
     assert seen == [dict(kernel=str(tree), tarball=None, debian=None, dtbs=None, jobs=1,
                          out=str(tmp_path / "dtbs"), select=None)]
     assert capsys.readouterr().out == f"{tmp_path / 'dtbs'}\n"
+
+
+def test_corpus_build_counts_what_it_built_and_fails_for_a_board(tmp_path, isolated_cache,
+                                                                capsys):
+    tree = make_minikernel(tmp_path / "linux")
+    summary = (rf"dtb-audit: linux-6\.1\.192 \({re.escape(str(tree))}\): (\d+) boards, 0 overlays, "
+               rf"0 composites: built (\d+), failed (\d+), reused (\d+) in (\d+\.\d) s\n")
+    assert main(["corpus", "build", "--kernel", str(tree), "--out", str(tmp_path / "two"),
+                 "--select", "acme/a100-*"]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{tmp_path / 'two'}\n"
+    found = re.fullmatch(summary, err)
+    assert found and found.groups()[:4] == ("2", "2", "0", "0") and float(found[5]) < 60
+    with open(os.path.join(tree, VENDOR_DIR, "a200-rdb.dts"), "a") as f:
+        f.write("this is not DTS\n")
+    assert main(["corpus", "build", "--kernel", str(tree), "--out", str(tmp_path / "all")]) == 1
+    found = re.fullmatch(summary, capsys.readouterr().err.splitlines(keepends=True)[-1])
+    assert found and found.groups()[:4] == ("6", "5", "1", "0")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["corpus", "build", "-j", "x"], "dtb-audit corpus build: error: argument -j/--jobs: "
+                                     "'x' is not a number"),
+    (["corpus", "build", "-j", "0"], "dtb-audit corpus build: error: argument -j/--jobs: "
+                                     "must be at least 1"),
+    (["sweep", "--target-kernel", "4.19"], "dtb-audit sweep: error: argument --target-kernel: "
+                                           "4.19: only kernels from 5.10 to 7.2 are modelled"),
+])
+def test_option_values_refused_in_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == message
+
+
+def test_explain_a_dtb_of_a_built_corpus_judges_as_its_kernel(tmp_path, isolated_cache,
+                                                              capsys):
+    """A DTB file of a corpus folder is judged as the corpus's kernel (6.1.192
+    here, not the default target) and nothing is kept in the cache for it."""
+    tree = make_minikernel(tmp_path / "linux")
+    assert main(["corpus", "build", "--kernel", str(tree), "--out", str(tmp_path / "d")]) == 0
+    capsys.readouterr()
+    flat_cache = isolated_cache / "flat"
+    before = sorted(flat_cache.iterdir()) if flat_cache.exists() else []
+    assert main(["explain", str(tmp_path / "d" / "acme" / "a100-evk.dtb")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "a100-evk.dtb: board acme,a100-evk, SoC acme,a100, target 6.1.192, rule walk-or-device")
+    assert (sorted(flat_cache.iterdir()) if flat_cache.exists() else []) == before
+
+
+def test_explain_says_a_disabled_root_disables_nothing(tmp_path, capsys):
+    from snippets import compile_dts
+    from test_rule import ROOT_DISABLED
+    dtb = compile_dts(tmp_path, "root-off", ROOT_DISABLED)
+    assert main(["explain", str(dtb)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("available: enabled (status okay up to the root)") == 1
+    assert out.count("device:    enabled (status okay up to the root)") == 1
 
 
 # -- check-parser ------------------------------------------------------------------------------

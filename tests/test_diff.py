@@ -241,6 +241,12 @@ def test_history_short_names():
         "a    affected       unaffected      coherent from linux-6.12.117\n")
 
 
+def test_a_short_name_ends_at_the_first_parenthesis():
+    from auditor.diff import _short
+    assert _short("linux-7.2.13 (/src/linux (copy))") == "linux-7.2.13"
+    assert _short("DTBs in /srv/dtbs\x1b[m") == "DTBs in /srv/dtbs\\x1b[m"
+
+
 @pytest.mark.parametrize("count, shown_rows, more", [
     (40, 40, None), (41, 40, "  ... and 1 more (--format json lists all)")])
 def test_format_diff_shows_at_most_40_rows_a_section(saved, count, shown_rows, more):

@@ -310,6 +310,15 @@ def test_availability(tmp_path):
     assert off_bridge[BRIDGE][0]["verdict"] == "not-a-device"
 
 
+ROOT_DISABLED = '\tstatus = "disabled";\n' + soc(smmu(), PLAIN_DEV)
+
+
+def test_the_roots_own_status_disables_nothing(tmp_path):
+    """of_platform_populate() creates devices from the root's children on: a
+    root written `status = "disabled"` leaves the SMMU and its master devices."""
+    assert verdict(sweep_dts(tmp_path, ROOT_DISABLED), DEV) == "broken"
+
+
 def test_affected_soc_from_a_broken_candidate(tmp_path):
     doc = sweep_dts(tmp_path, soc(smmu(), PLAIN_DEV, pcie()))
     assert affected_socs(doc) == {"test,soc"}

@@ -258,3 +258,32 @@ def test_a_soc_without_a_name():
     assert result["message"]["text"].startswith("?: SMMU /soc/iommu@5000000 lacks dma-coherent")
     assert result["partialFingerprints"] == {"smmuNode/v1": "?:/soc/iommu@5000000"}
     assert result["properties"]["socs"] == [None]
+
+
+def test_a_node_without_a_line_has_no_region_and_comes_first_in_its_file(validator):
+    sweep, a100 = _mini_a100()
+    (p,) = a100.providers
+    first = dataclasses.replace(p, path="/soc/iommu@6000000", source_line=1)
+    lineless = dataclasses.replace(p, path="/soc/iommu@7000000", source_line=None)
+    dtb_only = dataclasses.replace(p, path="/soc/iommu@8000000", source_file=None,
+                                   source_line=None)
+    doc = sarif(_only(sweep, dataclasses.replace(a100, providers=(first, p, lineless, dtb_only))))
+    assert errors(validator, doc) == []
+    assert [(r["properties"]["smmu_path"], r["locations"][0]["physicalLocation"])
+            for r in doc["runs"][0]["results"]] == [
+        ("/soc/iommu@8000000", {"artifactLocation": {"uri": p.dtbs[0],
+                                                      "uriBaseId": "CORPUSROOT"}}),
+        ("/soc/iommu@7000000", {"artifactLocation": {"uri": p.source_file,
+                                                      "uriBaseId": "KERNELROOT"}}),
+        ("/soc/iommu@6000000", {"artifactLocation": {"uri": p.source_file,
+                                                      "uriBaseId": "KERNELROOT"},
+                                "region": {"startLine": 1}}),
+        ("/soc/iommu@5000000", {"artifactLocation": {"uri": p.source_file,
+                                                      "uriBaseId": "KERNELROOT"},
+                                "region": {"startLine": 27}})]
+
+
+@pytest.mark.parametrize("folder, uri", [("/", "file:///"), ("/usr/src/", "file:///usr/src/"),
+                                         ("/usr/src", "file:///usr/src/")])
+def test_base_uris_end_in_one_slash(folder, uri):
+    assert report._file_uri(folder) == uri
