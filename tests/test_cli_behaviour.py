@@ -1,0 +1,218 @@
+"""What `diff` and `history` do with what they are given, seen from outside:
+which argument is a saved sweep and which a corpus, what reaches the
+corpus builder, the error lines, where -o puts JSON; and the diff document
+itself on edge cases (link keys holding None, labels on one side only, the
+regression flag raised by each kind of newly affected thing alone, when two
+sweeps' rules are worth a warning).  All in process, on the golden snippet
+sweep or on Sweeps derived from it; nothing is built or downloaded."""
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from auditor.cli import main
+from auditor.diff import diff_sweeps, history, rule_mismatch
+from auditor.model import load_sweep
+from corpus.errors import CorpusError
+
+GOLDEN = Path(__file__).parent / "golden"
+SAVED = GOLDEN / "snippets/sweep.json"
+NEITHER = "not a .dtb, a folder of DTBs, a kernel tree or a tarball"
+
+
+@pytest.fixture(scope="module")
+def saved():
+    return load_sweep(SAVED)
+
+
+def _soc(sweep, name):
+    (s,) = [s for s in sweep.socs if s.soc == name]
+    return s
+
+
+def _link(sweep, dtb, master_path):
+    (link,) = [l for l in sweep.links if l.dtb == dtb and l.master_path == master_path]
+    return link
+
+
+def _err_lines(capsys):
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return out, err.splitlines()
+
+
+# -- which argument is a saved sweep ---------------------------------------------------
+
+def test_a_json_name_is_read_as_a_saved_sweep_whatever_it_holds(tmp_path, capsys):
+    """Named .json: load_sweep says what is wrong with it, not the corpus reader."""
+    bad = tmp_path / "tonight.json"
+    bad.write_text("garbage")
+    assert main(["diff", str(SAVED), str(bad)]) == 2
+    assert _err_lines(capsys)[1] == [
+        f"{bad}: error: not a saved sweep (not JSON: Expecting value: line 1 column 1 (char 0))"]
+
+
+def test_a_folder_named_json_is_a_corpus(tmp_path, capsys):
+    folder = tmp_path / "dtbs.json"
+    folder.mkdir()
+    assert main(["diff", str(SAVED), str(folder)]) == 2
+    assert _err_lines(capsys)[1] == [f"{folder}: error: no .dtb files in this folder"]
+
+
+@pytest.mark.parametrize("blanks, sweep", [(0, True), (63, True), (64, False)])
+def test_content_sniffed_in_the_first_64_bytes(tmp_path, capsys, blanks, sweep):
+    """Without the .json suffix a file is a saved sweep when its first 64
+    bytes, blanks left out, start a JSON value."""
+    other = tmp_path / "tonight.sweep"
+    other.write_text(" " * blanks + SAVED.read_text())
+    status = main(["diff", str(SAVED), str(other), "--format", "json"])
+    out, err = _err_lines(capsys)
+    if sweep:
+        assert (status, err, json.loads(out)["regression"]) == (0, [], False)
+    else:
+        assert (status, out, err) == (2, "", [f"{other}: error: {NEITHER}"])
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/self/mem"), reason="needs Linux's /proc")
+def test_a_file_that_cannot_be_read_is_not_taken_for_a_sweep(capsys):
+    """/proc/self/mem opens but cannot be read at 0 (EIO), even for root:
+    not known to be JSON, so it is handed to the corpus reader."""
+    assert main(["diff", str(SAVED), "/proc/self/mem"]) == 2
+    assert _err_lines(capsys)[1] == [f"/proc/self/mem: error: {NEITHER}"]
+
+
+# -- a Debian package name goes to the corpus builder ------------------------------------
+
+def test_debian_package_names_reach_build_corpus_with_jobs(monkeypatch, capsys):
+    """No network: the builder is replaced by a recorder that fails the way
+    the real one does, with and without the argument in its message."""
+    import corpus.build
+    seen = []
+
+    def refuse(**kw):
+        seen.append(kw)
+        if kw["debian"].startswith("sid/"):
+            raise CorpusError(f"{kw['debian']}: error: not in the mirror")
+        raise CorpusError("apt-get download failed")
+
+    monkeypatch.setattr(corpus.build, "build_corpus", refuse)
+    assert main(["diff", "linux-source-6.1", "sid/linux-source-7.2", "-j", "3"]) == 2
+    assert seen == [dict(debian="linux-source-6.1", jobs=3),
+                    dict(debian="sid/linux-source-7.2", jobs=3)]
+    out, err = _err_lines(capsys)
+    assert (out, err) == ("", ["linux-source-6.1: error: apt-get download failed",
+                               "sid/linux-source-7.2: error: not in the mirror"])
+    seen.clear()
+    assert main(["history", "linux-source-6.12", str(SAVED)]) == 1
+    assert seen == [dict(debian="linux-source-6.12", jobs=None)]
+    out, err = _err_lines(capsys)
+    assert err == ["linux-source-6.12: error: apt-get download failed"]
+    assert out.startswith("SoC ")
+
+
+# -- -o FILE with --format json ------------------------------------------------------
+
+@pytest.mark.parametrize("command, kind", [("diff", "diff"), ("history", "history")])
+def test_json_to_a_file(tmp_path, capsys, command, kind):
+    out = tmp_path / f"{command}.json"
+    assert main([command, str(SAVED), str(SAVED), "--format", "json", "-o", str(out)]) == 0
+    assert capsys.readouterr() == ("", "")
+    text = out.read_text()
+    assert text.endswith("}\n") and json.loads(text)["kind"] == kind
+
+
+# -- the diff document -------------------------------------------------------------------
+
+def test_link_keys_holding_none_sort_first(saved):
+    """A link without a provider path (None) sorts before one with, in both
+    newly affected and fixed; keys are never compared None against str."""
+    dma = _link(saved, "plat-evk.dtb", "/soc/dma@1000")
+    assert dma.affected
+    keyless = dma._replace(provider_path=None)
+    broken = dataclasses.replace(saved, links=(dma, keyless))
+    fixed = dataclasses.replace(saved, links=tuple(l._replace(verdict="capable")
+                                                   for l in (dma, keyless)))
+    empty = dataclasses.replace(saved, links=())
+    d = diff_sweeps(empty, broken)
+    assert [l["provider_path"] for l in d["links"]["newly_affected"]] == [
+        None, "/soc/iommu@5000000"]
+    assert [l["old_verdict"] for l in d["links"]["newly_affected"]] == [None, None]
+    d = diff_sweeps(broken, fixed)
+    assert [(l["provider_path"], l["old_verdict"], l["new_verdict"])
+            for l in d["links"]["fixed"]] == [(None, "broken", "capable"),
+                                             ("/soc/iommu@5000000", "broken", "capable")]
+
+
+def test_smmu_label_and_source_taken_from_either_side(saved):
+    plat = _soc(saved, "acme,plat")
+    (p,) = plat.providers
+    bare = dataclasses.replace(p, label=None, source_file=None, source_line=None,
+                               coherent=False)
+    written = dataclasses.replace(p, label="smmu0", source_file="arch/arm64/x.dtsi",
+                                  source_line=7, coherent=True)
+
+    def change(before, after):
+        d = diff_sweeps(dataclasses.replace(saved, socs=(dataclasses.replace(plat, providers=(before,)),)),
+                        dataclasses.replace(saved, socs=(dataclasses.replace(plat, providers=(after,)),)))
+        (row,) = d["smmu_coherency"]["added"] + d["smmu_coherency"]["removed"]
+        return row["label"], row["source_file"], row["source_line"]
+
+    assert change(bare, written) == ("smmu0", "arch/arm64/x.dtsi", 7)
+    assert change(written, bare) == ("smmu0", "arch/arm64/x.dtsi", 7)
+
+
+def test_each_kind_of_newly_affected_thing_alone_is_a_regression(saved):
+    plat = _soc(saved, "acme,plat")
+    one_board = dataclasses.replace(plat, affected_boards=("plat-evk.dtb",))
+    quiet = dataclasses.replace(plat, affected=False)
+    dma = _link(saved, "plat-evk.dtb", "/soc/dma@1000")
+    others = tuple(s for s in saved.socs if s.soc != "acme,plat")
+
+    def regression(old, new):
+        d = diff_sweeps(old, new)
+        counts = tuple(len(d[k]["newly_affected"]) for k in ("socs", "boards", "links"))
+        return counts, d["regression"]
+
+    def with_plat(soc, links=saved.links):
+        return dataclasses.replace(saved, socs=others + (soc,), links=links)
+
+    assert regression(saved, saved) == ((0, 0, 0), False)
+    # A board only (its SoC already affected, no link new).
+    assert regression(with_plat(one_board), saved) == ((0, 1, 0), True)
+    # A SoC only (same boards, same links).
+    assert regression(with_plat(quiet), saved) == ((1, 0, 0), True)
+    # A link only.
+    without = tuple(l for l in saved.links if l != dma)
+    assert regression(with_plat(plat, without), saved) == ((0, 0, 1), True)
+
+
+@pytest.mark.parametrize("old, new, warned", [
+    (("walk-or-device", True, "6.12.0"), ("walk-or-device", True, "6.12.0"), False),
+    (("walk-or-device", True, "6.12.0"), ("walk-or-device", True, "6.1.0"), False),
+    # Each version judged by its own kernel: a change of rule is expected.
+    (("walk-only", True, "6.1.0"), ("walk-or-device", True, "6.12.0"), False),
+    # The same kernel judged by two rules, or the legacy binding changed.
+    (("walk-only", True, "6.12.0"), ("walk-or-device", True, "6.12.0"), True),
+    (("walk-or-device", True, "6.12.0"), ("walk-or-device", False, "6.12.0"), True),
+    (("walk-or-device", False, "6.1.0"), ("walk-or-device", True, "6.12.0"), True),
+    (("walk-only", False, "6.1.0"), ("walk-or-device", True, "6.12.0"), True),
+])
+def test_rule_mismatch(saved, old, new, warned):
+    def judged(rule, legacy, target):
+        return dataclasses.replace(saved, rule=rule, legacy_dt_bindings=legacy,
+                                   target_kernel=target)
+    expected = (f"the sweeps use different rules ({old[0]}, legacy {old[1]} -> {new[0]}, "
+                f"legacy {new[1]}): changes may come from the rule, not the trees")
+    assert rule_mismatch(judged(*old), judged(*new)) == (expected if warned else None)
+
+
+def test_history_puts_a_nameless_soc_before_named_ones(saved):
+    """Same changes, same verdicts: by name, no name first (even before
+    names that sort before letters' lower case)."""
+    plat = _soc(saved, "acme,plat")
+    socs = tuple(dataclasses.replace(plat, soc=n) for n in ("Acme,x", None, "0acme"))
+    h = history([dataclasses.replace(saved, socs=socs)], ["one"])
+    assert [r["soc"] for r in h["socs"]] == [None, "0acme", "Acme,x"]
