@@ -1,0 +1,280 @@
+"""The patch series' promises that hold through its public behaviour: the
+verify loop judges the patched tree as the sweep judged the tree (its
+target kernel, its binding style), lists the SoCs it touches in order,
+rebuilds with the jobs given, and `git apply` runs with the user's git
+configuration."""
+import dataclasses
+import io
+import os
+
+import pytest
+
+from auditor.patch import check_series, format_verification, make_series, run, verify_series, \
+    write_series
+from auditor.sweep import sweep_corpus
+from corpus.build import build_corpus
+from corpus.errors import CorpusError
+from kernels.target import TargetKernel
+from minikernel import VENDOR_DIR, dependencies, make_minikernel
+
+AUTHOR = "Test <test@example.com>"
+DATE = "Mon, 1 Jan 2024 00:00:00 +0000"
+
+
+def _add_soc(tree, name, dtsi, boards):
+    """Write `name`.dtsi and its boards {board: extra text} into the acme folder."""
+    folder = os.path.join(tree, VENDOR_DIR)
+    with open(os.path.join(folder, f"{name}.dtsi"), "w") as f:
+        f.write(dtsi)
+    with open(os.path.join(folder, "Makefile"), "a") as f:
+        for board, (compatible, extra) in boards.items():
+            with open(os.path.join(folder, f"{board}.dts"), "w") as b:
+                b.write(f'// SPDX-License-Identifier: GPL-2.0\n/dts-v1/;\n#include "{name}.dtsi"\n\n'
+                        f'/ {{\n\tmodel = "ACME {board}";\n\tcompatible = {compatible};\n}};\n'
+                        f"{extra}")
+            f.write(f"dtb-$(CONFIG_ARCH_ACME) += {board}.dtb\n")
+
+
+def _series(tree, sweep, corpus, out):
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    write_series(series, out)
+    return series
+
+
+def _after(result):
+    """{soc: (after, others)} of a Verification."""
+    return {soc: (s["after"], s["others"]) for soc, s in result.socs.items()}
+
+
+# -- the target kernel ------------------------------------------------------------------
+
+# A second SMMU in a100.dtsi that the series leaves alone: its one master says
+# dma-noncoherent under a dma-coherent bus.  From v6.1 of_dma_is_coherent()
+# stops at dma-noncoherent (the master is broken: a100 stays affected through
+# it); 5.10's looks for dma-coherent only (the master rescues itself).
+SECOND_SMMU = """
+		smmu2: iommu@7000000 {
+			compatible = "arm,mmu-500";
+			reg = <0 0x7000000 0 0x800000>;
+			#global-interrupts = <1>;
+			#iommu-cells = <1>;
+			interrupts = <GIC_SPI 15 IRQ_TYPE_LEVEL_HIGH>;
+		};
+
+		dma-bus {
+			compatible = "simple-bus";
+			#address-cells = <2>;
+			#size-cells = <2>;
+			ranges;
+			dma-coherent;
+
+			dma-controller@7800000 {
+				compatible = "acme,dma";
+				reg = <0 0x7800000 0 0x10000>;
+				iommus = <&smmu2 0x40>;
+				dma-noncoherent;
+			};
+		};
+	};
+};
+"""
+SMMU2 = "/soc/iommu@7000000"
+
+
+@pytest.fixture
+def old_tree(tmp_path, isolated_cache):
+    """(tree, corpus) of a 5.10 mini kernel whose a100 has SECOND_SMMU."""
+    tree = make_minikernel(tmp_path / "linux", version=(5, 10, 0))
+    dtsi = os.path.join(tree, VENDOR_DIR, "a100.dtsi")
+    text = open(dtsi).read()
+    assert text.endswith("\t};\n};\n")
+    with open(dtsi, "w") as f:
+        f.write(text[:-len("\t};\n};\n")] + SECOND_SMMU)
+    return tree, build_corpus(kernel=tree, out=tmp_path / "dtbs")
+
+
+def test_verify_judges_as_the_sweeps_target_kernel_not_the_trees_version(old_tree, tmp_path):
+    tree, corpus = old_tree
+    # Swept as 6.1.192 although the tree says 5.10: the patched tree is
+    # judged as 6.1.192 too, where a100 stays affected through SMMU2.
+    sweep = sweep_corpus(corpus, target=TargetKernel.parse("6.1.192"))
+    assert sweep.target_kernel == "6.1.192" and sweep.rule == "walk-or-device"
+    series = _series(tree, sweep, corpus, tmp_path / "out")
+    assert [[c.path for c in p.candidates] for p in series.patches] == [
+        ["/soc/iommu@5000000"], ["/soc/iommu@5000000"]]
+    result = verify_series(series, sweep, tree)
+    assert _after(result) == {"acme,a100": (True, [SMMU2]), "acme,a200": (False, [])}
+    assert format_verification(result) == (
+        "acme,a100: affected -> still affected; through SMMUs the series leaves alone: "
+        f"{SMMU2}\n"
+        "acme,a200: affected -> no longer affected\n")
+
+
+def test_verify_of_a_sweep_without_a_target_judges_as_the_trees_version(old_tree, tmp_path):
+    tree, corpus = old_tree
+    sweep = sweep_corpus(corpus, target=TargetKernel.parse("6.1.192"))
+    series = _series(tree, sweep, corpus, tmp_path / "out")
+    # A saved sweep from before target kernels (schema 1) names none: the
+    # patched tree is judged as its own version, 5.10, not the newest modelled.
+    older = dataclasses.replace(sweep, target_kernel=None)
+    result = verify_series(series, older, tree)
+    assert _after(result) == {"acme,a100": (False, []), "acme,a200": (False, [])}
+
+
+# -- the legacy binding (mmu-masters) -----------------------------------------------------
+
+# SoC a500: an SMMU of the old binding written first, a generic one after it.
+# The first SMMU probed fixes the binding style for the system, so on a500-evk
+# (old one disabled) the generic SMMU works and its coherent master accuses it;
+# on a500-lite (generic one disabled) the old SMMU works, and its non-coherent
+# master is linked only with CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS.
+A500 = """\
+// SPDX-License-Identifier: GPL-2.0
+#include <dt-bindings/interrupt-controller/arm-gic.h>
+
+/ {
+	compatible = "acme,a500";
+	interrupt-parent = <&gic>;
+	#address-cells = <2>;
+	#size-cells = <2>;
+
+	soc {
+		compatible = "simple-bus";
+		#address-cells = <2>;
+		#size-cells = <2>;
+		ranges;
+
+		gic: interrupt-controller@6000000 {
+			compatible = "arm,gic-v3";
+			reg = <0x0 0x06000000 0 0x10000>;
+			#interrupt-cells = <3>;
+			interrupt-controller;
+		};
+
+		old_smmu: iommu@1000000 {
+			compatible = "arm,mmu-500";
+			reg = <0 0x1000000 0 0x800000>;
+			#global-interrupts = <1>;
+			interrupts = <GIC_SPI 13 IRQ_TYPE_LEVEL_HIGH>;
+			mmu-masters = <&old_master 0x2>;
+		};
+
+		new_smmu: iommu@2000000 {
+			compatible = "arm,mmu-500";
+			reg = <0 0x2000000 0 0x800000>;
+			#global-interrupts = <1>;
+			#iommu-cells = <1>;
+			interrupts = <GIC_SPI 14 IRQ_TYPE_LEVEL_HIGH>;
+		};
+
+		old_master: dma-controller@3100000 {
+			compatible = "acme,dma";
+			reg = <0 0x3100000 0 0x10000>;
+			#stream-id-cells = <1>;
+		};
+
+		dma-controller@3200000 {
+			compatible = "acme,dma";
+			reg = <0 0x3200000 0 0x10000>;
+			iommus = <&new_smmu 0x3>;
+			dma-coherent;
+		};
+	};
+};
+"""
+A500_BOARDS = {
+    "a500-evk": ('"acme,a500-evk", "acme,a500"', '\n&old_smmu {\n\tstatus = "disabled";\n};\n'),
+    "a500-lite": ('"acme,a500-lite", "acme,a500"', '\n&new_smmu {\n\tstatus = "disabled";\n};\n'),
+}
+OLD_SMMU = "/soc/iommu@1000000"
+
+
+@pytest.fixture
+def two_bindings(tmp_path, isolated_cache):
+    tree = make_minikernel(tmp_path / "linux")
+    _add_soc(tree, "a500", A500, A500_BOARDS)
+    return tree, build_corpus(kernel=tree, out=tmp_path / "dtbs")
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_verify_keeps_the_sweeps_legacy_binding_choice(two_bindings, tmp_path, legacy):
+    tree, corpus = two_bindings
+    sweep = sweep_corpus(corpus, legacy_dt_bindings=legacy)
+    series = _series(tree, sweep, corpus, tmp_path / "out")
+    assert [(p.source_file, [c.path for c in p.candidates]) for p in series.patches][-1] == \
+        (f"{VENDOR_DIR}/a500.dtsi", ["/soc/iommu@2000000"])
+    result = verify_series(series, sweep, tree)
+    # With the old binding, a500-lite's master stays behind the old SMMU
+    # that the series leaves alone; without it, that master has no IOMMU.
+    assert _after(result)["acme,a500"] == ((True, [OLD_SMMU]) if legacy else (False, []))
+    assert result.ok
+
+
+# -- order ----------------------------------------------------------------------------------
+
+def test_verify_lists_the_socs_it_touches_sorted(tmp_path, isolated_cache):
+    tree = make_minikernel(tmp_path / "linux")
+    # Six more SoCs built from a100.dtsi: one candidate, eight SoCs.
+    names = ["b6", "b1", "b5", "b3", "b2", "b4"]
+    folder = os.path.join(tree, VENDOR_DIR)
+    with open(os.path.join(folder, "Makefile"), "a") as f:
+        for n in names:
+            with open(os.path.join(folder, f"{n}-evk.dts"), "w") as b:
+                b.write(f'// SPDX-License-Identifier: GPL-2.0\n/dts-v1/;\n#include "a100.dtsi"\n\n'
+                        f'/ {{\n\tmodel = "ACME {n}";\n\tcompatible = "acme,{n}-evk", '
+                        f'"acme,{n}";\n}};\n\n&enetc_port0 {{\n\tstatus = "okay";\n}};\n')
+            f.write(f"dtb-$(CONFIG_ARCH_ACME) += {n}-evk.dtb\n")
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    sweep = sweep_corpus(corpus)
+    series = _series(tree, sweep, corpus, tmp_path / "out")
+    result = verify_series(series, sweep, tree)
+    assert list(result.socs) == ["acme,a100", "acme,a200", "acme,b1", "acme,b2", "acme,b3",
+                                 "acme,b4", "acme,b5", "acme,b6"]
+    assert result.ok
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def mini(tmp_path, isolated_cache):
+    tree = make_minikernel(tmp_path / "linux")
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    return tree, sweep_corpus(corpus), corpus
+
+
+def test_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
+    tree, sweep, corpus = mini
+    series = _series(tree, sweep, corpus, tmp_path / "out")
+    # The count goes to the build, which refuses it as `corpus build -j 0` does.
+    with pytest.raises(CorpusError) as raised:
+        verify_series(series, sweep, tree, jobs=0)
+    assert str(raised.value) == "-j: must be at least 1"
+
+
+def test_run_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
+    tree, sweep, corpus = mini
+    with pytest.raises(CorpusError) as raised:
+        run(sweep, tree, str(tmp_path / "out"), dependencies(corpus), verify=True, author=AUTHOR,
+            jobs=0, out=io.StringIO(), err=io.StringIO())
+    assert str(raised.value) == "-j: must be at least 1"
+
+
+# -- git apply in the user's environment ---------------------------------------------------
+
+def test_check_series_with_the_users_git_configuration(tmp_path, monkeypatch):
+    # `git am` will run with the user's configuration: so does the check.
+    tree = tmp_path / "linux"
+    tree.mkdir()
+    (tree / "a.dtsi").write_text("one\ntwo\nthree\n")
+    patch = tmp_path / "0001-x.patch"
+    patch.write_text("diff --git a/a.dtsi b/a.dtsi\n--- a/a.dtsi\n+++ b/a.dtsi\n"
+                     "@@ -1,3 +1,4 @@\n one\n two\n+2 \n three\n")
+    config = tmp_path / "gitconfig"
+    config.write_text("[apply]\n\twhitespace = error\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    assert check_series(str(tree), [str(patch)]) == [
+        (str(patch), f"{patch}:7: trailing whitespace.\n2 \n"
+                     "error: 1 line adds whitespace errors.")]
+    config.write_text("")
+    assert check_series(str(tree), [str(patch)]) == []
