@@ -8,7 +8,7 @@ sweep or on Sweeps derived from it; nothing is built or downloaded."""
 import dataclasses
 import json
 import os
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +216,93 @@ def test_history_puts_a_nameless_soc_before_named_ones(saved):
     socs = tuple(dataclasses.replace(plat, soc=n) for n in ("Acme,x", None, "0acme"))
     h = history([dataclasses.replace(saved, socs=socs)], ["one"])
     assert [r["soc"] for r in h["socs"]] == [None, "0acme", "Acme,x"]
+
+
+# -- what reaches the top: one line and an exit status ------------------------------------
+
+def _failing_diff(monkeypatch, error):
+    import auditor.diff
+
+    def fail(old, new):
+        raise error
+    monkeypatch.setattr(auditor.diff, "diff_sweeps", fail)
+
+
+@pytest.mark.parametrize("error, status, line", [
+    (ValueError("bad value"), 70, "dtb-audit: internal error: ValueError: bad value (set "
+                                  "DTB_AUDIT_DEBUG=1 for the traceback, and please report it)"),
+    (MemoryError(), 2, "dtb-audit: error: out of memory"),
+    (KeyboardInterrupt(), 130, "dtb-audit: interrupted"),
+    (CorpusError("the sky fell"), 2, "dtb-audit: error: the sky fell"),
+    (CorpusError("x.dtb: error: the sky fell"), 2, "x.dtb: error: the sky fell"),
+])
+def test_what_a_command_raises_becomes_one_line(monkeypatch, capsys, error, status, line):
+    monkeypatch.delenv("DTB_AUDIT_DEBUG", raising=False)
+    _failing_diff(monkeypatch, error)
+    assert main(["diff", str(SAVED), str(SAVED)]) == status
+    assert _err_lines(capsys) == ("", [line])
+
+
+def test_a_reader_gone_from_stdout_is_no_failure(monkeypatch, capsys):
+    _failing_diff(monkeypatch, BrokenPipeError(32, "Broken pipe"))
+    assert main(["diff", str(SAVED), str(SAVED)]) == 0
+    assert _err_lines(capsys) == ("", [])
+
+
+@pytest.mark.parametrize("debug, raised", [("1", True), ("", False)])
+def test_the_traceback_of_a_bug_on_request(monkeypatch, capsys, debug, raised):
+    monkeypatch.setenv("DTB_AUDIT_DEBUG", debug)
+    _failing_diff(monkeypatch, ValueError("bad value"))
+    if raised:
+        with pytest.raises(ValueError, match="bad value"):
+            main(["diff", str(SAVED), str(SAVED)])
+        assert capsys.readouterr() == ("", "")
+    else:
+        assert main(["diff", str(SAVED), str(SAVED)]) == 70
+        assert len(_err_lines(capsys)[1]) == 1
+
+
+# -- sweep: the collector, the default format ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def snippets(tmp_path_factory):
+    from corpora import snippet_corpus
+    return snippet_corpus(tmp_path_factory.mktemp("behaviour") / "dtbs")
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_off_during_a_sweep_and_as_it_was_after(snippets, monkeypatch, capsys,
+                                                                  enabled):
+    import gc
+
+    from auditor import report
+    real, during = report.write, []
+    monkeypatch.setattr(report, "write",
+                        lambda *a: (during.append(gc.isenabled()), real(*a))[1])
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert main(["sweep", str(snippets), "--format", "json"]) == 0
+        assert (during, gc.isenabled()) == ([False], enabled)
+    finally:
+        (gc.enable if was else gc.disable)()
+    capsys.readouterr()
+
+
+def test_a_terminal_gets_the_table_and_no_summary_line(snippets, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["sweep", str(snippets)]) == 0
+    out, err = _err_lines(capsys)
+    assert out.endswith("\nnot affected: 4 SoCs\n2 diagnostics (on stderr)\n")
+    assert len(err) == 2 and not err[-1].startswith("DTBs in ")
+    # Another format on the terminal: the summary goes to stderr.
+    assert main(["sweep", str(snippets), "--format", "jsonl"]) == 0
+    out, err = _err_lines(capsys)
+    assert json.loads(out.splitlines()[0])["dtb"]
+    assert len(err) == 3 and err[-1].startswith(f"DTBs in {snippets}: ")
+    # -o FILE: not the terminal, so jsonl, and the summary on stderr.
+    report = tmp_path / "r"
+    assert main(["sweep", str(snippets), "-o", str(report)]) == 0
+    out, err = _err_lines(capsys)
+    assert out == "" and json.loads(report.read_text().splitlines()[0])["dtb"]
+    assert len(err) == 3 and err[-1].startswith(f"DTBs in {snippets}: ")
