@@ -306,3 +306,43 @@ def test_a_terminal_gets_the_table_and_no_summary_line(snippets, monkeypatch, ca
     out, err = _err_lines(capsys)
     assert out == "" and json.loads(report.read_text().splitlines()[0])["dtb"]
     assert len(err) == 3 and err[-1].startswith(f"DTBs in {snippets}: ")
+
+
+# -- sweep --partial -------------------------------------------------------------------
+
+@pytest.fixture
+def interrupted(tmp_path, isolated_cache):
+    """The DTB folder of a mini kernel's build interrupted after 2 compiles."""
+    import corpus.build
+    from corpus.build import build_corpus
+    from minikernel import make_minikernel
+    tree, out = make_minikernel(tmp_path / "linux"), tmp_path / "dtbs"
+    real, calls = corpus.build._compile, []
+
+    def compile_then_interrupt(*args):
+        calls.append(args)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(corpus.build, "_compile", compile_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            build_corpus(kernel=tree, out=out, jobs=1)
+    return out.resolve()
+
+
+@pytest.mark.parametrize("given", [["PATH"], ["--dtbs", "PATH"]])
+def test_an_interrupted_build_is_swept_only_with_partial(interrupted, capsys, given):
+    argv = ["sweep", *(str(interrupted) if a == "PATH" else a for a in given),
+            "--format", "jsonl"]
+    assert main(argv) == 2
+    out, err = _err_lines(capsys)
+    assert out == "" and len(err) == 1
+    assert err[0].startswith(f"{interrupted}: error: incomplete corpus (the build was "
+                             f"interrupted: 2 of ")
+    assert err[0].endswith(" or sweep it with --partial")
+    assert main([*argv, "--partial"]) == 0
+    out, err = _err_lines(capsys)
+    assert {json.loads(line)["dtb"].split("/")[0] for line in out.splitlines()} == {"acme"}
+    assert " (PARTIAL corpus: its build was interrupted): " in err[-1]
