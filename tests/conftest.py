@@ -6,11 +6,27 @@ into the user's cache ($XDG_CACHE_HOME/dtb-audit), so a second test run
 reuses the package, the extracted tree, the dtc and the DTBs.
 """
 
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from kerneltree import write_tree
 
 from corpus.build import build_corpus
+
+
+def _fresh_dask_offload_thread():
+    """A process forked after a Dask test ran (mutmut runs each mutant's tests
+    so) inherits Dask's offload executor without its thread: every message
+    it would decode waits forever.  The child gets an executor of its own."""
+    utils = sys.modules.get("distributed.utils")
+    if utils is not None:
+        utils._offload_executor = ThreadPoolExecutor(1, thread_name_prefix="Dask-Offload")
+
+
+os.register_at_fork(after_in_child=_fresh_dask_offload_thread)
 
 
 @pytest.fixture(autouse=True)
