@@ -346,3 +346,23 @@ def test_an_interrupted_build_is_swept_only_with_partial(interrupted, capsys, gi
     out, err = _err_lines(capsys)
     assert {json.loads(line)["dtb"].split("/")[0] for line in out.splitlines()} == {"acme"}
     assert " (PARTIAL corpus: its build was interrupted): " in err[-1]
+
+
+# -- sweep: the legacy binding, the rule, the target ------------------------------------------
+
+def test_sweep_without_legacy_bindings(tmp_path, capsys):
+    """An SMMU listing its master in mmu-masters: broken (so affected) under
+    the legacy binding, no-iommu without it; the document says which."""
+    from snippets import compile_dts, smmu, soc
+    legacy = smmu(extra="mmu-masters = <&ldev 0x1>;")
+    compile_dts(tmp_path, "legacy", soc(legacy, "\t\tldev: ldev@2 { compatible = "
+                                                "\"test,dev\"; #stream-id-cells = <1>; };\n"))
+    runs = {}
+    for extra in ([], ["--no-legacy-dt-bindings"]):
+        assert main(["sweep", str(tmp_path), "--format", "json", "--fail-on-affected",
+                     "--target-kernel", "6.12", "--rule", "walk-only", *extra]) == (0 if extra else 1)
+        doc = json.loads(capsys.readouterr().out)
+        runs[bool(extra)] = (doc["legacy_dt_bindings"], doc["target_kernel"], doc["rule"],
+                             [(l["master_path"], l["verdict"]) for l in doc["links"]])
+    assert runs == {False: (True, "6.12", "walk-only", [("/soc/ldev@2", "broken")]),
+                    True: (False, "6.12", "walk-only", [("/soc/ldev@2", "no-iommu")])}
