@@ -366,3 +366,13 @@ def test_sweep_without_legacy_bindings(tmp_path, capsys):
                              [(l["master_path"], l["verdict"]) for l in doc["links"]])
     assert runs == {False: (True, "6.12", "walk-only", [("/soc/ldev@2", "broken")]),
                     True: (False, "6.12", "walk-only", [("/soc/ldev@2", "no-iommu")])}
+
+
+@pytest.mark.parametrize("argv, prog", [([], "dtb-audit"), (["corpus"], "dtb-audit corpus")])
+def test_a_command_is_required(capsys, argv, prog):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    out, err = _err_lines(capsys)
+    assert (out, err[-1]) == ("", f"{prog}: error: the following arguments are required: COMMAND")
+    assert err[0].startswith(f"usage: {prog} [-h] COMMAND ...")
