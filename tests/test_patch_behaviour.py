@@ -2,15 +2,18 @@
 verify loop judges the patched tree as the sweep judged the tree (its
 target kernel, its binding style), lists the SoCs it touches in order,
 rebuilds with the jobs given, and `git apply` runs with the user's git
-configuration."""
+configuration; the files are UTF-8 whatever the locale, and a tree that
+is only a folder inside someone's checkout names no base commit."""
 import dataclasses
 import io
+import locale
 import os
+import subprocess
 
 import pytest
 
-from auditor.patch import check_series, format_verification, make_series, run, verify_series, \
-    write_series
+from auditor.patch import Series, check_series, format_verification, make_series, run, \
+    verify_series, write_series
 from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
 from corpus.errors import CorpusError
@@ -278,3 +281,36 @@ def test_check_series_with_the_users_git_configuration(tmp_path, monkeypatch):
                      "error: 1 line adds whitespace errors.")]
     config.write_text("")
     assert check_series(str(tree), [str(patch)]) == []
+
+
+# -- the files ------------------------------------------------------------------------------
+
+def test_series_is_written_in_utf8_whatever_the_locale(tmp_path):
+    # A cron job's locale may not be UTF-8; git am reads the files as UTF-8.
+    series = Series([], [], "From: J\u00f6rg R\u00f6del <joro@example.org>\n", None)
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        write_series(series, str(tmp_path / "out"))
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert (tmp_path / "out" / "0000-cover-letter.patch").read_bytes() == \
+        b"From: J\xc3\xb6rg R\xc3\xb6del <joro@example.org>\n"
+
+
+def test_a_tree_inside_another_checkout_names_no_base_commit(tmp_path, isolated_cache):
+    # HEAD of the checkout around the tree is not the tree's commit.
+    outer = tmp_path / "home"
+    outer.mkdir()
+    env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com")
+    (outer / "notes").write_text("notes\n")
+    for cmd in (["init", "-q"], ["add", "notes"], ["commit", "-q", "-m", "notes"]):
+        subprocess.run(["git", "-C", str(outer), *cmd], check=True, env=env, capture_output=True)
+    tree = make_minikernel(outer / "src" / "linux")
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    series = make_series(sweep_corpus(corpus), tree, dependencies(corpus), author=AUTHOR,
+                         date=DATE)
+    assert len(series.patches) == 2
+    assert series.base_commit is None
+    assert "base-commit:" not in series.cover
