@@ -314,3 +314,18 @@ def test_a_tree_inside_another_checkout_names_no_base_commit(tmp_path, isolated_
     assert len(series.patches) == 2
     assert series.base_commit is None
     assert "base-commit:" not in series.cover
+
+
+def test_a_node_written_under_a_reference_is_named_from_the_reference(mini):
+    tree, sweep, corpus = mini
+    # Since the sweep, a100.dtsi writes another node where the SMMU was,
+    # inside a `&gic { ... };` block: the skip names it as written.
+    line = next(c.source_line for c in make_series(sweep, tree, dependencies(corpus),
+                                                    author=AUTHOR, date=DATE).patches[0].candidates)
+    with open(os.path.join(tree, VENDOR_DIR, "a100.dtsi"), "w") as f:
+        f.write("// moved\n" * (line - 2) + "&gic {\n\tiommu@6000000 {\n\t};\n};\n")
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    where = f"{VENDOR_DIR}/a100.dtsi:{line}"
+    assert [s.reason for s in series.skips if s.where == where] == [
+        f"{where}: the node written here (&gic/iommu@6000000) is not /soc/iommu@5000000: "
+        "the tree changed since the sweep; sweep it again"]
