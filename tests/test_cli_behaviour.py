@@ -376,3 +376,28 @@ def test_a_command_is_required(capsys, argv, prog):
     out, err = _err_lines(capsys)
     assert (out, err[-1]) == ("", f"{prog}: error: the following arguments are required: COMMAND")
     assert err[0].startswith(f"usage: {prog} [-h] COMMAND ...")
+
+
+# -- a saved sweep's fields the model tests leave out ---------------------------------------
+
+@pytest.mark.parametrize("path, value, message", [
+    (("socs",), {}, "sweep.socs is not a list"),
+    (("corpus", "kernel_dir"), 5, "corpus.kernel_dir is not a string or null"),
+    (("corpus", "root"), "DELETE", "corpus has no 'root'"),
+    (("socs", 0, "soc"), 5, "socs[0].soc is not a string or null"),
+    (("socs", 0, "providers"), "DELETE", "socs[0] has no 'providers'"),
+    (("links", 1, "provider_enabled"), None, "links[1].provider_enabled is not true or false"),
+])
+def test_a_saved_sweep_names_the_field_that_is_wrong(tmp_path, capsys, path, value, message):
+    doc = json.loads(SAVED.read_text())
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    if value == "DELETE":
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    assert main(["diff", str(SAVED), str(bad)]) == 2
+    assert _err_lines(capsys) == ("", [f"{bad}: error: not a valid sweep: {message}"])
