@@ -329,3 +329,71 @@ def test_a_node_written_under_a_reference_is_named_from_the_reference(mini):
     assert [s.reason for s in series.skips if s.where == where] == [
         f"{where}: the node written here (&gic/iommu@6000000) is not /soc/iommu@5000000: "
         "the tree changed since the sweep; sweep it again"]
+
+
+# -- two SMMUs in one file ------------------------------------------------------------------
+
+A600 = """\
+// SPDX-License-Identifier: GPL-2.0
+/ {
+	compatible = "acme,a600";
+	#address-cells = <2>;
+	#size-cells = <2>;
+
+	soc {
+		compatible = "simple-bus";
+		#address-cells = <2>;
+		#size-cells = <2>;
+		ranges;
+
+		smmu_a: iommu@1000000 {
+			compatible = "arm,mmu-500";
+			reg = <0 0x1000000 0 0x800000>;
+			#global-interrupts = <1>;
+			#iommu-cells = <1>;
+			interrupts = <0 13 4>;
+		};
+
+		smmu_b: iommu@2000000 {
+			compatible = "arm,mmu-500";
+			reg = <0 0x2000000 0 0x800000>;
+			#global-interrupts = <1>;
+			#iommu-cells = <1>;
+			interrupts = <0 14 4>;
+		};
+
+		dma-controller@3000000 {
+			compatible = "acme,dma";
+			reg = <0 0x3000000 0 0x10000>;
+			iommus = <&smmu_a 0x1>;
+			dma-coherent;
+		};
+
+		dma-controller@3100000 {
+			compatible = "acme,dma";
+			reg = <0 0x3100000 0 0x10000>;
+			iommus = <&smmu_b 0x2>;
+			dma-coherent;
+		};
+	};
+};
+"""
+
+
+def test_two_smmus_of_one_file_in_one_patch(tmp_path, isolated_cache):
+    tree = make_minikernel(tmp_path / "linux")
+    _add_soc(tree, "a600", A600, {"a600-evk": ('"acme,a600-evk", "acme,a600"', "")})
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    series = _series(tree, sweep_corpus(corpus), corpus, tmp_path / "out")
+    patch = series.patches[-1]
+    assert patch.subject == "arm64: dts: acme: a600: mark SMMUs as DMA coherent"
+    assert [(c.source_line, c.path) for c in patch.candidates] == [
+        (13, "/soc/iommu@1000000"), (21, "/soc/iommu@2000000")]
+    # Each node gets its line, in one hunk each, below its #iommu-cells.
+    diff = patch.text.split("\n---\n", 1)[1]
+    assert diff.split("\ndiff --git ")[0] == (
+        f" {VENDOR_DIR}/a600.dtsi | 2 ++\n 1 file changed, 2 insertions(+)\n")
+    hunks = [h.split("\n")[0] for h in diff.split("\n@@ ")[1:]]
+    assert hunks == ["-15,6 +15,7 @@", "-23,6 +24,7 @@"]
+    assert diff.count("\n+\t\t\tdma-coherent;\n") == 2
+    assert check_series(tree, series.files[1:]) == []
