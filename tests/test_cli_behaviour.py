@@ -361,7 +361,11 @@ def test_sweep_without_legacy_bindings(tmp_path, capsys):
     for extra in ([], ["--no-legacy-dt-bindings"]):
         assert main(["sweep", str(tmp_path), "--format", "json", "--fail-on-affected",
                      "--target-kernel", "6.12", "--rule", "walk-only", *extra]) == (0 if extra else 1)
-        doc = json.loads(capsys.readouterr().out)
+        out, err = _err_lines(capsys)
+        doc = json.loads(out)
+        assert err == [f"DTBs in {tmp_path}: target 6.12: rule walk-only: 1 link on 1 board of "
+                       f"1 SoC; {0 if extra else 1} SoCs affected (0 with PCI/fsl-mc passthrough "
+                       f"broken)"]
         runs[bool(extra)] = (doc["legacy_dt_bindings"], doc["target_kernel"], doc["rule"],
                              [(l["master_path"], l["verdict"]) for l in doc["links"]])
     assert runs == {False: (True, "6.12", "walk-only", [("/soc/ldev@2", "broken")]),
