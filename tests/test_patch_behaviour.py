@@ -389,6 +389,9 @@ def test_two_smmus_of_one_file_in_one_patch(tmp_path, isolated_cache):
     assert patch.subject == "arm64: dts: acme: a600: mark SMMUs as DMA coherent"
     assert [(c.source_line, c.path) for c in patch.candidates] == [
         (13, "/soc/iommu@1000000"), (21, "/soc/iommu@2000000")]
+    # The DTBs carry no labels (no -@): the message takes them from the source.
+    assert "\n\nThe arm,mmu-500 SMMU /soc/iommu@1000000 (smmu_a) and the arm,mmu-500\n" \
+        "SMMU /soc/iommu@2000000 (smmu_b) have no dma-coherent property, so\n" in patch.text
     # Each node gets its line, in one hunk each, below its #iommu-cells.
     diff = patch.text.split("\n---\n", 1)[1]
     assert diff.split("\ndiff --git ")[0] == (
