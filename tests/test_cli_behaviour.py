@@ -405,3 +405,10 @@ def test_a_saved_sweep_names_the_field_that_is_wrong(tmp_path, capsys, path, val
     bad.write_text(json.dumps(doc))
     assert main(["diff", str(SAVED), str(bad)]) == 2
     assert _err_lines(capsys) == ("", [f"{bad}: error: not a valid sweep: {message}"])
+
+
+def test_a_document_without_a_file_is_named_sweep_in_its_errors():
+    from auditor.model import SweepFileError, sweep_from_json
+    with pytest.raises(SweepFileError) as why:
+        sweep_from_json([])
+    assert str(why.value) == "<sweep>: error: not a dtb-audit sweep (the JSON is a list, not an object)"
