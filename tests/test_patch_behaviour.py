@@ -400,3 +400,21 @@ def test_two_smmus_of_one_file_in_one_patch(tmp_path, isolated_cache):
     assert hunks == ["-15,6 +15,7 @@", "-23,6 +24,7 @@"]
     assert diff.count("\n+\t\t\tdma-coherent;\n") == 2
     assert check_series(tree, series.files[1:]) == []
+
+
+# -- what the evidence cannot place ---------------------------------------------------------
+
+@pytest.mark.parametrize("known", ["file", "line"])
+def test_an_smmu_known_by_file_or_line_only_is_left_alone(mini, tmp_path, known):
+    tree, sweep, corpus = mini
+    socs = tuple(dataclasses.replace(s, providers=tuple(
+        dataclasses.replace(p, source_file=p.source_file if known == "file" else None,
+                            source_line=p.source_line if known == "line" else None)
+        for p in s.providers)) for s in sweep.socs)
+    err = io.StringIO()
+    assert run(dataclasses.replace(sweep, socs=socs), tree, str(tmp_path / "out"),
+               dependencies(corpus), out=io.StringIO(), err=err) == 0
+    assert err.getvalue() == (
+        "/soc/iommu@5000000: warning: /soc/iommu@5000000 (acme,a100, acme,a200, acme,a300) not "
+        "patched: no source position (the corpus was not built from a kernel tree)\n"
+        "dtb-audit: no SMMU node to patch\n")
