@@ -18,7 +18,7 @@ from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
 from corpus.errors import CorpusError
 from kernels.target import TargetKernel
-from minikernel import VENDOR_DIR, dependencies, make_minikernel
+from minikernel import VENDOR_DIR, dependencies, make_minikernel, smmu_line
 
 AUTHOR = "Test <test@example.com>"
 DATE = "Mon, 1 Jan 2024 00:00:00 +0000"
@@ -418,3 +418,22 @@ def test_an_smmu_known_by_file_or_line_only_is_left_alone(mini, tmp_path, known)
         "/soc/iommu@5000000: warning: /soc/iommu@5000000 (acme,a100, acme,a200, acme,a300) not "
         "patched: no source position (the corpus was not built from a kernel tree)\n"
         "dtb-audit: no SMMU node to patch\n")
+
+
+def test_sources_are_read_as_utf8_whatever_the_locale(mini):
+    tree, sweep, corpus = mini
+    # A no-break space (UTF-8 c2 a0) after the label, written since the sweep:
+    # read as UTF-8 it is a space, and the node is still the SMMU.
+    dtsi = os.path.join(tree, VENDOR_DIR, "a100.dtsi")
+    text = open(dtsi, encoding="utf-8").read()
+    with open(dtsi, "w", encoding="utf-8") as f:
+        f.write(text.replace("smmu: iommu@5000000 {", "smmu:\u00a0iommu@5000000 {"))
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a100.dtsi",
+                                                       f"{VENDOR_DIR}/a200.dtsi"]
+    assert [s.where for s in series.skips] == [f"{VENDOR_DIR}/a300.dtsi:{smmu_line(tree, 'a300')}"]
