@@ -32,7 +32,8 @@ def _add_soc(tree, name, dtsi, boards):
     with open(os.path.join(folder, "Makefile"), "a") as f:
         for board, (compatible, extra) in boards.items():
             with open(os.path.join(folder, f"{board}.dts"), "w") as b:
-                b.write(f'// SPDX-License-Identifier: GPL-2.0\n/dts-v1/;\n#include "{name}.dtsi"\n\n'
+                b.write(f'// SPDX-License-Identifier: GPL-2.0\n/dts-v1/;\n'
+                        f'#include "{name}.dtsi"\n\n'
                         f'/ {{\n\tmodel = "ACME {board}";\n\tcompatible = {compatible};\n}};\n'
                         f"{extra}")
             f.write(f"dtb-$(CONFIG_ARCH_ACME) += {board}.dtb\n")
