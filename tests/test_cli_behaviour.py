@@ -1,10 +1,13 @@
-"""What `diff` and `history` do with what they are given, seen from outside:
-which argument is a saved sweep and which a corpus, what reaches the
-corpus builder, the error lines, where -o puts JSON; and the diff document
-itself on edge cases (link keys holding None, labels on one side only, the
-regression flag raised by each kind of newly affected thing alone, when two
+"""The CLI's behaviour as a user sees it (stdout, stderr lines, exit status,
+files written), where the other tests leave it open: which argument of
+`diff` and `history` is a saved sweep and which a corpus, what reaches the
+corpus builder, where -o puts JSON, what reaches the top of `main`, the
+collector and the default format of `sweep`, `--partial`, the legacy
+binding; and the diff document on edge cases (link keys holding None,
+labels on one side only, each kind of newly affected thing alone, when two
 sweeps' rules are worth a warning).  All in process, on the golden snippet
-sweep or on Sweeps derived from it; nothing is built or downloaded."""
+sweep and Sweeps derived from it, snippet DTBs and a mini kernel; nothing
+is downloaded (a Debian package name reaches a recorder)."""
 import dataclasses
 import json
 import os
@@ -155,8 +158,9 @@ def test_smmu_label_and_source_taken_from_either_side(saved):
                                   source_line=7, coherent=True)
 
     def change(before, after):
-        d = diff_sweeps(dataclasses.replace(saved, socs=(dataclasses.replace(plat, providers=(before,)),)),
-                        dataclasses.replace(saved, socs=(dataclasses.replace(plat, providers=(after,)),)))
+        def having(p):
+            return dataclasses.replace(saved, socs=(dataclasses.replace(plat, providers=(p,)),))
+        d = diff_sweeps(having(before), having(after))
         (row,) = d["smmu_coherency"]["added"] + d["smmu_coherency"]["removed"]
         return row["label"], row["source_file"], row["source_line"]
 
@@ -360,7 +364,8 @@ def test_sweep_without_legacy_bindings(tmp_path, capsys):
     runs = {}
     for extra in ([], ["--no-legacy-dt-bindings"]):
         assert main(["sweep", str(tmp_path), "--format", "json", "--fail-on-affected",
-                     "--target-kernel", "6.12", "--rule", "walk-only", *extra]) == (0 if extra else 1)
+                     "--target-kernel", "6.12", "--rule", "walk-only", *extra]) == \
+            (0 if extra else 1)
         out, err = _err_lines(capsys)
         doc = json.loads(out)
         assert err == [f"DTBs in {tmp_path}: target 6.12: rule walk-only: 1 link on 1 board of "
@@ -411,4 +416,5 @@ def test_a_document_without_a_file_is_named_sweep_in_its_errors():
     from auditor.model import SweepFileError, sweep_from_json
     with pytest.raises(SweepFileError) as why:
         sweep_from_json([])
-    assert str(why.value) == "<sweep>: error: not a dtb-audit sweep (the JSON is a list, not an object)"
+    assert str(why.value) == ("<sweep>: error: not a dtb-audit sweep (the JSON is a list, "
+                              "not an object)")
