@@ -365,6 +365,72 @@ def test_the_local_cluster_is_on_loopback_with_one_worker_per_job(story, tmp_pat
     assert given[1]["n_workers"] == (os.cpu_count() or 1)
 
 
+def test_run_history_git_hands_the_question_over_and_writes_what_it_is_asked(
+        story, threaded_cluster, tmp_path, capsys):
+    repo, shas = story
+    address = threaded_cluster.scheduler_address
+    # the target, the rule and the bindings reach every revision
+    asked = Judging(target_kernel="6.1", rule="walk-only", legacy_dt_bindings=False)
+    reference, _, _ = judged(repo.root, ["v6.11..master"], asked)
+    assert run_history_git(repo.root, ["v6.11..master"], target_kernel="6.1", rule="walk-only",
+                           legacy_dt_bindings=False, scheduler=address, fmt="json",
+                           output=tmp_path / "h.json", plot=tmp_path / "h.SVG",
+                           out=sys.stdout, err=sys.stderr) == 0
+    assert capsys.readouterr() == ("", "")
+    assert (tmp_path / "h.json").read_text() == json.dumps(reference, indent=1) + "\n"
+    svg = (tmp_path / "h.SVG").read_text()
+    assert svg.lstrip().startswith("<?xml") and f"+1 {shas['master'][:12]}" in svg
+
+    # text on stdout, with the robot messages; with a mail folder, the messages go there
+    doc, affected, _ = judged(repo.root, ["v6.11..master"])
+    assert run_history_git(repo.root, ["v6.11..master"], scheduler=address, out=sys.stdout,
+                           err=sys.stderr) == 0
+    assert capsys.readouterr() == (format_text(doc, affected, mails=True), "")
+    assert run_history_git(repo.root, ["v6.11..master"], scheduler=address,
+                           mails=tmp_path / "mails", out=sys.stdout, err=sys.stderr) == 0
+    assert capsys.readouterr() == (format_text(doc, affected, mails=False), "")
+    assert [p.name for p in (tmp_path / "mails").iterdir()] == [
+        f"0001-acme_a100-{shas['master'][:12]}.txt"]
+
+
+def test_run_history_git_names_each_revision_that_failed_on_stderr(story, threaded_cluster,
+                                                                   capsys):
+    repo, shas = story
+    broken = repo.commit("arm64: dts: acme: a100: a typo", {
+        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + "&nowhere {\n"})
+    unreadable = repo.commit("scripts: break Makefile.lib", {"scripts/Makefile.lib": "# no\n"})
+    doc, _, _ = judged(repo.root, [f"{shas['removed']}..master"])
+    errors = {r["commit"]: r["error"] for r in doc["revisions"]}
+    capsys.readouterr()
+    assert run_history_git(repo.root, [f"{shas['removed']}..master"],
+                           scheduler=threaded_cluster.scheduler_address, fmt="json",
+                           out=sys.stdout, err=sys.stderr) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == doc
+    # (the in-process worker's own build diagnostics come first)
+    assert err.splitlines(keepends=True)[-2:] == [
+        f"{broken[:12]}: {errors[broken]}\n",                # it says ": error: " itself
+        f"{unreadable[:12]}: error: {errors[unreadable]}\n"]
+    assert ": error: " in errors[broken] and ": error: " not in errors[unreadable]
+
+
+def test_run_history_git_follows_every_commit_of_a_merged_branch_when_asked(
+        story, threaded_cluster, capsys):
+    repo, shas = story
+    repo.git("checkout", "-q", "-b", "side")
+    side = repo.commit("arm64: dts: acme: a100: not coherent on the side", {
+        f"{VENDOR_DIR}/a100.dtsi": soc_dtsi("a100", False, ECAM)})
+    repo.git("checkout", "-q", "master")
+    repo.commit("README: more", {"README": "More.\n"})
+    repo.git("merge", "-q", "--no-ff", "side", "-m", "Merge side")
+    merge = repo.git("rev-parse", "HEAD").strip()
+    for every, listed in ((False, [shas["removed"], merge]), (True, [shas["removed"], side])):
+        assert run_history_git(repo.root, [f"{shas['removed']}..master"], all_commits=every,
+                               scheduler=threaded_cluster.scheduler_address, fmt="json",
+                               out=sys.stdout, err=sys.stderr) == 0
+        assert [r["commit"] for r in json.loads(capsys.readouterr().out)["revisions"]] == listed
+
+
 def test_new_since_first_compares_the_last_revision_with_the_first():
     assert new_since_first([["a"], ["a", "b"], ["b", "c"]]) == ["b", "c"]
     assert new_since_first([["a", "b"], [], ["a"]]) == []
