@@ -438,3 +438,20 @@ def test_sources_are_read_as_utf8_whatever_the_locale(mini):
     assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a100.dtsi",
                                                        f"{VENDOR_DIR}/a200.dtsi"]
     assert [s.where for s in series.skips] == [f"{VENDOR_DIR}/a300.dtsi:{smmu_line(tree, 'a300')}"]
+
+
+@pytest.mark.parametrize("change,reason", [
+    (lambda text: text + "};\n", "{file}:{end}: unmatched '}}'"),
+    (lambda text: "// a line more\n" + text, "{where}: no node opens here"),
+], ids=["braces-unbalanced", "lines-shifted"])
+def test_a_file_changed_since_the_sweep_is_skipped_and_the_rest_patched(mini, change, reason):
+    tree, sweep, corpus = mini
+    dtsi = os.path.join(tree, VENDOR_DIR, "a100.dtsi")
+    text = open(dtsi).read()
+    with open(dtsi, "w") as f:
+        f.write(change(text))
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a200.dtsi"]
+    where = f"{VENDOR_DIR}/a100.dtsi:{smmu_line(tree, 'a300')}"
+    assert [(s.where, s.reason) for s in series.skips][0] == (where, reason.format(
+        where=where, file=f"{VENDOR_DIR}/a100.dtsi", end=text.count("\n") + 1))
