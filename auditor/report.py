@@ -76,7 +76,8 @@ def summary_line(sweep):
     return (f"{shown(sweep.name)}{partial}: {target_words(sweep)}: rule {sweep.rule}: "
             f"{count(len(sweep.links), 'link')} on {count(boards, 'board')} of "
             f"{count(len(sweep.socs), 'SoC')}; "
-            f"{len(affected)} SoCs affected ({passthrough} with PCI/fsl-mc passthrough broken)")
+            f"{count(len(affected), 'SoC')} affected "
+            f"({passthrough} with PCI/fsl-mc passthrough broken)")
 
 
 def _table(sweep, out):

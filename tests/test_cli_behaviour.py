@@ -369,8 +369,8 @@ def test_sweep_without_legacy_bindings(tmp_path, capsys):
         out, err = _err_lines(capsys)
         doc = json.loads(out)
         assert err == [f"DTBs in {tmp_path}: target 6.12: rule walk-only: 1 link on 1 board of "
-                       f"1 SoC; {0 if extra else 1} SoCs affected (0 with PCI/fsl-mc passthrough "
-                       f"broken)"]
+                       f"1 SoC; {'0 SoCs' if extra else '1 SoC'} affected (0 with PCI/fsl-mc "
+                       f"passthrough broken)"]
         runs[bool(extra)] = (doc["legacy_dt_bindings"], doc["target_kernel"], doc["rule"],
                              [(l["master_path"], l["verdict"]) for l in doc["links"]])
     assert runs == {False: (True, "6.12", "walk-only", [("/soc/ldev@2", "broken")]),

@@ -58,7 +58,7 @@ def test_jsonl_fields_and_values(corpus, capsys):
         "notes.dtb: error: bad magic, not a DTB (expected d00dfeed) (at offset 0)"]
     assert err.splitlines()[-1] == (
         f"DTBs in {corpus}: target 7.2 (assumed: the newest modelled; give --target-kernel): "
-        "rule walk-or-device: 3 links on 3 boards of 3 SoCs; 1 SoCs affected "
+        "rule walk-or-device: 3 links on 3 boards of 3 SoCs; 1 SoC affected "
         "(0 with PCI/fsl-mc passthrough broken)")
 
 
