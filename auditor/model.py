@@ -373,7 +373,7 @@ class _Validator:
 
     def obj(self, obj, key, where):
         value = self._get(obj, key, where)
-        self.is_obj(value, f"{where}.{key}" if where != key else key)
+        self.is_obj(value, f"{where}.{key}")
         return value
 
     def strings(self, obj, key, where):

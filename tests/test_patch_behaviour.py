@@ -455,3 +455,38 @@ def test_a_file_changed_since_the_sweep_is_skipped_and_the_rest_patched(mini, ch
     where = f"{VENDOR_DIR}/a100.dtsi:{smmu_line(tree, 'a300')}"
     assert [(s.where, s.reason) for s in series.skips][0] == (where, reason.format(
         where=where, file=f"{VENDOR_DIR}/a100.dtsi", end=text.count("\n") + 1))
+
+
+def test_boards_that_remove_dma_coherent_by_path_or_label_are_all_named(mini):
+    tree, sweep, corpus = mini
+    # Since the sweep, both a100 boards strip the SMMU: one by path, one by label.
+    removal = "\n{} {{\n\t/delete-property/ dma-coherent;\n}};\n"
+    lines = {}
+    for board, ref in (("a100-evk", "&{/soc/iommu@5000000}"), ("a100-mini", "&smmu")):
+        path = os.path.join(tree, VENDOR_DIR, f"{board}.dts")
+        text = open(path).read() + removal.format(ref)
+        with open(path, "w") as f:
+            f.write(text)
+        lines[board] = text.count("\n") - 1
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a200.dtsi"]
+    assert series.skips[0].reason == (
+        f"board files remove its dma-coherent on purpose: {VENDOR_DIR}/a100-evk.dts:"
+        f"{lines['a100-evk']}, {VENDOR_DIR}/a100-mini.dts:{lines['a100-mini']}")
+
+
+def test_an_smmu_written_as_a_label_reference_is_patched_there(mini):
+    tree, sweep, corpus = mini
+    # DTBs built with symbols (-@) give the SMMU's label: since the sweep,
+    # a100.dtsi writes the SMMU's properties in a `&smmu { ... };` block at
+    # the line the sweep recorded.
+    labelled = dataclasses.replace(sweep, links=tuple(
+        link._replace(provider_label="smmu") if link.soc == "acme,a100" else link
+        for link in sweep.links))
+    line = smmu_line(tree, "a100")
+    with open(os.path.join(tree, VENDOR_DIR, "a100.dtsi"), "w") as f:
+        f.write("// moved\n" * (line - 1) + "&smmu {\n\t#iommu-cells = <1>;\n};\n")
+    series = make_series(labelled, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a100.dtsi",
+                                                       f"{VENDOR_DIR}/a200.dtsi"]
+    assert "\n \t#iommu-cells = <1>;\n+\tdma-coherent;\n };\n" in series.patches[0].text
