@@ -490,3 +490,36 @@ def test_an_smmu_written_as_a_label_reference_is_patched_there(mini):
     assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a100.dtsi",
                                                        f"{VENDOR_DIR}/a200.dtsi"]
     assert "\n \t#iommu-cells = <1>;\n+\tdma-coherent;\n };\n" in series.patches[0].text
+
+
+def test_an_smmu_that_says_dma_noncoherent_since_the_sweep_is_left_alone(mini):
+    tree, sweep, corpus = mini
+    dtsi = os.path.join(tree, VENDOR_DIR, "a100.dtsi")
+    text = open(dtsi).read()
+    with open(dtsi, "w") as f:
+        f.write(text.replace("\t\t\t#iommu-cells = <1>;\n",
+                             "\t\t\t#iommu-cells = <1>;\n\t\t\tdma-noncoherent;\n"))
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    assert [p.source_file for p in series.patches] == [f"{VENDOR_DIR}/a200.dtsi"]
+    where = f"{VENDOR_DIR}/a100.dtsi:{smmu_line(tree, 'a100')}"
+    assert [(s.path, s.socs, s.where, s.reason) for s in series.skips
+            if s.where == where] == [
+        ("/soc/iommu@5000000", ["acme,a100"], where,
+         f"{where}: node iommu@5000000 says dma-noncoherent")]
+
+
+def test_trailers_follow_the_whole_message(mini):
+    tree, sweep, corpus = mini
+
+    def fixes(file, line):
+        return "0123456789abcdef0123", "arm64: dts: acme: add a100"
+
+    plain = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    body = plain.patches[0].text.split("\n---\n")[0]
+    signed = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE,
+                         signoff=True)
+    assert signed.patches[0].text.split("\n---\n")[0] == \
+        body + f"\n\nSigned-off-by: {AUTHOR}"
+    fixed = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE, fixes=fixes)
+    assert fixed.patches[0].text.split("\n---\n")[0] == \
+        body + '\n\nFixes: 0123456789ab ("arm64: dts: acme: add a100")'
