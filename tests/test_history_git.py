@@ -291,7 +291,7 @@ def threaded_cluster():
     path without worker processes (quick enough for mutation testing)."""
     from distributed import LocalCluster
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                      host="127.0.0.1", dashboard_address=None,
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
                       silence_logs=logging.ERROR) as cluster:
         yield cluster
 
@@ -301,8 +301,8 @@ def test_a_scheduler_gets_one_chunk_per_worker_thread_and_reports_progress(story
     repo, shas = story
     reference, reference_affected, _ = judged(repo.root, ["v6.11..master"])
     events = []
-    history = history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address,
-                          on_event=events.append)
+    address = threaded_cluster.scheduler_address
+    history = history_git(repo.root, ["v6.11..master"], scheduler=address, on_event=events.append)
     assert history.doc == reference and history.affected == reference_affected
     order = [shas[k] for k in ("initial", "smmu", "master", "comment", "coherent", "removed")]
     assert [r.commit for r in history.results] == order
@@ -313,8 +313,7 @@ def test_a_scheduler_gets_one_chunk_per_worker_thread_and_reports_progress(story
     assert by_chunk == {0: ["started"] + order[:3], 1: ["started"] + order[3:]}
     assert {m["pid"] for m in events} == {os.getpid()}
 
-    history = history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address,
-                          chunk_size=4)
+    history = history_git(repo.root, ["v6.11..master"], scheduler=address, chunk_size=4)
     assert [len(chunk) for chunk in history.chunks] == [4, 2]
     assert history.doc == reference
 

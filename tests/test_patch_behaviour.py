@@ -523,3 +523,24 @@ def test_trailers_follow_the_whole_message(mini):
     fixed = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE, fixes=fixes)
     assert fixed.patches[0].text.split("\n---\n")[0] == \
         body + '\n\nFixes: 0123456789ab ("arm64: dts: acme: add a100")'
+
+
+def test_a_series_by_an_author_whose_name_is_not_ascii(mini):
+    """As git format-patch -s writes it: the patches' From: in RFC 2047 words,
+    the Signed-off-by and the cover letter's shortlog in UTF-8, declared."""
+    tree, sweep, corpus = mini
+    author = "J\u00f6rg R\u00f6del <joro@example.org>"
+    series = make_series(sweep, tree, dependencies(corpus), author=author, date=DATE,
+                         signoff=True)
+    mime = ("MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+            "Content-Transfer-Encoding: 8bit\n\n")
+    for patch in series.patches:
+        head, _, rest = patch.text.partition("\n\n")
+        assert head.split("\n")[1] == "From: =?UTF-8?q?J=C3=B6rg=20R=C3=B6del?= <joro@example.org>"
+        assert patch.text.startswith(head) and (head + "\n\n").endswith(mime)
+        assert f"Signed-off-by: {author}\n" in rest
+    assert series.cover.split("\n")[1] == f"From: {author}"     # git leaves it so there
+    assert mime in series.cover and "J\u00f6rg R\u00f6del (" in series.cover
+    plain = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    texts = [plain.cover] + [p.text for p in plain.patches]
+    assert all("MIME-Version" not in text for text in texts)

@@ -267,9 +267,56 @@ def _diffstat(files):
 
 
 def _message(author, date, subject, body, rest):
+    prefix, _, words = subject.partition("] ")
+    subject = f"{prefix}] " + _header_words(words, len(f"Subject: {prefix}] "))
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
-            f"From: {author}\nDate: {date}\nSubject: {subject}\n\n"
+            f"From: {_mail_address(author)}\nDate: {date}\nSubject: {subject}\n"
+            f"{_MIME if not (words + body).isascii() else ''}\n"
             f"{body}---\n{rest}-- \n{_signature()}\n\n")
+
+
+# What git format-patch adds when the message is not ASCII (git send-email
+# would otherwise stop to ask which 8-bit encoding to declare).
+_MIME = ("MIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
+         "Content-Transfer-Encoding: 8bit\n")
+
+
+def _mail_address(author):
+    """"Name <email>" as git format-patch writes its From: header: a name
+    that is not ASCII as RFC 2047 words, one with RFC 822 specials quoted."""
+    name, sep, address = author.rpartition(" <")
+    if not sep:
+        return author
+    if not name.isascii():
+        name = _rfc2047(name, len("From: "), address=True)
+    elif re.search(r'[()<>\[\]:;@\\,."]', name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}"
+
+
+def _header_words(text, start):
+    """A Subject: text as git writes it: as is when ASCII, else RFC 2047 words."""
+    return text if text.isascii() and "=?" not in text else _rfc2047(text, start)
+
+
+def _rfc2047(text, start, address=False):
+    """git's add_rfc2047(): =?UTF-8?q?...?= words, a line folded before it
+    passes 76 characters (`start` of them already written), a character
+    never split; spaces as =20, and in an address everything but letters,
+    digits and !*+-/ encoded."""
+    out, length = ["=?UTF-8?q?"], start + len("=?UTF-8?q?")
+    for ch in text:
+        raw = ch.encode("utf-8", "surrogateescape")
+        special = len(raw) > 1 or not " " < ch <= "~" or ch in "=?_" or (
+            address and not (ch.isalnum() or ch in "!*+-/"))
+        piece = "".join(f"={b:02X}" for b in raw) if special else ch
+        if length + len(piece) + 2 > 76:
+            out.append("?=\n =?UTF-8?q?")
+            length = len(" =?UTF-8?q?")
+        out.append(piece)
+        length += len(piece)
+    out.append("?=")
+    return "".join(out)
 
 
 def _wrap(text, indent=""):
@@ -407,7 +454,8 @@ def _cover(patches, skips, sweep, author, date, base):
     text = "".join(body)
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {author}\nDate: {date}\n"
-            f"Subject: [PATCH 0/{total}] arm64: dts: mark SMMUs as DMA coherent\n\n"
+            f"Subject: [PATCH 0/{total}] arm64: dts: mark SMMUs as DMA coherent\n"
+            f"{_MIME if not text.isascii() else ''}\n"
             f"{text}-- \n{_signature()}\n\n")
 
 
