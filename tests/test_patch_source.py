@@ -313,9 +313,13 @@ def test_removals_under_every_kind_of_top_node(tmp_path):
                         "\t\t\t/delete-property/ dma-coherent;\n\t\t};\n\t};\n};\n",
         "nested.dts": "&soc {\n\tiommu@1 {\n\t\t/delete-property/ dma-coherent;\n\t};\n};\n",
         "broken.dts": "/ {\n\t/delete-property/ dma-coherent;\n",
+        # a fragment included inside a node: its own top nodes have no path here
+        "fragment.dtsi": "iommu@1 {\n\t/delete-property/ dma-coherent;\n};\n"
+                         "&smmu {\n\t/delete-property/ dma-coherent;\n};\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     assert removals_of(str(tmp_path), list(files) + ["missing.dts"], "/soc/iommu@1",
                        ["smmu"]) == [
-        ("label.dts", 2), ("labelled.dts", 11), ("path.dts", 3), ("root.dts", 4)]
+        ("fragment.dtsi", 5), ("label.dts", 2), ("labelled.dts", 11), ("path.dts", 3),
+        ("root.dts", 4)]
