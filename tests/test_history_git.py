@@ -318,6 +318,20 @@ def test_a_scheduler_gets_one_chunk_per_worker_thread_and_reports_progress(story
     assert history.doc == reference
 
 
+def test_progress_on_a_terminal_counts_revisions_and_goes_away(story, threaded_cluster, capsys,
+                                                               monkeypatch):
+    import auditor.history
+    repo, _ = story
+    monkeypatch.setattr(auditor.history, "progress_wanted", lambda: True)
+    history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address)
+    err = capsys.readouterr().err
+    assert err.startswith("\rrevisions:   0%|") and " 0/6 [" in err and "rev/s]" in err
+    assert "\n" not in err and err.endswith("\r")        # the bar is cleared, not left
+    monkeypatch.setattr(auditor.history, "progress_wanted", lambda: False)
+    history_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address)
+    assert capsys.readouterr().err == ""
+
+
 def test_a_chunk_that_fails_on_its_worker_is_reported_not_dropped(story, threaded_cluster,
                                                                   tmp_path):
     from distributed import Client
