@@ -286,3 +286,21 @@ def test_a_missing_field_is_named(doc, path, where):
     with pytest.raises(SweepFileError) as why:
         sweep_from_json(_set(doc, path, DELETE), "s.json")
     assert str(why.value) == f"s.json: error: not a valid sweep: {where} has no {path[-1]!r}"
+
+
+# -- what the kernels said, as Link records ---------------------------------------------------
+
+def test_links_carry_the_bridge_coherency_notes_and_reasons_the_kernels_gave(tmp_path):
+    """build_sweep from one snippet: a non-coherent PCIe host bridge whose map
+    misses one requester ID, under 6.12 and under 5.15 (a target note)."""
+    from auditor.sweep import build_sweep
+    from snippets import compile_dts, evaluate_dtb, smmu, soc
+    from test_rule import BRIDGE, pcie
+    dtb = compile_dts(tmp_path, "board", soc(smmu(), pcie(extra="")))
+    links = {l.master_path: l for l in build_sweep(evaluate_dtb(dtb, "6.12")).links}
+    assert (links[BRIDGE].bridge_coherent, links[BRIDGE].driver) == (False, "arm-smmu")
+    assert links[BRIDGE + "/rcec@1f,0"].note == "requester ID 0x00f8 is in no iommu-map entry"
+    old = {l.master_path: l for l in build_sweep(evaluate_dtb(dtb, "5.15")).links}
+    assert old[BRIDGE].note == (
+        "VFIO does not ask for IOMMU_CAP_CACHE_COHERENCY before v5.19 (e8ae0e140c05): "
+        "no device is refused for coherency")
