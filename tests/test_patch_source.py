@@ -323,3 +323,30 @@ def test_removals_under_every_kind_of_top_node(tmp_path):
                        ["smmu"]) == [
         ("fragment.dtsi", 5), ("label.dts", 2), ("labelled.dts", 11), ("path.dts", 3),
         ("root.dts", 4)]
+
+
+def test_tokens_at_the_edges_of_cpp_lines():
+    from auditor.patch.dts import _tokens
+    # a directive on the very first line; a continued one followed by an empty line
+    assert list(_tokens("#include <x.h>\n/ { };")) == [
+        ("word", "/", 1), ("{", "{", 1), ("}", "}", 1), (";", ";", 1)]
+    assert list(_tokens("#define A \\\n\n/ {\n};")) == [
+        ("word", "/", 2), ("{", "{", 2), ("}", "}", 3), (";", ";", 3)]
+    # a `#` after a word on the same line is a word (a property such as #size-cells)
+    assert list(_tokens("x #if y;\n")) == [
+        ("word", "x", 0), ("word", "#if", 0), ("word", "y", 0), (";", ";", 0)]
+
+
+def test_statements_at_the_edges():
+    assert [(s.name, s.last) for s in parse_dts("{ };\n/ {\n}\n;\n")] == [("", 0), ("/", 3)]
+    (prop,) = parse_dts('/ { compatible = "acme:x"; };')[0].body
+    assert (prop.name, prop.labels) == ("compatible", [])
+    with pytest.raises(PatchError) as raised:
+        parse_dts("};")
+    assert str(raised.value) == "<dts>:1: unmatched '}'"
+    with pytest.raises(PatchError) as raised:
+        parse_dts("/ {\n", "x.dtsi")
+    assert str(raised.value) == "x.dtsi: unterminated node at end of file"
+    with pytest.raises(PatchError) as raised:
+        add_dma_coherent("/ {\n\tsmmu: iommu@1 { };\n};\n", 2)
+    assert str(raised.value) == "<dts>:2: node iommu@1 is written on one line"
