@@ -221,6 +221,8 @@ def test_reproducible_with_source_date_epoch_and_signoff(mini, monkeypatch):
      "Body.\n"),
     ("Ann Example <ann@example.org>", "arm64: dts: acme: ascii", "Zoë wrote this.\n"),
     ("Ann Example <ann@example.org>", "arm64: dts: acme: ascii", "Plain.\n"),
+    ("Zo\u00eb (ACME) O'Brien <z@example.org>", "arm64: dts: \u00e4_b=c? ~tilde", "Body.\n"),
+    ('Ann "Q" Back\\slash <a@example.org>', "arm64: dts: acme: ascii", "Plain.\n"),
 ])
 def test_mail_headers_are_gits(tmp_path, author, subject, body):
     from auditor.patch.series import _message
