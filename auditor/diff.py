@@ -12,6 +12,7 @@ link is affected when it is a VFIO candidate with a `broken*` verdict (SPEC
 section 4).  Something that exists only in NEW and is affected counts as
 newly affected: a nightly job wants to hear about it.
 """
+from .model import NAMELESS
 from .text import shown
 
 
@@ -239,13 +240,13 @@ def format_history(h, changed_only=False):
     became or stopped being coherent."""
     short = [_short(v) for v in h["versions"]]
     rows = [r for r in h["socs"] if r["changes"] or not changed_only]
-    width = max([len("SoC")] + [len(shown(r["soc"] or "?")) for r in rows])
+    width = max([len("SoC")] + [len(shown(r["soc"] or NAMELESS)) for r in rows])
     cols = [max(len(s), len("unaffected")) for s in short]
     out = ["SoC".ljust(width) + "  " + "  ".join(s.ljust(c) for s, c in zip(short, cols))
            + "  SMMU\n"]
     for r in rows:
         cells = [(v or "-").ljust(c) for v, c in zip(r["verdicts"], cols)]
-        out.append(shown(r["soc"] or "?").ljust(width) + "  " + "  ".join(cells) + "  "
+        out.append(shown(r["soc"] or NAMELESS).ljust(width) + "  " + "  ".join(cells) + "  "
                    + _smmu_story(r, short, h["versions"]) + "\n")
     return "".join(out)
 

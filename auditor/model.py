@@ -104,6 +104,10 @@ class BrokenMaster:
     dtbs: tuple
 
 
+# How messages name a SoC whose DTBs have no root `compatible` (soc None).
+NAMELESS = "?"
+
+
 @dataclass(frozen=True)
 class SocSummary:
     soc: str | None

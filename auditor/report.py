@@ -8,7 +8,7 @@ import json
 
 from kernels.codes import PASSTHROUGH_KINDS, RULES
 
-from .model import LINK_FIELDS
+from .model import LINK_FIELDS, NAMELESS
 from .text import shown
 
 PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
@@ -205,7 +205,8 @@ def sarif_document(sweep):
         if p.source_file and p.source_line is not None:     # a file without a line: no region
             physical["region"] = {"startLine": p.source_line}
         label = f" ({p.label})" if p.label else ""
-        text = (f"{', '.join(s or '?' for s in e['socs'])}: SMMU {p.path}{label} lacks "
+        names = [s or NAMELESS for s in e["socs"]]
+        text = (f"{', '.join(names)}: SMMU {p.path}{label} lacks "
                 f"dma-coherent: VFIO refuses {count(len(masters), 'master')} on "
                 f"{count(len(boards), 'board')} "
                 f"(target {sweep.target_kernel}, rule {sweep.rule}): "
@@ -217,8 +218,7 @@ def sarif_document(sweep):
             "locations": [{"physicalLocation": physical,
                            "logicalLocations": [{"fullyQualifiedName": p.path, "kind": "object"}]}],
             # Stable across runs and line moves: the node and its SoCs, not the line.
-            "partialFingerprints": {"smmuNode/v1": f"{'+'.join(sorted(s or '?' for s in e['socs']))}"
-                                                   f":{p.path}"},
+            "partialFingerprints": {"smmuNode/v1": f"{'+'.join(sorted(names))}:{p.path}"},
             "properties": {"socs": e["socs"], "smmu_path": p.path, "label": p.label,
                            "compatible": list(p.compatible), "driver": p.driver,
                            "boards": boards, "masters": masters,

@@ -888,8 +888,9 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
     `&label { ... }` in a board file: the tree's dtc annotates its DTS output
     (`-T -T`) with every place a node was written, in order, and line markers
     that cpp left carry the original file names. A composite answers for its
-    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp (size, mtime,
-    ctime, inode) and covered by a checksum (a damaged entry is computed again, with a warning).
+    base board. Cached on disk beside the DTBs, keyed by the DTB's stamp
+    (size, mtime, ctime, inode) and covered by a checksum (a damaged entry is
+    computed again, with a warning).
     """
     if corpus.members:
         member, entry = corpus.origin(entry)

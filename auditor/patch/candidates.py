@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from kernels.codes import EVIDENCE_VERDICTS
 
+from ..model import NAMELESS
+
 
 @dataclass
 class Candidate:
@@ -40,10 +42,6 @@ class Skip:
     socs: list                     # names, as soc_names() gives them
     where: str | None
     reason: str
-
-
-# The name of a SoC whose DTBs have no root `compatible`.
-NAMELESS = "?"
 
 
 def soc_names(socs):

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from .candidates import NAMELESS
+from ..model import NAMELESS
 
 
 def check_series(kernel_dir, paths):
