@@ -5,7 +5,7 @@ This is the reference ("naive") version of auditor.sweep.evaluate(), as
 stumpy keeps slow, obvious versions beside its kernels: written from
 ../shared/SPEC.md sections 1-4 and the kernel sources, sharing no code with
 kernels/ (only the drivers' compatible tables, which are data).  bench/
-times it beside the numba sweep; tests/test_naive_agrees.py checks that the
+times it beside the numba sweep; tests/unit/test_naive_agrees.py checks that the
 two give the same links and verdicts.
 
     sweep_dtb(path, rule=None, legacy_dt_bindings=True, dtb=None, target=None)

@@ -29,19 +29,50 @@ def _fresh_dask_offload_thread():
 os.register_at_fork(after_in_child=_fresh_dask_offload_thread)
 
 
+# Fixtures that reach Debian's packages: a test using one is marked `network`
+# by its fixture, so no such test can be left out of the network run.
+NETWORK_FIXTURES = {"real_corpus_factory", "debian_tree", "debian_history_repo"}
+
+# Where a test file lives says what kind of test it is (tests/README.md).
+KIND_OF_FOLDER = {"unit": "unit", "integration": "integration", "slow": "slow",
+                  "network": "network"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        kind = KIND_OF_FOLDER.get(item.path.parent.name)
+        if kind is not None:
+            item.add_marker(kind)
+        if NETWORK_FIXTURES & set(item.fixturenames):
+            item.add_marker("network")
+
+
+_APT_GET_REFUSED = """#!/bin/sh
+echo "E: apt-get $1: this test is not marked network; use the real_corpus_factory fixture" >&2
+exit 100
+"""
+
+
 @pytest.fixture(autouse=True)
 def _private_cache_unless_network(request, tmp_path_factory, monkeypatch):
     """Tests that build nothing from Debian get a private $XDG_CACHE_HOME
-    (sharing only the compiled kernels, which take a minute to compile):
-    their flattened snippet corpora and results, thousands of them, would
-    otherwise pile up in the user's cache.  Tests marked `network` keep the
-    user's cache, where the real boards are built once."""
+    (sharing only the compiled kernels) and an `apt-get` on PATH that
+    refuses to run: whatever they need they make themselves, offline, and
+    one that reaches for Debian's packages fails at once, in-process or in a
+    subprocess.  Tests marked `network` keep the user's cache, where the real
+    boards are built once."""
     if request.node.get_closest_marker("network") is not None:
         yield
         return
     from corpora import private_cache
-    cache = private_cache(tmp_path_factory.mktemp("xdg"))
+    folder = tmp_path_factory.mktemp("xdg")
+    cache = private_cache(folder)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    refusing = folder / "bin"
+    refusing.mkdir()
+    (refusing / "apt-get").write_text(_APT_GET_REFUSED)
+    (refusing / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{refusing}{os.pathsep}{os.environ.get('PATH', '')}")
     yield
 
 
@@ -62,6 +93,22 @@ def real_corpus_factory():
         return built[key]
 
     return build
+
+
+@pytest.fixture(scope="session")
+def debian_tree():
+    """callable(package) -> the Path of Debian's extracted linux-source tree
+    (DT inputs only), e.g. debian_tree("linux-source-6.12")."""
+    from corpus.sources import from_debian
+    return lambda package: from_debian(package).tree
+
+
+@pytest.fixture(scope="session")
+def debian_history_repo():
+    """A git repository of Debian's 5.10, 6.1, 6.12 and 7.2 DT sources as
+    four tagged commits (tests/gitrepo.py), made once in the user's cache."""
+    from gitrepo import debian_history_repo as make
+    return make()
 
 
 # -- a small kernel tree the corpus tests write ------------------------------

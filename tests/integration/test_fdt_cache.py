@@ -11,7 +11,7 @@ import pytest
 
 from corpus import flat, sources
 from corpus.flat import ARRAYS, flatten
-from tests.test_fdt import BOARD, MINIMAL, blob, dtc, nodes_and_props
+from fdtblobs import BOARD, MINIMAL, blob, dtc, nodes_and_props
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 

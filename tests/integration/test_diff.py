@@ -3,7 +3,6 @@
 and a later tree that reverts one addition, as upstream did for sdm845."""
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from auditor.model import SweepFileError, load_sweep
 from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
 from minikernel import VENDOR_DIR, make_minikernel
+from testpaths import GOLDEN
 
 V61 = dict(version=(6, 1, 192), coherent=("a400",))
 V612 = dict(version=(6, 12, 117), coherent=("a100", "a200", "a400"))
@@ -173,7 +173,6 @@ def test_load_sweep_rejects_other_json(tmp_path):
 
 # -- history and diff of saved sweeps (no tree built) ---------------------------------------
 
-GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(scope="module")

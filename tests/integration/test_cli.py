@@ -19,9 +19,8 @@ import pytest
 from auditor.cli import main
 from corpora import private_cache, snippet_corpus
 from minikernel import VENDOR_DIR, make_minikernel
+from testpaths import GOLDEN, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden"
 # What a DTB forged: a raw newline or escape byte in human output.
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
@@ -475,7 +474,7 @@ def test_explain_under_another_target_and_rule(snippets, capsys):
 
 
 def test_explain_without_legacy_bindings(tmp_path, capsys):
-    from snippets import compile_dts, device, smmu, soc
+    from snippets import compile_dts, smmu, soc
     legacy = smmu(extra="mmu-masters = <&ldev 0x1>;")
     dtb = compile_dts(tmp_path, "legacy", soc(legacy, "\t\tldev: ldev@2 { compatible = "
                                                       "\"test,dev\"; #stream-id-cells = <1>; };\n"))
@@ -706,9 +705,9 @@ def test_explain_a_dtb_of_a_built_corpus_judges_as_its_kernel(tmp_path, isolated
 
 
 def test_explain_says_a_disabled_root_disables_nothing(tmp_path, capsys):
-    from snippets import compile_dts
-    from test_rule import ROOT_DISABLED
-    dtb = compile_dts(tmp_path, "root-off", ROOT_DISABLED)
+    from snippets import compile_dts, device, smmu, soc
+    root_disabled = '\tstatus = "disabled";\n' + soc(smmu(), device("dev@1", ""))
+    dtb = compile_dts(tmp_path, "root-off", root_disabled)
     assert main(["explain", str(dtb)]) == 0
     out = capsys.readouterr().out
     assert out.count("available: enabled (status okay up to the root)") == 1

@@ -7,18 +7,17 @@ import random
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.fuzz_parse import check_arrays, check_batch, mutate, parse_one
-from tests.test_fdt import BOARD, dtc
+from fdtblobs import BOARD, dtc
+from testpaths import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
-REPO = Path(__file__).resolve().parent.parent
 GOOD = dtc(BOARD) if shutil.which("dtc") else b""
 
 
@@ -40,7 +39,7 @@ def test_edits_and_truncations(cut, edits):
 @given(words=st.lists(st.sampled_from([1, 2, 3, 4, 9, 0, 0xFFFFFFFF, 0x61000000]), max_size=40))
 def test_token_soup(words):
     # Any sequence of tokens as the structure block of an otherwise valid DTB.
-    from tests.test_fdt import blob
+    from fdtblobs import blob
     b = blob(b"".join(w.to_bytes(4, "big") for w in words))
     a, names = parse_one(b)
     check_arrays(a, names)
@@ -61,11 +60,11 @@ def test_fuzz_command_with_bounds_checking(tmp_path):
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "board.dtb").write_bytes(GOOD)
     (tmp_path / "seeds" / "v16.dtb").write_bytes(dtc(BOARD, 16))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run(
         [sys.executable, "-m", "bench.fuzz_parse", str(tmp_path / "seeds"), "--count", "3000",
          "--out", str(tmp_path / "failed")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "3000 inputs from 2 DTBs" in r.stdout and " 0 failures" in r.stdout

@@ -4,16 +4,15 @@ refused with one line naming the file and the field)."""
 import copy
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from auditor.model import (LINK_FIELDS, SCHEMA, BrokenMaster, CorpusInfo, Link, Provider,
-                           SocSummary, Sweep, SweepFileError, link_json, load_sweep,
+                           SocSummary, SweepFileError, link_json, load_sweep,
                            sweep_from_json)
 from corpus.errors import CorpusError
+from testpaths import GOLDEN
 
-GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture(scope="module")

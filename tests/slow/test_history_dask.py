@@ -15,7 +15,7 @@ import pytest
 
 from auditor.history import history_chunk, history_git, stitch
 from corpus.git import open_repo, revisions
-from gitrepo import debian_history_repo, story_repo
+from gitrepo import story_repo
 
 LS = ("fsl,ls1028a", "fsl,ls1088a")
 
@@ -143,8 +143,8 @@ def test_a_chunk_the_scheduler_gives_up_on_is_reported(story, tmp_path):
 
 
 @pytest.mark.network
-def test_debian_history_on_a_scheduler_and_two_workers(tmp_path):
-    root = debian_history_repo()
+def test_debian_history_on_a_scheduler_and_two_workers(tmp_path, debian_history_repo):
+    root = debian_history_repo
     local = history_git(root, [])
     with dask_cluster(tmp_path / "dask") as address:
         remote = history_git(root, [], scheduler=address, chunk_size=2)

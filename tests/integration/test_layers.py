@@ -15,13 +15,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from testpaths import GOLDEN, ROOT
+
 PACKAGES = ("auditor", "kernels", "corpus")
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def modules():

@@ -28,12 +28,16 @@ def test_default_corpus_is_all_of_linux_6_12():
     assert corpus.identity.startswith("linux-6.12.") and "debian linux-source-6.12" in corpus.identity
     kinds = {kind: sum(e.kind == kind for e in corpus.entries)
              for kind in ("board", "overlay", "composite")}
-    assert kinds == {"board": 1118, "overlay": 99, "composite": 101}
+    # 1,118 boards, 99 overlays and 101 composites in 6.12.117; any point
+    # release of the series stays near that.
+    assert 1100 <= kinds["board"] <= 1150 and 95 <= kinds["overlay"] <= 110, kinds
+    assert 95 <= kinds["composite"] <= 110, kinds
     assert [f"{e.dtb}: {e.error}" for e in corpus.entries if e.error] == []
-    assert len(corpus.boards) == 1118 + 101
+    assert len(corpus.boards) == kinds["board"] + kinds["composite"]
     # a second run compiles nothing
     again = build_corpus()
-    assert (again.root, again.built, again.failed, again.reused) == (corpus.root, 0, 0, 1318)
+    assert (again.root, again.built, again.failed, again.reused) == (
+        corpus.root, 0, 0, len(corpus.entries))
 
 
 def test_layerscape_boards_of_6_1(real_corpus_factory):

@@ -23,7 +23,7 @@ from auditor.history import (Judging, _gather, format_text, history_chunk, histo
 from corpus.errors import CorpusError
 from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
                         revisions)
-from gitrepo import (GitRepo, board, debian_history_repo, rebasing_repo, smmu_line, soc_dtsi,
+from gitrepo import (GitRepo, board, rebasing_repo, smmu_line, soc_dtsi,
                      story_repo)
 from minikernel import ECAM, ENABLE_ENETC, VENDOR_DIR
 
@@ -528,9 +528,9 @@ LS = {"fsl,ls1028a": "arch/arm64/boot/dts/freescale/fsl-ls1028a.dtsi",
 
 
 @pytest.fixture(scope="module")
-def debian_history():
+def debian_history(debian_history_repo):
     """(repo, doc) of the Debian history, judged once on a LocalCluster."""
-    root = debian_history_repo()
+    root = debian_history_repo
     history = history_git(root, [])
     return root, history
 

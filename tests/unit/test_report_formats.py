@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import io
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from auditor import report
 from auditor.model import LINK_FIELDS, Diagnostic, load_sweep
 from auditor.output import text_file
 from auditor.text import shown
+from testpaths import GOLDEN
 
-GOLDEN = Path(__file__).parent / "golden"
 
 
 def render(sweep, fmt):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from bench import bench_parse, fuzz_parse
-from tests.test_fdt import BOARD, dtc
+from fdtblobs import BOARD, dtc
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 

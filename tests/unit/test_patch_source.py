@@ -125,7 +125,7 @@ _names = st.sampled_from(["compatible", "reg", "#iommu-cells", "#global-interrup
                           "acme,quirk", "clocks"])
 _prop = st.builds(lambda name, n, split: (
     [f"{name} = <{' '.join(['0x1'] * n)}>;"] if not split
-    else [f"{name} = <0x1>,", f"\t<0x2>;"]), _names, st.integers(1, 3), st.booleans())
+    else [f"{name} = <0x1>,", "\t<0x2>;"]), _names, st.integers(1, 3), st.booleans())
 _comment = st.sampled_from([["/* { ; } */"], ["// };"], ["/*", " * text", " */"]])
 _child = st.builds(lambda k: [f"child@{k} {{", "\treg = <0x%x 0x4>;" % k, "};"],
                    st.integers(0, 9))

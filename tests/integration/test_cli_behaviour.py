@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ from auditor.cli import main
 from auditor.diff import diff_sweeps, history, rule_mismatch
 from auditor.model import load_sweep
 from corpus.errors import CorpusError
+from testpaths import GOLDEN
 
-GOLDEN = Path(__file__).parent / "golden"
 SAVED = GOLDEN / "snippets/sweep.json"
 NEITHER = "not a .dtb, a folder of DTBs, a kernel tree or a tarball"
 

@@ -19,8 +19,8 @@ from auditor.sweep import sweep_corpus
 from corpora import snippet_corpus
 from corpus.build import build_corpus
 from minikernel import VENDOR_DIR, make_minikernel, smmu_line
+from testpaths import GOLDEN
 
-GOLDEN = Path(__file__).parent / "golden"
 RULE_IDS = ["DTBA001", "DTBA002"]
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,8 +29,8 @@ from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
 from corpus.errors import CorpusError
 from corpus.flat import ARRAYS, flatten
 from tests.conftest import SMALL_TREE, write_tree
+from testpaths import ROOT
 
-REPO = Path(__file__).absolute().parents[1]
 HANG = 60                 # seconds: a run that takes longer has hung
 N_GAMMA = 40
 N_TARGETS = 10 + N_GAMMA  # SMALL_TREE's outputs and the gamma boards
@@ -105,11 +104,11 @@ def wait_for_the_build(proc, out):
 
 def environment(xdg):
     return dict(os.environ, XDG_CACHE_HOME=str(xdg), CI="1",
-                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
 def start_cli(args, xdg, save_every=2.0, **kw):
-    return subprocess.Popen([sys.executable, "-c", CLI, str(save_every), *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-c", CLI, str(save_every), *args], cwd=ROOT,
                             env=environment(xdg), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
@@ -235,7 +234,7 @@ def test_kill_while_flattening(many_dtbs, tmp_path, monkeypatch, capsys, how, se
     xdg = tmp_path / "xdg"
     monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
     rng = random.Random(f"{how}-{seed}")
-    proc = subprocess.Popen([sys.executable, "-c", FLATTEN, str(root)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-c", FLATTEN, str(root)], cwd=ROOT,
                             env=environment(xdg), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == "ready\n"
@@ -259,7 +258,7 @@ def test_concurrent_flattens(many_dtbs, tmp_path, monkeypatch, capsys):
     root, paths, truth = many_dtbs
     xdg = tmp_path / "xdg"
     monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
-    procs = [subprocess.Popen([sys.executable, "-c", FLATTEN, str(root)], cwd=REPO,
+    procs = [subprocess.Popen([sys.executable, "-c", FLATTEN, str(root)], cwd=ROOT,
                               env=environment(xdg), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [p.communicate(timeout=HANG) for p in procs]

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from kernels import jit
+from testpaths import ROOT
 
-SOURCE = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
@@ -53,7 +53,7 @@ def scratch(tmp_path):
     """A copy of the packages, a DTB, and a runner of SNIPPET in a fresh process."""
     root = tmp_path / "src"
     for package in ("kernels", "corpus", "auditor"):
-        shutil.copytree(SOURCE / package, root / package,
+        shutil.copytree(ROOT / package, root / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     dtb = tmp_path / "board.dtb"
     subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(dtb), "-"],
@@ -121,7 +121,7 @@ def test_corrupt_cache_files_are_compiled_again(scratch, damage):
 def test_the_key_covers_numba_settings_that_change_machine_code():
     code = "from kernels import jit; jit.install(); print(jit.kernels_key())"
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_BOUNDSCHECK"}
-    keys = [subprocess.run([sys.executable, "-c", code], cwd=SOURCE, capture_output=True,
+    keys = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                            text=True, check=True, env=dict(env, **extra)).stdout.strip()
             for extra in ({}, {"NUMBA_BOUNDSCHECK": "1"})]
     assert len(keys[0]) == 16 and keys[0] != keys[1]
@@ -192,7 +192,7 @@ def _tier_run(tmp_path, work_bytes, xdg):
     env = dict(os.environ, XDG_CACHE_HOME=str(xdg))
     env.pop("NUMBA_DISABLE_JIT", None)
     p = subprocess.run([sys.executable, "-c", TIER, str(dtb), str(tmp_path), str(work_bytes)],
-                       cwd=SOURCE, env=env, capture_output=True, text=True)
+                       cwd=ROOT, env=env, capture_output=True, text=True)
     assert p.returncode == 0 and not p.stderr, p.stderr
     return json.loads(p.stdout)
 
@@ -224,7 +224,7 @@ def test_compile_ahead_marks_the_key_complete_only_when_nothing_is_left_to_compi
     code = ("import json; from kernels import jit; lazy = jit.compile_all(); "
             "print(json.dumps([lazy, str(jit.cache_path())]))")
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
-    p = subprocess.run([sys.executable, "-c", code], cwd=SOURCE, env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                        text=True, check=True)
     import json
     lazy, folder = json.loads(p.stdout)
