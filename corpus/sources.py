@@ -309,22 +309,23 @@ def from_tarball(tarball: Path, origin: str | None = None, key: str | None = Non
 
 def _complete(tarball: Path, dest: Path) -> None:
     """Add MAINTAINER_FILES to a tree extracted before they were kept (only
-    adding files: a process reading the tree meanwhile is not disturbed)."""
+    adding files: a process reading the tree meanwhile is not disturbed).
+    The tree serves the DT build without them: a failure is a warning."""
     status(f"reading {' and '.join(MAINTAINER_FILES)} of {tarball.name}")
     work = temporary_folder(dest.parent, "extract")
     try:
-        try:
-            if not _extract_with_gnu_tar(tarball, work, MAINTAINER_FILES):
-                shutil.rmtree(work)
-                work.mkdir()
-                _extract_with_python(tarball, work, keep=MAINTAINER_FILES.__contains__)
-        except (tarfile.TarError, EOFError, OSError) as why:
-            raise SourceError(f"{tarball}: error: cannot read the tarball: {why}") from None
+        if not _extract_with_gnu_tar(tarball, work, MAINTAINER_FILES):
+            shutil.rmtree(work)
+            work.mkdir()
+            _extract_with_python(tarball, work, keep=MAINTAINER_FILES.__contains__)
         for rel in MAINTAINER_FILES:
             if (work / rel).is_file():
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(work / rel, dest / rel)
         (dest / _COMPLETE).touch()
+    except (tarfile.TarError, EOFError, OSError, SourceError) as why:
+        diagnostic(f"{tarball}: warning: cannot add {' and '.join(MAINTAINER_FILES)} to "
+                   f"{dest}: {why}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -690,6 +691,12 @@ def from_debian(spec: str = DEFAULT_DEBIAN) -> Source:
     try:
         tarball = _tarball_from_deb(deb, work)
         return from_tarball(tarball, origin, key=key)
+    except SourceError as why:
+        if not dest.is_dir():
+            raise
+        diagnostic(str(why).replace(": error: ", ": warning: ", 1) +
+                   f" (so {dest} lacks {' and '.join(MAINTAINER_FILES)})")
+        return from_kernel_dir(dest, origin)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -3,6 +3,7 @@ DT build's inputs, MAINTAINERS and scripts/get_maintainer.pl: `patch`
 runs them to address its mails (issue 18, item 4). A tree extracted before
 they were kept gets them from its tarball once; a tarball without them
 (not a whole kernel's) is still read by the fast way."""
+import os
 import tarfile
 
 import pytest
@@ -70,3 +71,20 @@ def test_tree_extracted_before_gets_them_once(small_tree, tmp_path, extractor, m
     monkeypatch.setattr(sources, "_extract_with_python", None)
     (tree / "MAINTAINERS").unlink()
     assert build_corpus(tarball=tarball, select=["acme/acme-a.dtb"]).kernel_dir == tree
+
+
+def test_tree_extracted_before_still_serves_when_its_tarball_cannot_be_read(
+        small_tree, tmp_path, capsys):
+    tarball = _tarball(small_tree, tmp_path / "linux-6.12.0-test.tar.gz")
+    tree = build_corpus(tarball=tarball, select=["acme/acme-a.dtb"]).kernel_dir
+    for rel in ("MAINTAINERS", "scripts/get_maintainer.pl", ".maintainer-files"):
+        (tree / rel).unlink()
+    stat = tarball.stat()
+    tarball.write_bytes(b"\x1f\x8b" + b"\0" * (stat.st_size - 2))   # damaged, same key
+    os.utime(tarball, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    capsys.readouterr()
+    again = build_corpus(tarball=tarball, select=["acme/acme-a.dtb"])
+    assert again.kernel_dir == tree and again.reused == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{tarball.resolve()}: warning: cannot add MAINTAINERS and "
+                           f"scripts/get_maintainer.pl to {tree}: ")
