@@ -8,6 +8,8 @@ here offline (kernel sources are never committed): a script written here
 stands in for it, answering as it does (one address a line; names with
 other than letters, digits, spaces and '-' in double quotes); the real one
 runs in tests/test_patch_recipients_real.py."""
+import contextlib
+import io
 import os
 import subprocess
 import time
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from auditor.cli import main
-from minikernel import VENDOR_DIR, make_minikernel
+from minikernel import make_minikernel
 
 # Per file of the mini tree, as get_maintainer.pl would print them for an
 # ARM/ACME SUPPORT entry (M:, R:, L:) and the device-tree entry (M:, L:):
@@ -45,7 +47,6 @@ my %seen;
 print join("\n", grep { !$seen{$_}++ } @out) . "\n";
 """
 
-A100 = f"{VENDOR_DIR}/a100.dtsi"
 
 
 def _tree(tmp_path, script=FAKE, maintainers=True):
@@ -61,8 +62,6 @@ def _tree(tmp_path, script=FAKE, maintainers=True):
 
 def _patch(tree, out, *options):
     """(exit status, {file name: text}, stderr) of `dtb-audit patch` on the tree."""
-    import io
-    import contextlib
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         status = main(["patch", "--kernel", str(tree), "-o", str(out), "--from",
