@@ -48,7 +48,6 @@ print join("\n", grep { !$seen{$_}++ } @out) . "\n";
 """
 
 
-
 def _tree(tmp_path, script=FAKE, maintainers=True):
     tree = Path(make_minikernel(tmp_path / "linux"))
     if script is not None:
