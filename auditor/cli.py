@@ -421,6 +421,10 @@ def add_patch_arguments(parser):
     parser.add_argument("-s", "--signoff", action="store_true",
                         help="add Signed-off-by: with the author (only once you have "
                              "confirmed the change on hardware)")
+    parser.add_argument("--no-recipients", dest="recipients", action="store_false",
+                        help="no To: and Cc: (by default, each patch's as the tree's "
+                             "scripts/get_maintainer.pl names them, the cover letter's all of "
+                             "them)")
     add_rule_arguments(parser)
     add_jobs_argument(parser)
 
@@ -448,7 +452,7 @@ def patch(args) -> int:
                     if corpus is not None else None)
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
                        verify=args.verify, author=args.author, signoff=args.signoff,
-                       fixes=_fixes(kernel_dir), jobs=args.jobs)
+                       fixes=_fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
 
 
 def _fixes(kernel_dir):

@@ -4,7 +4,8 @@ A tarball is read as a stream and only the members the DT build needs are
 written out (the device-tree folders of every architecture, because arm64
 files include arm/ and riscv/ ones through scripts/dtc/include-prefixes;
 include/dt-bindings and include/uapi, which some dt-bindings headers link
-into; scripts/dtc; the DT Makefiles; the top Makefile for the version).
+into; scripts/dtc; the DT Makefiles; the top Makefile for the version),
+and MAINTAINERS with scripts/get_maintainer.pl, which address `patch`'s mails.
 Extracted trees and downloaded packages live in the cache, keyed so that a
 second run finds them without reading the tarball or the network again;
 apt's answer to "which version" is remembered with the stamps of every file
@@ -167,12 +168,25 @@ def dt_input(rel: str) -> bool:
     return False
 
 
+# Kept beyond the DT build's inputs: what `patch` runs to address its mails.
+MAINTAINER_FILES = ("MAINTAINERS", "scripts/get_maintainer.pl")
+# In an extracted tree: written once the tree holds MAINTAINER_FILES (or its
+# tarball has none). A tree extracted before they were kept lacks it, and
+# gets them from its tarball once (_complete).
+_COMPLETE = ".maintainer-files"
+
+
+def kept(rel: str) -> bool:
+    """Whether an extraction writes the file at `rel`: dt_input, or MAINTAINER_FILES."""
+    return dt_input(rel) or rel in MAINTAINER_FILES
+
+
 _DECOMPRESSORS = {".xz": ["xz", "-T0", "-dc"], ".gz": ["gzip", "-dc"], ".tgz": ["gzip", "-dc"],
                   ".bz2": ["bzip2", "-dc"], ".zst": ["zstd", "-dc"]}
 # What GNU tar is asked for, below the tarball's top folder; every kernel has
 # each of these (Makefile.* covers Makefile.lib, and Makefile.dtbs since v6.11).
 _TAR_PATTERNS = ("arch/*/boot/dts/*", "include/dt-bindings/*", "include/uapi/*",
-                 "scripts/dtc/*", "scripts/Makefile.*", "Makefile")
+                 "scripts/dtc/*", "scripts/Makefile.*", "Makefile", *MAINTAINER_FILES)
 
 
 def _decompressor(tarball: Path) -> list[str] | None:
@@ -192,7 +206,7 @@ def _top_folder(tarball: Path) -> str:
     return "" if top in _TOP_LEVEL else top + "/"
 
 
-def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
+def _extract_with_gnu_tar(tarball: Path, work: Path, patterns=_TAR_PATTERNS) -> bool:
     """The fast way: GNU tar picks the members (about 7 s for Linux 6.12 on 2 cores)."""
     unpack = _decompressor(tarball)
     tar = shutil.which("tar")
@@ -205,15 +219,21 @@ def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
     strip = [f"--strip-components={top.count('/')}"] if top else []
     source = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     proc = subprocess.run([tar, "-x", "-f", "-", "-C", str(work), "--wildcards",
-                           "--no-same-owner", *strip, *[top + p for p in _TAR_PATTERNS]],
-                          stdin=source.stdout, capture_output=True, text=True)
+                           "--no-same-owner", *strip, *[top + p for p in patterns]],
+                          stdin=source.stdout, capture_output=True, text=True,
+                          env=dict(os.environ, LC_ALL="C"))
     source.stdout.close()
     source.wait()
-    return proc.returncode == 0 and source.returncode == 0
+    # A tarball without MAINTAINER_FILES (not a whole kernel's) is still read.
+    missing = {top + f + ": Not found in archive" for f in MAINTAINER_FILES}
+    errors = [line.split(": ", 1)[-1] for line in proc.stderr.splitlines()]
+    tolerated = proc.returncode == 2 and all(
+        e in missing or e == "Exiting with failure status due to previous errors" for e in errors)
+    return (proc.returncode == 0 or tolerated) and source.returncode == 0
 
 
-def _extract_with_python(tarball: Path, work: Path) -> None:
-    """The portable way: Python's tarfile reads the stream and keeps what dt_input says."""
+def _extract_with_python(tarball: Path, work: Path, keep=kept) -> None:
+    """The portable way: Python's tarfile reads the stream and keeps what `keep` says."""
     safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     unpack = _decompressor(tarball)
     proc = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.PIPE) if unpack else None
@@ -225,7 +245,7 @@ def _extract_with_python(tarball: Path, work: Path) -> None:
             # linux-source-6.12/); `git archive` output may not.
             if rel.split("/", 1)[0] not in _TOP_LEVEL:
                 rel = rel.split("/", 1)[1] if "/" in rel else ""
-            if not rel or not dt_input(rel) or member.isdir():
+            if not rel or not keep(rel) or member.isdir():
                 continue
             member.name = rel
             if member.islnk():  # hard links name another member, prefix and all
@@ -255,6 +275,7 @@ def _extract(tarball: Path, dest: Path) -> None:
             raise SourceError(f"{tarball}: error: cannot read the tarball: {why}") from None
         if not (work / DTS_DIR).is_dir() or not (work / "Makefile").is_file():
             raise SourceError(f"{tarball}: error: not a kernel tarball (no Makefile or {DTS_DIR})")
+        (work / _COMPLETE).touch()
         try:
             os.rename(work, dest)
         except OSError:
@@ -281,7 +302,32 @@ def from_tarball(tarball: Path, origin: str | None = None, key: str | None = Non
     if not dest.is_dir():
         status(f"reading the device-tree files of {tarball.name}")
         _extract(tarball, dest)
+    elif not (dest / _COMPLETE).exists():
+        _complete(tarball, dest)
     return from_kernel_dir(dest, origin or str(tarball))
+
+
+def _complete(tarball: Path, dest: Path) -> None:
+    """Add MAINTAINER_FILES to a tree extracted before they were kept (only
+    adding files: a process reading the tree meanwhile is not disturbed).
+    The tree serves the DT build without them: a failure is a warning."""
+    status(f"reading {' and '.join(MAINTAINER_FILES)} of {tarball.name}")
+    work = temporary_folder(dest.parent, "extract")
+    try:
+        if not _extract_with_gnu_tar(tarball, work, MAINTAINER_FILES):
+            shutil.rmtree(work)
+            work.mkdir()
+            _extract_with_python(tarball, work, keep=MAINTAINER_FILES.__contains__)
+        for rel in MAINTAINER_FILES:
+            if (work / rel).is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(work / rel, dest / rel)
+        (dest / _COMPLETE).touch()
+    except (tarfile.TarError, EOFError, OSError, SourceError) as why:
+        diagnostic(f"{tarball}: warning: cannot add {' and '.join(MAINTAINER_FILES)} to "
+                   f"{dest}: {why}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 # -- Debian's linux-source-X -------------------------------------------------
@@ -639,19 +685,25 @@ def from_debian(spec: str = DEFAULT_DEBIAN) -> Source:
     key = deb.name.removesuffix(".deb")
     dest = cache_dir() / "trees" / key
     origin = f"debian {spec}"
-    if dest.is_dir():
+    if dest.is_dir() and (dest / _COMPLETE).exists():
         return from_kernel_dir(dest, origin)
     work = temporary_folder(deb.parent, "deb")
     try:
         tarball = _tarball_from_deb(deb, work)
         return from_tarball(tarball, origin, key=key)
+    except SourceError as why:
+        if not dest.is_dir():
+            raise
+        diagnostic(str(why).replace(": error: ", ": warning: ", 1) +
+                   f" (so {dest} lacks {' and '.join(MAINTAINER_FILES)})")
+        return from_kernel_dir(dest, origin)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def copy_dt_tree(src, dst) -> None:
-    """Copy what a DT build reads of a kernel tree (dt_input: what a tarball
-    extraction keeps) from src to dst, symlinks as symlinks."""
+    """Copy what a DT build reads of a kernel tree (dt_input) from src to
+    dst, symlinks as symlinks."""
     def may_hold(rel):
         parts = rel.split("/")
         return dt_input(rel + "/x") or (parts[0] in ("arch", "include", "scripts")

@@ -3,6 +3,7 @@
     dts.py         DTS source editing: statements, the node at a line, the edit
     candidates.py  which SMMU nodes the evidence accuses (SPEC section 4)
     series.py      the mbox patches and the cover letter
+    recipients.py  their To: and Cc:, from the tree's get_maintainer.pl
     verify.py      git apply --check, and apply + rebuild + sweep again
 
 The loop on a real tree (Debian's 6.1 here; `--kernel DIR` for your own):
@@ -10,12 +11,13 @@ The loop on a real tree (Debian's 6.1 here; `--kernel DIR` for your own):
 """
 from .candidates import Candidate, Skip, candidates
 from .dts import PatchError
+from .recipients import Recipients
 from .series import Patch, Series, make_series, remove_old_series, write_series
 from .verify import Verification, check_series, format_verification, verify_series
 
 
 def run(sweep, kernel_dir, out_dir, dependencies=None, verify=False, author=None,
-        signoff=False, fixes=None, jobs=None, out=None, err=None):
+        signoff=False, fixes=None, jobs=None, out=None, err=None, recipients=True):
     """`dtb-audit patch`: write the series for `sweep` into out_dir, check it.
 
     Exit status: 0 with the series written (or nothing to patch), 1 when a
@@ -24,10 +26,12 @@ def run(sweep, kernel_dir, out_dir, dependencies=None, verify=False, author=None
     out = out or sys.stdout
     err = err or sys.stderr
     series = make_series(sweep, kernel_dir, dependencies, author=author, signoff=signoff,
-                         fixes=fixes)
+                         fixes=fixes, recipients=recipients)
     for skip in series.skips:
         err.write(f"{skip.where or skip.path}: warning: {skip.path} "
                   f"({', '.join(skip.socs)}) not patched: {skip.reason}\n")
+    for warning in series.warnings:
+        err.write(warning + "\n")
     if not series.patches:
         err.write("dtb-audit: no SMMU node to patch\n")
         return 0
@@ -46,6 +50,6 @@ def run(sweep, kernel_dir, out_dir, dependencies=None, verify=False, author=None
     return status
 
 
-__all__ = ["Candidate", "Patch", "PatchError", "Series", "Skip", "Verification", "candidates",
-           "check_series", "format_verification", "make_series", "run", "verify_series",
-           "write_series"]
+__all__ = ["Candidate", "Patch", "PatchError", "Recipients", "Series", "Skip", "Verification",
+           "candidates", "check_series", "format_verification", "make_series", "run",
+           "verify_series", "write_series"]

@@ -12,6 +12,9 @@ LS1088A put it; otherwise after the node's last property other than
 Before a node is patched it is checked against the tree the patch applies
 to: the node written at the recorded line must be the SMMU node (its name
 with unit address and the nodes around it), else the patch is refused.
+
+Each patch is addressed (To:, Cc:) as the tree's get_maintainer.pl says for
+it (auditor/patch/recipients.py), the cover letter to all of them.
 """
 import datetime
 import hashlib
@@ -27,6 +30,7 @@ from ..report import tool_version
 from .candidates import Skip, candidates, soc_names
 from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
                   removals_of, written_as)
+from .recipients import Recipients, recipients as find_recipients, union
 
 DTS_ROOT = "arch/arm64/boot/dts"
 WIDTH = 72
@@ -40,6 +44,7 @@ class Patch:
     candidates: list
     text: str            # the whole mbox message
     filename: str
+    recipients: Recipients = Recipients()
 
 
 @dataclass
@@ -49,10 +54,11 @@ class Series:
     cover: str           # cover letter text
     base_commit: str | None
     files: list = field(default_factory=list)    # written paths, cover letter first
+    warnings: list = field(default_factory=list)  # "file: warning: ..." lines
 
 
 def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, signoff=False,
-                fixes=None):
+                fixes=None, recipients=True):
     """The Series for a Sweep of a corpus built from `kernel_dir`.
 
     dependencies: {dtb: files it was built from, relative to kernel_dir}
@@ -60,6 +66,8 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
     searched for a board that strips the node of `dma-coherent`.
     fixes: callable(file, line) -> (sha12, subject) or None, the commit that
     introduced the node, for a `Fixes:` tag (a git checkout's history).
+    recipients: address the mails as the tree's get_maintainer.pl says
+    (False: no To: or Cc:).
 
     One patch per source file that writes accused SMMU nodes; skipped:
     nodes that a board file strips of `dma-coherent`, nodes that already
@@ -123,21 +131,31 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
             made.append((source_file, old, new, sorted(kept, key=lambda c: c.source_line)))
 
     total = len(made)
-    patches = []
+    drafts = []         # (number, subject, file, candidates, body, diffstat and diff)
     for i, (source_file, old, new, kept) in enumerate(made, 1):
-        subject = _subject(source_file, kept)
-        diff = _diff(kernel_dir, source_file, old, new)
         body = _body(kept, sweep)
         tags = _fixes_tags(kept, fixes)
         if tags or signoff:
             body += "\n" + tags + (f"Signed-off-by: {author}\n" if signoff else "")
-        text = _message(author, date, f"[PATCH {i}/{total}] {subject}", body,
-                        _diffstat([(source_file, 1 * len(kept))]) + "\n" + diff)
-        patches.append(Patch(i, subject, source_file, kept, text,
-                             f"{i:04d}-{_slug(subject)}.patch"))
+        drafts.append((i, _subject(source_file, kept), source_file, kept, body,
+                       _diffstat([(source_file, 1 * len(kept))]) + "\n" +
+                       _diff(kernel_dir, source_file, old, new)))
+
+    def mail(draft, to=Recipients()):
+        i, subject, _, _, body, rest = draft
+        return _message(author, date, f"[PATCH {i}/{total}] {subject}", body, rest, to)
+
+    # get_maintainer.pl reads the mail as it will be sent, but for its To: and Cc:.
+    found, warnings = [Recipients()] * total, []
+    if recipients and drafts:
+        found, warning = find_recipients(kernel_dir, [mail(d) for d in drafts])
+        warnings += [warning] if warning else []
+    patches = [Patch(d[0], d[1], d[2], d[3], mail(d, to), f"{d[0]:04d}-{_slug(d[1])}.patch", to)
+               for d, to in zip(drafts, found)]
     base = _base_commit(kernel_dir)
-    cover = _cover(patches, skips, sweep, author, date, base)
-    return Series(patches, skips, cover, base)
+    cover = _cover(patches, skips, sweep, author, date, base,
+                   union([p.recipients for p in patches]))
+    return Series(patches, skips, cover, base, warnings=warnings)
 
 
 def _fixes_tags(kept, fixes):
@@ -266,12 +284,12 @@ def _diffstat(files):
     return "".join(lines)
 
 
-def _message(author, date, subject, body, rest):
+def _message(author, date, subject, body, rest, to=Recipients()):
     prefix, _, words = subject.partition("] ")
     subject = f"{prefix}] " + _header_words(words, len(f"Subject: {prefix}] "))
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {_mail_address(author)}\nDate: {date}\nSubject: {subject}\n"
-            f"{_MIME if not (words + body).isascii() else ''}\n"
+            f"{_MIME if not (words + body).isascii() else ''}{to.headers()}\n"
             f"{body}---\n{rest}-- \n{_signature()}\n\n")
 
 
@@ -425,7 +443,7 @@ def _listing(masters, show, most=12):
     return lines
 
 
-def _cover(patches, skips, sweep, author, date, base):
+def _cover(patches, skips, sweep, author, date, base, to=Recipients()):
     total = len(patches)
     identity = sweep.corpus.identity or "the tree"
     body = [_wrap(
@@ -455,7 +473,7 @@ def _cover(patches, skips, sweep, author, date, base):
     return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
             f"From: {author}\nDate: {date}\n"
             f"Subject: [PATCH 0/{total}] arm64: dts: mark SMMUs as DMA coherent\n"
-            f"{_MIME if not text.isascii() else ''}\n"
+            f"{_MIME if not text.isascii() else ''}{to.headers()}\n"
             f"{text}-- \n{_signature()}\n\n")
 
 
