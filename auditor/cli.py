@@ -462,6 +462,58 @@ def _fixes(kernel_dir):
     return lambda path, line: introducing_commit(kernel_dir, path, line)
 
 
+# -- dtb-audit bootlog ------------------------------------------------------------------
+
+def add_bootlog_arguments(parser):
+    parser.add_argument("logs", nargs="+", metavar="LOG|DIR",
+                        help="kernel boot logs (dmesg, serial captures, KernelCI logs; "
+                             "gzip too), or folders of them")
+    add_source_arguments(parser)
+    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
+                        help="judge the DT's coherency as this kernel does (default: the "
+                             "version of the tree the corpus was built from)")
+    parser.add_argument("--board", metavar="BOARD",
+                        help="the board of logs that print no `Machine model:` line "
+                             "(a DTB path or name of the corpus)")
+    parser.add_argument("--format", choices=("table", "json"),
+                        help="output format (default: table on a terminal, json otherwise)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the report here (whole or not at all)")
+    parser.add_argument("--partial", action="store_true",
+                        help="use a corpus whose build was interrupted")
+    add_jobs_argument(parser)
+
+
+def bootlog(args) -> int:
+    """Exit 2 when no log could be used, 0 otherwise."""
+    import json
+
+    from auditor.bootlog import audit, board_index, format_table
+    from auditor.output import Stderr, write_report
+    from auditor.sweep import target_for
+
+    corpus = _build(args, partial=args.partial)
+    boards = board_index(corpus, target_for(corpus, args.target_kernel
+                                            and str(args.target_kernel)))
+    err = Stderr()
+    problems = []
+
+    def problem(line):
+        problems.append(line)
+        err.line(line)
+    doc = audit(args.logs, boards, args.board, problem)
+    to_terminal = args.output is None and sys.stdout.isatty()
+    fmt = args.format or ("table" if to_terminal else "json")
+    if fmt == "json":
+        write_report(args.output, lambda f: (json.dump(doc, f, indent=1), f.write("\n")))
+    else:
+        write_report(args.output, lambda f: f.write(format_table(doc)))
+    if not doc["logs"] and problems:
+        err.line("dtb-audit: error: no boot log could be used")
+        return 2
+    return 0
+
+
 # -- the table ---------------------------------------------------------------
 
 COMMANDS = [
@@ -480,6 +532,8 @@ COMMANDS = [
      add_history_arguments, history),
     (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
      add_patch_arguments, patch),
+    (("bootlog",), "what kernel boot logs say of each SMMU's coherency register, against the DT",
+     add_bootlog_arguments, bootlog),
 ]
 
 

@@ -243,7 +243,7 @@ def test_real_boards_diff_and_history(real):
 # -- the commands' help -----------------------------------------------------------------------
 
 COMMANDS = [[], ["corpus"], ["corpus", "build"], ["sweep"], ["explain"], ["check-parser"],
-            ["diff"], ["history"], ["patch"]]
+            ["diff"], ["history"], ["patch"], ["bootlog"]]
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: "-".join(w) or "top")
