@@ -53,6 +53,10 @@ class LogError(CorpusError):
     """A log that cannot be used; str() is "file: error: why"."""
 
 
+class _OtherBoard(LogError):
+    """A log of a board the corpus lacks."""
+
+
 # -- reading one log ---------------------------------------------------------------
 
 @dataclass
@@ -409,9 +413,12 @@ def log_files(paths):
             raise LogError(f"{p}: error: no such file or folder")
 
 
-def audit(paths, boards: Boards, board=None, problem=lambda line: None) -> dict:
+def audit(paths, boards: Boards, board=None, problem=lambda line: None,
+          others_quiet=False) -> dict:
     """The bootlog document of the logs under `paths`; each log that cannot
-    be used is one `problem(line)` and the others go on."""
+    be used is one `problem(line)` and the others go on.  others_quiet: logs
+    naming a board that `boards` lacks are passed over in silence (boards is
+    one board of a bigger folder of logs)."""
     fixed = None
     if board is not None:
         fixed = boards.find(board)
@@ -421,6 +428,9 @@ def audit(paths, boards: Boards, board=None, problem=lambda line: None) -> dict:
     for name in log_files(paths):
         try:
             logs += _one_log(name, boards, fixed, problem)
+        except _OtherBoard as why:
+            if not others_quiet:
+                problem(str(why))
         except LogError as why:
             problem(str(why))
     return {"schema": SCHEMA, "tool": "dtb-audit", "kind": "bootlog",
@@ -451,7 +461,7 @@ def _boots(name, data, boards, fixed, truncated, problem):
         if b.model is not None:
             ds = boards.by_model.get(b.model)
             if not ds:
-                raise LogError(f"{name}: error: names no board of this corpus "
+                raise _OtherBoard(f"{name}: error: names no board of this corpus "
                                f"(Machine model: {shown(b.model)})")
         elif fixed is not None:
             ds = [fixed]
