@@ -29,6 +29,7 @@ text.shown() in the table; JSON escapes by its own rules.
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import re
 import zlib
@@ -155,8 +156,25 @@ def _lines(data, word, start=0):
         if end < 0:
             end = len(data)
         # latin-1: one character per byte, as DTB strings are read (flat.py).
-        yield at, data[at + n:end].decode("latin-1").replace("\r", "").rstrip()
+        text = data[at + n:end].decode("latin-1").replace("\r", "").rstrip()
+        if _LAVA in data[data.rfind(b"\n", 0, at) + 1:at]:
+            text = _lava_message(text)
+        yield at, text
         at = find(word, end)
+
+
+# LAVA's YAML logs (KernelCI keeps them): `- {"dt": ..., "lvl": "target", "msg": "..."}`,
+# the console line a JSON string.
+_LAVA = b'"msg": "'
+
+
+def _lava_message(tail):
+    """The rest of a LAVA record's message from `tail` (its JSON string's end)."""
+    body = tail.removesuffix("}").rstrip().removesuffix('"')
+    try:
+        return json.loads('"' + body + '"')
+    except ValueError:
+        return body
 
 
 def architecture(data) -> str | None:
@@ -210,7 +228,7 @@ def _read_message(s, message):
     if s.driver == "arm-smmu":
         if message.startswith("probing hardware configuration"):
             s.probing = True
-        elif message.endswith("coherent table walk"):
+        elif message.startswith(("coherent table walk", "non-coherent table walk")):
             s.fw = not message.startswith("non-")
         elif message.startswith("(IDR0.CTTW overridden by FW configuration)"):
             s.override = True

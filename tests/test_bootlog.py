@@ -139,12 +139,26 @@ LINES = bootlogs.boot("6.12", "Acme EVK", [("arm-smmu", "15000000.iommu", False,
     bootlogs.dmesg(LINES, timestamps=False, prefix="Dec 07 03:12:44 evk kernel: "),  # journal
     bootlogs.dmesg([line.replace("\t", "\\t") for line in LINES]),           # escaped tabs
     bootlogs.dmesg([line.replace("\t", "        ") for line in LINES]),      # tabs expanded
-], ids=["plain", "kmsg-crlf", "lava", "journal", "escaped-tab", "expanded-tab"])
+    "".join('- {"dt": "2026-12-07T03:12:44.%06d", "lvl": "target", "msg": %s}\n'
+            % (k, json.dumps(line)) for k, line in enumerate(bootlogs.dmesg(LINES).splitlines())),
+], ids=["plain", "kmsg-crlf", "lava", "journal", "escaped-tab", "expanded-tab", "lava-yaml"])
 def test_logs_as_people_keep_them(dtbs, tmp_path, capsys, text):
     path, status, doc, err = _one(dtbs, tmp_path, capsys, text)
     assert status == 0 and err == []
     s = smmus(doc, path)["15000000.iommu"]
     assert (s["hw_coherent"], s["finding"]) == (True, "dt-lacks-coherent")
+
+
+def test_a_serial_capture_of_two_boots(dtbs, tmp_path, capsys):
+    """A capture across a reboot into another kernel: one record per boot."""
+    first = bootlogs.boot("6.1", "Acme EVK", [("arm-smmu", "15000000.iommu", False, False)])
+    second = bootlogs.boot("7.2", "Acme EVK", [("arm-smmu", "15000000.iommu", False, True)])
+    path, status, doc, err = _one(dtbs, tmp_path, capsys,
+                                  bootlogs.dmesg(first + ["reboot: Restarting system"] + second,
+                                                 newline="\r\n"))
+    assert status == 0 and err == []
+    got = [(e["boot"], e["kernel"], e["smmus"][0]["hw_coherent"]) for e in doc["logs"]]
+    assert got == [(1, "6.1.0-28-arm64", False), (2, "7.2.13-arm64", True)]
 
 
 def test_gzip(dtbs, tmp_path, capsys):
