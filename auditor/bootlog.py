@@ -133,14 +133,14 @@ def read_bytes(path) -> tuple[bytes, str | None]:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as why:
-        raise LogError(f"{path}: error: cannot read: {why.strerror or why}") from None
+        raise LogError(f"{shown(path)}: error: cannot read: {why.strerror or why}") from None
     if data[:2] != b"\x1f\x8b":
         return data, None
     inflate = zlib.decompressobj(wbits=31)
     try:
         out = inflate.decompress(data) + inflate.flush()
     except zlib.error as why:
-        raise LogError(f"{path}: error: not a readable gzip file ({why})") from None
+        raise LogError(f"{shown(path)}: error: not a readable gzip file ({why})") from None
     if not inflate.eof:
         return out, "truncated: its gzip stream ends early"
     return out, None
@@ -428,7 +428,7 @@ def log_files(paths):
         elif os.path.exists(p):
             yield p
         else:
-            raise LogError(f"{p}: error: no such file or folder")
+            raise LogError(f"{shown(p)}: error: no such file or folder")
 
 
 def audit(paths, boards: Boards, board=None, problem=lambda line: None,
@@ -459,16 +459,16 @@ def audit(paths, boards: Boards, board=None, problem=lambda line: None,
 def _one_log(name, boards, fixed, problem):
     data, truncated = read_bytes(name)
     if not data.strip():
-        raise LogError(f"{name}: error: empty log")
+        raise LogError(f"{shown(name)}: error: empty log")
     arch = architecture(data)
     if arch is not None:
-        raise LogError(f"{name}: error: a boot log of another architecture ({arch}), "
+        raise LogError(f"{shown(name)}: error: a boot log of another architecture ({arch}), "
                        f"not arm64")
     try:
         return _boots(name, data, boards, fixed, truncated, problem)
     except LogError:
         if truncated:       # what is left of it names nothing: say why
-            raise LogError(f"{name}: error: {truncated}") from None
+            raise LogError(f"{shown(name)}: error: {truncated}") from None
         raise
 
 
@@ -479,12 +479,12 @@ def _boots(name, data, boards, fixed, truncated, problem):
         if b.model is not None:
             ds = boards.by_model.get(b.model)
             if not ds:
-                raise _OtherBoard(f"{name}: error: names no board of this corpus "
+                raise _OtherBoard(f"{shown(name)}: error: names no board of this corpus "
                                f"(Machine model: {shown(b.model)})")
         elif fixed is not None:
             ds = [fixed]
         else:
-            raise LogError(f"{name}: error: names no board (no `Machine model:` line; "
+            raise LogError(f"{shown(name)}: error: names no board (no `Machine model:` line; "
                            f"give --board)")
         cut = [s.device for s in b.smmus.values()
                if s.register is None and not s.failed and not s.past and b is boots[-1]
@@ -495,7 +495,7 @@ def _boots(name, data, boards, fixed, truncated, problem):
                     "version": b.version, "boards": [boards.dtb(d) for d in ds],
                     "soc": boards.soc(ds[0]), "smmus": classify(b, boards, ds)})
     if truncated:
-        problem(f"{name}: warning: {truncated}")
+        problem(f"{shown(name)}: warning: {truncated}")
     return out
 
 

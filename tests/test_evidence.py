@@ -97,6 +97,19 @@ def test_sweep_json_carries_the_evidence_and_reads_back(dtbs, tmp_path, capsys):
     assert {e.soc: e.kind for e in saved.evidence} == EXPECTED
 
 
+def test_a_saved_sweep_with_bad_evidence_is_refused(dtbs, tmp_path, capsys):
+    from auditor.model import SweepFileError
+    _sweep(dtbs, "json", "--boot-logs", str(dtbs[1]), "-o", str(tmp_path / "s.json"),
+           capsys=capsys)
+    doc = json.loads((tmp_path / "s.json").read_text())
+    doc["evidence"][0]["class"] = "maybe"
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    with pytest.raises(SweepFileError) as why:
+        load_sweep(tmp_path / "s.json")
+    assert str(why.value).endswith("evidence[0].class is not one of hardware-says-coherent, "
+                                   "coherent-masters, known-noncoherent, no-evidence")
+
+
 def test_without_boot_logs_the_documents_do_not_change(dtbs, capsys):
     assert "evidence" not in json.loads(_sweep(dtbs, "json", capsys=capsys))
     assert "evidence" not in _sweep(dtbs, "table", capsys=capsys)
