@@ -115,8 +115,9 @@ _DEBIAN = re.compile(r"Debian (\d+\.\d+(?:\.\d+)?)")
 _OAS = re.compile(r"oas \d+-bit \(features 0x")
 _COHACC = "IDR0.COHACC overridden by FW configuration ("
 # arm-smmu messages printed after the coherency lines of arm_smmu_device_cfg_probe().
-_PAST_CTTW = ("stream matching with ", "context banks (", "Supported page sizes:", "Stage-1: ",
-              "Stage-2: ", "preserved ")
+_PAST_CTTW = ("stream matching with ", "Supported page sizes:", "Stage-1: ", "Stage-2: ",
+              "preserved ")
+_BANKS = re.compile(r"\d+ context banks \(")        # "\t%u context banks (%u stage-2 only)"
 _CFG_ERRORS = ("no translation support!", "stream-matching supported, but no SMRs present!")
 
 # Another architecture's boot, when no arm64 word is there: (marker, architecture).
@@ -232,7 +233,7 @@ def _read_message(s, message):
             s.fw = not message.startswith("non-")
         elif message.startswith("(IDR0.CTTW overridden by FW configuration)"):
             s.override = True
-        elif message.startswith(_PAST_CTTW):
+        elif message.startswith(_PAST_CTTW) or _BANKS.match(message):
             s.past = True
         elif message.startswith(_CFG_ERRORS):
             s.failed = message

@@ -40,9 +40,10 @@ def banner(version):
             f"Debian) 2.44) {uts}")
 
 
-def arm_smmu(device, fw, reg):
+def arm_smmu(device, fw, reg, stream_matching=True):
     """The lines of arm_smmu_device_cfg_probe() for a DT that says `fw` and
-    an IDR0.CTTW that says `reg` (SMMUv2, stages 1 and 2, 48-bit)."""
+    an IDR0.CTTW that says `reg` (SMMUv2, stages 1 and 2, 48-bit); the
+    stream matching line only when IDR0.SMS is set (`stream_matching`)."""
     p = f"arm-smmu {device}: "
     out = [p + "probing hardware configuration...", p + "SMMUv%d with:" % 2,
            p + "\tstage 1 translation", p + "\tstage 2 translation",
@@ -51,8 +52,9 @@ def arm_smmu(device, fw, reg):
         out.append(p + "\t%scoherent table walk" % ("" if fw else "non-"))
     if fw != reg:
         out.append(p + "\t(IDR0.CTTW overridden by FW configuration)")
-    out += [p + "\tstream matching with %u register groups" % 96,
-            p + "\t%u context banks (%u stage-2 only)" % (65, 0),
+    if stream_matching:
+        out.append(p + "\tstream matching with %u register groups" % 96)
+    out += [p + "\t%u context banks (%u stage-2 only)" % (65, 0),
             p + "\tSupported page sizes: 0x%08lx" % 0x61311000,
             p + "\tStage-1: %lu-bit VA -> %lu-bit IPA" % (48, 36),
             p + "\tStage-2: %lu-bit IPA -> %lu-bit PA" % (36, 36)]

@@ -161,6 +161,18 @@ def test_a_serial_capture_of_two_boots(dtbs, tmp_path, capsys):
     assert got == [(1, "6.1.0-28-arm64", False), (2, "7.2.13-arm64", True)]
 
 
+def test_nothing_printed_then_the_context_banks_line(dtbs, tmp_path, capsys):
+    """Neither the DT nor the register coherent, an SMMU without stream
+    matching: the "\t%u context banks" line shows the probe went past the
+    coherency lines (the log ends there)."""
+    lines = bootlogs.boot("6.1", "Acme EVK", [])[:-1]
+    lines += bootlogs.arm_smmu("15000000.iommu", False, False, stream_matching=False)
+    text = bootlogs.dmesg(lines)
+    path, status, doc, err = _one(dtbs, tmp_path, capsys, text[:text.index("Supported page")])
+    s = smmus(doc, path)["15000000.iommu"]
+    assert (s["hw_coherent"], s["log_dt_coherent"], s["finding"]) == (False, False, "agree")
+
+
 def test_gzip(dtbs, tmp_path, capsys):
     path, status, doc, err = _one(dtbs, tmp_path, capsys, bootlogs.dmesg(LINES),
                                   name="board.log.gz", gz=True)
