@@ -61,7 +61,7 @@ def candidates(sweep, backed=frozenset()):
     for link in sweep.links:
         if link.provider_coherent or not (
                 link.verdict in EVIDENCE_VERDICTS
-                or (link.affected and (link.soc, link.provider_path) in backed)):
+                or ((link.soc, link.provider_path) in backed and link.affected)):
             continue
         p = providers.get((link.soc, link.provider_path))
         if p is None or not p.source_file or not p.source_line:

@@ -68,10 +68,10 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
     nodes the tree no longer writes at the recorded line."""
     kernel_dir = os.fspath(kernel_dir)
     # Upstream's settled cases always; the boot logs' word when they were read.
-    evidence = {(e.soc, e.path): e for e in (sweep.evidence or classify(sweep))}
+    evidence = {(e.soc, e.path): e for e in (getattr(sweep, "evidence", ()) or classify(sweep))}
     found, skips = candidates(sweep, {key for key, e in evidence.items()
                                       if e.kind == "hardware-says-coherent"})
-    found, refused = _with_evidence(found, evidence, bool(sweep.evidence))
+    found, refused = _with_evidence(found, evidence, bool(getattr(sweep, "evidence", ())))
     skips += refused
     author = author or _author(kernel_dir)
     date = date or _date()
@@ -166,8 +166,7 @@ def _with_evidence(found, evidence, logs_read):
 
 def _log_lines(c, sweep):
     """The boot logs behind a candidate: who said its register is coherent."""
-    words = [w for soc in sorted(c.socs, key=str)
-             for e in [sweep.evidence_of(soc, c.path)] if e is not None
+    words = [w for e in getattr(sweep, "evidence", ()) if e.path == c.path and e.soc in c.socs
              for w in e.logs if w.coherent]
     return sorted({(", ".join(os.path.splitext(os.path.basename(b))[0] for b in w.boards),
                     w.kernel or "kernel ?", os.path.basename(w.log)) for w in words})
