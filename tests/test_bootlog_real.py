@@ -100,3 +100,33 @@ def test_every_settled_smmu_is_a_node_of_the_corpus(real_corpus_factory, corpus_
             nodes.setdefault((compatibles[-1], n.name), set()).add(n.label)
     for entry in SETTLED:
         assert (entry.soc, entry.node) in nodes, entry
+
+
+@pytest.mark.network
+def test_patch_on_6_12_with_boot_logs(real_corpus_factory, tmp_path):
+    """Issue 18's check: the series never proposes sdm845's apps SMMU, even
+    with a log whose register says coherent (the Dragonboard's), and names
+    the log behind x1e80100's."""
+    from dataclasses import replace
+
+    from auditor.evidence import classify
+    from auditor.patch import make_series
+    from auditor.sweep import sweep_corpus
+    corpus = real_corpus_factory("linux-source-6.12",
+                                 ["qcom/sdm845-db845c.dtb", "qcom/sdm850-lenovo-yoga-c630.dtb",
+                                  "qcom/x1e80100-crd.dtb"])
+    for model, name in [("Thundercomm Dragonboard 845c", "db845c.log"),
+                        ("Qualcomm Technologies, Inc. X1E80100 CRD", "crd.log")]:
+        bootlogs.write(tmp_path / name, bootlogs.dmesg(bootlogs.boot(
+            "6.12", model, [("arm-smmu", "15000000.iommu", False, True)])))
+    sweep = sweep_corpus(corpus)
+    doc = audit([tmp_path], board_index(corpus, target_for(corpus)))
+    sweep = replace(sweep, evidence=classify(sweep, doc))
+    kinds = {(e.soc, e.path): e.kind for e in sweep.evidence}
+    assert kinds[("qcom,sdm845", "/soc@0/iommu@15000000")] == "known-noncoherent"
+    assert kinds[("qcom,x1e80100", "/soc@0/iommu@15000000")] == "hardware-says-coherent"
+    series = make_series(sweep, corpus.kernel_dir, author="T <t@example.com>")
+    files = [p.source_file for p in series.patches]
+    assert not any("sdm845" in f for f in files)
+    (x1e,) = [p for p in series.patches if p.source_file.endswith("x1e80100.dtsi")]
+    assert "x1e80100-crd (6.12.117-arm64): crd.log" in x1e.text
