@@ -33,7 +33,7 @@ class Settled:
     label: str | None         # "apps_smmu"
     verdict: str              # VERDICTS
     subject: str | None       # the commit's subject line
-    release: str              # the first release with it, "v6.13"
+    release: str | None       # the first release with it, "v6.13"; None when not known
     commit: str | None        # 40 hex digits, upstream
     note: str = ""
 
@@ -45,8 +45,9 @@ class Settled:
             words.append(self.commit[:12])
         if self.subject:
             words.append(f'("{self.subject}")')
-        words.append(f"in {self.release}")
-        return " ".join(words)
+        if self.release:
+            words.append(f"in {self.release}")
+        return " ".join(words) or "(no commit identified)"
 
 
 _AFFIRM = "arm64: dts: qcom: {}: Affirm IDR0.CCTW on apps_smmu"
@@ -94,14 +95,16 @@ SETTLED = tuple(
         Settled("qcom,sa8775p", "iommu@15200000", "pcie_smmu", "coherent",
                 "arm64: dts: qcom: sa8775p: Mark APPS and PCIe SMMUs as DMA coherent", "v6.12",
                 "421688265d7f5d3ff4211982e7231765378bb64f"),
-        Settled("fsl,ls1028a", "iommu@5000000", "smmu", "register-wrong", None, "v6.12",
-                None, "IDR0.CTTW says non-coherent (cfg_cttw tied off wrongly at "
-                      "integration) while the hardware is coherent; dma-coherent is in "
-                      "Debian's 6.12 .dtsi, not in 6.1's (commit not identified)"),
-        Settled("fsl,ls1088a", "iommu@5000000", "smmu", "register-wrong", None, "v6.12",
-                None, "the register is wrong as on LS1028A, the hardware coherent; "
-                      "dma-coherent is in Debian's 6.12 .dtsi, not in 6.1's "
-                      "(commit not identified)"),
+        # The seed thread: "[RFC PATCH] arm64: dts: ls1028a: mark ARM SMMU as DMA
+        # coherent" (Vladimir Oltean, 2022-12-08,
+        # <20221208151514.3840720-1-vladimir.oltean@nxp.com>), Robin Murphy's answers.
+        Settled("fsl,ls1028a", "iommu@5000000", "smmu", "register-wrong", None, None, None,
+                "IDR0.CTTW says non-coherent (cfg_cttw tied off wrongly at integration) "
+                "while the hardware is coherent (the 2022 RFC thread); dma-coherent is in "
+                "Debian's 6.12 .dtsi, not in 6.1's: the commit was not identified"),
+        Settled("fsl,ls1088a", "iommu@5000000", "smmu", "register-wrong", None, None, None,
+                "the register is wrong as on LS1028A, the hardware coherent; dma-coherent "
+                "is in Debian's 6.12 .dtsi, not in 6.1's: the commit was not identified"),
     ])
 
 _SOC = re.compile(r"^[a-z0-9-]+,[a-z0-9-]+$")
@@ -123,7 +126,8 @@ def _check(table):
         _require(_SOC.match(e.soc), f"{where}: soc is not a compatible")
         _require(_NODE.match(e.node), f"{where}: node is not name@unit-address")
         _require(e.verdict in VERDICTS, f"{where}: verdict {e.verdict!r}")
-        _require(_RELEASE.match(e.release), f"{where}: release {e.release!r}")
+        _require(e.release is None or _RELEASE.match(e.release), f"{where}: release "
+                 f"{e.release!r}")
         _require(e.commit is None or _SHA.match(e.commit), f"{where}: commit {e.commit!r}")
         _require(e.subject or e.note, f"{where}: neither a subject nor a note")
         _require((e.soc, e.node) not in seen, f"{where}: twice")
