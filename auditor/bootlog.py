@@ -111,7 +111,9 @@ _SMMU_LINE = re.compile(r"arm-smmu(-v3)? (\S+): (.*)")
 # A tab at the start of a message, as a log may keep it: itself, spaces, "\t", "^I".
 _LEAD = re.compile(r"^(?:\s|\\t|\^I)+")
 _RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-_DEBIAN = re.compile(r"Debian (\d+\.\d+(?:\.\d+)?)")
+# UTS_VERSION ("#1 SMP Debian 6.1.119-1 (2024-11-22)"), after the compiler's own
+# "(Debian 14.2.0-19)".
+_DEBIAN = re.compile(r"#\d+[^#]*? Debian (\d+\.\d+(?:\.\d+)?)")
 _OAS = re.compile(r"oas \d+-bit \(features 0x")
 _COHACC = "IDR0.COHACC overridden by FW configuration ("
 # arm-smmu messages printed after the coherency lines of arm_smmu_device_cfg_probe().

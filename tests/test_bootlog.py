@@ -9,6 +9,7 @@ nothing when both say no; arm-smmu-v3 prints the override line (with fw)
 only when they differ.
 """
 import json
+import os
 
 import pytest
 
@@ -319,3 +320,58 @@ def test_table_escapes_log_text(dtbs, tmp_path, capsys):
     assert main(["bootlog", "--dtbs", str(dtbs), str(log), "--format", "table"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "15000000.iommu\\x1b[31m" in out
+
+
+# -- arm-smmu-v3 agreeing with the DT: the corpus's release decides ---------------------
+
+V3_DTSI = """\
+// SPDX-License-Identifier: GPL-2.0
+/ {
+	compatible = "acme,v3";
+	#address-cells = <2>;
+	#size-cells = <2>;
+
+	soc@0 {
+		compatible = "simple-bus";
+		#address-cells = <2>;
+		#size-cells = <2>;
+		ranges;
+
+		smmu: iommu@2b400000 {
+			compatible = "arm,smmu-v3";
+			reg = <0 0x2b400000 0 0x100000>;
+			#iommu-cells = <1>;
+			dma-coherent;
+		};
+	};
+};
+"""
+
+
+def test_v3_agreeing_under_the_corpus_release(tmp_path, isolated_cache, capsys):
+    """arm-smmu-v3 prints nothing when the register agrees with the booted
+    DT: a log of the corpus's release (6.1, the mini tree's 6.1.192) is
+    taken to have booted this DT; a 6.12 log is not."""
+    from minikernel import VENDOR_DIR, make_minikernel
+    tree = make_minikernel(tmp_path / "linux")
+    folder = os.path.join(tree, VENDOR_DIR)
+    with open(os.path.join(folder, "v3.dtsi"), "w") as f:
+        f.write(V3_DTSI)
+    with open(os.path.join(folder, "v3-board.dts"), "w") as f:
+        f.write('/dts-v1/;\n#include "v3.dtsi"\n\n/ {\n\tmodel = "ACME v3 board";\n'
+                '\tcompatible = "acme,v3-board", "acme,v3";\n};\n')
+    with open(os.path.join(folder, "Makefile"), "a") as f:
+        f.write("dtb-$(CONFIG_ARCH_ACME) += v3-board.dtb\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for version in ("6.1", "6.12"):
+        bootlogs.write(logs / f"{version}.log", bootlogs.dmesg(bootlogs.boot(
+            version, "ACME v3 board", [("arm-smmu-v3", "2b400000.iommu", True, True)])))
+    status = main(["bootlog", "--kernel", str(tree), str(logs), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    doc = json.loads(out)
+    got = {e["version"]: e["smmus"][0] for e in doc["logs"]}
+    assert (got["6.1.119"]["hw_coherent"], got["6.1.119"]["finding"]) == (True, "agree")
+    assert "same release" in got["6.1.119"]["note"]
+    assert (got["6.12.117"]["hw_coherent"], got["6.12.117"]["finding"]) == (None, "unknown")
