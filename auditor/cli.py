@@ -79,6 +79,32 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model a kernel built without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS")
 
 
+def add_boot_logs_argument(parser) -> None:
+    parser.add_argument("--boot-logs", metavar="DIR",
+                        help="kernel boot logs of the corpus's boards (as `dtb-audit bootlog` "
+                             "reads them): each affected SMMU's evidence class, from what "
+                             "they say of its register")
+
+
+def _with_evidence(result, corpus, args, flat_ev=None):
+    """The Sweep with the evidence of its SMMUs from the boot logs of
+    --boot-logs; logs that cannot be used are one line each on stderr."""
+    from dataclasses import replace
+
+    from auditor.bootlog import Boards, audit, board_index
+    from auditor.evidence import classify
+    from auditor.output import Stderr
+    from auditor.sweep import target_for
+    if flat_ev is not None:        # one board (explain): logs of other boards are not news
+        boards = Boards(*flat_ev, corpus)
+    else:
+        boards = board_index(corpus, target_for(corpus, args.target_kernel
+                                                and str(args.target_kernel)))
+    err = Stderr()
+    doc = audit([args.boot_logs], boards, problem=err.line, others_quiet=flat_ev is not None)
+    return replace(result, evidence=classify(result, doc))
+
+
 def _source(args) -> dict:
     return {"kernel": args.kernel, "tarball": args.tarball, "debian": args.debian,
             "dtbs": args.dtbs}
@@ -139,6 +165,7 @@ def add_sweep_arguments(parser):
     parser.add_argument("--partial", action="store_true",
                         help="sweep a corpus whose build was interrupted, saying so "
                              "(refused otherwise)")
+    add_boot_logs_argument(parser)
 
 
 def open_corpora(args):
@@ -169,7 +196,10 @@ def _sweep(args) -> int:
     from auditor import report
     from auditor.output import Stderr, write_report
 
-    result = _judge(open_corpora(args), args)
+    corpus = open_corpora(args)
+    result = _judge(corpus, args)
+    if args.boot_logs:
+        result = _with_evidence(result, corpus, args)
     to_terminal = args.output is None and sys.stdout.isatty()
     fmt = args.format or ("table" if to_terminal else "jsonl")
     write_report(args.output, lambda f: report.write(result, fmt, f))
@@ -193,6 +223,7 @@ def add_explain_arguments(parser):
                              "(e.g. fsl-ls1028a-rdb)")
     add_source_arguments(parser)
     add_rule_arguments(parser)
+    add_boot_logs_argument(parser)
 
 
 def explain(args) -> int:
@@ -226,6 +257,12 @@ def explain(args) -> int:
     target = target_for(corpus, args.target_kernel and str(args.target_kernel))
     ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
     write_explanation(ev, sys.stdout)
+    if args.boot_logs:
+        from auditor.evidence import format_text
+        from auditor.sweep import build_sweep
+        result = _with_evidence(build_sweep(ev, corpus), corpus, args, (flat, ev))
+        sys.stdout.write("\nevidence\n" + (format_text(result.evidence)
+                                            or "  (no SMMU of an affected SoC)\n"))
     return 0
 
 
@@ -425,6 +462,7 @@ def add_patch_arguments(parser):
                         help="no To: and Cc: (by default, each patch's as the tree's "
                              "scripts/get_maintainer.pl names them, the cover letter's all of "
                              "them)")
+    add_boot_logs_argument(parser)
     add_rule_arguments(parser)
     add_jobs_argument(parser)
 
@@ -448,6 +486,11 @@ def patch(args) -> int:
         corpus = _build(args)
         result = _judge(corpus, args)
         kernel_dir = os.fspath(corpus.kernel_dir)
+    if args.boot_logs:
+        if corpus is None:
+            raise CorpusError(f"{args.sweep}: error: --boot-logs needs the sweep's corpus, "
+                              f"which is not here")
+        result = _with_evidence(result, corpus, args)
     dependencies = ({e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}
                     if corpus is not None else None)
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
@@ -464,6 +507,58 @@ def _fixes(kernel_dir):
     if not is_checkout(kernel_dir):
         return None
     return lambda path, line: introducing_commit(kernel_dir, path, line)
+
+
+# -- dtb-audit bootlog ------------------------------------------------------------------
+
+def add_bootlog_arguments(parser):
+    parser.add_argument("logs", nargs="+", metavar="LOG|DIR",
+                        help="kernel boot logs (dmesg, serial captures, KernelCI logs; "
+                             "gzip too), or folders of them")
+    add_source_arguments(parser)
+    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
+                        help="judge the DT's coherency as this kernel does (default: the "
+                             "version of the tree the corpus was built from)")
+    parser.add_argument("--board", metavar="BOARD",
+                        help="the board of logs that print no `Machine model:` line "
+                             "(a DTB path or name of the corpus)")
+    parser.add_argument("--format", choices=("table", "json"),
+                        help="output format (default: table on a terminal, json otherwise)")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the report here (whole or not at all)")
+    parser.add_argument("--partial", action="store_true",
+                        help="use a corpus whose build was interrupted")
+    add_jobs_argument(parser)
+
+
+def bootlog(args) -> int:
+    """Exit 2 when no log could be used, 0 otherwise."""
+    import json
+
+    from auditor.bootlog import audit, board_index, format_table
+    from auditor.output import Stderr, write_report
+    from auditor.sweep import target_for
+
+    corpus = _build(args, partial=args.partial)
+    boards = board_index(corpus, target_for(corpus, args.target_kernel
+                                            and str(args.target_kernel)))
+    err = Stderr()
+    problems = []
+
+    def problem(line):
+        problems.append(line)
+        err.line(line)
+    doc = audit(args.logs, boards, args.board, problem)
+    to_terminal = args.output is None and sys.stdout.isatty()
+    fmt = args.format or ("table" if to_terminal else "json")
+    if fmt == "json":
+        write_report(args.output, lambda f: (json.dump(doc, f, indent=1), f.write("\n")))
+    else:
+        write_report(args.output, lambda f: f.write(format_table(doc)))
+    if not doc["logs"] and problems:
+        err.line("dtb-audit: error: no boot log could be used")
+        return 2
+    return 0
 
 
 # -- the table ---------------------------------------------------------------
@@ -484,6 +579,8 @@ COMMANDS = [
      add_history_arguments, history),
     (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
      add_patch_arguments, patch),
+    (("bootlog",), "what kernel boot logs say of each SMMU's coherency register, against the DT",
+     add_bootlog_arguments, bootlog),
 ]
 
 

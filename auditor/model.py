@@ -150,6 +150,8 @@ class Sweep:
     links: tuple = ()
     socs: tuple = ()
     diagnostics: tuple = ()
+    # evidence.Evidence of the affected SMMUs, when boot logs were read (--boot-logs).
+    evidence: tuple = ()
     tool: str = field(default=TOOL)
     schema: int = field(default=SCHEMA)
 
@@ -161,9 +163,14 @@ class Sweep:
     def affected(self) -> list:
         return [s for s in self.socs if s.affected]
 
+    def evidence_of(self, soc, path):
+        """The evidence.Evidence of SMMU `path` of `soc`, None when there is none."""
+        return next((e for e in self.evidence if (e.soc, e.path) == (soc, path)), None)
+
     def to_json(self) -> dict:
-        """The `--format json` document (keys in this order)."""
-        return {
+        """The `--format json` document (keys in this order; "evidence" last,
+        only when boot logs were read)."""
+        doc = {
             "tool": self.tool,
             "schema": self.schema,
             "rule": self.rule,
@@ -177,6 +184,9 @@ class Sweep:
             "diagnostics": [{"dtb": d.dtb, "path": d.path, "message": d.message,
                              "severity": d.severity} for d in self.diagnostics],
         }
+        if self.evidence:
+            doc["evidence"] = [e.to_json() for e in self.evidence]
+        return doc
 
 
 def link_json(link: Link, with_diagnostic=True) -> dict:
@@ -249,8 +259,23 @@ def sweep_from_json(doc, name="<sweep>") -> Sweep:
         socs=tuple(_soc(v, s, f"socs[{k}]") for k, s in enumerate(v.array(doc, "socs", "sweep"))),
         diagnostics=tuple(_diagnostic(v, d, f"diagnostics[{k}]", schema)
                           for k, d in enumerate(v.objects(doc, "diagnostics", "sweep"))),
+        evidence=tuple(_evidence(v, e, f"evidence[{k}]")
+                       for k, e in enumerate(v.objects(doc, "evidence", "sweep")))
+        if "evidence" in doc else (),
         schema=schema)
     return sweep
+
+
+def _evidence(v, e, where):
+    from .evidence import CLASSES, Evidence, LogWord
+    logs = []
+    for k, w in enumerate(v.objects(e, "logs", where)):
+        at = f"{where}.logs[{k}]"
+        logs.append(LogWord(v.string(w, "log", at), v.strings(w, "boards", at),
+                            v.opt_str(w, "kernel", at), v.opt_bool(w, "register_coherent", at)))
+    return Evidence(v.opt_str(e, "soc", where), v.string(e, "path", where),
+                    v.choice(e, "class", CLASSES, where), v.string(e, "reason", where),
+                    tuple(logs))
 
 
 def _link(v, r, where) -> Link:

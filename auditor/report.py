@@ -94,6 +94,9 @@ def _table(sweep, out):
             out.write(f"  provider  {_provider_line(p)}\n")
             if p.where:
                 out.write(f"            written at {shown(p.where)}\n")
+            e = sweep.evidence_of(s.soc, p.path)
+            if e is not None:
+                out.write(f"            evidence  {e.kind}: {shown(e.reason)}\n")
         masters = s.broken_masters
         shown_masters = [m for m in masters if m.kind in PASSTHROUGH_KINDS]
         shown_masters += [m for m in masters if m.kind not in PASSTHROUGH_KINDS][:PLATFORM_SHOWN]
@@ -131,6 +134,11 @@ def _md(sweep, out):
                   + "<br>".join("yes" if p.coherent else "no" for p in smmus) + " | "
                   + "<br>".join(f"`{_md_cell(p.where)}`" if p.where else "" for p in smmus)
                   + f" | {masters} |\n")
+    if sweep.evidence:          # boot logs were read (--boot-logs)
+        out.write("\n| SoC | SMMU node | evidence | why |\n|---|---|---|---|\n")
+        for e in sweep.evidence:
+            out.write(f"| `{_md_cell(e.soc)}` | `{_md_cell(e.path)}` | {e.kind} | "
+                      f"{_md_cell(e.reason)} |\n")
 
 
 def _gcc(sweep, out):
@@ -145,7 +153,12 @@ def _gcc(sweep, out):
             out.write(f"{shown(where)}: warning: {shown(s.soc)}: SMMU {shown(p.path)} lacks "
                       f"dma-coherent: VFIO refuses {count(len(s.broken_masters), 'master')} "
                       f"({', '.join(kinds)}) on {count(len(s.affected_boards), 'board')} "
-                      f"[rule {sweep.rule}, target {sweep.target_kernel}]\n")
+                      f"[rule {sweep.rule}, target {sweep.target_kernel}]"
+                      + _evidence_words(sweep.evidence_of(s.soc, p.path)) + "\n")
+
+
+def _evidence_words(e):
+    return f" [evidence {e.kind}: {shown(e.reason)}]" if e is not None else ""
 
 
 # -- SARIF 2.1.0 -------------------------------------------------------------------
@@ -222,7 +235,10 @@ def sarif_document(sweep):
             "properties": {"socs": e["socs"], "smmu_path": p.path, "label": p.label,
                            "compatible": list(p.compatible), "driver": p.driver,
                            "boards": boards, "masters": masters,
-                           "target_kernel": sweep.target_kernel, "rule": sweep.rule},
+                           "target_kernel": sweep.target_kernel, "rule": sweep.rule,
+                           **({"evidence": [ev.to_json() for soc in e["socs"]
+                                            for ev in [sweep.evidence_of(soc, p.path)] if ev]}
+                              if sweep.evidence else {})},
         })
     base = {}
     if sweep.corpus.kernel_dir:

@@ -49,15 +49,19 @@ def soc_names(socs):
     return sorted({soc or NAMELESS for soc in socs})
 
 
-def candidates(sweep):
+def candidates(sweep, backed=frozenset()):
     """(candidates ordered by file and line, skips) of a Sweep.
 
     A provider is a candidate when it is not coherent in a DTB where one of
-    its links is `rescued-by-device` or `broken-bridge-coherent`."""
+    its links is `rescued-by-device` or `broken-bridge-coherent`, or, for
+    the (soc, path) in `backed` (boot logs say its register is coherent),
+    where one of its links is affected."""
     providers = {(s.soc, p.path): p for s in sweep.socs for p in s.providers}
     found, skips = {}, {}
     for link in sweep.links:
-        if link.verdict not in EVIDENCE_VERDICTS or link.provider_coherent:
+        if link.provider_coherent or not (
+                link.verdict in EVIDENCE_VERDICTS
+                or ((link.soc, link.provider_path) in backed and link.affected)):
             continue
         p = providers.get((link.soc, link.provider_path))
         if p is None or not p.source_file or not p.source_line:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from kernels.codes import PASSTHROUGH_KINDS
 
 from ..report import tool_version
+from ..evidence import classify
 from .candidates import Skip, candidates, soc_names
 from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
                   removals_of, written_as)
@@ -74,7 +75,12 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
     have it or say `dma-noncoherent`, nodes without a source position, and
     nodes the tree no longer writes at the recorded line."""
     kernel_dir = os.fspath(kernel_dir)
-    found, skips = candidates(sweep)
+    # Upstream's settled cases always; the boot logs' word when they were read.
+    evidence = {(e.soc, e.path): e for e in (getattr(sweep, "evidence", ()) or classify(sweep))}
+    found, skips = candidates(sweep, {key for key, e in evidence.items()
+                                      if e.kind == "hardware-says-coherent"})
+    found, refused = _with_evidence(found, evidence, bool(getattr(sweep, "evidence", ())))
+    skips += refused
     author = author or _author(kernel_dir)
     date = date or _date()
     dependencies = dependencies or {}
@@ -156,6 +162,32 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
     cover = _cover(patches, skips, sweep, author, date, base,
                    union([p.recipients for p in patches]))
     return Series(patches, skips, cover, base, warnings=warnings)
+
+
+def _with_evidence(found, evidence, logs_read):
+    """(the candidates the evidence lets through, skips of the others): never
+    an SMMU upstream settled as not coherent on every board; with boot logs,
+    none that the logs leave without evidence (their register said no)."""
+    kept, skips = [], []
+    for c in found:
+        classes = [e for soc in sorted(c.socs, key=str)
+                   for e in [evidence.get((soc, c.path))] if e is not None]
+        refused = [e for e in classes if e.kind == "known-noncoherent"] or \
+            [e for e in classes if logs_read and not e.patchable]
+        if refused:
+            skips.append(Skip(c.path, soc_names(c.socs), c.where,
+                              f"{refused[0].kind}: {refused[0].reason}"))
+        else:
+            kept.append(c)
+    return kept, skips
+
+
+def _log_lines(c, sweep):
+    """The boot logs behind a candidate: who said its register is coherent."""
+    words = [w for e in getattr(sweep, "evidence", ()) if e.path == c.path and e.soc in c.socs
+             for w in e.logs if w.coherent]
+    return sorted({(", ".join(os.path.splitext(os.path.basename(b))[0] for b in w.boards),
+                    w.kernel or "kernel ?", os.path.basename(w.log)) for w in words})
 
 
 def _fixes_tags(kept, fixes):
@@ -397,6 +429,14 @@ def _body(kept, sweep):
             out.append(_wrap(f"Masters behind{behind} that VFIO refuses while the bus "
                              f"above them is dma-coherent (broken-bridge-coherent):"))
             out += _listing(bridged, _bridged)
+        logs = _log_lines(c, sweep)
+        if logs:
+            register = ("IDR0.COHACC reports coherent access" if c.driver == "arm-smmu-v3"
+                        else "IDR0.CTTW reports coherent table walks")
+            out.append(_wrap(f"Its ID register says so: {register} in the boot logs of "
+                             f"{len(logs)} boot{'s' if len(logs) != 1 else ''}"
+                             f"{' of ' + c.path if len(kept) > 1 else ''}:"))
+            out += _listing(logs, lambda w: f"{w[0]} ({w[1]}): {w[2]}")
         against = _masters(c, "broken", c.against)
         if against:
             out.append(_wrap(f"But these masters behind{behind} are not DMA coherent "
