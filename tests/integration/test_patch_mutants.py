@@ -205,7 +205,7 @@ def test_run_writes_the_series_and_says_what_it_left_alone(mini, tmp_path):
     tree, sweep, deps = mini
     out, err = io.StringIO(), io.StringIO()
     folder = tmp_path / "out"
-    assert run(sweep, tree, str(folder), deps, author=AUTHOR, signoff=True, out=out,
+    assert run(sweep, tree, str(folder), deps, author=AUTHOR, recipients=False, signoff=True, out=out,
                err=err) == 0
     names = ["0000-cover-letter.patch", "0001-arm64-dts-acme-a100-mark-SMMU-as-DMA-coherent.patch",
              "0002-arm64-dts-acme-a200-mark-SMMU-as-DMA-coherent.patch"]
@@ -220,7 +220,7 @@ def test_run_writes_the_series_and_says_what_it_left_alone(mini, tmp_path):
     text = (folder / names[1]).read_text()
     assert f"\nFrom: {AUTHOR}\n" in text and f"\nSigned-off-by: {AUTHOR}\n---\n" in text
     # No sign-off unless asked.
-    assert run(sweep, tree, str(folder), deps, author=AUTHOR, out=io.StringIO(),
+    assert run(sweep, tree, str(folder), deps, author=AUTHOR, recipients=False, out=io.StringIO(),
                err=io.StringIO()) == 0
     assert "Signed-off-by:" not in (folder / names[1]).read_text()
 
@@ -233,7 +233,7 @@ def test_run_a_patch_git_apply_refuses(mini, tmp_path):
     os.symlink(tmp_path / "a100-elsewhere.dtsi", dtsi)
     out, err = io.StringIO(), io.StringIO()
     folder = tmp_path / "out"
-    assert run(sweep, tree, str(folder), deps, verify=True, author=AUTHOR, out=out,
+    assert run(sweep, tree, str(folder), deps, verify=True, author=AUTHOR, recipients=False, out=out,
                err=err) == 1
     patch = folder / "0001-arm64-dts-acme-a100-mark-SMMU-as-DMA-coherent.patch"
     # Only the refusal after the skip; nothing verified.
@@ -810,7 +810,7 @@ def test_run_verify_says_per_soc_what_the_series_did_and_fails_when_a_soc_is_not
         mini, tmp_path):
     tree, sweep, deps = mini
     err = io.StringIO()
-    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR,
+    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR, recipients=False,
                out=io.StringIO(), err=err) == 0
     assert err.getvalue().split("\n")[1:] == [
         "acme,a100: affected -> no longer affected", "acme,a200: affected -> no longer affected",
@@ -819,7 +819,7 @@ def test_run_verify_says_per_soc_what_the_series_did_and_fails_when_a_soc_is_not
     with open(os.path.join(tree, A100), "a") as f:
         f.write("\nthis is not a device tree\n")
     err = io.StringIO()
-    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR,
+    assert run(sweep, tree, str(tmp_path / "out"), deps, verify=True, author=AUTHOR, recipients=False,
                out=io.StringIO(), err=err) == 1
     lines = err.getvalue().split("\n")[1:]
     assert [l.split(": error: ")[0] for l in lines[:2]] == ["acme/a100-evk.dtb",
