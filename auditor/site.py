@@ -121,13 +121,15 @@ def page_name(soc) -> str:
 
 
 class _Links:
-    def __init__(self, template, version, prefix):
+    def __init__(self, template, version, prefix, paged):
         self.template, self.version, self.prefix = template, version, prefix
+        self.paged = paged          # the SoCs that have a page
 
     def where(self, p):
         """The provider's file:line, linked when a template was given."""
         if not p.source_file:
-            return '<span class="muted">not built from source</span>'
+            # A DTB folder has no sources; a tree's sweep locates affected SMMUs only.
+            return '<span class="muted">position not recorded</span>'
         text = f"<code>{h(p.where)}</code>"
         if not self.template:
             return text
@@ -135,8 +137,10 @@ class _Links:
         return f'<a href="{h(url)}">{text}</a>'
 
     def soc(self, name):
-        return (f'<a href="{self.prefix}{page_name(name)}">'
-                f"{h(NAMELESS if name is None else name)}</a>")
+        text = h(NAMELESS if name is None else name)
+        if name not in self.paged:      # gone from the corpus since --previous
+            return text
+        return f'<a href="{self.prefix}{page_name(name)}">{text}</a>'
 
 
 # -- pieces of pages ---------------------------------------------------------------
@@ -157,7 +161,7 @@ def verdict_chart(counts) -> str:
     if not items:
         return '<p class="muted">No links.</p>'
     most = max(n for _, n in items)
-    row, label_w, bar_w = 24, 190, 420
+    row, label_w, bar_w = 22, 170, 320
     height = row * len(items) + 8
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_w + bar_w + 80}" '
              f'height="{height}" viewBox="0 0 {label_w + bar_w + 80} {height}" '
@@ -297,7 +301,8 @@ def _soc_page(sweep, s, links, history, bootlog, data_name):
                if s.affected else '<span class="good">not affected</span>')
     body = [_facts([("Verdict", verdict),
                     ("Boards affected", f"{len(s.affected_boards)} of {len(s.boards)}"),
-                    ("Corpus", h(sweep.name)), ("Target", h(target_words(sweep))),
+                    ("Corpus", h(sweep.name)),
+                    ("Target kernel", h(target_words(sweep).removeprefix("target "))),
                     ("Rule", h(sweep.rule))])]
     rows = [[("th", f"<code>{h(p.path)}</code>"), h(p.label or ""),
              h(", ".join(p.compatible)), h(p.driver),
@@ -350,10 +355,12 @@ def _index(sweep, links, diff, has):
                           f"{passthrough} with PCI or fsl-mc passthrough refused")]
     if diff is not None:
         socs = diff["socs"]
-        facts.append((f"Since {h(diff['old']['identity'])}",
+        facts.append(("Since", f"{h(diff['old']['identity'])}: "
                       f'<a href="#changes">{len(socs["newly_affected"])} newly affected, '
                       f'{len(socs["fixed"])} no longer affected</a>'))
-    body = [_facts(facts)]
+    body = ['<div class="overview">' + _facts(facts) + '<figure><figcaption>Verdicts of all '
+            f'{count(len(sweep.links), "link")}</figcaption>' + verdict_chart(counts)
+            + "</figure></div>"]
     body.append('<section><h2>Affected SoCs</h2>'
                 '<div class="filter" hidden><label for="filter">Filter</label>'
                 '<input id="filter" type="search" data-filter="affected" autocomplete="off" '
@@ -362,7 +369,6 @@ def _index(sweep, links, diff, has):
                 + _affected_table(sweep, links) + "</section>")
     if diff is not None:
         body.append(_changes(diff, links))
-    body.append("<section><h2>Verdicts of all links</h2>" + verdict_chart(counts) + "</section>")
     body.append(_other_table(sweep, links))
     data = ", ".join(f'<a href="data/{n}">{n}</a>' for n in has)
     return page(f"dtb-audit: {sweep.name}", "dtb-audit site", "SMMU coherency: " + h(sweep.name),
@@ -405,7 +411,8 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
             has["history.json"] = history
         if bootlog is not None:
             has["bootlog.json"] = bootlog
-        links = _Links(source_template, sweep.target_kernel, "")
+        paged = {s.soc for s, _ in pages}
+        links = _Links(source_template, sweep.target_kernel, "", paged)
         has["index.json"] = {
             "tool": "dtb-audit", "kind": "site", "corpus": sweep.name,
             "target_kernel": sweep.target_kernel, "rule": sweep.rule,
@@ -424,7 +431,7 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
         for name, value in has.items():
             _write(folder, f"data/{name}", _dump(value))
         _write(folder, "index.html", _index(sweep, links, diff, list(has)))
-        soc_links = _Links(source_template, sweep.target_kernel, "../")
+        soc_links = _Links(source_template, sweep.target_kernel, "../", paged)
         for s, doc in pages:
             name = page_name(s.soc)
             data_name = name.removesuffix(".html") + ".json"

@@ -280,3 +280,24 @@ def test_the_table_rows_are_the_affected_socs_in_the_html(tmp_path, capsys):
     assert table.count("<tr>") - 1 == sum(s["affected"] for s in doc["socs"]) == 4
     assert table.count('<th scope="row"') == 4 and table.count('<th scope="col"') == 5
     assert table.count('<button type="button">') == 5
+
+
+def test_every_link_of_the_site_leads_to_a_page(tmp_path, capsys):
+    """Also for a SoC affected in --previous and gone from the corpus since."""
+    doc = snippet_doc(tmp_path)
+    previous = copy.deepcopy(doc)
+    gone = copy.deepcopy(next(s for s in previous["socs"] if s["soc"] == "acme,plat"))
+    previous["socs"].append(dict(gone, soc="acme,gone", boards=["gone.dtb"],
+                                 affected_boards=["gone.dtb"]))
+    status, _ = site(tmp_path, capsys, "--previous", saved(tmp_path, previous, "previous.json"),
+                     doc=doc)
+    assert status == 0
+    out = tmp_path / "out"
+    index = (out / "index.html").read_text()
+    assert "acme,gone" in index
+    for page in [out / "index.html", *(out / "soc").glob("*.html")]:
+        for tag, attrs in Tags(page.read_text()).tags:
+            href = attrs.get("href") if tag == "a" else None
+            if href and not href.startswith("#"):
+                target = (page.parent / href.split("#")[0]).resolve()
+                assert target.is_file() and out in target.parents, (page.name, href)
