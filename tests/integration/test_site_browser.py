@@ -40,11 +40,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(browser, tmp_path_factory):
     """The snippet site (5 affected SoCs: the golden four and the <script> one),
     with the "new" version's sweep as --previous and a history of both."""
     base = tmp_path_factory.mktemp("site")
     saved = {}
+    # (`browser` first: where there is none, nothing is built before the skip)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("XDG_CACHE_HOME", str(private_cache(base / "cache")))
         for version in ("new", "old"):
@@ -72,7 +73,7 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def source_site(tmp_path_factory):
+def source_site(browser, tmp_path_factory):
     """The site of the mini kernel's golden sweep, linked through an Elixir-style URL."""
     base = tmp_path_factory.mktemp("source-site")
     sweep = base / "sweep.json"
@@ -184,6 +185,16 @@ def test_the_page_is_whole_without_javascript(site, browser):
         assert page.locator("svg").count() == 1
     finally:
         context.close()
+
+
+def test_print_shows_the_table_without_the_controls(site, page):
+    out, _ = site
+    page.goto((out / "index.html").as_uri())
+    page.emulate_media(media="print")
+    assert not page.get_by_label("Filter").is_visible()
+    assert page.locator("#affected tbody tr:visible").count() == 5
+    assert page.locator("#affected thead th button").first.evaluate(
+        "b => getComputedStyle(b, '::after').content") == '""'
 
 
 def test_changes_and_history_are_shown(site, page):
