@@ -384,7 +384,7 @@ def _write(folder, relative, text):
 
 
 def _dump(value):
-    return json.dumps(value, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(value, indent=1) + "\n"
 
 
 def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source_template=None):

@@ -18,8 +18,12 @@ from .text import shown
 
 
 def h(value) -> str:
-    """Text (from a DTB or anywhere) as HTML text or attribute value."""
-    return html.escape(shown(value), quote=True)
+    """Text (from a DTB or anywhere) as HTML text or attribute value.
+
+    A lone surrogate (a saved sweep may hold "\\ud800") is written as
+    \\ud800 too: the page is UTF-8, which has no such character."""
+    text = html.escape(shown(value), quote=True)
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @lru_cache(maxsize=None)

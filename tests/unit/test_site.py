@@ -121,7 +121,7 @@ def test_the_content_security_policy_allows_the_pages_own_script_and_style(tmp_p
 # -- file names -----------------------------------------------------------------------------
 
 NAMES = ["../../../etc/passwd", "a/b\\c", "..", "", "CON", "x" * 400, "Acme,X", "acme,x",
-         "acme.x", "ü,ñ\u2028", "nul\x00byte", None]
+         "acme.x", "ü,ñ\u2028", "nul\x00byte", "lone \ud800 surrogate", None]
 
 
 def test_soc_pages_have_safe_and_distinct_names(tmp_path, capsys):
