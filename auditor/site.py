@@ -396,6 +396,9 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
     Returns the number of SoC pages."""
     if source_template:
         check_source_url(source_template)
+        if "{version}" in source_template and sweep.target_kernel is None:
+            raise SiteInputError(f"--source-url {source_template!r}: error: the sweep names no "
+                                 f"target kernel for {{version}} (sweep again)")
     diff = diff_sweeps(previous, sweep) if previous is not None else None
     document = sweep.to_json()
     pages = [(s, doc) for s, doc in zip(sweep.socs, document["socs"]) if s.providers]

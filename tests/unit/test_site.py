@@ -243,8 +243,14 @@ def test_bad_documents_and_options_are_one_line(tmp_path, capsys):
         (["--source-url", "javascript:alert('{path}')"], "error: not an http, https or file URL"),
         (["--source-url", "https://x/{path}#{lines}"], "error: unknown placeholder {lines}"),
     ]
+    old = snippet_doc(tmp_path)
+    del old["schema"]           # schema 1: no target kernel
+    old = saved(tmp_path, old, "schema1.json")
+    cases.append((["--source-url", "https://x/v{version}/{path}"],
+                  "error: the sweep names no target kernel for {version}"))
     for more, message in cases:
-        status = main(["site", str(tmp_path / "out"), "--sweep", str(sweep), *more])
+        status = main(["site", str(tmp_path / "out"), "--sweep",
+                       str(old if "{version}" in more[-1] else sweep), *more])
         stdout, stderr = capsys.readouterr()
         assert status == 2 and stdout == "", more
         assert stderr.count("\n") == 1 and message in stderr, (more, stderr)
