@@ -101,7 +101,7 @@ def section(logs) -> str:
                 f"<code>{h(smmu['device'])}</code>",
                 f"<code>{h(smmu['node'] or '')}</code>",
                 h(_coherent(smmu["dt_coherent"])), h(_coherent(smmu["hw_coherent"])),
-                f'<span class="{"bad" if finding == "dt-lacks-coherent" else ""}">'
+                f'<span class="finding{" bad" if finding == "dt-lacks-coherent" else ""}">'
                 f'{h(finding)}</span>',
                 h(smmu["note"] or "")])
     if not rows:
