@@ -407,8 +407,7 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
         os.mkdir(os.path.join(folder, "soc"))
         os.mkdir(os.path.join(folder, "data"))
         has = {"sweep.json": document}
-        if previous is not None:
-            has["previous.json"] = previous.to_json()
+        if previous is not None:        # what changed, not the whole earlier sweep
             has["diff.json"] = diff
         if history is not None:
             has["history.json"] = history
