@@ -3,14 +3,16 @@
 # build runs (cpp; gcc, flex and bison to compile the kernel tree's own dtc;
 # device-tree-compiler for fdtoverlay and fdtget; xz-utils to read kernel
 # tarballs on all cores; git for history --git and patches; perl for the
-# tree's get_maintainer.pl, which addresses the patches), then the Python
+# tree's get_maintainer.pl, which addresses the patches; chromium for the
+# site's browser tests, driven by Playwright), then the Python
 # package with its test extras and its bytecode, then the numba kernels
 # compiled ahead (the project still runs without: small work as plain
 # Python, the rest compiles).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cpp gcc libc6-dev flex bison device-tree-compiler xz-utils ca-certificates git perl)
+packages=(cpp gcc libc6-dev flex bison device-tree-compiler xz-utils ca-certificates git perl
+          chromium)
 sudo=""
 if [ "$(id -u)" != 0 ]; then
     sudo="sudo"

@@ -561,6 +561,50 @@ def bootlog(args) -> int:
     return 0
 
 
+# -- dtb-audit site ------------------------------------------------------------------
+
+def add_site_arguments(parser):
+    parser.add_argument("out_dir", metavar="OUT_DIR",
+                        help="the site's folder, replaced whole (a folder written by an earlier "
+                             "run, an empty one, or none)")
+    parser.add_argument("--sweep", metavar="FILE", required=True,
+                        help="the saved sweep to show (sweep --format json)")
+    parser.add_argument("--previous", metavar="FILE",
+                        help="an earlier saved sweep: what became or stopped being affected since")
+    parser.add_argument("--history", metavar="FILE",
+                        help="a history of saved sweeps (history --format json): each SoC's "
+                             "line across the versions")
+    parser.add_argument("--bootlog", metavar="FILE",
+                        help="boot-log findings (bootlog --format json), shown on SoC pages")
+    parser.add_argument("--source-url", metavar="TEMPLATE",
+                        help="link each file:line through this URL, with {path}, {line} and "
+                             "{version} (the target kernel), e.g. "
+                             "https://elixir.bootlin.com/linux/v{version}/source/{path}#L{line}")
+
+
+def site(args) -> int:
+    from auditor.diff import rule_mismatch
+    from auditor.model import load_sweep
+    from auditor.site import build_site, check_source_url, load_history
+    from auditor.site_bootlog import load_bootlog
+
+    if args.source_url:
+        check_source_url(args.source_url)
+    started = time.monotonic()
+    current = load_sweep(args.sweep)
+    previous = load_sweep(args.previous) if args.previous else None
+    history_doc = load_history(args.history) if args.history else None
+    bootlog = load_bootlog(args.bootlog) if args.bootlog else None
+    if previous is not None:
+        warning = rule_mismatch(previous, current)
+        if warning:
+            sys.stderr.write(f"dtb-audit: warning: {warning}\n")
+    pages = build_site(args.out_dir, current, previous, history_doc, bootlog, args.source_url)
+    sys.stderr.write(f"dtb-audit: {args.out_dir}: index.html and {pages} SoC pages in "
+                     f"{time.monotonic() - started:.1f} s\n")
+    return 0
+
+
 # -- the table ---------------------------------------------------------------
 
 COMMANDS = [
@@ -581,6 +625,8 @@ COMMANDS = [
      add_patch_arguments, patch),
     (("bootlog",), "what kernel boot logs say of each SMMU's coherency register, against the DT",
      add_bootlog_arguments, bootlog),
+    (("site",), "a static site of a saved sweep: the affected SoCs, what changed, one page a SoC",
+     add_site_arguments, site),
 ]
 
 

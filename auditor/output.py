@@ -10,8 +10,11 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
+import ctypes
+import errno
 import io
 import os
+import shutil
 import stat
 import sys
 import tempfile
@@ -77,6 +80,98 @@ def write_report(path, render, binary=False):
             os.unlink(temporary)
         raise
     return True
+
+
+def write_folder(path, render, marker):
+    """Replace the folder `path` by what render(folder) writes into a fresh one.
+
+    The new folder is filled beside `path`, every file flushed to disk, then
+    swapped with the old one in one rename (renameat2's RENAME_EXCHANGE; two
+    renames where the file system lacks it), and the old one removed.  A
+    reader sees either folder whole, never a half-written page: a file
+    opened before the swap reads to its end.  `marker` is a file name render
+    must write: a folder without it is not one of ours, and is never replaced."""
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    if os.path.lexists(path):
+        if not os.path.isdir(path) or os.path.islink(path):
+            raise OutputError(f"{path}: error: cannot write the site: not a folder")
+        with os.scandir(path) as entries:
+            if any(True for _ in entries) and not os.path.isfile(os.path.join(path, marker)):
+                raise OutputError(f"{path}: error: not written by dtb-audit site (no {marker}): "
+                                  f"refusing to replace it")
+    if not os.path.isdir(parent):
+        raise OutputError(f"{path}: error: cannot write the site: no folder {parent}")
+    try:
+        fresh = tempfile.mkdtemp(prefix=f".{name}.", suffix=".new", dir=parent)
+    except OSError as why:
+        raise OutputError(f"{path}: error: cannot write the site: {why.strerror}") from None
+    try:
+        render(fresh)
+        if not os.path.isfile(os.path.join(fresh, marker)):
+            raise AssertionError(f"render wrote no {marker}")
+        _sync_tree(fresh)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(fresh, 0o777 & ~umask)      # mkdtemp's 0700 would hide it from a web server
+        if os.path.isdir(path):
+            old = fresh[:-len(".new")] + ".old"
+            if _exchange(fresh, path):
+                os.rename(fresh, old)
+            else:                            # a short moment without the folder
+                os.rename(path, old)
+                os.rename(fresh, path)
+            _fsync_folder(parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(fresh, path)
+            _fsync_folder(parent)
+    except OSError as why:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
+            from None
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a, b):
+    """Swap two paths atomically; False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+def _sync_tree(folder):
+    for here, _, files in os.walk(folder):
+        for f in files:
+            fd = os.open(os.path.join(here, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_folder(here)
+
+
+def _fsync_folder(folder):
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:      # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
 
 
 def _write_in_place(path, render):

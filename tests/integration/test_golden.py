@@ -173,7 +173,7 @@ def test_minikernel_diff_and_history(minikernels, fmt):
 # -- the commands' help -----------------------------------------------------------------------
 
 COMMANDS = [[], ["corpus"], ["corpus", "build"], ["sweep"], ["explain"], ["check-parser"],
-            ["diff"], ["history"], ["patch"], ["bootlog"]]
+            ["diff"], ["history"], ["patch"], ["bootlog"], ["site"]]
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: "-".join(w) or "top")
