@@ -379,7 +379,7 @@ def stitch(repo: Repo, commits: list, results: list,
             continue
         before, after = known[base], known[k]
         for soc in sorted(before.keys() | after.keys()):
-            change = _change(commit, before.get(soc), after.get(soc))
+            change = _change(commit, before.get(soc), after.get(soc), soc)
             if change is not None:
                 changes.setdefault(soc, []).append(change)
     doc = {
@@ -404,11 +404,16 @@ def _base(commit: Commit, k: int, index: dict) -> int | None:
     return k - 1 if k > 0 else None
 
 
-def _change(commit: Commit, before: SocState | None, after: SocState | None) -> dict | None:
+def _change(commit: Commit, before: SocState | None, after: SocState | None,
+            soc: str | None = None) -> dict | None:
     """The change of one SoC at `commit`, None when nothing changed.
 
     "smmu": the SMMU nodes that gained or lost dma-coherent; when none did,
     the SoC's SMMU nodes on either side (a master added, a board removed).
+    "removes_dma_coherent": the commit took dma-coherent away from an SMMU
+    node that had it, as a revert of a coherency fix does; "upstream" then
+    names what upstream settled about that SMMU, when it is one of
+    auditor.settled's (sdm845's apps SMMU, reverted as CVE-2025-22012).
     """
     old = before.state if before else ABSENT
     new = after.state if after else ABSENT
@@ -420,6 +425,7 @@ def _change(commit: Commit, before: SocState | None, after: SocState | None) -> 
         return None
     shown = flipped or sorted(smmus_before.keys() | smmus_after.keys())
     smmu = []
+    removed = []
     for path in shown:
         b, a = smmus_before.get(path), smmus_after.get(path)
         where = a if a is not None and a.source_file else b if b is not None and b.source_file \
@@ -429,11 +435,21 @@ def _change(commit: Commit, before: SocState | None, after: SocState | None) -> 
                      "coherent_after": a.coherent if a is not None else None,
                      "source_file": where.source_file if where else None,
                      "source_line": where.source_line if where else None})
+        if b is not None and a is not None and b.coherent and not a.coherent:
+            removed.append(path)
+    upstream = None
+    if removed and soc is not None:
+        from .settled import settled_for
+        settled = [settled_for([soc], path.rsplit("/", 1)[-1]) for path in removed]
+        upstream = next((f"{e.reference}: {e.note or e.verdict}" for e in settled
+                         if e is not None), None)
     return {"commit": commit.sha, "subject": commit.subject, "date": commit.date,
             "from": old, "to": new,
             "boards": after.boards if after else 0,
             "affected_boards": list(after.affected_boards) if after else [],
-            "smmu": smmu}
+            "smmu": smmu,
+            "removes_dma_coherent": bool(removed),
+            "upstream": upstream}
 
 
 # -- what people and robots read ----------------------------------------------------
@@ -462,6 +478,18 @@ def _smmu_line(s: dict) -> str:
     return f"{where}{s['path']}: {what}"
 
 
+def _revert_lines(change: dict) -> list[str]:
+    """What a commit that removes dma-coherent from an SMMU node is told."""
+    if not change.get("removes_dma_coherent"):
+        return []
+    lines = ["a revert: this commit removes dma-coherent from an SMMU node"]
+    if change.get("upstream"):
+        lines.append(f"upstream: {change['upstream']}")
+    else:
+        lines.append("if the hardware is not coherent on every board, VFIO's refusal is right")
+    return lines
+
+
 def format_text(doc: dict, affected: list, mails: bool = True) -> str:
     """The history for people: the revisions, then each SoC's changes, then the messages."""
     revisions = doc["revisions"]
@@ -480,6 +508,7 @@ def format_text(doc: dict, affected: list, mails: bool = True) -> str:
                        f"{boards}  {c['subject']}\n")
             for smmu in c["smmu"]:
                 out.append(f"      {_smmu_line(smmu)}\n")
+            out.extend(f"      {line}\n" for line in _revert_lines(c))
     if mails:
         for soc, change in newly_affected(doc):
             out.append("\n" + "-" * 72 + "\n")
@@ -513,6 +542,7 @@ def robot_message(doc: dict, soc: str, change: dict) -> str:
         "SMMU nodes:",
     ]
     lines += [f">> {_smmu_line(s)}" for s in change["smmu"]] or ["   (none)"]
+    lines += [f"   {line}" for line in _revert_lines(change)]
     lines += ["", "boards:"]
     lines += [f"   {b}" for b in boards[:BOARDS_IN_MAIL]]
     if len(boards) > BOARDS_IN_MAIL:

@@ -132,24 +132,54 @@ def test_stitch_the_document_and_the_affected_socs():
                  "smmu": [{"path": "/soc/iommu@5000000", "coherent_before": False,
                            "coherent_after": True,
                            "source_file": "arch/arm64/boot/dts/acme/a100.dtsi",
-                           "source_line": 40}]}]},
+                           "source_line": 40}],
+                 "removes_dma_coherent": False, "upstream": None}]},
             {"soc": "acme,b", "changes": [
                 {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
                  "from": "unaffected", "to": "absent", "boards": 0, "affected_boards": [],
                  "smmu": [{"path": "/soc/iommu@6000000", "coherent_before": True,
                            "coherent_after": None,
                            "source_file": "arch/arm64/boot/dts/acme/b.dtsi",
-                           "source_line": 7}]}]},
+                           "source_line": 7}],
+                 "removes_dma_coherent": False, "upstream": None}]},
             {"soc": "acme,c", "changes": [
                 {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
                  "from": "absent", "to": "affected", "boards": 1,
-                 "affected_boards": ["acme/c.dtb"], "smmu": []}]},
+                 "affected_boards": ["acme/c.dtb"], "smmu": [],
+                 "removes_dma_coherent": False, "upstream": None}]},
             {"soc": "acme,d", "changes": [
                 {"commit": SHA["2"], "subject": "commit 2", "date": "2024-01-03T12:00:00+00:00",
                  "from": "absent", "to": "unaffected", "boards": 2, "affected_boards": [],
-                 "smmu": []}]},
+                 "smmu": [], "removes_dma_coherent": False, "upstream": None}]},
         ],
     }
+
+
+def test_a_commit_removing_dma_coherent_is_marked_as_a_revert_and_upstream_named():
+    """sdm845's apps SMMU loses dma-coherent (upstream's revert in v6.14,
+    CVE-2025-22012): the change says it removes dma-coherent, names what
+    upstream settled, and the text and the robot's mail say so; an SMMU no
+    table knows is marked without a name."""
+    apps_on = smmu("/soc@0/iommu@15000000", True, "arch/arm64/boot/dts/qcom/sdm845.dtsi", 5092)
+    apps_off = smmu("/soc@0/iommu@15000000", False, "arch/arm64/boot/dts/qcom/sdm845.dtsi", 5092)
+    commits = [commit(0), commit(1)]
+    results = [RevisionResult(SHA["0"], "6.13.0", socs={"qcom,sdm845": state([], 1, apps_on),
+                                                         "acme,a100": state([], 1, S_ON)}),
+               RevisionResult(SHA["1"], "6.14.0", socs={
+                   "qcom,sdm845": state(["qcom/sdm845-mtp.dtb"], 1, apps_off),
+                   "acme,a100": state(["acme/a.dtb"], 1, S_OFF)})]
+    doc, _ = stitch(REPO, commits, results)
+    changes = {s["soc"]: s["changes"] for s in doc["socs"]}
+    (sdm845,) = changes["qcom,sdm845"]
+    assert sdm845["removes_dma_coherent"] is True
+    assert sdm845["upstream"].startswith("f00db31d2359 (\"Revert ")
+    assert "CVE-2025-22012" in sdm845["upstream"]
+    (a100,) = changes["acme,a100"]
+    assert (a100["removes_dma_coherent"], a100["upstream"]) == (True, None)
+    text = format_text(doc, [[], ["acme,a100", "qcom,sdm845"]])
+    assert text.count("a revert: this commit removes dma-coherent from an SMMU node") == 4
+    assert text.count("upstream: f00db31d2359") == 2       # the change and the robot's mail
+    assert "if the hardware is not coherent on every board, VFIO's refusal is right" in text
 
 
 def test_stitch_compares_a_revision_with_its_listed_parent():
@@ -232,7 +262,8 @@ def test_a_change_shows_only_the_smmus_that_flipped():
          "from": "unaffected", "to": "unaffected", "boards": 1, "affected_boards": [],
          "smmu": [{"path": "/soc/iommu@5000000", "coherent_before": True,
                    "coherent_after": False,
-                   "source_file": "arch/arm64/boot/dts/acme/a100.dtsi", "source_line": 40}]}]}]
+                   "source_file": "arch/arm64/boot/dts/acme/a100.dtsi", "source_line": 40}],
+         "removes_dma_coherent": True, "upstream": None}]}]
 
 
 def test_a_change_places_each_smmu_where_a_side_knows_it():
