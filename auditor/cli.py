@@ -68,9 +68,14 @@ def _target_kernel(text: str):
 
 
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
+    oldest, newest = version_text(OLDEST), version_text(NEWEST)
     parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
-                        help="judge as this kernel (5.10 to 7.2, e.g. 6.1 or 6.12.117) does; "
-                             "default: the version of the tree the corpus was built from, "
+                        help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
+                             f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
+                             f"nothing, newer get {newest}'s decisions); default: the version "
+                             "of the tree "
+                             "the corpus was built from (in history, each commit's release), "
                              "the newest modelled for a bare folder of DTBs")
     parser.add_argument("--rule", choices=RULE_NAMES,
                         help="override the target kernel's IOMMU_CAP_CACHE_COHERENCY rule "
@@ -91,9 +96,10 @@ def _build(args, **more):
 
 def _judge(corpus, args):
     """The Sweep of a corpus under the command's target kernel and rule."""
-    from auditor.sweep import sweep_corpus, target_for
-    return sweep_corpus(corpus, target_for(corpus, args.target_kernel and str(args.target_kernel)),
-                        args.rule, not args.no_legacy_dt_bindings)
+    from auditor.sweep import sweep_corpus, target_for, warn_newer
+    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
+    warn_newer([target])
+    return sweep_corpus(corpus, target, args.rule, not args.no_legacy_dt_bindings)
 
 
 # -- dtb-audit corpus build ---------------------------------------------------
@@ -198,7 +204,7 @@ def add_explain_arguments(parser):
 def explain(args) -> int:
     from pathlib import Path
 
-    from auditor.sweep import target_for
+    from auditor.sweep import target_for, warn_newer
     from corpus.flat import flatten
 
     board = Path(args.board)
@@ -224,6 +230,7 @@ def explain(args) -> int:
     if flat.dtb_error[0]:
         raise CorpusError(flat.error(0))
     target = target_for(corpus, args.target_kernel and str(args.target_kernel))
+    warn_newer([target])
     ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
     write_explanation(ev, sys.stdout)
     return 0

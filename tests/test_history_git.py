@@ -127,7 +127,9 @@ def test_every_transition_is_attributed_to_its_commit(story):
         (shas["removed"], "unaffected", "absent")]
     assert changes(doc, "acme,a400") == []
     assert [len(a) for a in affected] == [0, 0, 1, 1, 0, 0]
-    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.12.0"] * 6
+    # Each commit's first release (v6.11, then v6.12); past the last tag, the Makefile.
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == \
+        [("6.11", "release")] + [("6.12", "release")] * 4 + [("6.12.0", "makefile")]
     assert all(r["error"] is None for r in doc["revisions"])
 
 
@@ -151,12 +153,12 @@ def test_only_what_changed_is_rebuilt_and_judged_again(story):
     _, _, results = judged(repo.root, ["v6.11..master"])
     counts = [(r.built, r.reused, r.rejudged, r.kept) for r in results]
     assert counts == [
-        (2, 0, 2, 0),   # initial: a400-evk, a200-rdb
-        (2, 2, 2, 2),   # smmu: the two a100 boards are new
+        (2, 0, 2, 0),   # initial (target 6.11): a400-evk, a200-rdb
+        (2, 2, 4, 0),   # smmu: the two a100 boards are new; target 6.12: all judged again
         (2, 2, 2, 2),   # master: a100.dtsi changed
         (1, 3, 0, 4),   # comment: a400-evk rebuilt, same bytes: not judged again
         (2, 2, 2, 2),   # coherent: a100.dtsi changed
-        (0, 3, 0, 3)]   # removed: nothing to build
+        (0, 3, 0, 3)]   # removed: nothing to build; 6.12.0 (Makefile) judges as 6.12
 
 
 def test_the_users_checkout_index_and_config_are_untouched(story):
@@ -491,7 +493,9 @@ def test_devicetree_rebasing_through_a_kernel_shaped_shim(tmp_path, isolated_cac
     assert git_repo.layout == "devicetree-rebasing"
     assert [c.sha for c in release_tags(git_repo)] == [shas["initial"], shas["smmu"]]
     doc, affected, _ = judged(repo.root, ["v6.11-dts..master"])
-    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.11.0", "6.12.0", "6.12.0"]
+    # Tagged: the release; past the last tag no version at all (no kernel Makefile).
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == [
+        ("6.11", "release"), ("6.12", "release"), ("7.2", "assumed")]
     a100 = changes(doc, "acme,a100")
     assert [(c["commit"], c["from"], c["to"]) for c in a100] == [
         (shas["smmu"], "absent", "unaffected"), (shas["master"], "unaffected", "affected")]
