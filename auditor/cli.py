@@ -59,18 +59,11 @@ def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at on
                         help=f"{what} (default: all cores)")
 
 
-def _target_kernel(text: str):
-    from kernels.target import TargetError, TargetKernel
-    try:
-        return TargetKernel.parse(text)
-    except TargetError as why:
-        raise argparse.ArgumentTypeError(str(why)) from None
-
-
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
     oldest, newest = version_text(OLDEST), version_text(NEWEST)
-    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
+    # Read in main(), not by argparse: a bad version is one line, without the usage.
+    parser.add_argument("--target-kernel", metavar="VERSION",
                         help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
                              f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
                              f"nothing, newer get {newest}'s decisions); default: the version "
@@ -513,6 +506,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "target_kernel", None) is not None:
+            from auditor.sweep import parse_target
+            args.target_kernel = parse_target(args.target_kernel, "--target-kernel")
         return args.run(args)
     except CorpusError as why:
         # Errors about a file already read `file: error: ...`; others name the tool.

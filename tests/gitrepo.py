@@ -217,3 +217,45 @@ def debian_history_repo() -> Path:
         repo.tag(f"v{version}")
     done.write_text("complete\n")
     return root
+
+
+def rebasing_merges_repo(root):
+    """devicetree-rebasing as it is laid out: the per-commit history on a side
+    branch with no tag in its ancestry, each release brought in by a merge
+    that carries the `vX-dts` tag; an untagged commit at the tip.
+
+      base     a400, and a100's SMMU without dma-coherent, no masters   tag v4.15-rc1-dts
+      pcie     (side) a100 gains a PCIe root complex behind the SMMU (affected from 6.1)
+      board    (side) a100-evk enables it
+      merge    brings the side branch in                                 tag v4.15-rc2-dts
+      tip      a comment in a400.dtsi                                    no tag
+    """
+    repo = GitRepo(root)
+    v = "src/arm64/acme"
+    shas = {}
+    shas["base"] = repo.commit("arm64: dts: acme: add the a400 and a100 SoCs", {
+        "Makefile": "# devicetree-rebasing's own Makefile: not kbuild\nall:\n",
+        GIC: GIC_H,
+        f"{v}/a400.dtsi": soc_dtsi("a400", True, ECAM),
+        f"{v}/a400-evk.dts": board("a400", "evk", ENABLE_ENETC),
+        f"{v}/a100.dtsi": soc_dtsi("a100", False),
+        f"{v}/a100-evk.dts": board("a100", "evk"),
+    })
+    repo.tag("v4.15-rc1-dts")
+    repo.git("checkout", "-q", "-b", "upstream")
+    shas["pcie"] = repo.commit("arm64: dts: acme: a100: add the PCIe root complex", {
+        f"{v}/a100.dtsi": soc_dtsi("a100", False, ECAM),
+    })
+    shas["board"] = repo.commit("arm64: dts: acme: a100-evk: enable PCIe", {
+        f"{v}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC),
+    })
+    repo.git("checkout", "-q", "master")
+    repo.git("merge", "-q", "--no-ff", "upstream", "-m", "Merge tag 'v4.15-rc2-dts-raw'")
+    repo.day += 1
+    shas["merge"] = repo.git("rev-parse", "HEAD").strip()
+    repo.tag("v4.15-rc2-dts")
+    shas["tip"] = repo.commit("arm64: dts: acme: a400: spell the SoC name out", {
+        f"{v}/a400.dtsi": soc_dtsi("a400", True, ECAM).replace(
+            "ACME a400 SoC", "ACME a400 (A-four-hundred) SoC"),
+    })
+    return repo, shas

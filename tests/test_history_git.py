@@ -6,6 +6,7 @@ Real git and a real dtc on small repositories the tests make
 (network) from Debian's DT sources of 5.10, 6.1, 6.12 and 7.2.
 """
 
+import io
 import json
 import logging
 import os
@@ -23,8 +24,8 @@ from auditor.history import (Judging, _gather, format_text, history_chunk, histo
 from corpus.errors import CorpusError
 from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
                         revisions)
-from gitrepo import (GitRepo, board, debian_history_repo, rebasing_repo, smmu_line, soc_dtsi,
-                     story_repo)
+from gitrepo import (GitRepo, board, debian_history_repo, rebasing_merges_repo, rebasing_repo,
+                     smmu_line, soc_dtsi, story_repo)
 from minikernel import ECAM, ENABLE_ENETC, VENDOR_DIR
 
 A100_DTSI = f"{VENDOR_DIR}/a100.dtsi"
@@ -502,6 +503,73 @@ def test_devicetree_rebasing_through_a_kernel_shaped_shim(tmp_path, isolated_cac
     line = smmu_line((repo.root / "src/arm64/acme/a100.dtsi").read_text())
     assert a100[1]["smmu"][0]["source_file"] == "src/arm64/acme/a100.dtsi"
     assert a100[1]["smmu"][0]["source_line"] == line
+
+
+@pytest.fixture
+def merges(tmp_path, isolated_cache):
+    return rebasing_merges_repo(tmp_path / "devicetree-rebasing")
+
+
+def test_side_branch_commits_take_the_release_whose_merge_brought_them_in(merges):
+    """The commits of devicetree-rebasing's side branch have no tag in their
+    ancestry: their release is the tagged merge's (the first tag that
+    contains them); past the last tag, no release yet."""
+    repo, shas = merges
+    commits = revisions(open_repo(repo.root), ["v4.15-rc1-dts..master"], all_commits=True)
+    assert [(c.sha, c.release) for c in commits] == [
+        (shas["base"], "4.15-rc1"), (shas["pcie"], "4.15-rc2"), (shas["board"], "4.15-rc2"),
+        (shas["tip"], None)]
+
+
+def test_old_releases_ask_nothing_and_untagged_rebasing_commits_are_assumed(merges):
+    """Without --target-kernel every revision is judged: under 4.15-rcN VFIO
+    asked nothing (no-check), so nothing is affected; the untagged tip has no
+    version (devicetree-rebasing has no kernel Makefile): the newest, assumed."""
+    repo, shas = merges
+    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], all_commits=True)
+    assert [(r["commit"], r["target_kernel"], r["target_from"], r["error"])
+            for r in doc["revisions"]] == [
+        (shas["base"], "4.15-rc1", "release", None), (shas["pcie"], "4.15-rc2", "release", None),
+        (shas["board"], "4.15-rc2", "release", None), (shas["tip"], "7.2", "assumed", None)]
+    assert affected[:3] == [[], [], []]
+    # At the tip the newest decisions apply: a100's PCIe is refused from then on.
+    assert affected[3] == ["acme,a100"]
+    text = format_text(doc, affected, mails=False)
+    assert f"  {shas['tip'][:12]}  2024-01-05  7.2?" in text
+    assert "(?: no release contains the commit and the tree names no version: " \
+           "judged as the newest modelled)" in text
+
+
+def test_a_given_target_needs_no_tag(merges):
+    repo, shas = merges
+    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], Judging(target_kernel="7.2"),
+                              all_commits=True)
+    assert [(r["target_kernel"], r["target_from"], r["error"]) for r in doc["revisions"]] == \
+        [("7.2", "given", None)] * 4
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
+        (shas["pcie"], "unaffected", "affected")]
+
+
+def test_an_untagged_kernel_commit_takes_the_makefile_and_a_newer_one_warns(tmp_path,
+                                                                          isolated_cache):
+    """Mainline after a release: no tag contains the new commits, the
+    Makefile says 7.3.0-rc1; judged with 7.2's decisions and one warning."""
+    repo, shas = story_repo(tmp_path / "linux", version=(7, 3, 0))
+    doc, _, _ = judged(repo.root, [f"{shas['coherent']}..master"])
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == [
+        ("6.12", "release"), ("7.3.0", "makefile")]
+
+
+def test_run_history_git_warns_once_for_targets_newer_than_modelled(merges, threaded_cluster):
+    repo, _ = merges
+    out, err = io.StringIO(), io.StringIO()
+    assert run_history_git(repo.root, ["v4.15-rc1-dts..master"], all_commits=True,
+                           target_kernel="7.3-rc1", scheduler=threaded_cluster.scheduler_address,
+                           fmt="json",
+                           out=out, err=err) == 0
+    assert err.getvalue() == ("dtb-audit: warning: target kernel 7.3-rc1 is newer than the newest "
+                              "modelled (7.2): judged with 7.2's decisions\n")
+    assert {r["target_kernel"] for r in json.loads(out.getvalue())["revisions"]} == {"7.3-rc1"}
 
 
 # -- the commit that wrote a line ---------------------------------------------------------
