@@ -59,11 +59,19 @@ def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at on
                         help=f"{what} (default: all cores)")
 
 
+def _target_kernel(text: str):
+    """--target-kernel read in main(), not by argparse: a bad one is one line, no usage."""
+    from kernels.target import TargetError, TargetKernel     # plain Python, no numba
+    try:
+        return TargetKernel.parse(text, where="--target-kernel")
+    except TargetError as why:
+        raise CorpusError(str(why)) from None
+
+
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
     oldest, newest = version_text(OLDEST), version_text(NEWEST)
-    # Read in main(), not by argparse: a bad version is one line, without the usage.
-    parser.add_argument("--target-kernel", metavar="VERSION",
+    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _target_kernel
                         help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
                              f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
                              f"nothing, newer get {newest}'s decisions); default: the version "
@@ -507,8 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if getattr(args, "target_kernel", None) is not None:
-            from auditor.sweep import parse_target
-            args.target_kernel = parse_target(args.target_kernel, "--target-kernel")
+            args.target_kernel = _target_kernel(args.target_kernel)
         return args.run(args)
     except CorpusError as why:
         # Errors about a file already read `file: error: ...`; others name the tool.

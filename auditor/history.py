@@ -184,10 +184,10 @@ def _sha256(path: Path) -> str:
 def _known_target(commit: Commit, judging: Judging):
     """(target, TARGET_FROM) known before the build: --target-kernel, else
     the first release that contains the commit; (None, None) otherwise."""
-    from auditor.sweep import parse_target
+    from auditor.sweep import target_for
     from kernels.target import TargetError, TargetKernel
     if judging.target_kernel:
-        return parse_target(judging.target_kernel, "--target-kernel"), "given"
+        return target_for(None, judging.target_kernel), "given"
     if commit.release:
         try:
             return TargetKernel.parse(commit.release), "release"
@@ -668,8 +668,9 @@ def run_history_git(repo, revisions=(), *, all_commits=False, target_kernel=None
                               target_kernel=target_kernel, rule=rule,
                               legacy_dt_bindings=legacy_dt_bindings, scheduler=scheduler,
                               jobs=jobs, chunk_size=chunk_size)
-        from auditor.sweep import parse_target, warn_newer
-        warn_newer([parse_target(r["target_kernel"], r["commit"][:12])
+        from auditor.sweep import warn_newer
+        from kernels.target import TargetKernel
+        warn_newer([TargetKernel.parse(r["target_kernel"], where=r["commit"][:12])
                     for r in history.doc["revisions"] if r["target_kernel"]], err.write)
         for r in history.doc["revisions"]:
             if r["error"]:

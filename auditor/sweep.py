@@ -26,26 +26,21 @@ def target_for(corpus=None, given=None) -> TargetKernel:
     """The target kernel: `given` (--target-kernel or a saved document's),
     else the version of the tree the corpus was built from, else the newest
     modelled (assumed). CorpusError names where a bad version came from."""
-    if given:
-        return parse_target(given, "--target-kernel")
-    version = getattr(corpus, "kernel_version", None)
-    if version:
-        return parse_target(version, f"{getattr(corpus, 'identity', None) or 'the tree'}: "
-                                     f"the Makefile's version")
-    return TargetKernel.newest()
-
-
-def parse_target(text, where: str) -> TargetKernel:
-    """TargetKernel.parse, its refusal as a CorpusError prefixed with `where`."""
     try:
-        return TargetKernel.parse(text)
+        if given:
+            return TargetKernel.parse(given, where="--target-kernel")
+        version = getattr(corpus, "kernel_version", None)
+        if version:
+            return TargetKernel.parse(version, where=f"{getattr(corpus, 'identity', None) or 'the tree'}"
+                                                     f": its Makefile's version")
     except TargetError as why:
-        raise CorpusError(f"{where}: {why}") from None
+        raise CorpusError(str(why)) from None
+    return TargetKernel.newest()
 
 
 def warn_newer(targets, write=None) -> None:
     """One warning on stderr for the targets newer than the newest modelled
-    (the distinct ones, in order), naming them and the version judged with."""
+    (each named once), naming them and the version they are judged as."""
     line = newer_warning(targets)
     if line:
         (write or sys.stderr.write)(f"dtb-audit: warning: {line}\n")

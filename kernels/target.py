@@ -40,7 +40,7 @@ _VERSION = re.compile(r"v?(?P<major>0|[1-9]\d?)\.(?P<minor>0|[1-9]\d{0,2})"
 
 
 class TargetError(ValueError):
-    """A version string that names no kernel; str() says why."""
+    """A version string that names no kernel; str() says why, in one line."""
 
 
 @dataclass(frozen=True, order=True)
@@ -51,20 +51,23 @@ class TargetKernel:
     rc: int = 0             # N of -rcN: a candidate of `version`; 0 for a release
 
     @classmethod
-    def parse(cls, text: str, assumed: bool = False) -> "TargetKernel":
+    def parse(cls, text: str, assumed: bool = False, where: str | None = None) -> "TargetKernel":
         """"6.12", "6.12.117", "v7.2", "6.1.0-28-arm64", "7.3.0-rc1-next-20261201"
-        -> TargetKernel; TargetError for anything else (the one place a
-        version string is read: the command line, saved documents, history)."""
+        -> TargetKernel; TargetError for anything else, its message prefixed
+        with `where` ("--target-kernel"). The one place a version string is
+        read: the command line, a tree's Makefile, saved documents, history."""
+        def refuse(why):
+            raise TargetError(f"{where}: {why}" if where else why)
         m = _VERSION.fullmatch(text) if isinstance(text, str) else None
         if not m:
-            raise TargetError(f"{text!r} is not a kernel version (as 6.1, 6.12.117, 7.3-rc1 "
-                              f"or 6.1.0-28-arm64)")
+            refuse(f"{text!r} is not a kernel version (as 6.1, 6.12.117, 7.3-rc1 or "
+                   f"6.1.0-28-arm64)")
         major, minor = int(m["major"]), int(m["minor"])
         version = (major, minor, int(m["sublevel"] or 0))
         if major > NEWEST[0] + MAJORS_AHEAD or minor > MAX_MINOR:
-            raise TargetError(f"{text}: no kernel has this version (majors up to "
-                              f"{NEWEST[0] + MAJORS_AHEAD}, minors up to {MAX_MINOR}; the newest "
-                              f"modelled is {version_text(NEWEST)})")
+            refuse(f"{text}: no kernel has this version (majors up to "
+                   f"{NEWEST[0] + MAJORS_AHEAD}, minors up to {MAX_MINOR}; the newest "
+                   f"modelled is {version_text(NEWEST)})")
         given = f"{major}.{minor}" + (f".{m['sublevel']}" if m["sublevel"] else "") \
             + (f"-rc{m['rc']}" if m["rc"] else "") + (f"-next-{m['next']}" if m["next"] else "")
         return cls(version, given, assumed, int(m["rc"] or 0))
