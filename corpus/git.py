@@ -5,7 +5,7 @@ A repository is a kernel tree or a checkout of devicetree-rebasing (the
 DT-only mirror of the kernel: `src/<arch>/...` and `include/`, no kbuild
 Makefiles, no scripts/dtc). open_repo() says which; revisions() lists the
 commits of some ranges that touched the DT inputs, each with the parent it
-is compared with; owned_worktree() lends a worktree of the repository under
+is compared with and the first release that contains it (with_releases()); owned_worktree() lends a worktree of the repository under
 $XDG_CACHE_HOME/dtb-audit/git/<repo>/<slot>/, moved from commit to commit
 with `git checkout` so files that did not change keep their modification
 times (what makes corpus.build incremental); introducing_commit() is the
