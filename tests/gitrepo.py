@@ -186,15 +186,17 @@ def _dt_inputs(tree: Path):
 
 def debian_history_repo() -> Path:
     """A git repository of Debian's DT sources of 5.10, 6.1, 6.12 and 7.2, one commit
-    (tagged v5.10 ...) per version, made once in the cache ($XDG_CACHE_HOME/dtb-audit)."""
+    per version tagged as its Makefile says (v6.1.192 ...: a commit's release is
+    its target kernel), made once in the cache ($XDG_CACHE_HOME/dtb-audit)."""
     import shutil
 
+    from corpus.kbuild import kernel_release
     from corpus.sources import cache_dir, from_debian
 
     trees = [(version, from_debian(package).tree) for version, package in DEBIAN]
     root = cache_dir() / "test-repos" / "debian-dt-history"
     done = root / ".git" / "dtb-audit-complete"
-    if done.is_file():
+    if done.is_file() and done.read_text() == "complete, full version tags\n":
         return root
     shutil.rmtree(root, ignore_errors=True)
     repo = GitRepo(root)
@@ -214,8 +216,8 @@ def debian_history_repo() -> Path:
             else:
                 shutil.copy2(path, dest)
         repo.commit(f"Linux {version}: Debian's device-tree sources ({tree.name})", {})
-        repo.tag(f"v{version}")
-    done.write_text("complete\n")
+        repo.tag(f"v{kernel_release(tree)[0]}")
+    done.write_text("complete, full version tags\n")
     return root
 
 

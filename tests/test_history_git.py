@@ -615,6 +615,7 @@ def test_debian_ls1028a_and_ls1088a_affected_in_6_1_fixed_in_6_12(debian_history
     assert [r["error"] for r in doc["revisions"]] == [None] * 4
     assert [r["target_kernel"].split(".")[:2] for r in doc["revisions"]] == [
         ["5", "10"], ["6", "1"], ["6", "12"], ["7", "2"]]
+    assert {r["target_from"] for r in doc["revisions"]} == {"release"}       # v6.1.192 ...
     for soc, dtsi in LS.items():
         found = [(c["commit"], c["from"], c["to"]) for c in changes(doc, soc)]
         assert found == [(shas[1], "unaffected", "affected"),
