@@ -60,17 +60,23 @@ def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at on
 
 
 def _target_kernel(text: str):
-    from kernels.target import TargetError, TargetKernel
+    """--target-kernel read in main(), not by argparse: a bad one is one line, no usage."""
+    from kernels.target import TargetError, TargetKernel     # plain Python, no numba
     try:
-        return TargetKernel.parse(text)
+        return TargetKernel.parse(text, where="--target-kernel")
     except TargetError as why:
-        raise argparse.ArgumentTypeError(str(why)) from None
+        raise CorpusError(str(why)) from None
 
 
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
-                        help="judge as this kernel (5.10 to 7.2, e.g. 6.1 or 6.12.117) does; "
-                             "default: the version of the tree the corpus was built from, "
+    from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
+    oldest, newest = version_text(OLDEST), version_text(NEWEST)
+    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _target_kernel
+                        help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
+                             f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
+                             f"nothing, newer get {newest}'s decisions); default: the version "
+                             "of the tree "
+                             "the corpus was built from (in history, each commit's release), "
                              "the newest modelled for a bare folder of DTBs")
     parser.add_argument("--rule", choices=RULE_NAMES,
                         help="override the target kernel's IOMMU_CAP_CACHE_COHERENCY rule "
@@ -117,9 +123,10 @@ def _build(args, **more):
 
 def _judge(corpus, args):
     """The Sweep of a corpus under the command's target kernel and rule."""
-    from auditor.sweep import sweep_corpus, target_for
-    return sweep_corpus(corpus, target_for(corpus, args.target_kernel and str(args.target_kernel)),
-                        args.rule, not args.no_legacy_dt_bindings)
+    from auditor.sweep import sweep_corpus, target_for, warn_newer
+    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
+    warn_newer([target])
+    return sweep_corpus(corpus, target, args.rule, not args.no_legacy_dt_bindings)
 
 
 # -- dtb-audit corpus build ---------------------------------------------------
@@ -229,7 +236,7 @@ def add_explain_arguments(parser):
 def explain(args) -> int:
     from pathlib import Path
 
-    from auditor.sweep import target_for
+    from auditor.sweep import target_for, warn_newer
     from corpus.flat import flatten
 
     board = Path(args.board)
@@ -255,6 +262,7 @@ def explain(args) -> int:
     if flat.dtb_error[0]:
         raise CorpusError(flat.error(0))
     target = target_for(corpus, args.target_kernel and str(args.target_kernel))
+    warn_newer([target])
     ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
     write_explanation(ev, sys.stdout)
     if args.boot_logs:
@@ -653,6 +661,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if getattr(args, "target_kernel", None) is not None:
+            args.target_kernel = _target_kernel(args.target_kernel)
         return args.run(args)
     except CorpusError as why:
         # Errors about a file already read `file: error: ...`; others name the tool.

@@ -16,6 +16,12 @@ boundaries (the first revision of a chunk is built from whatever its slot
 holds, in the worst case everything). Without a scheduler address the run
 starts a LocalCluster on 127.0.0.1 with this machine's cores: one code path.
 
+A revision's target kernel is --target-kernel, else the first release
+whose tag's ancestry holds the commit (corpus.git.with_releases: in
+devicetree-rebasing, the release whose merge brought a side branch in),
+else a kernel tree's Makefile, else the newest modelled, marked "assumed"
+(docs/target-kernel.md).
+
 A SoC is `affected` in a revision when one of its boards is (SPEC section 4),
 `unaffected` when none is, `absent` when no board has it. A revision is
 compared with its parent in the list (the previous one along first parents;
@@ -44,9 +50,11 @@ from pathlib import Path
 
 from corpus.console import progress_wanted
 from corpus.errors import CorpusError
-from corpus.git import Commit, Repo, open_repo, owned_worktree, revisions as list_revisions
+from corpus.git import KERNEL, Commit, Repo, open_repo, owned_worktree, revisions as list_revisions
 
 AFFECTED, UNAFFECTED, ABSENT = "affected", "unaffected", "absent"
+# Where a revision's target kernel comes from, first that applies (docs/target-kernel.md).
+TARGET_FROM = ("given", "release", "makefile", "assumed")
 BOARDS_IN_MAIL = 12
 
 
@@ -71,7 +79,7 @@ class SocState:
 
 @dataclass(frozen=True)
 class DtbResult:
-    """What one board says, kept by (dtb, SHA-256, target kernel) within a chunk."""
+    """What one board says, kept by (dtb, SHA-256, target version and rule) within a chunk."""
     soc: str | None
     affected: bool
     smmus: tuple                 # Smmu
@@ -89,6 +97,7 @@ class Judging:
 class RevisionResult:
     commit: str
     target_kernel: str | None = None
+    target_from: str | None = None   # TARGET_FROM: where the target came from
     error: str | None = None     # the first build error; the revision is marked
     judged_all: bool = True      # False: nothing could be judged (the tree, a lost worker)
     failed: tuple = ()           # DTBs that did not build
@@ -134,21 +143,28 @@ def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements) -> R
     started = time.monotonic()
     result = RevisionResult(commit.sha)
     try:
-        worktree.checkout(commit.sha)
+        known, source = _known_target(commit, judging)
+        # devicetree-rebasing has no Makefile: its shim says the release (or the newest).
+        worktree.checkout(commit.sha, str(known or _newest()))
         corpus = build_corpus(kernel=worktree.tree, out=worktree.corpus_dir, jobs=jobs)
-        target = _target(corpus, judging.target_kernel)
+        if known is None:
+            known, source = _target_of_tree(corpus, worktree.repo)
     except CorpusError as why:
         result.error, result.judged_all = worktree.in_repo(str(why)), False
         result.seconds = time.monotonic() - started
         return result
-    result.target_kernel = str(target)
+    target = known
+    result.target_kernel, result.target_from = str(target), source
     result.built, result.reused = corpus.built, corpus.reused
     failed = [e for e in corpus.entries if e.error is not None]
     result.failed = tuple(e.dtb for e in failed)
     if failed:
         first = failed[0]
         result.error = f"{worktree.repo_path(first.source or first.dtb)}: error: {first.error}"
-    keys = {e.dtb: (e.dtb, _sha256(corpus.root / e.dtb), str(target)) for e in corpus.boards}
+    # The judgement depends on the version and the rule (an -rcN only through
+    # the rule): 6.12 and 6.12.0, or 4.15-rc1 and 4.15-rc2, share judgements.
+    keys = {e.dtb: (e.dtb, _sha256(corpus.root / e.dtb), target.version, target.rule)
+            for e in corpus.boards}
     new = [e for e in corpus.boards if keys[e.dtb] not in judgements]
     if new:
         for dtb, judged in _judge(corpus, new, target, judging).items():
@@ -165,10 +181,33 @@ def _sha256(path: Path) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _target(corpus, given):
-    """The target kernel: --target-kernel, else the revision's own version."""
+def _known_target(commit: Commit, judging: Judging):
+    """(target, TARGET_FROM) known before the build: --target-kernel, else
+    the first release that contains the commit; (None, None) otherwise."""
     from auditor.sweep import target_for
-    return target_for(corpus, given)
+    from kernels.target import TargetError, TargetKernel
+    if judging.target_kernel:
+        return target_for(None, judging.target_kernel), "given"
+    if commit.release:
+        try:
+            return TargetKernel.parse(commit.release), "release"
+        except TargetError:
+            pass        # a tag no kernel has (v99.1): as if untagged
+    return None, None
+
+
+def _target_of_tree(corpus, repo: Repo):
+    """(target, TARGET_FROM) of an untagged commit: a kernel tree's Makefile,
+    else (devicetree-rebasing has no version of its own) the newest, assumed."""
+    from auditor.sweep import target_for
+    if repo.layout == KERNEL and corpus.kernel_version:
+        return target_for(corpus), "makefile"
+    return _newest(), "assumed"
+
+
+def _newest():
+    from kernels.target import TargetKernel
+    return TargetKernel.newest()
 
 
 def _judge(corpus, entries, target, judging: Judging) -> dict[str, DtbResult]:
@@ -390,7 +429,8 @@ def stitch(repo: Repo, commits: list, results: list,
         "rule": judging.rule,
         "legacy_dt_bindings": judging.legacy_dt_bindings,
         "revisions": [{"commit": c.sha, "subject": c.subject, "date": c.date,
-                       "target_kernel": r.target_kernel, "error": r.error}
+                       "target_kernel": r.target_kernel, "target_from": r.target_from,
+                       "release": c.release, "error": r.error}
                       for c, r in zip(commits, results)],
         "socs": [{"soc": soc, "changes": changes[soc]} for soc in sorted(changes)],
     }
@@ -497,8 +537,12 @@ def format_text(doc: dict, affected: list, mails: bool = True) -> str:
            f"{len(doc['socs'])} SoCs changed\n\n"]
     for r, count in zip(revisions, affected):
         mark = f"  [error: {r['error']}]" if r["error"] else ""
-        out.append(f"  {r['commit'][:12]}  {r['date'][:10]}  {r['target_kernel'] or '-':<10} "
+        target = (r["target_kernel"] or "-") + ("?" if r.get("target_from") == "assumed" else "")
+        out.append(f"  {r['commit'][:12]}  {r['date'][:10]}  {target:<10} "
                    f"{len(count):>3} affected  {r['subject']}{mark}\n")
+    if any(r.get("target_from") == "assumed" for r in revisions):
+        out.append("  (?: no release contains the commit and the tree names no version: "
+                   "judged as the newest modelled)\n")
     for s in doc["socs"]:
         out.append(f"\n{s['soc']}\n")
         for c in s["changes"]:
@@ -654,6 +698,10 @@ def run_history_git(repo, revisions=(), *, all_commits=False, target_kernel=None
                               target_kernel=target_kernel, rule=rule,
                               legacy_dt_bindings=legacy_dt_bindings, scheduler=scheduler,
                               jobs=jobs, chunk_size=chunk_size)
+        from auditor.sweep import warn_newer
+        from kernels.target import TargetKernel
+        warn_newer([TargetKernel.parse(r["target_kernel"], where=r["commit"][:12])
+                    for r in history.doc["revisions"] if r["target_kernel"]], err.write)
         for r in history.doc["revisions"]:
             if r["error"]:
                 said = r["error"] if ": error: " in r["error"] else f"error: {r['error']}"

@@ -23,6 +23,7 @@ from typing import NamedTuple
 from corpus.errors import CorpusError
 from kernels.codes import (BROKEN_VERDICTS, DMA_ATTR_NAMES, EVIDENCE_VERDICTS, KIND_NAMES,
                            RULE_NAMES, VERDICT_NAMES, VIA_NAMES)
+from kernels.target import TargetError, TargetKernel
 
 TOOL = "dtb-audit"
 # 2: target_kernel, schema and typed fields; 1 (no "schema" key): before them.
@@ -248,7 +249,7 @@ def sweep_from_json(doc, name="<sweep>") -> Sweep:
     corpus = v.obj(doc, "corpus", "sweep")
     sweep = Sweep(
         rule=v.choice(doc, "rule", RULE_NAMES, "sweep"),
-        target_kernel=v.opt_str(doc, "target_kernel", "sweep") if schema > 1 else None,
+        target_kernel=v.target(doc, "target_kernel", "sweep") if schema > 1 else None,
         target_assumed=v.boolean(doc, "target_assumed", "sweep") if schema > 1 else False,
         legacy_dt_bindings=v.boolean(doc, "legacy_dt_bindings", "sweep"),
         corpus=CorpusInfo(root=v.string(corpus, "root", "corpus"),
@@ -368,6 +369,17 @@ class _Validator:
         value = self._get(obj, key, where, missing_ok)
         if value is not None and not isinstance(value, str):
             self.fail(where, key, "a string or null")
+        return value
+
+    def target(self, obj, key, where):
+        """A target kernel version (or null), read as --target-kernel is (kernels.target)."""
+        value = self.opt_str(obj, key, where)
+        if value is not None:
+            try:
+                TargetKernel.parse(value)
+            except TargetError as why:
+                raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key}: "
+                                     f"{why}") from None
         return value
 
     def boolean(self, obj, key, where):

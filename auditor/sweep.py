@@ -9,6 +9,7 @@ kernels' table, the per-SoC summaries in one pass over the links.
 """
 from __future__ import annotations
 
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -16,23 +17,33 @@ import numpy as np
 
 from corpus.errors import CorpusError
 from kernels import codes
-from kernels.target import TargetError, TargetKernel
+from kernels.target import TargetError, TargetKernel, newer_warning
 
 from .model import (BrokenMaster, CorpusInfo, Diagnostic, Link, Provider, SocSummary, Sweep)
 
 
 def target_for(corpus=None, given=None) -> TargetKernel:
-    """The target kernel: `given` (--target-kernel), else the version of the
-    tree the corpus was built from, else the newest modelled (assumed)."""
+    """The target kernel: `given` (--target-kernel or a saved document's),
+    else the version of the tree the corpus was built from, else the newest
+    modelled (assumed). CorpusError names where a bad version came from."""
     try:
         if given:
-            return TargetKernel.parse(given)
+            return TargetKernel.parse(given, where="--target-kernel")
         version = getattr(corpus, "kernel_version", None)
         if version:
-            return TargetKernel.parse(version)
+            return TargetKernel.parse(version, where=f"{getattr(corpus, 'identity', None) or 'the tree'}"
+                                                     f": its Makefile's version")
     except TargetError as why:
-        raise CorpusError(f"--target-kernel: {why}") from None
+        raise CorpusError(str(why)) from None
     return TargetKernel.newest()
+
+
+def warn_newer(targets, write=None) -> None:
+    """One warning on stderr for the targets newer than the newest modelled
+    (each named once), naming them and the version they are judged as."""
+    line = newer_warning(targets)
+    if line:
+        (write or sys.stderr.write)(f"dtb-audit: warning: {line}\n")
 
 
 def flatten_corpus(corpus):

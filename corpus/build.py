@@ -90,7 +90,7 @@ class Corpus:
     built: int = 0                    # this run: compiled or overlaid ...
     failed: int = 0                   # ... did not build ...
     reused: int = 0                   # ... up to date from an earlier run
-    kernel_version: str | None = None  # "6.12.117" of the tree's Makefile; None when unknown
+    kernel_version: str | None = None  # "6.12.117", "7.3.0-rc1": the tree's Makefile's; None: unknown
     partial: bool = False             # an incomplete build, opened as such on request
     members: list[Corpus] = field(default_factory=list)   # open_corpora: what was merged
     _records: dict = field(default_factory=dict, repr=False)   # the manifest's, by dtb

@@ -5,7 +5,7 @@ A repository is a kernel tree or a checkout of devicetree-rebasing (the
 DT-only mirror of the kernel: `src/<arch>/...` and `include/`, no kbuild
 Makefiles, no scripts/dtc). open_repo() says which; revisions() lists the
 commits of some ranges that touched the DT inputs, each with the parent it
-is compared with; owned_worktree() lends a worktree of the repository under
+is compared with and the first release that contains it (with_releases()); owned_worktree() lends a worktree of the repository under
 $XDG_CACHE_HOME/dtb-audit/git/<repo>/<slot>/, moved from commit to commit
 with `git checkout` so files that did not change keep their modification
 times (what makes corpus.build incremental); introducing_commit() is the
@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -55,6 +56,14 @@ _SPARSE = {
 }
 _RELEASE_TAG = {KERNEL: re.compile(r"^v\d+\.\d+(\.\d+)?$"),
                 REBASING: re.compile(r"^v\d+\.\d+(\.\d+)?-dts$")}
+# The tags that name a commit's release (its target kernel in history):
+# v6.12, v6.12-rc3, v6.1.7 in a kernel tree; v6.12-dts, v6.12-rc3-dts in
+# devicetree-rebasing, where they sit on the merges that bring each release in.
+# Group 1 is the version. The globs narrow `git name-rev`'s starting tags.
+_CONTAINING_TAG = {KERNEL: re.compile(r"v(\d+\.\d+(?:\.\d+)?(?:-rc\d+)?)"),
+                   REBASING: re.compile(r"v(\d+\.\d+(?:\.\d+)?(?:-rc\d+)?)-dts")}
+_CONTAINING_GLOBS = {KERNEL: ("--refs=v[0-9]*", "--exclude=*[!0-9]"),
+                     REBASING: ("--refs=v[0-9]*-dts",)}
 _VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
 _FIELDS = "%H%x1f%P%x1f%cI%x1f%s"
 
@@ -119,6 +128,7 @@ class Commit:
     subject: str
     date: str                  # committer date, ISO 8601
     parent: str | None = None  # the listed commit it is compared with; None: the one before it
+    release: str | None = None  # "6.12-rc3": the first release that contains it; None: none yet
 
 
 def _commits(repo: Repo, args: list[str]) -> list[Commit]:
@@ -173,8 +183,25 @@ def revisions(repo: Repo, ranges=(), all_commits: bool = False) -> list[Commit]:
         for commit in commits:
             listed.setdefault(commit.sha, commit)
     # A parent outside the list: compared with the revision before it instead.
-    return [c if c.parent in listed else Commit(c.sha, c.subject, c.date, None)
-            for c in listed.values()]
+    return with_releases(repo, [c if c.parent in listed else Commit(c.sha, c.subject, c.date, None)
+                                for c in listed.values()])
+
+
+def with_releases(repo: Repo, commits: list[Commit]) -> list[Commit]:
+    """`commits` with their `release`: the first release tag whose ancestry
+    holds each one (what `git describe --contains` names). One `git name-rev`
+    walk for them all; name-rev prefers the oldest tag, however far away."""
+    pattern = _CONTAINING_TAG[repo.layout]
+    named: list[str] = []
+    for i in range(0, len(commits), 1000):       # the command line's length
+        named += git(repo.path, "name-rev", "--tags", "--name-only",
+                     *_CONTAINING_GLOBS[repo.layout],
+                     *(c.sha for c in commits[i:i + 1000])).splitlines()
+    out = []
+    for commit, name in zip(commits, named):
+        match = pattern.fullmatch(re.split(r"[~^]", name, maxsplit=1)[0])
+        out.append(dataclasses.replace(commit, release=match.group(1) if match else None))
+    return out
 
 
 def release_tags(repo: Repo) -> list[Commit]:
@@ -193,7 +220,7 @@ def release_tags(repo: Repo) -> list[Commit]:
         seen.add(sha)
         (commit,) = _commits(repo, ["--no-walk", sha])
         commits.append(Commit(sha, commit.subject, commit.date, None))
-    return commits
+    return with_releases(repo, commits)
 
 
 # -- worktrees the tool owns ----------------------------------------------------
@@ -203,7 +230,8 @@ class Worktree:
 
     `tree` is what corpus.build builds: the worktree itself for a kernel,
     a kernel-shaped shim of links into it for devicetree-rebasing, whose
-    Makefile carries the version `git describe` gives (the target kernel).
+    Makefile carries the version checkout() is given (devicetree-rebasing
+    has none of its own).
     `corpus_dir` is where the DTBs of this slot are built.
     """
 
@@ -215,13 +243,17 @@ class Worktree:
         self.tree = slot / "shim" if repo.layout == REBASING else self.path
         self.commit: str | None = None
 
-    def checkout(self, sha: str) -> None:
-        """Move to `sha`; files that do not change keep their modification times."""
+    def checkout(self, sha: str, version: str | None = None) -> None:
+        """Move to `sha`; files that do not change keep their modification times.
+        `version` ("4.15-rc2"): what the shim's Makefile says (devicetree-rebasing,
+        where it is needed)."""
+        if self.repo.layout == REBASING and not version:
+            raise ValueError("checkout: a devicetree-rebasing worktree needs the version")
         git(self.path, "-c", "core.sparseCheckout=true", "-c", "core.sparseCheckoutCone=false",
             "checkout", "-q", "--detach", "-f", sha)
         self.commit = sha
         if self.repo.layout == REBASING:
-            _write_shim(self.path, self.tree, rebasing_version(self.repo, sha))
+            _write_shim(self.path, self.tree, version)
 
     def in_repo(self, message: str) -> str:
         """A message about the worktree, about the repository instead (no cache paths)."""
@@ -307,17 +339,6 @@ def _repo_lock(base: Path):
 
 # -- devicetree-rebasing --------------------------------------------------------
 
-def rebasing_version(repo: Repo, sha: str) -> str:
-    """"6.12" from the nearest v6.12-dts (or v6.13-rc1-dts) tag at or before `sha`."""
-    described = git(repo.path, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", sha,
-                    check=False).strip()
-    match = _VERSION.match(described)
-    if not match:
-        raise GitError(f"{repo.path}: error: {sha[:12]}: no v<version> tag before this commit "
-                       f"(`git describe` names the target kernel of devicetree-rebasing)")
-    return ".".join(x for x in match.groups() if x)
-
-
 _REBASING_MAKEFILE_LIB = """\
 # Written by dtb-audit: what kbuild passes, for a tree without kbuild.
 DTC_FLAGS += -Wno-unit_address_vs_reg -Wno-avoid_unnecessary_addr_size -Wno-unique_unit_address
@@ -358,10 +379,10 @@ def _write_shim(checkout: Path, shim: Path, version: str) -> None:
         link(f"scripts/dtc/include-prefixes/{arch}", source / arch)
     link("include/dt-bindings", checkout / "include" / "dt-bindings")
     link("scripts/dtc/include-prefixes/dt-bindings", checkout / "include" / "dt-bindings")
-    major, minor, *sub = version.split(".") + ["0"]
+    major, minor, sublevel, extra = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(.*)", version).groups()
     write("Makefile", f"# Written by dtb-audit: the version of this devicetree-rebasing commit.\n"
-                      f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {sub[0]}\n"
-                      f"EXTRAVERSION =\n")
+                      f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {sublevel or 0}\n"
+                      f"EXTRAVERSION = {extra}\n")
     write("scripts/Makefile.lib", _REBASING_MAKEFILE_LIB)
 
 

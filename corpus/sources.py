@@ -48,7 +48,8 @@ class SourceError(CorpusError):
 class Source:
     tree: Path        # the kernel tree (possibly a partial one in the cache)
     identity: str     # "linux-6.12.117 (debian linux-source-6.12)"
-    version: str      # "6.12.117": VERSION.PATCHLEVEL.SUBLEVEL of the top Makefile
+    version: str      # "6.12.117", "7.3.0-rc1": the top Makefile's VERSION.PATCHLEVEL.SUBLEVEL
+                      # and EXTRAVERSION (the target kernel reads the -rcN)
 
 
 def cache_dir() -> Path:
@@ -148,7 +149,7 @@ def from_kernel_dir(path: Path, origin: str | None = None) -> Source:
     if not (tree / DTS_DIR).is_dir() or not (tree / "Makefile").is_file():
         raise SourceError(f"{path}: error: not a kernel tree (no Makefile or {DTS_DIR})")
     version, extra = kernel_release(tree)
-    return Source(tree, f"linux-{version}{extra} ({origin or tree})", version)
+    return Source(tree, f"linux-{version}{extra} ({origin or tree})", version + extra)
 
 
 # -- a tarball ---------------------------------------------------------------
@@ -625,8 +626,8 @@ def fetch_debian(spec: str) -> Path:
         if not shutil.which("apt-get"):
             if cached:
                 return cached[-1]  # what we fetched before
-            raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or "
-                              f"--kernel on this system")
+            raise MissingTool("--debian needs apt-get (Debian or Ubuntu): use --tarball or "
+                              "--kernel on this system")
         return _fetch(spec, suite, package, folder, cached)
 
 

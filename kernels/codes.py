@@ -14,7 +14,7 @@ document and the reports print; they are part of the interface.
 # rule of the SMMU driver: before v5.19 VFIO never asked.
 RULES = {
     "walk-or-device": "arm-smmu: the SMMU is coherent (dma-coherent), or the device itself is "
-                      "(ac9c5e92dd15, v6.2, backported to 6.1.y)",
+                      "(ac9c5e92dd15: v6.2-rc4, 6.1.7)",
     "walk-only": "arm-smmu: the SMMU is coherent (dma-coherent) (df198b37e72c, v6.1.0)",
     "legacy-true": "arm-smmu and arm-smmu-v3 always answer true (v5.19 to v6.0)",
     "no-check": "VFIO does not ask for IOMMU_CAP_CACHE_COHERENCY before v5.19 "

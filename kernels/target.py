@@ -14,35 +14,63 @@ from dataclasses import dataclass
 
 from .codes import LEGACY_TRUE, NO_CHECK, RULE_NAMES, WALK_ONLY, WALK_OR_DEVICE
 
-# The oldest and newest versions whose decisions are modelled.
+# The oldest and newest versions whose decisions are read from sources.
+# Older targets are certain (VFIO asks nothing before v5.19); newer ones get
+# the newest decisions, with a warning (newer_warning).
 OLDEST = (5, 10, 0)
 NEWEST = (7, 2, 0)
+# No version string names a kernel whose major is more than this beyond the
+# newest modelled: a major lasts three to four years (3.0 2011, 4.0 2015,
+# 5.0 2019, 6.0 2022, 7.0 2026), so NEWEST's major + 2 covers the years any
+# model of today's decisions is worth using, and "99.9" is a typo.
+MAJORS_AHEAD = 2
+# No major has had more minors than 4.0 to 4.20 (21): "6.99" is no kernel.
+MAX_MINOR = 30
 
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:[-+~.].*)?$")
+# How every version string is read, the one grammar (docs/target-kernel.md):
+#   [v]MAJOR.MINOR[.SUBLEVEL]   numbers without leading zeros, at most 2, 3, 4 digits
+#   [-rcN | ~rcN]               a release candidate (Debian writes 6.1~rc8)
+#   [-next-YYYYMMDD]            linux-next of that day
+#   [SUFFIX]                    a distribution's or builder's: -27-arm64, -1~bpo12+1, +, -test
+_VERSION = re.compile(r"v?(?P<major>0|[1-9]\d?)\.(?P<minor>0|[1-9]\d{0,2})"
+                      r"(?:\.(?P<sublevel>0|[1-9]\d{0,3}))?"
+                      r"(?:[-~]rc(?P<rc>[1-9]\d?))?"
+                      r"(?:-next-(?P<next>\d{8}))?"
+                      r"(?P<suffix>(?:[-~][A-Za-z0-9]|\+)[A-Za-z0-9.+~_-]*)?")
 
 
 class TargetError(ValueError):
-    """A --target-kernel that is not a version modelled here; str() says why."""
+    """A version string that names no kernel; str() says why, in one line."""
 
 
 @dataclass(frozen=True, order=True)
 class TargetKernel:
-    version: tuple          # (major, minor, sublevel); sublevel 0 for "6.1"
-    given: str = ""         # as written ("6.12.117", "7.2"), for the reports
+    version: tuple          # (major, minor, sublevel); sublevel 0 for "6.1" and "7.3-rc1"
+    given: str = ""         # as written, distribution suffix dropped ("6.12.117", "7.3-rc1")
     assumed: bool = False   # nothing told us: the newest version modelled
+    rc: int = 0             # N of -rcN: a candidate of `version`; 0 for a release
 
     @classmethod
-    def parse(cls, text: str, assumed: bool = False) -> "TargetKernel":
-        """"6.12", "6.12.117", "v7.2", "6.1.0-28-arm64" -> TargetKernel."""
-        m = _VERSION.match(text.strip())
+    def parse(cls, text: str, assumed: bool = False, where: str | None = None) -> "TargetKernel":
+        """"6.12", "6.12.117", "v7.2", "6.1.0-28-arm64", "7.3.0-rc1-next-20261201"
+        -> TargetKernel; TargetError for anything else, its message prefixed
+        with `where` ("--target-kernel"). The one place a version string is
+        read: the command line, a tree's Makefile, saved documents, history."""
+        def refuse(why):
+            raise TargetError(f"{where}: {why}" if where else why)
+        m = _VERSION.fullmatch(text) if isinstance(text, str) else None
         if not m:
-            raise TargetError(f"{text!r} is not a kernel version (as 6.1, 6.12.117 or 7.2)")
-        version = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))
-        if not OLDEST <= version < (NEWEST[0], NEWEST[1] + 1, 0):
-            raise TargetError(f"{text}: only kernels from {version_text(OLDEST)} to {version_text(NEWEST)} "
-                              f"are modelled")
-        given = f"{version[0]}.{version[1]}" + (f".{version[2]}" if m.group(3) else "")
-        return cls(version, given, assumed)
+            refuse(f"{text!r} is not a kernel version (as 6.1, 6.12.117, 7.3-rc1 or "
+                   f"6.1.0-28-arm64)")
+        major, minor = int(m["major"]), int(m["minor"])
+        version = (major, minor, int(m["sublevel"] or 0))
+        if major > NEWEST[0] + MAJORS_AHEAD or minor > MAX_MINOR:
+            refuse(f"{text}: no kernel has this version (majors up to "
+                   f"{NEWEST[0] + MAJORS_AHEAD}, minors up to {MAX_MINOR}; the newest "
+                   f"modelled is {version_text(NEWEST)})")
+        given = f"{major}.{minor}" + (f".{m['sublevel']}" if m["sublevel"] else "") \
+            + (f"-rc{m['rc']}" if m["rc"] else "") + (f"-next-{m['next']}" if m["next"] else "")
+        return cls(version, given, assumed, int(m["rc"] or 0))
 
     @classmethod
     def newest(cls) -> "TargetKernel":
@@ -50,6 +78,18 @@ class TargetKernel:
 
     def __str__(self) -> str:
         return self.given or version_text(self.version)
+
+    @property
+    def newer_than_modelled(self) -> bool:
+        """A release after the newest modelled (7.3-rc1, 8.0; not 7.2.13)."""
+        return self.version[:2] > NEWEST[:2]
+
+    def _since(self, boundary: tuple, rc: int = 0) -> bool:
+        """Whether this kernel has a change first released in `boundary`
+        (merged in its -rc`rc`; 0: in the merge window, so in every -rcN)."""
+        if self.version != boundary or not self.rc or not rc:
+            return self.version >= boundary
+        return self.rc >= rc
 
     # -- the decisions (SPEC section 1.1) ---------------------------------------
 
@@ -67,7 +107,8 @@ class TargetKernel:
             return RULE_NAMES[NO_CHECK]
         if self.version < (6, 1, 0):
             return RULE_NAMES[LEGACY_TRUE]
-        if self.version >= WALK_OR_DEVICE_6_1:
+        if (WALK_OR_DEVICE_6_1 <= self.version < (6, 2, 0)
+                or self._since(WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC)):
             return RULE_NAMES[WALK_OR_DEVICE]
         return RULE_NAMES[WALK_ONLY]
 
@@ -107,12 +148,16 @@ class TargetKernel:
 
 
 # First versions of each change; see the properties above for the sources.
-# 6.1.y stable took ac9c5e92dd15 ("iommu/arm-smmu: Report
-# IOMMU_CAP_CACHE_COHERENCY even betterer") in 6.1.2: Debian's 6.1 changelog
-# lists every upstream commit title from 6.1.3 on and none of them is this
-# one, 6.1.0 (df198b37e72c) lacks it (the seed thread, 8 Dec 2022, proposes
-# it), and 6.1.2 is the release that took v6.2-rc1's fixes.
-WALK_OR_DEVICE_6_1 = (6, 1, 2)
+# A release candidate has what its release has (changes land in the merge
+# window, before rc1), except a fix merged later, named with its rc.
+# ac9c5e92dd15 ("iommu/arm-smmu: Report IOMMU_CAP_CACHE_COHERENCY even
+# betterer") is in mainline v6.2-rc4 and reached 6.1.y in 6.1.7: Debian's 6.1
+# changelog (linux-source-6.1 6.1.192-3, changelog.Debian.gz) lists it, its
+# title wrapped over two lines, under ChangeLog-6.1.7. Its entries for 6.1.2
+# (two CVE fixes only, not the whole upstream list) to 6.1.6 name no arm-smmu
+# change, and the model knows of none at 6.1.2.
+WALK_OR_DEVICE_6_1 = (6, 1, 7)
+WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC = (6, 2, 0), 4
 # Not in 6.1.192, in 6.12.117; "about v6.5" (SPEC 1.1): not checked against
 # a source between the two.
 QCOM_MSM_IOMMU_V2 = (6, 5, 0)
@@ -122,6 +167,18 @@ PCI_MATCH_DRIVER_AVAILABLE = (6, 12, 0)
 MAP_TARGET_CELLS = (7, 2, 0)
 # In 6.1.192, not in 5.10.223; before 6.1 no verdict depends on coherency.
 OF_DMA_NONCOHERENT = (6, 1, 0)
+
+
+def newer_warning(targets) -> str | None:
+    """The one warning for the targets newer than the newest modelled (each
+    named once, in order), None when there are none."""
+    newer = list(dict.fromkeys(str(t) for t in targets if t.newer_than_modelled))
+    if not newer:
+        return None
+    newest = version_text(NEWEST)
+    return (f"target kernel{'s' if len(newer) > 1 else ''} {', '.join(newer)} "
+            f"{'are' if len(newer) > 1 else 'is'} newer than the newest modelled ({newest}): "
+            f"judged with {newest}'s decisions")
 
 
 def version_text(version: tuple) -> str:

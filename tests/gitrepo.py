@@ -186,15 +186,17 @@ def _dt_inputs(tree: Path):
 
 def debian_history_repo() -> Path:
     """A git repository of Debian's DT sources of 5.10, 6.1, 6.12 and 7.2, one commit
-    (tagged v5.10 ...) per version, made once in the cache ($XDG_CACHE_HOME/dtb-audit)."""
+    per version tagged as its Makefile says (v6.1.192 ...: a commit's release is
+    its target kernel), made once in the cache ($XDG_CACHE_HOME/dtb-audit)."""
     import shutil
 
+    from corpus.kbuild import kernel_release
     from corpus.sources import cache_dir, from_debian
 
     trees = [(version, from_debian(package).tree) for version, package in DEBIAN]
     root = cache_dir() / "test-repos" / "debian-dt-history"
     done = root / ".git" / "dtb-audit-complete"
-    if done.is_file():
+    if done.is_file() and done.read_text() == "complete, full version tags\n":
         return root
     shutil.rmtree(root, ignore_errors=True)
     repo = GitRepo(root)
@@ -214,6 +216,48 @@ def debian_history_repo() -> Path:
             else:
                 shutil.copy2(path, dest)
         repo.commit(f"Linux {version}: Debian's device-tree sources ({tree.name})", {})
-        repo.tag(f"v{version}")
-    done.write_text("complete\n")
+        repo.tag(f"v{kernel_release(tree)[0]}")
+    done.write_text("complete, full version tags\n")
     return root
+
+
+def rebasing_merges_repo(root):
+    """devicetree-rebasing as it is laid out: the per-commit history on a side
+    branch with no tag in its ancestry, each release brought in by a merge
+    that carries the `vX-dts` tag; an untagged commit at the tip.
+
+      base     a400, and a100's SMMU without dma-coherent, no masters   tag v4.15-rc1-dts
+      pcie     (side) a100 gains a PCIe root complex behind the SMMU (affected from 6.1)
+      board    (side) a100-evk enables it
+      merge    brings the side branch in                                 tag v4.15-rc2-dts
+      tip      a comment in a400.dtsi                                    no tag
+    """
+    repo = GitRepo(root)
+    v = "src/arm64/acme"
+    shas = {}
+    shas["base"] = repo.commit("arm64: dts: acme: add the a400 and a100 SoCs", {
+        "Makefile": "# devicetree-rebasing's own Makefile: not kbuild\nall:\n",
+        GIC: GIC_H,
+        f"{v}/a400.dtsi": soc_dtsi("a400", True, ECAM),
+        f"{v}/a400-evk.dts": board("a400", "evk", ENABLE_ENETC),
+        f"{v}/a100.dtsi": soc_dtsi("a100", False),
+        f"{v}/a100-evk.dts": board("a100", "evk"),
+    })
+    repo.tag("v4.15-rc1-dts")
+    repo.git("checkout", "-q", "-b", "upstream")
+    shas["pcie"] = repo.commit("arm64: dts: acme: a100: add the PCIe root complex", {
+        f"{v}/a100.dtsi": soc_dtsi("a100", False, ECAM),
+    })
+    shas["board"] = repo.commit("arm64: dts: acme: a100-evk: enable PCIe", {
+        f"{v}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC),
+    })
+    repo.git("checkout", "-q", "master")
+    repo.git("merge", "-q", "--no-ff", "upstream", "-m", "Merge tag 'v4.15-rc2-dts-raw'")
+    repo.day += 1
+    shas["merge"] = repo.git("rev-parse", "HEAD").strip()
+    repo.tag("v4.15-rc2-dts")
+    shas["tip"] = repo.commit("arm64: dts: acme: a400: spell the SoC name out", {
+        f"{v}/a400.dtsi": soc_dtsi("a400", True, ECAM).replace(
+            "ACME a400 SoC", "ACME a400 (A-four-hundred) SoC"),
+    })
+    return repo, shas

@@ -267,10 +267,11 @@ def test_sigterm_takes_the_interrupt_path(small_tree, tmp_path, monkeypatch):
 
 def test_kernel_version(small_tree, tmp_path):
     corpus = build_corpus(kernel=small_tree, out=tmp_path / "out")
-    assert corpus.kernel_version == "6.12.0"
+    # EXTRAVERSION too: a -rcN is part of the version (the target kernel drops "-test").
+    assert corpus.kernel_version == "6.12.0-test"
     assert corpus.identity.startswith("linux-6.12.0-test (")
-    assert open_corpus(tmp_path / "out").kernel_version == "6.12.0"
-    assert open_corpus(tmp_path / "out" / "acme/acme-a.dtb").kernel_version == "6.12.0"
+    assert open_corpus(tmp_path / "out").kernel_version == "6.12.0-test"
+    assert open_corpus(tmp_path / "out" / "acme/acme-a.dtb").kernel_version == "6.12.0-test"
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "a.dtb").write_bytes((corpus.root / "acme/acme-a.dtb").read_bytes())
@@ -399,7 +400,7 @@ def test_open_corpora_of_two_built_corpora_finds_sources(small_tree, tmp_path):
     two = build_corpus(kernel=other_tree, out=tmp_path / "two")
     merged = open_corpora([one.root, two.root])
     assert len(merged.entries) == 2 * N_TARGETS and merged.kernel_dir is None
-    assert merged.kernel_version == "6.12.0"
+    assert merged.kernel_version == "6.12.0-test"
     composite = merged.entry("two/acme/acme-a-plus.dtb")
     assert composite.parts == ["two/acme/acme-a.dtb", "two/acme/acme-a-extra.dtbo",
                                "two/acme/acme-a-more.dtbo"]

@@ -6,6 +6,7 @@ Real git and a real dtc on small repositories the tests make
 (network) from Debian's DT sources of 5.10, 6.1, 6.12 and 7.2.
 """
 
+import io
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from auditor.history import (Judging, _gather, format_text, history_chunk, histo
 from corpus.errors import CorpusError
 from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
                         revisions)
-from gitrepo import (GitRepo, board, rebasing_repo, smmu_line, soc_dtsi,
+from gitrepo import (GitRepo, board, rebasing_merges_repo, rebasing_repo, smmu_line, soc_dtsi,
                      story_repo)
 from minikernel import ECAM, ENABLE_ENETC, VENDOR_DIR
 
@@ -127,7 +128,9 @@ def test_every_transition_is_attributed_to_its_commit(story):
         (shas["removed"], "unaffected", "absent")]
     assert changes(doc, "acme,a400") == []
     assert [len(a) for a in affected] == [0, 0, 1, 1, 0, 0]
-    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.12.0"] * 6
+    # Each commit's first release (v6.11, then v6.12); past the last tag, the Makefile.
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == \
+        [("6.11", "release")] + [("6.12", "release")] * 4 + [("6.12.0", "makefile")]
     assert all(r["error"] is None for r in doc["revisions"])
 
 
@@ -151,12 +154,12 @@ def test_only_what_changed_is_rebuilt_and_judged_again(story):
     _, _, results = judged(repo.root, ["v6.11..master"])
     counts = [(r.built, r.reused, r.rejudged, r.kept) for r in results]
     assert counts == [
-        (2, 0, 2, 0),   # initial: a400-evk, a200-rdb
-        (2, 2, 2, 2),   # smmu: the two a100 boards are new
+        (2, 0, 2, 0),   # initial (target 6.11): a400-evk, a200-rdb
+        (2, 2, 4, 0),   # smmu: the two a100 boards are new; target 6.12: all judged again
         (2, 2, 2, 2),   # master: a100.dtsi changed
         (1, 3, 0, 4),   # comment: a400-evk rebuilt, same bytes: not judged again
         (2, 2, 2, 2),   # coherent: a100.dtsi changed
-        (0, 3, 0, 3)]   # removed: nothing to build
+        (0, 3, 0, 3)]   # removed: nothing to build; 6.12.0 (Makefile) judges as 6.12
 
 
 def test_the_users_checkout_index_and_config_are_untouched(story):
@@ -491,13 +494,82 @@ def test_devicetree_rebasing_through_a_kernel_shaped_shim(tmp_path, isolated_cac
     assert git_repo.layout == "devicetree-rebasing"
     assert [c.sha for c in release_tags(git_repo)] == [shas["initial"], shas["smmu"]]
     doc, affected, _ = judged(repo.root, ["v6.11-dts..master"])
-    assert [r["target_kernel"] for r in doc["revisions"]] == ["6.11.0", "6.12.0", "6.12.0"]
+    # Tagged: the release; past the last tag no version at all (no kernel Makefile).
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == [
+        ("6.11", "release"), ("6.12", "release"), ("7.2", "assumed")]
     a100 = changes(doc, "acme,a100")
     assert [(c["commit"], c["from"], c["to"]) for c in a100] == [
         (shas["smmu"], "absent", "unaffected"), (shas["master"], "unaffected", "affected")]
     line = smmu_line((repo.root / "src/arm64/acme/a100.dtsi").read_text())
     assert a100[1]["smmu"][0]["source_file"] == "src/arm64/acme/a100.dtsi"
     assert a100[1]["smmu"][0]["source_line"] == line
+
+
+@pytest.fixture
+def merges(tmp_path, isolated_cache):
+    return rebasing_merges_repo(tmp_path / "devicetree-rebasing")
+
+
+def test_side_branch_commits_take_the_release_whose_merge_brought_them_in(merges):
+    """The commits of devicetree-rebasing's side branch have no tag in their
+    ancestry: their release is the tagged merge's (the first tag that
+    contains them); past the last tag, no release yet."""
+    repo, shas = merges
+    commits = revisions(open_repo(repo.root), ["v4.15-rc1-dts..master"], all_commits=True)
+    assert [(c.sha, c.release) for c in commits] == [
+        (shas["base"], "4.15-rc1"), (shas["pcie"], "4.15-rc2"), (shas["board"], "4.15-rc2"),
+        (shas["tip"], None)]
+
+
+def test_old_releases_ask_nothing_and_untagged_rebasing_commits_are_assumed(merges):
+    """Without --target-kernel every revision is judged: under 4.15-rcN VFIO
+    asked nothing (no-check), so nothing is affected; the untagged tip has no
+    version (devicetree-rebasing has no kernel Makefile): the newest, assumed."""
+    repo, shas = merges
+    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], all_commits=True)
+    assert [(r["commit"], r["target_kernel"], r["target_from"], r["error"])
+            for r in doc["revisions"]] == [
+        (shas["base"], "4.15-rc1", "release", None), (shas["pcie"], "4.15-rc2", "release", None),
+        (shas["board"], "4.15-rc2", "release", None), (shas["tip"], "7.2", "assumed", None)]
+    assert affected[:3] == [[], [], []]
+    # At the tip the newest decisions apply: a100's PCIe is refused from then on.
+    assert affected[3] == ["acme,a100"]
+    text = format_text(doc, affected, mails=False)
+    assert f"  {shas['tip'][:12]}  2024-01-05  7.2?" in text
+    assert "(?: no release contains the commit and the tree names no version: " \
+           "judged as the newest modelled)" in text
+
+
+def test_a_given_target_needs_no_tag(merges):
+    repo, shas = merges
+    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], Judging(target_kernel="7.2"),
+                              all_commits=True)
+    assert [(r["target_kernel"], r["target_from"], r["error"]) for r in doc["revisions"]] == \
+        [("7.2", "given", None)] * 4
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
+        (shas["pcie"], "unaffected", "affected")]
+
+
+def test_an_untagged_kernel_commit_takes_the_makefile_and_a_newer_one_warns(tmp_path,
+                                                                          isolated_cache):
+    """Mainline after a release: no tag contains the new commits, the
+    Makefile says 7.3.0-rc1; judged with 7.2's decisions and one warning."""
+    repo, shas = story_repo(tmp_path / "linux", version=(7, 3, 0))
+    doc, _, _ = judged(repo.root, [f"{shas['coherent']}..master"])
+    assert [(r["target_kernel"], r["target_from"]) for r in doc["revisions"]] == [
+        ("6.12", "release"), ("7.3.0", "makefile")]
+
+
+def test_run_history_git_warns_once_for_targets_newer_than_modelled(merges, threaded_cluster):
+    repo, _ = merges
+    out, err = io.StringIO(), io.StringIO()
+    assert run_history_git(repo.root, ["v4.15-rc1-dts..master"], all_commits=True,
+                           target_kernel="7.3-rc1", scheduler=threaded_cluster.scheduler_address,
+                           fmt="json",
+                           out=out, err=err) == 0
+    assert err.getvalue() == ("dtb-audit: warning: target kernel 7.3-rc1 is newer than the newest "
+                              "modelled (7.2): judged with 7.2's decisions\n")
+    assert {r["target_kernel"] for r in json.loads(out.getvalue())["revisions"]} == {"7.3-rc1"}
 
 
 # -- the commit that wrote a line ---------------------------------------------------------
@@ -543,6 +615,7 @@ def test_debian_ls1028a_and_ls1088a_affected_in_6_1_fixed_in_6_12(debian_history
     assert [r["error"] for r in doc["revisions"]] == [None] * 4
     assert [r["target_kernel"].split(".")[:2] for r in doc["revisions"]] == [
         ["5", "10"], ["6", "1"], ["6", "12"], ["7", "2"]]
+    assert {r["target_from"] for r in doc["revisions"]} == {"release"}       # v6.1.192 ...
     for soc, dtsi in LS.items():
         found = [(c["commit"], c["from"], c["to"]) for c in changes(doc, soc)]
         assert found == [(shas[1], "unaffected", "affected"),

@@ -45,6 +45,10 @@ def test_linux_6_1_by_point_release(real_corpus_factory):
     rescued = judged(corpus, "6.1.192")
     enetc = by_master(rescued)["/soc/pcie@1f0000000/ethernet@0,0"]
     assert {r["verdict"] for r in enetc} == {"rescued-by-device"}
+    # ac9c5e92dd15 reached 6.1.y in 6.1.7 (Debian's changelog, ChangeLog-6.1.7).
+    for target, verdict in (("6.1.6", "broken-bridge-coherent"), ("6.1.7", "rescued-by-device")):
+        enetc = by_master(judged(corpus, target))["/soc/pcie@1f0000000/ethernet@0,0"]
+        assert {r["verdict"] for r in enetc} == {verdict}, target
 
 
 def test_linux_6_12_neither_affected(real_corpus_factory):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from corpus.git import open_repo, revisions
 from gitrepo import story_repo
 
 LS = ("fsl,ls1028a", "fsl,ls1088a")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -28,7 +30,8 @@ def dask_cluster(folder, workers=2, scheduler_env=None):
     from distributed import Client
 
     folder.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, XDG_CACHE_HOME=str(folder / "cache"), CI="1")
+    # PYTHONPATH: the workers run the code under test, not whatever is installed.
+    env = dict(os.environ, XDG_CACHE_HOME=str(folder / "cache"), CI="1", PYTHONPATH=str(ROOT))
     started = []
 
     def start(name, command, extra=None):

@@ -115,15 +115,20 @@ def test_stitch_the_document_and_the_affected_socs():
         "legacy_dt_bindings": False,
         "revisions": [
             {"commit": SHA["0"], "subject": "commit 0", "date": "2024-01-01T12:00:00+00:00",
-             "target_kernel": "6.1.0", "error": None},
+             "target_kernel": "6.1.0", "target_from": None, "release": None,
+             "error": None},
             {"commit": SHA["1"], "subject": "commit 1", "date": "2024-01-02T12:00:00+00:00",
-             "target_kernel": "6.1.0", "error": "acme/a-evk.dts: error: syntax error"},
+             "target_kernel": "6.1.0", "target_from": None, "release": None,
+             "error": "acme/a-evk.dts: error: syntax error"},
             {"commit": SHA["2"], "subject": "commit 2", "date": "2024-01-03T12:00:00+00:00",
-             "target_kernel": "6.1.0", "error": None},
+             "target_kernel": "6.1.0", "target_from": None, "release": None,
+             "error": None},
             {"commit": SHA["3"], "subject": "commit 3", "date": "2024-01-04T12:00:00+00:00",
-             "target_kernel": None, "error": "not judged: KilledWorker: lost"},
+             "target_kernel": None, "target_from": None, "release": None,
+             "error": "not judged: KilledWorker: lost"},
             {"commit": SHA["4"], "subject": "commit 4", "date": "2024-01-05T12:00:00+00:00",
-             "target_kernel": "6.2.0", "error": None},
+             "target_kernel": "6.2.0", "target_from": None, "release": None,
+             "error": None},
         ],
         "socs": [
             {"soc": "acme,a100", "changes": [
@@ -554,7 +559,7 @@ def test_a_chunk_gives_one_result_per_commit_named_by_its_sha(tmp_path, isolated
     # A range starts at its bottom; the README commit touches no DT source.
     assert [r.commit for r in results] == [c.sha for c in commits] == [
         shas["initial"], shas["smmu"], shas["master"]]
-    assert [r.target_kernel for r in results] == ["6.12.0"] * 3
+    assert [r.target_kernel for r in results] == ["6.11", "6.12", "6.12"]   # their releases
     assert [sorted(r.socs) for r in results] == [["acme,a200", "acme,a400"]] + [
         ["acme,a100", "acme,a200", "acme,a400"]] * 2
 
