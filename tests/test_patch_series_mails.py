@@ -248,31 +248,33 @@ def test_cover_letter_lists_the_patches_what_is_left_alone_and_the_base(whole_se
     assert_golden("series/0000-cover-letter.patch", series.cover, BASE=head)
 
 
-@pytest.mark.parametrize("case, smmus, rule, target", [
-    pytest.param("no-driver", [("", "3", 1)], "walk-only", "6.1.0", id="an-smmu-of-no-driver"),
-    # 12 masters are listed whole, once each, the PCI and fsl-mc ones first.
-    pytest.param("one-driver", [("arm-smmu", "2", 12), ("arm-smmu", "7", 1)], "walk-or-device",
-                 "6.1.192", id="two-smmus-of-one-driver"),
-    pytest.param("v3", [("arm-smmu-v3", "1", 1)], "walk-or-device", "6.12.0",
+# Behind /soc/iommu@2 beside /soc/m@00 to /soc/m@09: twelve masters, listed whole,
+# once each, the PCI and fsl-mc ones first.
+TWELVE = [evidence("rescued-by-device", "/soc/m@00", smmu="/soc/iommu@2", compatible=(),
+                   dtb="acme/a-lite.dtb"),          # the same master on another board
+          evidence("rescued-by-device", "/soc/pcie/x", smmu="/soc/iommu@2", compatible=(),
+                   kind="pci-dt-child"),
+          evidence("rescued-by-device", "/soc/mc", smmu="/soc/iommu@2", compatible=(),
+                   kind="fsl-mc")]
+
+
+@pytest.mark.parametrize("case, smmus, extra, rule, target", [
+    pytest.param("no-driver", [("", "3", 1)], [], "walk-only", "6.1.0", id="an-smmu-of-no-driver"),
+    pytest.param("one-driver", [("arm-smmu", "2", 10), ("arm-smmu", "7", 1)], TWELVE,
+                 "walk-or-device", "6.1.192", id="two-smmus-of-one-driver"),
+    pytest.param("v3", [("arm-smmu-v3", "1", 1)], [], "walk-or-device", "6.12.0",
                  id="an-arm-smmu-v3"),
 ])
-def test_the_commit_message_says_what_the_driver_then_refuses(tmp_path, case, smmus, rule,
-                                                              target):
+def test_the_commit_message_says_what_the_driver_then_refuses(tmp_path, case, smmus, extra,
+                                                              rule, target):
+    """smmus: [(driver, unit address, how many masters behind it)] in one file."""
     text, at = smmus_dtsi(*[(None, unit) for _, unit, _ in smmus])
     tree = write_tree(tmp_path / "linux", {ACME_A: text})
-    links = []
-    for driver, unit, masters in smmus:
-        links += [evidence("rescued-by-device", f"/soc/m@{k:02d}", smmu=f"/soc/iommu@{unit}",
-                           compatible=(), driver=driver) for k in range(masters)]
-    if case == "one-driver":
-        links += [evidence("rescued-by-device", "/soc/m@00", smmu="/soc/iommu@2", compatible=(),
-                           dtb="acme/a-lite.dtb"),          # the same master on another board
-                  evidence("rescued-by-device", "/soc/pcie/x", smmu="/soc/iommu@2",
-                           compatible=(), kind="pci-dt-child"),
-                  evidence("rescued-by-device", "/soc/mc", smmu="/soc/iommu@2", compatible=(),
-                           kind="fsl-mc")]
-        links = [l for l in links if l.master_path not in ("/soc/m@10", "/soc/m@11")]
-    sweep = sweep_of(links, {p: (ACME_A, n) for p, n in at.items()}, rule=rule, target=target)
+    links = [evidence("rescued-by-device", f"/soc/m@{k:02d}", smmu=f"/soc/iommu@{unit}",
+                      compatible=(), driver=driver)
+             for driver, unit, masters in smmus for k in range(masters)]
+    sweep = sweep_of(links + extra, {p: (ACME_A, n) for p, n in at.items()}, rule=rule,
+                     target=target)
     (patch,) = make_series(sweep, tree, author=AUTHOR, date=DATE).patches
     assert_golden(f"{case}/{patch.filename}", patch.text)
 
