@@ -1028,3 +1028,22 @@ def test_series_skips_nodes_the_tree_no_longer_writes_where_the_sweep_saw_them(m
         (SMMU, ["acme,a200"], where["a200"],
          f"{VENDOR_DIR}/a200.dtsi: cannot read: No such file or directory"),
         (SMMU, ["acme,a300"], where["a300"], f"{where['a300']}: no node opens here")]
+
+
+def test_verify_rebuilds_a_board_whose_name_reads_as_a_glob(tmp_path, isolated_cache):
+    # The boards to rebuild are chosen by name patterns: a200's one board,
+    # named a200-rdb[2]*, must be taken as that name, not as a pattern.
+    tree = make_minikernel(tmp_path / "linux")
+    folder = os.path.join(tree, VENDOR_DIR)
+    os.rename(os.path.join(folder, "a200-rdb.dts"), os.path.join(folder, "a200-rdb[2]*.dts"))
+    makefile = os.path.join(folder, "Makefile")
+    text = open(makefile).read()
+    open(makefile, "w").write(text.replace("a200-rdb.dtb", "a200-rdb[2]*.dtb"))
+    corpus = build_corpus(kernel=tree, out=tmp_path / "dtbs")
+    sweep = sweep_corpus(corpus)
+    series = make_series(sweep, tree, dependencies(corpus), author=AUTHOR, date=DATE)
+    write_series(series, tmp_path / "out")
+    result = verify_series(series, sweep, tree)
+    assert format_verification(result) == ("acme,a100: affected -> no longer affected\n"
+                                           "acme,a200: affected -> no longer affected\n")
+    assert result.ok
