@@ -139,8 +139,8 @@ FIXES = {(ACME_A, 4): ("0123456789abcdef0123456789abcdef01234567", "arm64: dts: 
                         "arm64: dts: ls1028a: add the SMMU")}
 
 
-@pytest.fixture(scope="module")
-def whole_series(tmp_path_factory):
+@pytest.fixture
+def whole_series(tmp_path):
     """(series, tree, HEAD) of a git checkout where the sweep accuses:
     in acme/a.dtsi three SMMUs (arm-smmu-v3 with one master, arm-smmu with
     fourteen, one of no known driver); in fsl-ls1028a.dtsi one SMMU with every
@@ -151,7 +151,7 @@ def whole_series(tmp_path_factory):
     a, at_a = smmus_dtsi((None, "1"), ("smmu2", "2"), (None, "3"))
     ls, at_ls = smmus_dtsi(("smmu", "5000000"))
     b, at_b = smmus_dtsi(("smmu", "9"))
-    tree = write_tree(tmp_path_factory.mktemp("whole") / "linux", {
+    tree = write_tree(tmp_path / "linux", {
         ACME_A: a, LS1028A: ls, ACME_B: b,
         f"{DTS}/acme/b-evk.dts": '#include "b.dtsi"\n' + REMOVE,
         f"{DTS}/acme/b-lite.dts": '/dts-v1/;\n#include "b.dtsi"\n\n/ {\n};\n' + REMOVE})
