@@ -279,6 +279,18 @@ def test_the_commit_message_says_what_the_driver_then_refuses(tmp_path, case, sm
     assert_golden(f"{case}/{patch.filename}", patch.text)
 
 
+def test_a_master_without_a_path_is_listed_before_the_named_ones(tmp_path):
+    # A saved sweep may hold a link without a master path (null in its JSON).
+    text, at = smmus_dtsi(("smmu", "5000000"))
+    tree = write_tree(tmp_path / "linux", {ACME_A: text})
+    links = [evidence("rescued-by-device", path) for path in ("/soc/b", None, "/soc/a")]
+    (patch,) = make_series(sweep_of(links, {SMMU: (ACME_A, at[SMMU])}), tree, author=AUTHOR,
+                           date=DATE).patches
+    listed = patch.text.split("(rescued-by-device):\n")[1].split("\n\n")[0].split("\n")
+    assert len(listed) == 3 and not listed[0].startswith("  - /soc/")
+    assert listed[1:] == ["  - /soc/a (platform)", "  - /soc/b (platform)"]
+
+
 def test_a_series_of_nothing_is_a_cover_letter_of_zero_patches(tmp_path, monkeypatch):
     no_git_identity(monkeypatch, tmp_path)
     tree = write_tree(tmp_path / "linux", {ACME_A: smmus_dtsi(("smmu", "5000000"))[0]})
