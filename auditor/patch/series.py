@@ -282,10 +282,13 @@ def _subject(source_file, kept):
 
 
 def _slug(subject):
-    # As git format-patch names files: runs of other characters become one
-    # '-', and the name is cut so that the file name stays within 64.
-    slug = re.sub(r"[^A-Za-z0-9._]+", "-", subject).strip("-.")
-    return slug[:52].rstrip("-.")
+    # As git format-patch names files (format_sanitized_subject): runs of
+    # characters other than letters, digits, '.' and '_' become one '-',
+    # runs of '.' one '.', no '-' first and no '.' or '-' last; then the
+    # name is cut so that the file name stays within 64 (git leaves a '-'
+    # or '.' at the cut).
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", re.sub(r"\.+", ".", subject))
+    return slug.lstrip("-").rstrip("-.")[:52]
 
 
 def _blob(text):

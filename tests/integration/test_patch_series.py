@@ -211,38 +211,3 @@ def test_reproducible_with_source_date_epoch_and_signoff(mini, monkeypatch):
     assert "\nDate: Mon, 1 Jan 2024 00:00:00 +0000\n" in a.cover
     text = a.patches[0].text
     assert "\nSigned-off-by: Test <test@example.com>\n---\n" in text
-
-
-# -- mail headers as git format-patch writes them --------------------------------------------
-
-@pytest.mark.parametrize("author, subject, body", [
-    ("Jörg Müller-Lüdenscheidt <jm@example.org>",
-     "arm64: dts: acme: mark the SMMU of the Ä100 and of the Ö200 as DMA coherent, at last",
-     "Körper.\n"),
-    ("Doe, J. Q. (ACME) Jr <jd@example.org>", "arm64: dts: plain \"ASCII\" =?x?= subject",
-     "Body.\n"),
-    ("Ann Example <ann@example.org>", "arm64: dts: acme: ascii", "Zoë wrote this.\n"),
-    ("Ann Example <ann@example.org>", "arm64: dts: acme: ascii", "Plain.\n"),
-    ("Zo\u00eb (ACME) O'Brien <z@example.org>", "arm64: dts: \u00e4_b=c? ~tilde", "Body.\n"),
-    ('Ann "Q" Back\\slash <a@example.org>', "arm64: dts: acme: ascii", "Plain.\n"),
-])
-def test_mail_headers_are_gits(tmp_path, author, subject, body):
-    from auditor.patch.series import _message
-    name, email = author[:-1].split(" <")
-    repo = tmp_path / "r"
-    env = dict(os.environ, GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email,
-               GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=email, HOME=str(tmp_path))
-    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], env=env, check=True,
-                                    capture_output=True, text=True).stdout
-    repo.mkdir()
-    git("init", "-q")
-    (repo / "f").write_text("a\n")
-    git("add", "f")
-    git("commit", "-q", "-m", f"{subject}\n\n{body}")
-    theirs = git("format-patch", "-1", "--numbered", "--stdout")
-    ours = _message(author, "DATE", f"[PATCH 1/1] {subject}", body, "REST\n")
-
-    def headers(mail):
-        head = mail.split("\n\n", 1)[0].split("\n")[1:]
-        return [line for line in head if not line.startswith("Date: ")]
-    assert headers(ours) == headers(theirs)

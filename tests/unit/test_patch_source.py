@@ -1,5 +1,6 @@
 """The source side of the patch series: finding the node, placing
-`dma-coherent;`, finding boards that remove it, and diffs git accepts."""
+`dma-coherent;`, and finding boards that remove it (the diffs git takes:
+tests/test_patch_series_mails.py)."""
 import os
 import shutil
 import subprocess
@@ -8,10 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.patch import PatchError, check_series
-from auditor.patch.dts import _lines, add_dma_coherent, node_at, parse_dts, removals_of
-from auditor.patch.series import _diff
-from minikernel import VENDOR_DIR, make_minikernel, smmu_line
+from auditor.patch import PatchError
+from auditor.patch.dts import add_dma_coherent, node_at, parse_dts, removals_of
+from minikernel import VENDOR_DIR, make_minikernel
 
 DTC = shutil.which("dtc")
 needs_dtc = pytest.mark.skipif(DTC is None, reason="dtc not installed (device-tree-compiler)")
@@ -41,6 +41,12 @@ NODE = """\
 
 def _with_body(body):
     return NODE % "".join("\t\t\t" + line + "\n" if line else "\n" for line in body)
+
+
+def _lines(text):
+    """Lines with their ends (the texts here have no form feed for
+    str.splitlines to split at)."""
+    return text.splitlines(keepends=True)
 
 
 def _added(before, after):
@@ -188,31 +194,6 @@ def test_removal_by_full_path_counts(tmp_path):
     assert found[0][1] < found[1][1]
 
 
-def test_diff_applies_with_git_and_twice_does_not(tmp_path):
-    root = make_minikernel(tmp_path / "k")
-    rel = f"{VENDOR_DIR}/a100.dtsi"
-    old = open(os.path.join(root, rel)).read()
-    new = add_dma_coherent(old, smmu_line(root, "a100"), rel)
-    patch = tmp_path / "p.patch"
-    patch.write_text(_diff(root, rel, old, new))
-    assert check_series(root, [patch]) == []
-    subprocess.run(["git", "apply", str(patch)], cwd=root, check=True,
-                   env=dict(os.environ, GIT_CEILING_DIRECTORIES=str(tmp_path)))
-    assert open(os.path.join(root, rel)).read() == new
-    failed = check_series(root, [patch])
-    assert len(failed) == 1 and "patch does not apply" in failed[0][1]
-
-
-def test_index_line_names_git_blobs(tmp_path):
-    root = make_minikernel(tmp_path / "k", git=True)
-    rel = f"{VENDOR_DIR}/a200.dtsi"
-    old = open(os.path.join(root, rel)).read()
-    diff = _diff(root, rel, old, add_dma_coherent(old, smmu_line(root, "a200"), rel))
-    blob = subprocess.run(["git", "-C", root, "rev-parse", f"HEAD:{rel}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    assert f"index {blob[:12]}.." in diff
-
-
 # -- the tokenizer and the statements, exactly ----------------------------------------
 
 def _kinds(statements):
@@ -220,8 +201,7 @@ def _kinds(statements):
             for s in statements]
 
 
-def test_tokens_of_every_kind_with_their_lines():
-    from auditor.patch.dts import _tokens
+def test_statements_through_comments_strings_and_cpp_lines():
     text = ('/dts-v1/;\r\n'
             '#include "a.dtsi" /* ; */\r\n'
             '#define X(a) \\\r\n'                          # continued: two lines
@@ -233,27 +213,26 @@ def test_tokens_of_every_kind_with_their_lines():
             '};\r\n'
             '  #if 0\n'                                     # a cpp line, indented
             '/* never closed ; }')
-    assert list(_tokens(text)) == [
-        ("word", "/dts-v1/", 0), (";", ";", 0),
-        ("word", "/", 4), ("{", "{", 4),
-        ("word", "lbl:", 5), ("word", "p", 5), ("word", "=", 5), ("word", '"x;{\\"}"', 5),
-        ("word", ",", 5), ("word", "<&{/soc/a@1}", 5), ("word", "2>", 5), (";", ";", 5),
-        ("word", "q", 6), (";", ";", 6),
-        ("word", "#iommu-cells", 7), ("word", "=", 7), ("word", "<1>", 7), (";", ";", 7),
-        ("word", "a:", 8), ("word", "b:n@1", 8), ("{", "{", 8), ("word", "r=<2>", 8),
-        (";", ";", 8), ("}", "}", 8), (";", ";", 8), (";", ";", 8),
-        ("}", "}", 9), (";", ";", 9)]
+    assert _kinds(parse_dts(text)) == [
+        ("directive", "/dts-v1/", 1, 1, [], ["/dts-v1/"], []),
+        ("node", "/", 5, 10, [], ["/"], [
+            ("property", "p", 6, 6, ["lbl"],
+             ["lbl:", "p", "=", '"x;{\\"}"', ",", "<&{/soc/a@1}", "2>"], []),
+            ("property", "q", 7, 7, [], ["q"], []),
+            ("property", "#iommu-cells", 8, 8, [], ["#iommu-cells", "=", "<1>"], []),
+            ("node", "n@1", 9, 9, ["a", "b"], ["a:", "b:n@1"], [
+                ("property", "r", 9, 9, [], ["r=<2>"], [])])])]
 
 
 def test_a_directive_not_first_on_its_line_is_words_and_one_at_the_end_ends():
-    from auditor.patch.dts import _tokens
-    assert list(_tokens("x; #include y\n")) == [
-        ("word", "x", 0), (";", ";", 0), ("word", "#include", 0), ("word", "y", 0)]
-    assert list(_tokens("x;\n#define A \\\n")) == [("word", "x", 0), (";", ";", 0)]
-    assert list(_tokens("x;\n#endif")) == [("word", "x", 0), (";", ";", 0)]
+    assert _kinds(parse_dts("x; #include y;\n")) == [
+        ("property", "x", 1, 1, [], ["x"], []),
+        ("property", "#include", 1, 1, [], ["#include", "y"], [])]
+    assert _kinds(parse_dts("x;\n#define A \\\n")) == [("property", "x", 1, 1, [], ["x"], [])]
+    assert _kinds(parse_dts("x;\n#endif")) == [("property", "x", 1, 1, [], ["x"], [])]
     # a string ends at its line's end when it is not closed
-    assert list(_tokens('"open\nb;')) == [("word", '"open', 0), ("word", "b", 1),
-                                          (";", ";", 1)]
+    assert _kinds(parse_dts('"open\nb;')) == [
+        ("property", '"open', 1, 2, [], ['"open', "b"], [])]
 
 
 def test_statements_of_every_kind():
@@ -325,16 +304,14 @@ def test_removals_under_every_kind_of_top_node(tmp_path):
         ("root.dts", 4)]
 
 
-def test_tokens_at_the_edges_of_cpp_lines():
-    from auditor.patch.dts import _tokens
+def test_statements_at_the_edges_of_cpp_lines():
     # a directive on the very first line; a continued one followed by an empty line
-    assert list(_tokens("#include <x.h>\n/ { };")) == [
-        ("word", "/", 1), ("{", "{", 1), ("}", "}", 1), (";", ";", 1)]
-    assert list(_tokens("#define A \\\n\n/ {\n};")) == [
-        ("word", "/", 2), ("{", "{", 2), ("}", "}", 3), (";", ";", 3)]
+    assert _kinds(parse_dts("#include <x.h>\n/ { };")) == [("node", "/", 2, 2, [], ["/"], [])]
+    assert _kinds(parse_dts("#define A \\\n\n/ {\n};")) == [
+        ("node", "/", 3, 4, [], ["/"], [])]
     # a `#` after a word on the same line is a word (a property such as #size-cells)
-    assert list(_tokens("x #if y;\n")) == [
-        ("word", "x", 0), ("word", "#if", 0), ("word", "y", 0), (";", ";", 0)]
+    assert _kinds(parse_dts("x #if y;\n")) == [
+        ("property", "x", 1, 1, [], ["x", "#if", "y"], [])]
 
 
 def test_statements_at_the_edges():
