@@ -62,6 +62,7 @@ from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, checksum, file_st
                             short_hash, stamp)
 from corpus.temporary import (is_temporary, remove_dead, taking_turns, temporary_folder,
                               temporary_path, write_atomically)
+from kernels.cachefile import NotKept, open_kept, read_kept
 
 MANIFEST = "dtb-audit-corpus.json"
 _LOCK = ".dtb-audit-corpus.lock"
@@ -363,7 +364,7 @@ def _tree_rules(tree: Path) -> tuple[list[Target], list[str], str]:
 def _remembered_rules(kept: Path, tree: Path):
     """What _tree_rules kept for this tree, None unless still true."""
     try:
-        raw = kept.read_bytes()
+        raw = read_kept(kept)
         data = json.loads(raw)
         if not (isinstance(data, dict) and seal_holds(raw, data)
                 and data["format"] == _RULES_FORMAT and data["tree"] == str(tree)):
@@ -373,6 +374,10 @@ def _remembered_rules(kept: Path, tree: Path):
             if now != then or racy(now, data["read_ns"]):
                 return None
         targets = [Target(**t) for t in data["targets"]]
+    except NotKept as why:
+        diagnostic(f"{kept}: warning: the Makefiles' rules kept there are unusable ({why}); "
+                   f"reading the Makefiles again")
+        return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     for line in data["warnings"]:
@@ -490,11 +495,12 @@ def _mtime_size(path) -> list | None:
     return [st.st_mtime_ns, st.st_size]
 
 
-def _output(path) -> tuple[list, list]:
-    """([size, sha256], stamp) of a built file: the stamp of the very file read."""
-    with open(path, "rb") as f:
+def _output(path, size: int | None = None) -> tuple[list, list]:
+    """([size, sha256], stamp) of a built file: the stamp of the very file
+    read, a regular file (of `size` bytes when given)."""
+    with open_kept(path, size) as f:
         st = os.fstat(f.fileno())
-        data = f.read()
+        data = f.read(st.st_size)
     return [len(data), hashlib.sha256(data).hexdigest()], file_stamp(st)
 
 
@@ -520,11 +526,13 @@ def _output_problem(path, record: dict, written_ns) -> tuple[str | None, list | 
         now = file_stamp(st)
         if now == record.get("stamp") and not racy(now, written_ns):
             return None, None
-        output, now = _output(path)
+        output, now = _output(path, recorded[0])
         if output != recorded:
             return "changed since it was built (checksum)", None
     except FileNotFoundError:
         return "missing since it was built", None
+    except NotKept as why:
+        return f"not the output built: {why}", None
     except OSError as why:
         return f"unreadable: {why.strerror}", None
     return None, now
@@ -694,10 +702,12 @@ def _read_manifest(root: Path) -> tuple[dict, str | None]:
     it cannot be trusted (unreadable, damaged, or of another version of dtb-audit)."""
     path = root / MANIFEST
     try:
-        raw = path.read_bytes()
+        raw = read_kept(path)
         data = json.loads(raw)
     except FileNotFoundError:
         return {}, None
+    except NotKept as why:
+        return {}, f"unusable manifest ({why})"
     except (OSError, ValueError) as why:
         return {}, f"unreadable manifest ({why})"
     if not isinstance(data, dict):
@@ -925,9 +935,11 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
 def _read_positions(cache: Path) -> dict | None:
     """A verified source-positions entry; None when missing or damaged (with a warning)."""
     try:
-        data = json.loads(cache.read_bytes())
+        data = json.loads(read_kept(cache))
     except FileNotFoundError:
         return None
+    except NotKept as why:
+        problem = f"unusable ({why})"
     except (OSError, ValueError) as why:
         problem = f"unreadable ({why})"
     else:

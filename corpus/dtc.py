@@ -21,6 +21,7 @@ from corpus.console import diagnostic, status
 from corpus.errors import CorpusError
 from corpus.kbuild import Makefile
 from corpus.temporary import remove_dead, temporary_folder, write_atomically
+from kernels.cachefile import read_kept
 
 
 class MissingTool(CorpusError):
@@ -115,14 +116,14 @@ _CHECKSUMS = "checksums.json"
 
 
 def _tool_digests(folder: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    return {name: hashlib.sha256(read_kept(folder / name)).hexdigest()
             for name in ("dtc", "fdtoverlay")}
 
 
 def _tools_problem(dest: Path) -> str | None:
     """Why the compiled tools in dest cannot be used as they are (None when they can)."""
     try:
-        recorded = json.loads((dest / _CHECKSUMS).read_text())
+        recorded = json.loads(read_kept(dest / _CHECKSUMS))
         if recorded == _tool_digests(dest):
             return None
         return "dtc or fdtoverlay changed since they were compiled (checksum)"

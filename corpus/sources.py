@@ -17,6 +17,7 @@ written, here and for the rest of the corpus layer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import lzma
@@ -35,6 +36,7 @@ from corpus.dtc import MissingTool
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, kernel_release
 from corpus.temporary import remove_dead, taking_turns, temporary_folder, write_atomically
+from kernels.cachefile import NotKept, open_kept, read_kept
 
 DEFAULT_DEBIAN = "linux-source-6.12"
 
@@ -412,7 +414,11 @@ class _Apt:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         sources = "\n".join(suite_sources(suite)) + "\n"
         listing = self.dir / "sources.list"
-        if not listing.is_file() or listing.read_text() != sources:
+        try:
+            same = read_kept(listing) == sources.encode()
+        except OSError:
+            same = False            # missing, or not a file we wrote: written afresh
+        if not same:
             write_atomically(listing, sources.encode())
         status_file = self.dir / "status"
         if not status_file.is_file():
@@ -502,7 +508,7 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
     """The candidate kept in path for this question, None unless every file
     it depends on (inputs) has the stamp it had then, and not a racy one."""
     try:
-        raw = path.read_bytes()
+        raw = read_kept(path)
         answer = json.loads(raw)
         if not (isinstance(answer, dict) and seal_holds(raw, answer)
                 and all(answer.get(k) == v for k, v in question.items())
@@ -511,6 +517,9 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
         now = stamps(inputs)
         if now != answer["inputs"] or any(racy(s, answer["asked_ns"]) for s in now.values()):
             return None
+    except NotKept as why:
+        diagnostic(f"{path}: warning: apt's answer kept there is unusable ({why}); asking apt again")
+        return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return answer["candidate"]
@@ -518,7 +527,7 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
 
 def _deb_member(deb: Path, prefix: str):
     """(offset, size) of the first ar member of a .deb whose name starts with prefix."""
-    with open(deb, "rb") as f:
+    with open_kept(deb) as f:
         if f.read(8) != b"!<arch>\n":
             raise SourceError(f"{deb}: error: not a Debian package (no ar header)")
         while True:
@@ -540,7 +549,7 @@ def _tarball_from_deb(deb: Path, dest_dir: Path) -> Path:
     """Copy the usr/src/linux-source-*.tar.* out of a .deb into dest_dir."""
     offset, size = _deb_member(deb, "data.tar")
     try:
-        with open(deb, "rb") as f:
+        with open_kept(deb) as f:
             f.seek(offset)
             with tarfile.open(fileobj=_Limited(f, size), mode="r|*") as data:
                 for member in data:
@@ -575,13 +584,31 @@ def fetch_debian(spec: str) -> Path:
     # One process at a time fetches into a folder (apt's own lists lock refuses a second).
     with taking_turns(folder / ".lock", f"waiting for another download into {folder}"):
         remove_dead(folder)
-        cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+        cached = sorted(_downloaded(folder, package), key=lambda p: p.stat().st_mtime)
         if not shutil.which("apt-get"):
             if cached:
                 return cached[-1]  # what we fetched before
             raise MissingTool(f"--debian needs apt-get (Debian or Ubuntu): use --tarball or "
                               f"--kernel on this system")
         return _fetch(spec, suite, package, folder, cached)
+
+
+def _downloaded(folder: Path, package: str) -> list[Path]:
+    """The package's .deb files in the cache folder: anything else under
+    such a name (a FIFO, a link, a folder) is one warning and removed, so
+    that the package is downloaded again."""
+    found = []
+    for path in folder.glob(f"{package}_*.deb"):
+        try:
+            open_kept(path).close()
+            found.append(path)
+        except NotKept as why:
+            diagnostic(f"{path}: warning: not a downloaded package ({why}); removing it")
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass                    # gone meanwhile, or unreadable: not one to use
+    return found
 
 
 def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: list[Path]) -> Path:
