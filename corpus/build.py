@@ -791,7 +791,9 @@ def _dtb_folder(folder: Path, partial: bool = False) -> Corpus:
 
 def _one_dtb(path: Path, partial: bool) -> Corpus:
     """One DTB; of the built corpus it belongs to, when a manifest above records it."""
-    path = path.absolute()
+    # Its folder as the system finds it (`..` after a link is not lexical);
+    # the name kept, so a link to a DTB is opened as given.
+    path = path.absolute().parent.resolve() / path.name
     for folder in path.parents:
         if (folder / MANIFEST).is_file():
             dtb = path.relative_to(folder).as_posix()
