@@ -205,9 +205,10 @@ def explain(args) -> int:
     if board.is_file():
         from corpus.build import open_corpus
         corpus = open_corpus(board)
-        # The corpus resolved the path (whatever the working folder): its
-        # root and entry name the file, as for a board found by name below.
-        flat = flatten([Path(corpus.root) / corpus.entries[0].dtb], corpus.root, cache=False)
+        # The file as the corpus resolved it (whatever the working folder),
+        # named by itself, as given.
+        dtb = Path(corpus.root) / corpus.entries[0].dtb
+        flat = flatten([dtb], dtb.parent, cache=False)
     elif (os.sep in args.board or board.suffix in (".dtb", ".dtbo")) \
             and not any(_source(args).values()):
         # A path, not a board name, and no corpus to find it in: say so

@@ -63,12 +63,12 @@ def test_sweep_finds_the_dtb_from_any_folder(layout, monkeypatch, capsys, cwd, g
 
 def test_explain_of_a_dtb_of_a_built_corpus_from_inside_it(tmp_path, monkeypatch, capsys):
     """A DTB of a corpus built with --out, given relative from inside the
-    corpus: the corpus's board, named as in the corpus."""
+    corpus or from beside it: the corpus's board (judged as its kernel)."""
     tree = make_minikernel(tmp_path / "linux")
     assert main(["corpus", "build", "--kernel", str(tree), "--out", str(tmp_path / "out")]) == 0
     capsys.readouterr()
-    expected = _run(capsys, "explain", "a100-evk", "--dtbs", str(tmp_path / "out"))
-    assert expected[0] == 0
+    expected = _run(capsys, "explain", str(tmp_path / "out" / "acme" / "a100-evk.dtb"))
+    assert expected[0] == 0 and expected[1].startswith("a100-evk.dtb: board acme,a100-evk")
     for cwd, given in (("out", "acme/a100-evk.dtb"), ("out/acme", "a100-evk.dtb"),
                        ("linux", "../out/acme/./a100-evk.dtb")):
         monkeypatch.chdir(tmp_path / cwd)
