@@ -1,7 +1,9 @@
 """Output formats of a Sweep (auditor/model.py): people read `table` and
 `md`, editors and CI `gcc`, code-scanning UIs `sarif`, machines `jsonl`,
 `json` and `csv`.  Every human format shows text from a DTB through
-auditor.text.shown()."""
+auditor.text.shown(); CSV cells go through csv_cell(); JSON escapes by its
+own rules (ASCII only).  What each format does with DTB text:
+docs/text-and-formats.md."""
 import csv
 import functools
 import json
@@ -37,12 +39,28 @@ def _json(sweep, out):
     out.write("\n")
 
 
+# What makes a spreadsheet run a cell as a formula (OWASP, "CSV Injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell of a link's field: text a spreadsheet would run as a
+    formula starts with a single quote (OWASP's advice), control characters
+    are escaped as everywhere else (no raw newline or ESC in a cell);
+    True/False as they are (no field is a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    text = ";".join(value) if isinstance(value, tuple) else str(value)
+    return shown("'" + text if text.startswith(_FORMULA) else text)
+
+
 def _csv(sweep, out):
     w = csv.writer(out, lineterminator="\n")
     w.writerow(LINK_FIELDS)
     for link in sweep.links:
-        w.writerow([";".join(v) if isinstance(v, tuple) else ("" if v is None else v)
-                    for v in link[:len(LINK_FIELDS)]])
+        w.writerow([csv_cell(v) for v in link[:len(LINK_FIELDS)]])
 
 
 def _provider_line(p):

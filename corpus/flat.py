@@ -39,7 +39,9 @@ and their messages: kernels/fdt_codes.py (ERR_*, ERR_MESSAGES).
 Python-side (not used inside kernels):
   paths       list[str]  DTB path relative to root, one per DTB
   prop_names  list[str]  interned property names, ids in order of first
-                         appearance (latin-1 decoded: one str per byte string)
+                         appearance (decoded by dt_text(); ids stand for the
+                         byte strings, so a name with a literal "\\xNN" and
+                         one with that invalid byte share a spelling, not an id)
   root        str        corpus root folder
 
 All arrays are read-only.  FlatCorpus adds helpers: name_id(name),
@@ -115,10 +117,14 @@ ARRAYS = (
 _MAX_FILE = 2**31 - 1
 
 
-def _decode(b):
-    # Names are printable ASCII by the spec; latin-1 maps any other byte to
-    # one distinct character, so interning stays one name per byte string.
-    return bytes(b).decode("latin-1")
+def dt_text(b) -> str:
+    """Text of a DTB (a name, a string of a property) as a str: DT strings
+    are bytes; valid UTF-8 is read as UTF-8 ("véndor"), every byte that is
+    not is written \\xNN ("v\\xe9ndor" for latin-1 bytes).  The one decoding
+    of DTB text: every format shows what this gives (control characters are
+    escaped where the text goes: auditor/text.py, the formats)."""
+    return str(b, "utf-8", "backslashreplace")
+
 
 
 class FlatCorpus:
@@ -152,7 +158,7 @@ class FlatCorpus:
 
     def node_name(self, i):
         o = self.node_name_off[i]
-        return _decode(self.data[o:o + self.node_name_len[i]])
+        return dt_text(self.data[o:o + self.node_name_len[i]])
 
     def node_path(self, i):
         """Full path of node i in its DTB: "/" for a root, "/soc/pcie@1f0000000"."""
@@ -172,7 +178,7 @@ class FlatCorpus:
         name_id = self.name_id(name)
         for p in range(self.node_prop_start[node], self.node_prop_start[node + 1]):
             if self.prop_name[p] == name_id:
-                return [_decode(s) for s in self.prop_value(p).split(b"\0") if s]
+                return [dt_text(s) for s in self.prop_value(p).split(b"\0") if s]
         return []
 
     def root_compatible(self, d):
@@ -278,7 +284,7 @@ def _parse(data, dtb_data_off, dtb_error):
         a["prop_node"], prop_name_off, prop_name_len, a["prop_val_off"], a["prop_val_len"],
     )
     a["prop_name"], uniq_off, uniq_len = fdt.intern_names(data, prop_name_off, prop_name_len)
-    prop_names = [_decode(data[o:o + n]) for o, n in zip(uniq_off, uniq_len)]
+    prop_names = [dt_text(data[o:o + n]) for o, n in zip(uniq_off, uniq_len)]
     with_ph = np.flatnonzero(a["node_phandle"])
     key = (a["node_dtb"][with_ph].astype(np.int64) << 32) | a["node_phandle"][with_ph]
     a["phandle_sorted"] = with_ph[np.argsort(key, kind="stable")].astype(np.int64)

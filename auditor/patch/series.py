@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from kernels.codes import PASSTHROUGH_KINDS
 
 from ..report import tool_version
+from ..text import shown
 from .candidates import Skip, candidates, soc_names
 from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
                   removals_of, written_as)
@@ -228,7 +229,8 @@ def _subject(source_file, kept):
     soc = "/".join(names) if None not in socs and len(names) <= 3 \
         else os.path.splitext(os.path.basename(source_file))[0]
     what = "SMMU" if len(kept) == 1 else "SMMUs"
-    return f"arm64: dts: {_vendor(source_file)}: {soc}: mark {what} as DMA coherent"
+    # DTB text in a mail header: a newline in it would forge a header line.
+    return shown(f"arm64: dts: {_vendor(source_file)}: {soc}: mark {what} as DMA coherent")
 
 
 def _slug(subject):
@@ -320,8 +322,10 @@ def _rfc2047(text, start, address=False):
 
 
 def _wrap(text, indent=""):
-    """A paragraph filled to WIDTH; a list item ("  - ") hangs under its text."""
-    return textwrap.fill(text, WIDTH, initial_indent=indent,
+    """A paragraph filled to WIDTH; a list item ("  - ") hangs under its text.
+    Every paragraph may carry DTB text (paths, labels, SoCs): shown() escapes
+    its control characters, so none reaches a mail or a terminal raw."""
+    return textwrap.fill(shown(text), WIDTH, initial_indent=indent,
                          subsequent_indent=" " * len(indent),
                          break_long_words=False, break_on_hyphens=False) + "\n"
 
