@@ -442,7 +442,12 @@ def patch(args) -> int:
         if not kernel_dir or not os.path.isdir(kernel_dir):
             raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
                               f"here: give --kernel DIR")
-        corpus = open_corpus(result.corpus.root) if os.path.isdir(result.corpus.root) else None
+        _sources_in_tree(args.sweep, result, kernel_dir)
+        # Its corpus only when it is one (a manifest says what each board was
+        # built from): a saved root such as "/" is not walked.
+        from corpus.build import MANIFEST
+        root = result.corpus.root
+        corpus = open_corpus(root) if os.path.isfile(os.path.join(root, MANIFEST)) else None
     else:
         corpus = _build(args)
         result = _judge(corpus, args)
@@ -452,6 +457,19 @@ def patch(args) -> int:
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
                        verify=args.verify, author=args.author, signoff=args.signoff,
                        fixes=_fixes(kernel_dir), jobs=args.jobs)
+
+
+def _sources_in_tree(name, result, kernel_dir):
+    """Every source file a saved sweep names is a file of the kernel tree,
+    or the sweep is refused (one line naming it), before any is opened."""
+    from auditor.patch.dts import OutsideTree, tree_file
+    for s in result.socs:
+        for p in s.providers:
+            if p.source_file:
+                try:
+                    tree_file(kernel_dir, p.source_file)
+                except OutsideTree as why:
+                    raise CorpusError(f"{name}: error: {shown(str(why))}") from None
 
 
 def _fixes(kernel_dir):

@@ -26,8 +26,8 @@ from kernels.codes import PASSTHROUGH_KINDS
 from ..report import tool_version
 from ..text import shown
 from .candidates import Skip, candidates, soc_names
-from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
-                  removals_of, written_as)
+from .dts import (OutsideTree, PatchError, _lines, add_dma_coherent, node_chain, parse_dts,
+                  read_source, removals_of, tree_file, written_as)
 
 DTS_ROOT = "arch/arm64/boot/dts"
 WIDTH = 72
@@ -77,6 +77,9 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
         try:
             chain = node_chain(parse_dts(read_source(kernel_dir, c.source_file), c.source_file),
                                c.source_line)
+        except OutsideTree as why:
+            skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
+            continue
         except OSError as why:
             skips.append(Skip(c.path, soc_names(c.socs), c.where,
                               f"{c.source_file}: cannot read: {why.strerror or why}"))
@@ -248,7 +251,7 @@ def _blob(text):
 def _diff(kernel_dir, rel, old, new):
     """`git diff` of one file, with the index line, that `git apply` takes."""
     import difflib
-    mode = "100755" if os.access(os.path.join(kernel_dir, rel), os.X_OK) else "100644"
+    mode = "100755" if os.access(tree_file(kernel_dir, rel), os.X_OK) else "100644"
     out = [f"diff --git a/{rel} b/{rel}\n",
            f"index {_blob(old)[:12]}..{_blob(new)[:12]} {mode}\n"]
     for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{rel}", f"b/{rel}", n=3):
