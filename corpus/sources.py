@@ -401,6 +401,28 @@ def suite_sources(suite: str, etc: Path = Path("/etc/apt"), own: str | None = No
     return lines
 
 
+# What apt says when it could not talk to a mirror at all (name, route,
+# connection), as opposed to a mirror that answered with an error.
+_UNREACHABLE = re.compile(r"Temporary failure resolving|Could not resolve|Could not connect|"
+                          r"Connection (?:refused|failed|timed out)|Unable to connect|"
+                          r"No route to host|Network is unreachable|Cannot initiate the connection")
+_FAILED_FETCH = re.compile(r"^[WE]: Failed to fetch (\S+)\s+(.*)$")
+
+
+def fetch_failure(stderr: str) -> str | None:
+    """apt's first "Failed to fetch URL  reason" as one message naming the
+    mirror (the URL up to /dists/ or /pool/); None when nothing failed so."""
+    for line in stderr.splitlines():
+        match = _FAILED_FETCH.match(line.strip())
+        if match:
+            url, reason = match.group(1), match.group(2).strip()
+            mirror = re.split(r"/(?:dists|pool)/", url, maxsplit=1)[0]
+            if _UNREACHABLE.search(reason):
+                return f"cannot reach the Debian mirror {mirror} ({reason})"
+            return f"the Debian mirror {mirror} did not give {url} ({reason})"
+    return None
+
+
 class _Apt:
     """apt-get and apt-cache as the system has them, or on a private configuration for a suite."""
 
@@ -450,10 +472,21 @@ class _Apt:
         except OSError:
             return None
 
+    def has_lists(self) -> bool:
+        """Whether the private configuration holds anything a mirror gave
+        (a Release or Packages file): a fetch that reached no mirror leaves
+        only apt's own lock and folders."""
+        return any(self.dir.glob("lists/*_dists_*"))   # host_path_dists_SUITE_InRelease, ...
+
     def update(self) -> None:
         """Fetch the suite's package lists into the private configuration."""
         status(f"fetching the package lists of {self.suite} with apt-get update")
         proc = self.run("update")
+        # apt-get update exits 0 when a mirror cannot be reached (a warning):
+        # the lists would then be taken as fetched, and every package as missing.
+        failure = fetch_failure(proc.stderr)
+        if failure:
+            raise SourceError(f"{self.suite}: error: {failure}")
         errors = [line for line in proc.stderr.splitlines() if line.startswith(("E:", "Err:"))]
         if proc.returncode or errors:
             raise SourceError(f"{self.suite}: error: apt-get update failed: "
@@ -615,7 +648,7 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
     apt = _Apt(suite)
     if suite is not None:
         age = apt.lists_age()
-        if age is None:
+        if age is None or not apt.has_lists():   # never fetched (or a fetch that got nothing)
             try:
                 apt.update()
             except SourceError:
@@ -646,6 +679,9 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
         proc = apt.run("download", package, cwd=work)
         debs = list(work.glob("*.deb"))
         if proc.returncode or not debs:
+            failure = fetch_failure(proc.stderr)
+            if failure:
+                raise SourceError(f"{spec}: error: {failure}")
             message = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
             raise SourceError(f"{spec}: error: apt-get download failed: "
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")
