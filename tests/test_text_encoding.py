@@ -161,3 +161,26 @@ def test_csv_cells_a_spreadsheet_would_run_are_text(tmp_path, written, cell):
     assert row["provider_compatible"] == cell + ";arm,mmu-500"
     assert (row["master_path"], row["provider_enabled"], row["verdict"]) == (
         "/soc/dma@1000", "True", "broken")
+
+
+def test_history_text_and_robot_mails_escape_control_characters():
+    """`history --git` text and its robot mails: a SoC, an SMMU path and a
+    commit subject with a newline and an ESC (DTB and commit text)."""
+    from auditor.history import format_text, robot_message
+    soc = "acme,a\nSubject: forged\x1b[31m"
+    change = {"commit": "a" * 40, "subject": "arm64: dts\x1b[2J", "date": "2024-01-01",
+              "from": "unaffected", "to": "affected", "boards": 1,
+              "affected_boards": ["acme/x\n.dtb"],
+              "smmu": [{"path": "/soc/iommu\n@1", "coherent_before": True,
+                        "coherent_after": False, "source_file": "a.dtsi", "source_line": 3}]}
+    doc = {"repo": "/src/linux", "revisions": [{"commit": "a" * 40, "date": "2024-01-01",
+                                                "target_kernel": "6.9.0", "subject": "x\ny",
+                                                "error": None}],
+           "socs": [{"soc": soc, "changes": [change]}]}
+    mail = robot_message(doc, soc, change)
+    assert mail.splitlines()[0] == ("Subject: [dtb-audit] acme,a\\x0aSubject: forged\\x1b[31m: "
+                                    "VFIO refuses its devices since aaaaaaaaaaaa")
+    text = format_text(doc, [[soc]])
+    for out in (mail, text):
+        assert "\x1b" not in out and "\nSubject: forged" not in out and "\n@1" not in out
+    assert "/soc/iommu\\x0a@1" in text and "x\\x0ay" in text
