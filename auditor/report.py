@@ -7,6 +7,7 @@ docs/text-and-formats.md."""
 import csv
 import functools
 import json
+import re
 
 from kernels.codes import PASSTHROUGH_KINDS, RULES
 
@@ -136,18 +137,28 @@ def _md_cell(text):
     return shown(text).replace("|", "\\|")
 
 
+def _md_code(text):
+    """DTB text as a code span of a table cell: fenced by more backticks than
+    it holds in a row, so a backtick in it cannot end the span and let the
+    rest be read as Markdown (a link, an image, HTML)."""
+    text = _md_cell(text)
+    longest = max(map(len, re.findall(r"`+", text)), default=0)
+    fence, pad = "`" * (longest + 1), " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _md(sweep, out):
     out.write(f"**{_md_cell(summary_line(sweep))}**\n\n")
     out.write("| SoC | boards affected | SMMU node | coherent | written at | broken masters |\n")
     out.write("|---|---|---|---|---|---|\n")
     for s in sweep.affected:
         smmus = [p for p in s.providers if p.affected]
-        masters = "<br>".join(f"`{_md_cell(m.path)}` ({m.kind}, {m.verdict})"
+        masters = "<br>".join(f"{_md_code(m.path)} ({m.kind}, {m.verdict})"
                               for m in s.broken_masters)
-        out.write(f"| `{_md_cell(s.soc)}` | {len(s.affected_boards)}/{len(s.boards)} | "
-                  + "<br>".join(f"`{_md_cell(p.path)}`" for p in smmus) + " | "
+        out.write(f"| {_md_code(s.soc)} | {len(s.affected_boards)}/{len(s.boards)} | "
+                  + "<br>".join(_md_code(p.path) for p in smmus) + " | "
                   + "<br>".join("yes" if p.coherent else "no" for p in smmus) + " | "
-                  + "<br>".join(f"`{_md_cell(p.where)}`" if p.where else "" for p in smmus)
+                  + "<br>".join(_md_code(p.where) if p.where else "" for p in smmus)
                   + f" | {masters} |\n")
 
 

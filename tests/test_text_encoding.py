@@ -184,3 +184,17 @@ def test_history_text_and_robot_mails_escape_control_characters():
     for out in (mail, text):
         assert "\x1b" not in out and "\nSubject: forged" not in out and "\n@1" not in out
     assert "/soc/iommu\\x0a@1" in text and "x\\x0ay" in text
+
+
+def test_md_code_spans_hold_backticks(tmp_path):
+    """A backtick in a SoC's name does not end its code span in `md` (the
+    rest would be read as Markdown: here an image fetched from elsewhere)."""
+    folder = tmp_path / "dtbs"
+    folder.mkdir()
+    soc = "acme,a`![x](http://example.com/x.png)``"
+    compile_dts(folder, "tick", _soc(_smmu(), _device("dma@1000")),
+                header=_header("acme,board", soc))
+    out = tmp_path / "r.md"
+    assert main(["sweep", str(folder), "--format", "md", "-o", str(out)]) == 0
+    (row,) = [line for line in out.read_text().splitlines() if line.startswith("| ```")]
+    assert row.startswith(f"| ``` {soc} ``` | 1/1 | `/soc/iommu@5000000` |")
