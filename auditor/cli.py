@@ -14,6 +14,7 @@ here and printed as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import re
@@ -525,6 +526,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A terminal or locale that is not UTF-8 (LC_ALL=C): what it cannot
+    # encode of DTB text is written \xNN, as text that is not UTF-8 is.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         return args.run(args)

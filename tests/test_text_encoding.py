@@ -198,3 +198,20 @@ def test_md_code_spans_hold_backticks(tmp_path):
     assert main(["sweep", str(folder), "--format", "md", "-o", str(out)]) == 0
     (row,) = [line for line in out.read_text().splitlines() if line.startswith("| ```")]
     assert row.startswith(f"| ``` {soc} ``` | 1/1 | `/soc/iommu@5000000` |")
+
+
+def test_a_terminal_that_is_not_utf8(tmp_path):
+    """stdout in ASCII (LC_ALL=C without UTF-8 mode): DTB text it cannot
+    encode is written \\xNN, not an internal error."""
+    import os
+    import subprocess
+    import sys
+    folder = tmp_path / "dtbs"
+    folder.mkdir()
+    compile_dts(folder, "u", _soc(_smmu(), _device("dma@1000")), header=_header("acme,b", UTF8))
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=str(Path(__file__).parents[1]))
+    proc = subprocess.run([sys.executable, "-m", "auditor.cli", "sweep", str(folder),
+                           "--format", "table"], capture_output=True, env=env, timeout=120,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert b"v\\xe9ndor,s\\xf6c" in proc.stdout
