@@ -609,13 +609,14 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
 
     def run(temporary: Path) -> str | None:
         proc = subprocess.run([tools.cpp, *cpp, "-MD", "-MF", str(pre_deps), "-o", str(pre),
-                               target.source], cwd=tree, capture_output=True, text=True)
+                               target.source], cwd=tree, capture_output=True, text=True,
+                              errors="backslashreplace")
         if proc.returncode:
             return _tool_error(proc, root)
         proc = subprocess.run([tools.dtc, "-o", str(temporary), "-b", "0",
                                "-i", os.path.dirname(target.source), "-i", include,
                                *target.dtc_flags, "-d", str(dtc_deps), str(pre)],
-                              cwd=tree, capture_output=True, text=True)
+                              cwd=tree, capture_output=True, text=True, errors="backslashreplace")
         if proc.returncode:
             return _tool_error(proc, root)
         return None
@@ -646,7 +647,7 @@ def _overlay(tools: Tools, target: Target, root: Path, done: dict) -> dict:
     def run(temporary: Path) -> str | None:
         proc = subprocess.run([tools.fdtoverlay, "-o", str(temporary), "-i",
                                *[str(root / p) for p in target.parts]],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, errors="backslashreplace")
         return _tool_error(proc, root) if proc.returncode else None
 
     error = _write_atomically(root / target.dtb, run, root)
@@ -972,12 +973,13 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     try:
         pre = scratch / "pre.tmp"
         proc = subprocess.run([tools.cpp, *cpp_flags(tree), "-o", str(pre), target.source],
-                              cwd=tree, capture_output=True, text=True)
+                              cwd=tree, capture_output=True, text=True, errors="backslashreplace")
         if proc.returncode == 0:
             proc = subprocess.run([tools.dtc, "-I", "dts", "-O", "dts", "-T", "-T",
                                    "-i", os.path.dirname(target.source), "-i", dtc_include(tree),
                                    *target.dtc_flags, str(pre)],
-                                  cwd=tree, capture_output=True, text=True)
+                                  cwd=tree, capture_output=True, text=True,
+                                  errors="backslashreplace")
         if proc.returncode:
             raise CorpusError(f"{target.source}: error: {_first_error(proc.stderr, proc.returncode)}")
         annotated = proc.stdout

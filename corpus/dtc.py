@@ -46,7 +46,8 @@ def _which(name: str, package: str) -> str:
 
 def _version_line(program: str) -> str:
     """The first line of `program --version`: "DTC 1.7.0-gbcd02b52", "cpp (Debian 12.2.0-14) 12.2.0"."""
-    out = subprocess.run([program, "--version"], capture_output=True, text=True)
+    out = subprocess.run([program, "--version"], capture_output=True, text=True,
+                         errors="backslashreplace")
     lines = (out.stdout or out.stderr).strip().splitlines()
     return lines[0].removeprefix("Version: ") if lines else program
 
@@ -93,7 +94,8 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
              *[dtc_dir / (o[:-2] + ".c") for o in overlay_objs]],
         ]
         # Both links at once: this is most of the few seconds a fresh tree costs.
-        procs = [subprocess.Popen([str(a) for a in cmd], stderr=subprocess.PIPE, text=True)
+        procs = [subprocess.Popen([str(a) for a in cmd], stderr=subprocess.PIPE, text=True,
+                                  errors="backslashreplace")
                  for cmd in builds]
         for cmd, proc in zip(builds, procs):
             _, err = proc.communicate()
@@ -144,7 +146,8 @@ def _set_aside(dest: Path) -> None:
 
 
 def _run_tool(cmd) -> None:
-    proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True)
+    proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True,
+                          errors="backslashreplace")
     if proc.returncode:
         raise MissingTool(f"{Path(str(cmd[0])).name} failed: {_first_line(proc.stderr)}")
 
@@ -160,7 +163,8 @@ def _first_line(text: str) -> str:
 def accepts_flags(dtc: str, flags: set[str]) -> bool:
     """Whether this dtc knows every -W/-E switch (an unknown one is a fatal error)."""
     proc = subprocess.run([dtc, *sorted(flags), "-I", "dts", "-O", "dtb", "-o", os.devnull, "-"],
-                          input="/dts-v1/; / { };", capture_output=True, text=True)
+                          input="/dts-v1/; / { };", capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.returncode == 0
 
 

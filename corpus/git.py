@@ -68,6 +68,7 @@ def git(repo, *args: str, check: bool = True) -> str:
     if not shutil.which("git"):
         raise GitError("git not found: install it with `apt-get install git`")
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          errors="backslashreplace",
                           env=dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0"))
     if check and proc.returncode:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -96,7 +97,8 @@ def open_repo(path) -> Repo:
     if not path.is_dir():
         raise GitError(f"{path}: error: no such folder")
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel",
-                           "--git-common-dir"], capture_output=True, text=True)
+                           "--git-common-dir"], capture_output=True, text=True,
+                          errors="backslashreplace")
     if proc.returncode or len(proc.stdout.splitlines()) < 2:
         raise GitError(f"{path}: error: not a git repository")
     top, common = proc.stdout.splitlines()[:2]
@@ -372,7 +374,8 @@ def is_checkout(path) -> bool:
     if path is None or not Path(path).is_dir() or not shutil.which("git"):
         return False
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-inside-work-tree",
-                           "--verify", "-q", "HEAD"], capture_output=True, text=True)
+                           "--verify", "-q", "HEAD"], capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.returncode == 0 and proc.stdout.startswith("true")
 
 
@@ -386,12 +389,12 @@ def introducing_commit(repo, path, line: int, rev: str = "HEAD") -> tuple[str, s
     or the line (a file outside git, a line past its end).
     """
     top = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, errors="backslashreplace")
     if top.returncode:
         return None
     proc = subprocess.run(["git", "-C", top.stdout.strip(), "blame", "--porcelain",
                            "-L", f"{line},{line}", rev, "--", str(path)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, errors="backslashreplace")
     if proc.returncode or not proc.stdout:
         return None
     lines = proc.stdout.splitlines()

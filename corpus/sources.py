@@ -200,7 +200,8 @@ def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
     tar = shutil.which("tar")
     if not unpack or not tar:
         return False
-    version = subprocess.run([tar, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([tar, "--version"], capture_output=True, text=True,
+                             errors="backslashreplace").stdout
     if "GNU tar" not in version:
         return False
     top = _top_folder(tarball)
@@ -208,7 +209,8 @@ def _extract_with_gnu_tar(tarball: Path, work: Path) -> bool:
     source = subprocess.Popen(unpack, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     proc = subprocess.run([tar, "-x", "-f", "-", "-C", str(work), "--wildcards",
                            "--no-same-owner", *strip, *[top + p for p in _TAR_PATTERNS]],
-                          stdin=source.stdout, capture_output=True, text=True)
+                          stdin=source.stdout, capture_output=True, text=True,
+                          errors="backslashreplace")
     source.stdout.close()
     source.wait()
     return proc.returncode == 0 and source.returncode == 0
@@ -462,7 +464,7 @@ class _Apt:
     def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         tool = "apt-cache" if args[0] == "policy" else "apt-get"
         return subprocess.run([tool, *self.options, *args], cwd=cwd, capture_output=True,
-                              text=True)
+                              text=True, errors="backslashreplace")
 
     def lists_age(self) -> float | None:
         """Seconds since the private package lists were fetched; None when never."""

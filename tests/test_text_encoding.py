@@ -215,3 +215,16 @@ def test_a_terminal_that_is_not_utf8(tmp_path):
                           cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr
     assert b"v\\xe9ndor,s\\xf6c" in proc.stdout
+
+
+def test_a_compiler_message_that_is_not_utf8(tmp_path, capsys):
+    """cpp quotes a board's latin-1 bytes in its error: the board fails to
+    build with that line (\\xNN), the others build; no internal error."""
+    tree = make_minikernel(tmp_path / "linux")
+    board = Path(tree, VENDOR_DIR, "a100-evk.dts")
+    board.write_bytes(board.read_bytes() + b"\n#error caf\xe9\n")
+    status = main(["corpus", "build", "--kernel", str(tree), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 1, err
+    (line,) = [line for line in err.splitlines() if ": error: " in line]
+    assert line.startswith(f"{VENDOR_DIR}/a100-evk.dts: error: ") and "caf\\xe9" in line

@@ -178,7 +178,8 @@ def write_series(series, out_dir):
 
 
 def _git(kernel_dir, *args):
-    proc = subprocess.run(["git", "-C", kernel_dir, *args], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", kernel_dir, *args], capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
