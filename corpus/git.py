@@ -34,6 +34,7 @@ from typing import Iterator
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR
 from corpus.sources import cache_dir, short_hash
+from corpus.temporary import open_lock
 
 KERNEL = "kernel"
 REBASING = "devicetree-rebasing"
@@ -258,7 +259,7 @@ def owned_worktree(repo: Repo) -> Iterator[Worktree]:
     while True:
         slot = base / str(number)
         slot.mkdir(exist_ok=True)
-        handle = open(slot / "lock", "a")
+        handle = open_lock(slot / "lock")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -302,7 +303,7 @@ def _prepare(repo: Repo, worktree: Worktree, base: Path) -> None:
 @contextmanager
 def _repo_lock(base: Path):
     """One `git worktree add/prune` at a time per repository (they pick admin folder names)."""
-    with open(base / ".lock", "a") as handle:
+    with open_lock(base / ".lock") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 

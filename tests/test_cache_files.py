@@ -263,3 +263,23 @@ def test_compiled_kernel_files_that_are_not_files(tmp_path):
     assert warnings(run()) == [f"{index}: warning: compiled kernel cache file unusable "
                                f"({index.name} is a FIFO, not a regular file); compiling it again"]
     assert run() == ""
+
+
+# -- lock files ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_build_lock_that_is_not_a_file(tmp_path, capsys, kind):
+    """The lock a build of a folder takes (opening a FIFO to write waits for a reader)."""
+    tree = make_minikernel(tmp_path / "linux")
+    out = tmp_path / "out"
+    argv = ["corpus", "build", "--kernel", str(tree), "--out", str(out)]
+    assert main(argv) == 0
+    lock = out / ".dtb-audit-corpus.lock"
+    damage, _ = KINDS[kind]
+    damage(lock)
+    capsys.readouterr()
+    with guarded():
+        assert main(argv) == 0
+    (line,) = warnings(capsys.readouterr().err)
+    assert line.startswith(f"{lock}: warning: not a lock file (") and line.endswith("); made again")
+    assert lock.is_file() and not lock.is_symlink()
