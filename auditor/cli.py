@@ -14,6 +14,7 @@ here and printed as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import re
@@ -243,7 +244,10 @@ def explain(args) -> int:
     if board.is_file():
         from corpus.build import open_corpus
         corpus = open_corpus(board)
-        flat = flatten([board], board.parent, cache=False)
+        # The file as the corpus resolved it (whatever the working folder),
+        # named by itself, as given.
+        dtb = Path(corpus.root) / corpus.entries[0].dtb
+        flat = flatten([dtb], dtb.parent, cache=False)
     elif (os.sep in args.board or board.suffix in (".dtb", ".dtbo")) \
             and not any(_source(args).values()):
         # A path, not a board name, and no corpus to find it in: say so
@@ -489,7 +493,12 @@ def patch(args) -> int:
         if not kernel_dir or not os.path.isdir(kernel_dir):
             raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
                               f"here: give --kernel DIR")
-        corpus = open_corpus(result.corpus.root) if os.path.isdir(result.corpus.root) else None
+        _sources_in_tree(args.sweep, result, kernel_dir)
+        # Its corpus only when it is one (a manifest says what each board was
+        # built from): a saved root such as "/" is not walked.
+        from corpus.build import MANIFEST
+        root = result.corpus.root
+        corpus = open_corpus(root) if os.path.isfile(os.path.join(root, MANIFEST)) else None
     else:
         corpus = _build(args)
         result = _judge(corpus, args)
@@ -504,6 +513,19 @@ def patch(args) -> int:
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
                        verify=args.verify, author=args.author, signoff=args.signoff,
                        fixes=_fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
+
+
+def _sources_in_tree(name, result, kernel_dir):
+    """Every source file a saved sweep names is a file of the kernel tree,
+    or the sweep is refused (one line naming it), before any is opened."""
+    from auditor.patch.dts import OutsideTree, tree_file
+    for s in result.socs:
+        for p in s.providers:
+            if p.source_file:
+                try:
+                    tree_file(kernel_dir, p.source_file)
+                except OutsideTree as why:
+                    raise CorpusError(f"{name}: error: {shown(str(why))}") from None
 
 
 def _fixes(kernel_dir):
@@ -659,6 +681,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A terminal or locale that is not UTF-8 (LC_ALL=C): what it cannot
+    # encode of DTB text is written \xNN, as text that is not UTF-8 is.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
         if getattr(args, "target_kernel", None) is not None:

@@ -52,6 +52,8 @@ from corpus.console import progress_wanted
 from corpus.errors import CorpusError
 from corpus.git import KERNEL, Commit, Repo, open_repo, owned_worktree, revisions as list_revisions
 
+from .text import shown
+
 AFFECTED, UNAFFECTED, ABSENT = "affected", "unaffected", "absent"
 # Where a revision's target kernel comes from, first that applies (docs/target-kernel.md).
 TARGET_FROM = ("given", "release", "makefile", "assumed")
@@ -531,33 +533,34 @@ def _revert_lines(change: dict) -> list[str]:
 
 
 def format_text(doc: dict, affected: list, mails: bool = True) -> str:
-    """The history for people: the revisions, then each SoC's changes, then the messages."""
+    """The history for people: the revisions, then each SoC's changes, then the messages.
+    Each line is shown() (SoCs, paths, subjects: no raw control character)."""
     revisions = doc["revisions"]
-    out = [f"dtb-audit history: {doc['repo']}: {len(revisions)} revisions, "
-           f"{len(doc['socs'])} SoCs changed\n\n"]
+    lines = [f"dtb-audit history: {doc['repo']}: {len(revisions)} revisions, "
+             f"{len(doc['socs'])} SoCs changed", ""]
     for r, count in zip(revisions, affected):
         mark = f"  [error: {r['error']}]" if r["error"] else ""
         target = (r["target_kernel"] or "-") + ("?" if r.get("target_from") == "assumed" else "")
-        out.append(f"  {r['commit'][:12]}  {r['date'][:10]}  {target:<10} "
-                   f"{len(count):>3} affected  {r['subject']}{mark}\n")
+        lines.append(f"  {r['commit'][:12]}  {r['date'][:10]}  {target:<10} "
+                     f"{len(count):>3} affected  {r['subject']}{mark}")
     if any(r.get("target_from") == "assumed" for r in revisions):
-        out.append("  (?: no release contains the commit and the tree names no version: "
-                   "judged as the newest modelled)\n")
+        lines.append("  (?: no release contains the commit and the tree names no version: "
+                     "judged as the newest modelled)")
     for s in doc["socs"]:
-        out.append(f"\n{s['soc']}\n")
+        lines += ["", s["soc"]]
         for c in s["changes"]:
             boards = (f" ({len(c['affected_boards'])}/{c['boards']} boards)"
                       if c["to"] == AFFECTED else "")
-            out.append(f"  {c['commit'][:12]}  {c['date'][:10]}  {c['from']} -> {c['to']}"
-                       f"{boards}  {c['subject']}\n")
+            lines.append(f"  {c['commit'][:12]}  {c['date'][:10]}  {c['from']} -> {c['to']}"
+                         f"{boards}  {c['subject']}")
             for smmu in c["smmu"]:
-                out.append(f"      {_smmu_line(smmu)}\n")
-            out.extend(f"      {line}\n" for line in _revert_lines(c))
+                lines.append(f"      {_smmu_line(smmu)}")
+            lines.extend(f"      {line}" for line in _revert_lines(c))
+    text = "".join(shown(line) + "\n" for line in lines)
     if mails:
         for soc, change in newly_affected(doc):
-            out.append("\n" + "-" * 72 + "\n")
-            out.append(robot_message(doc, soc, change))
-    return "".join(out)
+            text += "\n" + "-" * 72 + "\n" + robot_message(doc, soc, change)
+    return text
 
 
 def robot_message(doc: dict, soc: str, change: dict) -> str:
@@ -593,7 +596,8 @@ def robot_message(doc: dict, soc: str, change: dict) -> str:
         lines.append(f"   ... and {len(boards) - BOARDS_IN_MAIL} more")
     lines += ["", "If the SMMU's page-table walk is coherent (IDR0.CTTW), the node lacks",
               "`dma-coherent;`: confirm it on hardware before patching.", ""]
-    return "\n".join(lines)
+    # One line each, escaped: a newline in a SoC's name cannot add a header.
+    return "\n".join(shown(line) for line in lines)
 
 
 def mail_name(k: int, soc: str, change: dict) -> str:

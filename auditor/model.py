@@ -319,7 +319,7 @@ def _soc(v, s, where) -> SocSummary:
             path=v.string(p, "path", at), label=v.opt_str(p, "label", at),
             compatible=v.strings(p, "compatible", at), driver=v.string(p, "driver", at),
             coherent=v.boolean(p, "coherent", at), affected=v.boolean(p, "affected", at),
-            source_file=v.opt_str(p, "source_file", at), source_line=line,
+            source_file=v.tree_path(p, "source_file", at), source_line=line,
             dtbs=v.strings(p, "dtbs", at), verdict_counts=v.counts(p, "verdict_counts", at)))
     masters = []
     for k, m in enumerate(v.array(s, "broken_masters", where)):
@@ -380,6 +380,17 @@ class _Validator:
             except TargetError as why:
                 raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key}: "
                                      f"{why}") from None
+        return value
+
+    def tree_path(self, obj, key, where):
+        """A path relative to the kernel tree, or null: `patch` reads it, so
+        nothing absolute and no `..` (a link out of the tree is refused where
+        the tree is known: auditor.patch.dts.tree_file)."""
+        value = self.opt_str(obj, key, where)
+        if value is not None and (not value or value.startswith("/") or "\0" in value
+                                  or ".." in value.split("/")):
+            raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key} is not "
+                                 f"a path inside the kernel tree: {value!r:.200}")
         return value
 
     def boolean(self, obj, key, where):

@@ -1,10 +1,13 @@
 """Output formats of a Sweep (auditor/model.py): people read `table` and
 `md`, editors and CI `gcc`, code-scanning UIs `sarif`, machines `jsonl`,
 `json` and `csv`.  Every human format shows text from a DTB through
-auditor.text.shown()."""
+auditor.text.shown(); CSV cells go through csv_cell(); JSON escapes by its
+own rules (ASCII only).  What each format does with DTB text:
+docs/text-and-formats.md."""
 import csv
 import functools
 import json
+import re
 
 from kernels.codes import PASSTHROUGH_KINDS, RULES
 
@@ -37,12 +40,28 @@ def _json(sweep, out):
     out.write("\n")
 
 
+# What makes a spreadsheet run a cell as a formula (OWASP, "CSV Injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell of a link's field: text a spreadsheet would run as a
+    formula starts with a single quote (OWASP's advice), control characters
+    are escaped as everywhere else (no raw newline or ESC in a cell);
+    True/False as they are (no field is a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return value
+    text = ";".join(value) if isinstance(value, tuple) else str(value)
+    return shown("'" + text if text.startswith(_FORMULA) else text)
+
+
 def _csv(sweep, out):
     w = csv.writer(out, lineterminator="\n")
     w.writerow(LINK_FIELDS)
     for link in sweep.links:
-        w.writerow([";".join(v) if isinstance(v, tuple) else ("" if v is None else v)
-                    for v in link[:len(LINK_FIELDS)]])
+        w.writerow([csv_cell(v) for v in link[:len(LINK_FIELDS)]])
 
 
 def _provider_line(p):
@@ -121,18 +140,28 @@ def _md_cell(text):
     return shown(text).replace("|", "\\|")
 
 
+def _md_code(text):
+    """DTB text as a code span of a table cell: fenced by more backticks than
+    it holds in a row, so a backtick in it cannot end the span and let the
+    rest be read as Markdown (a link, an image, HTML)."""
+    text = _md_cell(text)
+    longest = max(map(len, re.findall(r"`+", text)), default=0)
+    fence, pad = "`" * (longest + 1), " " if longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _md(sweep, out):
     out.write(f"**{_md_cell(summary_line(sweep))}**\n\n")
     out.write("| SoC | boards affected | SMMU node | coherent | written at | broken masters |\n")
     out.write("|---|---|---|---|---|---|\n")
     for s in sweep.affected:
         smmus = [p for p in s.providers if p.affected]
-        masters = "<br>".join(f"`{_md_cell(m.path)}` ({m.kind}, {m.verdict})"
+        masters = "<br>".join(f"{_md_code(m.path)} ({m.kind}, {m.verdict})"
                               for m in s.broken_masters)
-        out.write(f"| `{_md_cell(s.soc)}` | {len(s.affected_boards)}/{len(s.boards)} | "
-                  + "<br>".join(f"`{_md_cell(p.path)}`" for p in smmus) + " | "
+        out.write(f"| {_md_code(s.soc)} | {len(s.affected_boards)}/{len(s.boards)} | "
+                  + "<br>".join(_md_code(p.path) for p in smmus) + " | "
                   + "<br>".join("yes" if p.coherent else "no" for p in smmus) + " | "
-                  + "<br>".join(f"`{_md_cell(p.where)}`" if p.where else "" for p in smmus)
+                  + "<br>".join(_md_code(p.where) if p.where else "" for p in smmus)
                   + f" | {masters} |\n")
     if sweep.evidence:          # boot logs were read (--boot-logs)
         out.write("\n| SoC | SMMU node | evidence | why |\n|---|---|---|---|\n")

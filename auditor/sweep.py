@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.errors import CorpusError
+from corpus.flat import dt_text
 from kernels import codes
 from kernels.target import TargetError, TargetKernel, newer_warning
 
@@ -78,8 +79,16 @@ class NodeText:
     def name(self, i):
         """The node's full name ("pcie@1f0000000"; "" for a root)."""
         o = int(self.flat.node_name_off[i])
-        # latin-1: one character per byte, whatever the DTB holds (text.shown escapes).
-        return str(self._data[o:o + int(self.flat.node_name_len[i])], "latin-1")
+        return dt_text(self._data[o:o + int(self.flat.node_name_len[i])])
+
+    def raw_path(self, i):
+        """The node's path as the bytes its DTB holds (b"/soc/pcie@1f0000000")."""
+        flat, names = self.flat, []
+        while flat.node_parent[i] >= 0:
+            o = int(flat.node_name_off[i])
+            names.append(bytes(self._data[o:o + int(flat.node_name_len[i])]))
+            i = int(flat.node_parent[i])
+        return b"/" + b"/".join(reversed(names))
 
     def path(self, i):
         """"/soc/pcie@1f0000000"; None for -1 (no node)."""
@@ -107,7 +116,7 @@ class NodeText:
                                    flat.node_name_off[order].tolist(),
                                    flat.node_name_len[order].tolist()):
             path[i] = "/" if parent < 0 else \
-                path[parent].rstrip("/") + "/" + str(data[o:o + n], "latin-1")
+                path[parent].rstrip("/") + "/" + dt_text(data[o:o + n])
 
     def compatible(self, i):
         c = self._compatible.get(i)
@@ -130,7 +139,7 @@ class NodeText:
             return {}
         wanted = {}
         for node in nodes:
-            wanted.setdefault(self.path(node).encode("latin-1") + b"\0", []).append(node)
+            wanted.setdefault(self.raw_path(node) + b"\0", []).append(node)
         first, last = int(flat.node_prop_start[symbols]), int(flat.node_prop_start[symbols + 1])
         lengths = flat.prop_val_len[first:last]
         out = {}

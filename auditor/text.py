@@ -1,10 +1,12 @@
 """Text from a DTB, made safe for the formats people read.
 
 Node names, labels and `compatible` strings are bytes that whoever wrote the
-DT chose: a newline or an escape sequence in them must not forge a line of
-a table, a `file:line: warning:` line or a terminal's state.  Every human
-format shows them through `shown()`; machine formats (JSON, CSV) escape by
-their own rules.
+DT chose.  They arrive here decoded once, by corpus.flat.dt_text(): UTF-8
+as UTF-8, any byte that is not valid UTF-8 as the four characters \\xNN.
+A newline or an escape sequence in them must not forge a line of a table,
+a `file:line: warning:` line or a terminal's state.  Every human format
+(and each CSV cell) shows them through `shown()`; JSON escapes by its own
+rules.  docs/text-and-formats.md says what each format does.
 """
 import re
 
@@ -19,3 +21,4 @@ def shown(value) -> str:
         return text
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                        else f"\\u{ord(m.group()):04x}", text)
+

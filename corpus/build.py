@@ -62,6 +62,7 @@ from corpus.sources import (DEFAULT_DEBIAN, Source, cache_dir, checksum, file_st
                             short_hash, stamp)
 from corpus.temporary import (is_temporary, remove_dead, taking_turns, temporary_folder,
                               temporary_path, write_atomically)
+from kernels.cachefile import NotKept, open_kept, read_kept
 
 MANIFEST = "dtb-audit-corpus.json"
 _LOCK = ".dtb-audit-corpus.lock"
@@ -363,7 +364,7 @@ def _tree_rules(tree: Path) -> tuple[list[Target], list[str], str]:
 def _remembered_rules(kept: Path, tree: Path):
     """What _tree_rules kept for this tree, None unless still true."""
     try:
-        raw = kept.read_bytes()
+        raw = read_kept(kept)
         data = json.loads(raw)
         if not (isinstance(data, dict) and seal_holds(raw, data)
                 and data["format"] == _RULES_FORMAT and data["tree"] == str(tree)):
@@ -373,6 +374,10 @@ def _remembered_rules(kept: Path, tree: Path):
             if now != then or racy(now, data["read_ns"]):
                 return None
         targets = [Target(**t) for t in data["targets"]]
+    except NotKept as why:
+        diagnostic(f"{kept}: warning: the Makefiles' rules kept there are unusable ({why}); "
+                   f"reading the Makefiles again")
+        return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     for line in data["warnings"]:
@@ -490,11 +495,12 @@ def _mtime_size(path) -> list | None:
     return [st.st_mtime_ns, st.st_size]
 
 
-def _output(path) -> tuple[list, list]:
-    """([size, sha256], stamp) of a built file: the stamp of the very file read."""
-    with open(path, "rb") as f:
+def _output(path, size: int | None = None) -> tuple[list, list]:
+    """([size, sha256], stamp) of a built file: the stamp of the very file
+    read, a regular file (of `size` bytes when given)."""
+    with open_kept(path, size) as f:
         st = os.fstat(f.fileno())
-        data = f.read()
+        data = f.read(st.st_size)
     return [len(data), hashlib.sha256(data).hexdigest()], file_stamp(st)
 
 
@@ -520,11 +526,13 @@ def _output_problem(path, record: dict, written_ns) -> tuple[str | None, list | 
         now = file_stamp(st)
         if now == record.get("stamp") and not racy(now, written_ns):
             return None, None
-        output, now = _output(path)
+        output, now = _output(path, recorded[0])
         if output != recorded:
             return "changed since it was built (checksum)", None
     except FileNotFoundError:
         return "missing since it was built", None
+    except NotKept as why:
+        return f"not the output built: {why}", None
     except OSError as why:
         return f"unreadable: {why.strerror}", None
     return None, now
@@ -601,13 +609,14 @@ def _compile(tree: Path, tools: Tools, cpp: list[str], include: str, target: Tar
 
     def run(temporary: Path) -> str | None:
         proc = subprocess.run([tools.cpp, *cpp, "-MD", "-MF", str(pre_deps), "-o", str(pre),
-                               target.source], cwd=tree, capture_output=True, text=True)
+                               target.source], cwd=tree, capture_output=True, text=True,
+                              errors="backslashreplace")
         if proc.returncode:
             return _tool_error(proc, root)
         proc = subprocess.run([tools.dtc, "-o", str(temporary), "-b", "0",
                                "-i", os.path.dirname(target.source), "-i", include,
                                *target.dtc_flags, "-d", str(dtc_deps), str(pre)],
-                              cwd=tree, capture_output=True, text=True)
+                              cwd=tree, capture_output=True, text=True, errors="backslashreplace")
         if proc.returncode:
             return _tool_error(proc, root)
         return None
@@ -638,7 +647,7 @@ def _overlay(tools: Tools, target: Target, root: Path, done: dict) -> dict:
     def run(temporary: Path) -> str | None:
         proc = subprocess.run([tools.fdtoverlay, "-o", str(temporary), "-i",
                                *[str(root / p) for p in target.parts]],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, errors="backslashreplace")
         return _tool_error(proc, root) if proc.returncode else None
 
     error = _write_atomically(root / target.dtb, run, root)
@@ -694,10 +703,12 @@ def _read_manifest(root: Path) -> tuple[dict, str | None]:
     it cannot be trusted (unreadable, damaged, or of another version of dtb-audit)."""
     path = root / MANIFEST
     try:
-        raw = path.read_bytes()
+        raw = read_kept(path)
         data = json.loads(raw)
     except FileNotFoundError:
         return {}, None
+    except NotKept as why:
+        return {}, f"unusable manifest ({why})"
     except (OSError, ValueError) as why:
         return {}, f"unreadable manifest ({why})"
     if not isinstance(data, dict):
@@ -781,7 +792,9 @@ def _dtb_folder(folder: Path, partial: bool = False) -> Corpus:
 
 def _one_dtb(path: Path, partial: bool) -> Corpus:
     """One DTB; of the built corpus it belongs to, when a manifest above records it."""
-    path = path.absolute()
+    # Its folder as the system finds it (`..` after a link is not lexical);
+    # the name kept, so a link to a DTB is opened as given.
+    path = path.absolute().parent.resolve() / path.name
     for folder in path.parents:
         if (folder / MANIFEST).is_file():
             dtb = path.relative_to(folder).as_posix()
@@ -925,9 +938,11 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
 def _read_positions(cache: Path) -> dict | None:
     """A verified source-positions entry; None when missing or damaged (with a warning)."""
     try:
-        data = json.loads(cache.read_bytes())
+        data = json.loads(read_kept(cache))
     except FileNotFoundError:
         return None
+    except NotKept as why:
+        problem = f"unusable ({why})"
     except (OSError, ValueError) as why:
         problem = f"unreadable ({why})"
     else:
@@ -958,12 +973,13 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     try:
         pre = scratch / "pre.tmp"
         proc = subprocess.run([tools.cpp, *cpp_flags(tree), "-o", str(pre), target.source],
-                              cwd=tree, capture_output=True, text=True)
+                              cwd=tree, capture_output=True, text=True, errors="backslashreplace")
         if proc.returncode == 0:
             proc = subprocess.run([tools.dtc, "-I", "dts", "-O", "dts", "-T", "-T",
                                    "-i", os.path.dirname(target.source), "-i", dtc_include(tree),
                                    *target.dtc_flags, str(pre)],
-                                  cwd=tree, capture_output=True, text=True)
+                                  cwd=tree, capture_output=True, text=True,
+                                  errors="backslashreplace")
         if proc.returncode:
             raise CorpusError(f"{target.source}: error: {_first_error(proc.stderr, proc.returncode)}")
         annotated = proc.stdout

@@ -21,6 +21,7 @@ from corpus.console import diagnostic, status
 from corpus.errors import CorpusError
 from corpus.kbuild import Makefile
 from corpus.temporary import remove_dead, temporary_folder, write_atomically
+from kernels.cachefile import read_kept
 
 
 class MissingTool(CorpusError):
@@ -45,7 +46,8 @@ def _which(name: str, package: str) -> str:
 
 def _version_line(program: str) -> str:
     """The first line of `program --version`: "DTC 1.7.0-gbcd02b52", "cpp (Debian 12.2.0-14) 12.2.0"."""
-    out = subprocess.run([program, "--version"], capture_output=True, text=True)
+    out = subprocess.run([program, "--version"], capture_output=True, text=True,
+                         errors="backslashreplace")
     lines = (out.stdout or out.stderr).strip().splitlines()
     return lines[0].removeprefix("Version: ") if lines else program
 
@@ -92,7 +94,8 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
              *[dtc_dir / (o[:-2] + ".c") for o in overlay_objs]],
         ]
         # Both links at once: this is most of the few seconds a fresh tree costs.
-        procs = [subprocess.Popen([str(a) for a in cmd], stderr=subprocess.PIPE, text=True)
+        procs = [subprocess.Popen([str(a) for a in cmd], stderr=subprocess.PIPE, text=True,
+                                  errors="backslashreplace")
                  for cmd in builds]
         for cmd, proc in zip(builds, procs):
             _, err = proc.communicate()
@@ -115,14 +118,14 @@ _CHECKSUMS = "checksums.json"
 
 
 def _tool_digests(folder: Path) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    return {name: hashlib.sha256(read_kept(folder / name)).hexdigest()
             for name in ("dtc", "fdtoverlay")}
 
 
 def _tools_problem(dest: Path) -> str | None:
     """Why the compiled tools in dest cannot be used as they are (None when they can)."""
     try:
-        recorded = json.loads((dest / _CHECKSUMS).read_text())
+        recorded = json.loads(read_kept(dest / _CHECKSUMS))
         if recorded == _tool_digests(dest):
             return None
         return "dtc or fdtoverlay changed since they were compiled (checksum)"
@@ -143,7 +146,8 @@ def _set_aside(dest: Path) -> None:
 
 
 def _run_tool(cmd) -> None:
-    proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True)
+    proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True,
+                          errors="backslashreplace")
     if proc.returncode:
         raise MissingTool(f"{Path(str(cmd[0])).name} failed: {_first_line(proc.stderr)}")
 
@@ -159,7 +163,8 @@ def _first_line(text: str) -> str:
 def accepts_flags(dtc: str, flags: set[str]) -> bool:
     """Whether this dtc knows every -W/-E switch (an unknown one is a fatal error)."""
     proc = subprocess.run([dtc, *sorted(flags), "-I", "dts", "-O", "dtb", "-o", os.devnull, "-"],
-                          input="/dts-v1/; / { };", capture_output=True, text=True)
+                          input="/dts-v1/; / { };", capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.returncode == 0
 
 

@@ -39,7 +39,9 @@ and their messages: kernels/fdt_codes.py (ERR_*, ERR_MESSAGES).
 Python-side (not used inside kernels):
   paths       list[str]  DTB path relative to root, one per DTB
   prop_names  list[str]  interned property names, ids in order of first
-                         appearance (latin-1 decoded: one str per byte string)
+                         appearance (decoded by dt_text(); ids stand for the
+                         byte strings, so a name with a literal "\\xNN" and
+                         one with that invalid byte share a spelling, not an id)
   root        str        corpus root folder
 
 All arrays are read-only.  FlatCorpus adds helpers: name_id(name),
@@ -87,6 +89,7 @@ import numpy as np
 from corpus.sources import cache_dir, file_stamp, racy, seal_holds, sealed, short_hash
 from corpus.temporary import remove_dead
 from kernels import fdt_codes
+from kernels.cachefile import NotKept, open_kept, read_kept
 
 # (name, dtype) of every array of the layout above, in that order.
 ARRAYS = (
@@ -114,10 +117,14 @@ ARRAYS = (
 _MAX_FILE = 2**31 - 1
 
 
-def _decode(b):
-    # Names are printable ASCII by the spec; latin-1 maps any other byte to
-    # one distinct character, so interning stays one name per byte string.
-    return bytes(b).decode("latin-1")
+def dt_text(b) -> str:
+    """Text of a DTB (a name, a string of a property) as a str: DT strings
+    are bytes; valid UTF-8 is read as UTF-8 ("véndor"), every byte that is
+    not is written \\xNN ("v\\xe9ndor" for latin-1 bytes).  The one decoding
+    of DTB text: every format shows what this gives (control characters are
+    escaped where the text goes: auditor/text.py, the formats)."""
+    return str(b, "utf-8", "backslashreplace")
+
 
 
 class FlatCorpus:
@@ -151,7 +158,7 @@ class FlatCorpus:
 
     def node_name(self, i):
         o = self.node_name_off[i]
-        return _decode(self.data[o:o + self.node_name_len[i]])
+        return dt_text(self.data[o:o + self.node_name_len[i]])
 
     def node_path(self, i):
         """Full path of node i in its DTB: "/" for a root, "/soc/pcie@1f0000000"."""
@@ -171,7 +178,7 @@ class FlatCorpus:
         name_id = self.name_id(name)
         for p in range(self.node_prop_start[node], self.node_prop_start[node + 1]):
             if self.prop_name[p] == name_id:
-                return [_decode(s) for s in self.prop_value(p).split(b"\0") if s]
+                return [dt_text(s) for s in self.prop_value(p).split(b"\0") if s]
         return []
 
     def root_compatible(self, d):
@@ -277,7 +284,7 @@ def _parse(data, dtb_data_off, dtb_error):
         a["prop_node"], prop_name_off, prop_name_len, a["prop_val_off"], a["prop_val_len"],
     )
     a["prop_name"], uniq_off, uniq_len = fdt.intern_names(data, prop_name_off, prop_name_len)
-    prop_names = [_decode(data[o:o + n]) for o, n in zip(uniq_off, uniq_len)]
+    prop_names = [dt_text(data[o:o + n]) for o, n in zip(uniq_off, uniq_len)]
     with_ph = np.flatnonzero(a["node_phandle"])
     key = (a["node_dtb"][with_ph].astype(np.int64) << 32) | a["node_phandle"][with_ph]
     a["phandle_sorted"] = with_ph[np.argsort(key, kind="stable")].astype(np.int64)
@@ -364,26 +371,40 @@ def _cache_folder(root, rel, stats):
     return cache_dir() / "flat" / f"{corpus}-{short_hash(_code_digest(), json.dumps(stats))}"
 
 
-def _file_crc(path):
-    """((size, CRC-32) of a whole file, header included; the stamp of the file read)."""
-    with open(path, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_size == 0:
-            return (0, zlib.crc32(b"")), file_stamp(st)
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            return (st.st_size, zlib.crc32(m)), file_stamp(st)
+def _file_crc(fh):
+    """((size, CRC-32) of a whole open file, header included; the stamp of the file read)."""
+    st = os.fstat(fh.fileno())
+    if st.st_size == 0:
+        return (0, zlib.crc32(b"")), file_stamp(st)
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return (st.st_size, zlib.crc32(m)), file_stamp(st)
+
+
+def _array(fh, dtype, shape):
+    """The array of an open .npy file as written by _save_npy (memory-mapped
+    from that very file); None when it is not of that dtype and shape."""
+    fh.seek(0)
+    if np.lib.format.read_magic(fh) != (1, 0):
+        return None
+    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(fh)
+    if got_dtype != dtype or list(got_shape) != shape or fortran:
+        return None
+    if not np.prod(shape):   # numpy cannot map an empty file region
+        return np.empty(shape, dtype=dtype)
+    return np.asarray(np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=tuple(shape)))
 
 
 def _load_cache(folder, root, rel, stats, started_ns):
     """(FlatCorpus, None) from a valid cache entry; (None, None) when there
     is none; (None, what is wrong) when it cannot be trusted."""
     meta_file = folder / "meta.json"
-    if not meta_file.exists():
-        return None, None
     # Whatever is in the files, nothing below may end in a traceback: any
     # exception means the entry is not trusted.
     try:
-        raw = meta_file.read_bytes()
+        try:
+            raw = read_kept(meta_file)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None
         meta = json.loads(raw)
         if not isinstance(meta, dict) or not seal_holds(raw, meta):
             return None, "has a damaged meta.json (checksum)"
@@ -394,22 +415,23 @@ def _load_cache(folder, root, rel, stats, started_ns):
         read_whole = {}   # name -> stamp of the .npy files read to check their CRC-32
         for name, dtype in ARRAYS:
             shape, size, crc = meta["arrays"][name]
-            f = folder / f"{name}.npy"
             kept = meta["stamps"].get(name) if "stamps" in meta else None
-            now = file_stamp(os.stat(f))
-            if now != kept or racy(now, meta.get("written_ns")):
-                got, read_whole[name] = _file_crc(f)
-                if got != (size, crc):
-                    return None, f"has a corrupt {name}.npy (checksum)"
-            # numpy cannot map an empty file region: read those
-            a = np.asarray(np.load(f, mmap_mode="r" if np.prod(shape) else None,
-                                   allow_pickle=False))
-            if a.dtype != dtype or list(a.shape) != shape:
+            # One open file for the checks and the array: what is checked is what is mapped.
+            with open_kept(folder / f"{name}.npy", size) as fh:
+                now = file_stamp(os.fstat(fh.fileno()))
+                if now != kept or racy(now, meta.get("written_ns")):
+                    got, read_whole[name] = _file_crc(fh)
+                    if got != (size, crc):
+                        return None, f"has a corrupt {name}.npy (checksum)"
+                a = _array(fh, np.dtype(dtype), shape)
+            if a is None:
                 return None, f"has a wrong {name}.npy"
             arrays[name] = a
         prop_names = meta["prop_names"]
         problem = _inconsistent(arrays, len(rel), len(prop_names),
                                 whole="prop_name" in read_whole)
+    except NotKept as e:
+        return None, f"is unusable ({e})"
     except Exception as e:  # noqa: BLE001 - see above
         return None, f"is unreadable ({type(e).__name__}: {e})"
     if problem:
@@ -418,8 +440,8 @@ def _load_cache(folder, root, rel, stats, started_ns):
     off = arrays["dtb_data_off"]
     changed = [d for d, st in enumerate(stats) if len(st) == 5 and racy(st[1:], meta["started_ns"])]
     for d in changed:
-        try:
-            same = (root / rel[d]).read_bytes() == arrays["data"][off[d]:off[d + 1]].tobytes()
+        try:   # of the size it had, and never a FIFO put there since
+            same = read_kept(root / rel[d], stats[d][1]) == arrays["data"][off[d]:off[d + 1]].tobytes()
         except OSError:
             same = False
         if not same:
@@ -506,7 +528,8 @@ def _save_cache(folder, fc, stats, started_ns):
         for name, _ in ARRAYS:
             a = getattr(fc, name)
             _save_npy(tmp / f"{name}.npy", a)
-            (size, crc), meta["stamps"][name] = _file_crc(tmp / f"{name}.npy")
+            with open(tmp / f"{name}.npy", "rb") as fh:
+                (size, crc), meta["stamps"][name] = _file_crc(fh)
             meta["arrays"][name] = [list(a.shape), size, crc]
         # The folder is renamed into place: its files keep their stamps.
         meta["written_ns"] = time.time_ns()

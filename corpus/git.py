@@ -35,6 +35,7 @@ from typing import Iterator
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR
 from corpus.sources import cache_dir, short_hash
+from corpus.temporary import open_lock
 
 KERNEL = "kernel"
 REBASING = "devicetree-rebasing"
@@ -77,6 +78,7 @@ def git(repo, *args: str, check: bool = True) -> str:
     if not shutil.which("git"):
         raise GitError("git not found: install it with `apt-get install git`")
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          errors="backslashreplace",
                           env=dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0"))
     if check and proc.returncode:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -105,7 +107,8 @@ def open_repo(path) -> Repo:
     if not path.is_dir():
         raise GitError(f"{path}: error: no such folder")
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel",
-                           "--git-common-dir"], capture_output=True, text=True)
+                           "--git-common-dir"], capture_output=True, text=True,
+                          errors="backslashreplace")
     if proc.returncode or len(proc.stdout.splitlines()) < 2:
         raise GitError(f"{path}: error: not a git repository")
     top, common = proc.stdout.splitlines()[:2]
@@ -288,7 +291,7 @@ def owned_worktree(repo: Repo) -> Iterator[Worktree]:
     while True:
         slot = base / str(number)
         slot.mkdir(exist_ok=True)
-        handle = open(slot / "lock", "a")
+        handle = open_lock(slot / "lock")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -332,7 +335,7 @@ def _prepare(repo: Repo, worktree: Worktree, base: Path) -> None:
 @contextmanager
 def _repo_lock(base: Path):
     """One `git worktree add/prune` at a time per repository (they pick admin folder names)."""
-    with open(base / ".lock", "a") as handle:
+    with open_lock(base / ".lock") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -393,7 +396,8 @@ def is_checkout(path) -> bool:
     if path is None or not Path(path).is_dir() or not shutil.which("git"):
         return False
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--is-inside-work-tree",
-                           "--verify", "-q", "HEAD"], capture_output=True, text=True)
+                           "--verify", "-q", "HEAD"], capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.returncode == 0 and proc.stdout.startswith("true")
 
 
@@ -407,12 +411,12 @@ def introducing_commit(repo, path, line: int, rev: str = "HEAD") -> tuple[str, s
     or the line (a file outside git, a line past its end).
     """
     top = subprocess.run(["git", "-C", str(repo), "rev-parse", "--show-toplevel"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, errors="backslashreplace")
     if top.returncode:
         return None
     proc = subprocess.run(["git", "-C", top.stdout.strip(), "blame", "--porcelain",
                            "-L", f"{line},{line}", rev, "--", str(path)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, errors="backslashreplace")
     if proc.returncode or not proc.stdout:
         return None
     lines = proc.stdout.splitlines()

@@ -18,6 +18,7 @@ written, here and for the rest of the corpus layer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import lzma
@@ -36,6 +37,7 @@ from corpus.dtc import MissingTool
 from corpus.errors import CorpusError
 from corpus.kbuild import DTS_DIR, kernel_release
 from corpus.temporary import remove_dead, taking_turns, temporary_folder, write_atomically
+from kernels.cachefile import NotKept, open_kept, read_kept
 
 DEFAULT_DEBIAN = "linux-source-6.12"
 
@@ -213,7 +215,8 @@ def _extract_with_gnu_tar(tarball: Path, work: Path, patterns=_TAR_PATTERNS) -> 
     tar = shutil.which("tar")
     if not unpack or not tar:
         return False
-    version = subprocess.run([tar, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([tar, "--version"], capture_output=True, text=True,
+                             errors="backslashreplace").stdout
     if "GNU tar" not in version:
         return False
     top = _top_folder(tarball)
@@ -222,7 +225,7 @@ def _extract_with_gnu_tar(tarball: Path, work: Path, patterns=_TAR_PATTERNS) -> 
     proc = subprocess.run([tar, "-x", "-f", "-", "-C", str(work), "--wildcards",
                            "--no-same-owner", *strip, *[top + p for p in patterns]],
                           stdin=source.stdout, capture_output=True, text=True,
-                          env=dict(os.environ, LC_ALL="C"))
+                          errors="backslashreplace", env=dict(os.environ, LC_ALL="C"))
     source.stdout.close()
     source.wait()
     # A tarball without MAINTAINER_FILES (not a whole kernel's) is still read.
@@ -446,6 +449,28 @@ def suite_sources(suite: str, etc: Path = Path("/etc/apt"), own: str | None = No
     return lines
 
 
+# What apt says when it could not talk to a mirror at all (name, route,
+# connection), as opposed to a mirror that answered with an error.
+_UNREACHABLE = re.compile(r"Temporary failure resolving|Could not resolve|Could not connect|"
+                          r"Connection (?:refused|failed|timed out)|Unable to connect|"
+                          r"No route to host|Network is unreachable|Cannot initiate the connection")
+_FAILED_FETCH = re.compile(r"^[WE]: Failed to fetch (\S+)\s+(.*)$")
+
+
+def fetch_failure(stderr: str) -> str | None:
+    """apt's first "Failed to fetch URL  reason" as one message naming the
+    mirror (the URL up to /dists/ or /pool/); None when nothing failed so."""
+    for line in stderr.splitlines():
+        match = _FAILED_FETCH.match(line.strip())
+        if match:
+            url, reason = match.group(1), match.group(2).strip()
+            mirror = re.split(r"/(?:dists|pool)/", url, maxsplit=1)[0]
+            if _UNREACHABLE.search(reason):
+                return f"cannot reach the Debian mirror {mirror} ({reason})"
+            return f"the Debian mirror {mirror} did not give {url} ({reason})"
+    return None
+
+
 class _Apt:
     """apt-get and apt-cache as the system has them, or on a private configuration for a suite."""
 
@@ -459,7 +484,11 @@ class _Apt:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         sources = "\n".join(suite_sources(suite)) + "\n"
         listing = self.dir / "sources.list"
-        if not listing.is_file() or listing.read_text() != sources:
+        try:
+            same = read_kept(listing) == sources.encode()
+        except OSError:
+            same = False            # missing, or not a file we wrote: written afresh
+        if not same:
             write_atomically(listing, sources.encode())
         status_file = self.dir / "status"
         if not status_file.is_file():
@@ -481,7 +510,7 @@ class _Apt:
     def run(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         tool = "apt-cache" if args[0] == "policy" else "apt-get"
         return subprocess.run([tool, *self.options, *args], cwd=cwd, capture_output=True,
-                              text=True)
+                              text=True, errors="backslashreplace")
 
     def lists_age(self) -> float | None:
         """Seconds since the private package lists were fetched; None when never."""
@@ -491,10 +520,21 @@ class _Apt:
         except OSError:
             return None
 
+    def has_lists(self) -> bool:
+        """Whether the private configuration holds anything a mirror gave
+        (a Release or Packages file): a fetch that reached no mirror leaves
+        only apt's own lock and folders."""
+        return any(self.dir.glob("lists/*_dists_*"))   # host_path_dists_SUITE_InRelease, ...
+
     def update(self) -> None:
         """Fetch the suite's package lists into the private configuration."""
         status(f"fetching the package lists of {self.suite} with apt-get update")
         proc = self.run("update")
+        # apt-get update exits 0 when a mirror cannot be reached (a warning):
+        # the lists would then be taken as fetched, and every package as missing.
+        failure = fetch_failure(proc.stderr)
+        if failure:
+            raise SourceError(f"{self.suite}: error: {failure}")
         errors = [line for line in proc.stderr.splitlines() if line.startswith(("E:", "Err:"))]
         if proc.returncode or errors:
             raise SourceError(f"{self.suite}: error: apt-get update failed: "
@@ -549,7 +589,7 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
     """The candidate kept in path for this question, None unless every file
     it depends on (inputs) has the stamp it had then, and not a racy one."""
     try:
-        raw = path.read_bytes()
+        raw = read_kept(path)
         answer = json.loads(raw)
         if not (isinstance(answer, dict) and seal_holds(raw, answer)
                 and all(answer.get(k) == v for k, v in question.items())
@@ -558,6 +598,9 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
         now = stamps(inputs)
         if now != answer["inputs"] or any(racy(s, answer["asked_ns"]) for s in now.values()):
             return None
+    except NotKept as why:
+        diagnostic(f"{path}: warning: apt's answer kept there is unusable ({why}); asking apt again")
+        return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     return answer["candidate"]
@@ -565,7 +608,7 @@ def _remembered(path: Path, question: dict, inputs: list[str]) -> str | None:
 
 def _deb_member(deb: Path, prefix: str):
     """(offset, size) of the first ar member of a .deb whose name starts with prefix."""
-    with open(deb, "rb") as f:
+    with open_kept(deb) as f:
         if f.read(8) != b"!<arch>\n":
             raise SourceError(f"{deb}: error: not a Debian package (no ar header)")
         while True:
@@ -587,7 +630,7 @@ def _tarball_from_deb(deb: Path, dest_dir: Path) -> Path:
     """Copy the usr/src/linux-source-*.tar.* out of a .deb into dest_dir."""
     offset, size = _deb_member(deb, "data.tar")
     try:
-        with open(deb, "rb") as f:
+        with open_kept(deb) as f:
             f.seek(offset)
             with tarfile.open(fileobj=_Limited(f, size), mode="r|*") as data:
                 for member in data:
@@ -622,7 +665,7 @@ def fetch_debian(spec: str) -> Path:
     # One process at a time fetches into a folder (apt's own lists lock refuses a second).
     with taking_turns(folder / ".lock", f"waiting for another download into {folder}"):
         remove_dead(folder)
-        cached = sorted(folder.glob(f"{package}_*.deb"), key=lambda p: p.stat().st_mtime)
+        cached = sorted(_downloaded(folder, package), key=lambda p: p.stat().st_mtime)
         if not shutil.which("apt-get"):
             if cached:
                 return cached[-1]  # what we fetched before
@@ -631,11 +674,29 @@ def fetch_debian(spec: str) -> Path:
         return _fetch(spec, suite, package, folder, cached)
 
 
+def _downloaded(folder: Path, package: str) -> list[Path]:
+    """The package's .deb files in the cache folder: anything else under
+    such a name (a FIFO, a link, a folder) is one warning and removed, so
+    that the package is downloaded again."""
+    found = []
+    for path in folder.glob(f"{package}_*.deb"):
+        try:
+            open_kept(path).close()
+            found.append(path)
+        except NotKept as why:
+            diagnostic(f"{path}: warning: not a downloaded package ({why}); removing it")
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        except OSError:
+            pass                    # gone meanwhile, or unreadable: not one to use
+    return found
+
+
 def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: list[Path]) -> Path:
     apt = _Apt(suite)
     if suite is not None:
         age = apt.lists_age()
-        if age is None:
+        if age is None or not apt.has_lists():   # never fetched (or a fetch that got nothing)
             try:
                 apt.update()
             except SourceError:
@@ -666,6 +727,9 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
         proc = apt.run("download", package, cwd=work)
         debs = list(work.glob("*.deb"))
         if proc.returncode or not debs:
+            failure = fetch_failure(proc.stderr)
+            if failure:
+                raise SourceError(f"{spec}: error: {failure}")
             message = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
             raise SourceError(f"{spec}: error: apt-get download failed: "
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")

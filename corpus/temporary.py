@@ -14,10 +14,12 @@ fetching into one cache folder) takes turns on a lock file (taking_turns()).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -92,6 +94,34 @@ def remove_dead(folder: Path, recursive: bool = False) -> int:
     return removed
 
 
+def open_lock(lock_file: Path):
+    """lock_file opened for flock(): a regular file, made when missing.
+    Anything else there (a FIFO, whose opening waits for a reader; a link)
+    is one warning line and made again, never opened."""
+    from corpus.console import diagnostic
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in (1, 2):
+        try:
+            fd = os.open(lock_file, flags, 0o666)
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.set_blocking(fd, True)
+                return os.fdopen(fd, "a")
+            os.close(fd)
+            why = "not a regular file"
+        except OSError as error:   # ELOOP: a link; ENXIO: a FIFO nobody reads
+            if attempt == 2 or error.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                raise
+            why = error.strerror
+        diagnostic(f"{lock_file}: warning: not a lock file ({why}); made again")
+        if os.path.isdir(lock_file) and not os.path.islink(lock_file):
+            shutil.rmtree(lock_file, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_file)
+    raise OSError(errno.EEXIST, "cannot make a lock file", str(lock_file))
+
+
 @contextlib.contextmanager
 def taking_turns(lock_file: Path, waiting: str):
     """Hold an exclusive lock on lock_file; it goes with the process, even on SIGKILL.
@@ -101,7 +131,7 @@ def taking_turns(lock_file: Path, waiting: str):
     from corpus.console import status
 
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as lock:
+    with open_lock(lock_file) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

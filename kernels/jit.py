@@ -19,6 +19,8 @@ older ones are removed.
 Each file numba writes there carries a SHA-256 of its contents: a truncated
 or corrupt file is reported on stderr in one line and compiled again, never
 loaded (corrupt object code could crash the process or compute wrong).
+Files are read through kernels.cachefile: a FIFO or a device in place of
+one is reported the same way, without being read.
 Files are written to a temporary name, fsync'ed and renamed.
 
 `install()` (called by kernels.config, before any kernel is defined) makes
@@ -45,6 +47,8 @@ import shutil
 import sys
 import time
 from pathlib import Path
+
+from kernels.cachefile import NotKept, read_kept
 
 KERNELS_DIR = Path(__file__).resolve().parent
 # Key folders kept besides the one in use (other checkouts, versions).
@@ -200,9 +204,12 @@ def _classes():
 
         def _load_index(self):
             try:
-                with open(self._index_path, "rb") as f:
-                    raw = f.read()
+                raw = read_kept(self._index_path)
             except FileNotFoundError:
+                return {}
+            except OSError as e:       # a FIFO, a device, a folder: compiled again, rewritten
+                _warn(self._index_path, f"compiled kernel cache file unusable ({e}); "
+                                        f"compiling it again")
                 return {}
             try:
                 stream = io.BytesIO(raw)
@@ -217,8 +224,11 @@ def _classes():
 
         def _load_data(self, name):
             path = self._data_path(name)
-            with open(path, "rb") as f:
-                raw = f.read()
+            try:
+                raw = read_kept(path)
+            except NotKept as e:       # numba takes an OSError here for a miss: say why
+                _warn(path, f"compiled kernel cache file unusable ({e}); compiling it again")
+                raise
             return self._checked(path, raw)
 
         @contextlib.contextmanager

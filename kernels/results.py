@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.cachefile import NotKept, read_kept
+
 KERNELS_DIR = Path(__file__).resolve().parent
 FORMAT = 1
 # Keys kept per flat entry besides the one in use (other targets, rules).
@@ -78,10 +80,13 @@ def _file_crc(path: Path) -> tuple[int, int]:
 def load(folder: Path | None, key_: str, names) -> dict | None:
     """The arrays `names` of a valid entry, or None (no entry, or one that is
     not trusted: then one warning line)."""
-    if folder is None or not (folder / "meta.json").is_file():
+    if folder is None:
         return None
     try:
-        meta = json.loads((folder / "meta.json").read_bytes())
+        try:
+            meta = json.loads(read_kept(folder / "meta.json"))
+        except (FileNotFoundError, NotADirectoryError):
+            return None                                  # no entry (or no folder for one)
         if not isinstance(meta, dict) or meta.get("checksum") != _checksum(meta):
             problem = "has a damaged meta.json (checksum)"
         elif meta.get("key") != key_ or sorted(meta.get("arrays", {})) != sorted(names):
@@ -90,8 +95,8 @@ def load(folder: Path | None, key_: str, names) -> dict | None:
             problem, arrays = None, {}
             for name in names:
                 dtype, shape, size, crc = meta["arrays"][name]
-                data = (folder / f"{name}.npy").read_bytes()    # read once: checked, then parsed
-                if (len(data), zlib.crc32(data)) != (size, crc):
+                data = read_kept(folder / f"{name}.npy", size)  # read once: checked, then parsed
+                if zlib.crc32(data) != crc:
                     problem = f"has a corrupt {name}.npy (checksum)"
                     break
                 a = np.load(io.BytesIO(data), allow_pickle=False)
@@ -100,6 +105,8 @@ def load(folder: Path | None, key_: str, names) -> dict | None:
                     break
                 a.flags.writeable = False
                 arrays[name] = a
+    except NotKept as e:
+        problem = f"is unusable ({e})"
     except Exception as e:  # noqa: BLE001 - whatever the files hold, no traceback
         problem = f"is unreadable ({type(e).__name__}: {e})"
     if problem:

@@ -72,8 +72,20 @@ def _private_cache_unless_network(request, tmp_path_factory, monkeypatch):
     refusing.mkdir()
     (refusing / "apt-get").write_text(_APT_GET_REFUSED)
     (refusing / "apt-get").chmod(0o755)
+    request.node.stash[_PATH_BEFORE] = os.environ.get("PATH", "")
     monkeypatch.setenv("PATH", f"{refusing}{os.pathsep}{os.environ.get('PATH', '')}")
     yield
+
+
+_PATH_BEFORE = pytest.StashKey[str]()
+
+
+@pytest.fixture
+def loopback_apt_get(request, monkeypatch):
+    """The real apt-get back on PATH, for a test whose apt configuration
+    points only at mirrors it serves on loopback (a private suite through
+    corpus.sources.suite_sources, APT_CONFIG): the test says so by asking."""
+    monkeypatch.setenv("PATH", request.node.stash[_PATH_BEFORE])
 
 
 @pytest.fixture(scope="session")

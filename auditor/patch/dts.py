@@ -278,8 +278,31 @@ def removals_of(kernel_dir, files, path, labels):
     return found
 
 
+class OutsideTree(OSError):
+    """A source path that is not a file of the kernel tree; str() says why."""
+
+    def __str__(self):
+        return self.strerror
+
+
+def tree_file(kernel_dir, rel):
+    """The path of `rel` (relative to the kernel tree) in the tree, never a
+    file elsewhere: a path that is absolute, has a `..`, or reaches out of
+    the tree through a link raises OutsideTree, before anything is opened.
+    Paths come from saved sweeps and manifests, which anyone can edit."""
+    if not rel or os.path.isabs(rel) or ".." in rel.split("/") or "\0" in rel:
+        raise OutsideTree(None, f"{rel}: not a path inside the kernel tree", rel)
+    top = os.path.realpath(kernel_dir)
+    real = os.path.realpath(os.path.join(top, rel))
+    if os.path.commonpath([top, real]) != top:
+        raise OutsideTree(None, f"{rel}: leads out of the kernel tree {kernel_dir} "
+                                f"(to {real})", rel)
+    return real
+
+
 def read_source(kernel_dir, rel):
-    with open(os.path.join(kernel_dir, rel), encoding="utf-8", errors="surrogateescape",
+    """The text of the tree's file `rel` (see tree_file())."""
+    with open(tree_file(kernel_dir, rel), encoding="utf-8", errors="surrogateescape",
               newline="") as f:
         return f.read()
 

@@ -28,9 +28,10 @@ from kernels.codes import PASSTHROUGH_KINDS
 
 from ..report import tool_version
 from ..evidence import classify
+from ..text import shown
 from .candidates import Skip, candidates, soc_names
-from .dts import (PatchError, _lines, add_dma_coherent, node_chain, parse_dts, read_source,
-                  removals_of, written_as)
+from .dts import (OutsideTree, PatchError, _lines, add_dma_coherent, node_chain, parse_dts,
+                  read_source, removals_of, tree_file, written_as)
 from .recipients import Recipients, recipients as find_recipients, union
 
 DTS_ROOT = "arch/arm64/boot/dts"
@@ -90,6 +91,9 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
         try:
             chain = node_chain(parse_dts(read_source(kernel_dir, c.source_file), c.source_file),
                                c.source_line)
+        except OutsideTree as why:
+            skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
+            continue
         except OSError as why:
             skips.append(Skip(c.path, soc_names(c.socs), c.where,
                               f"{c.source_file}: cannot read: {why.strerror or why}"))
@@ -224,7 +228,8 @@ def write_series(series, out_dir):
 
 
 def _git(kernel_dir, *args):
-    proc = subprocess.run(["git", "-C", kernel_dir, *args], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", kernel_dir, *args], capture_output=True, text=True,
+                          errors="backslashreplace")
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -278,7 +283,8 @@ def _subject(source_file, kept):
     soc = "/".join(names) if None not in socs and len(names) <= 3 \
         else os.path.splitext(os.path.basename(source_file))[0]
     what = "SMMU" if len(kept) == 1 else "SMMUs"
-    return f"arm64: dts: {_vendor(source_file)}: {soc}: mark {what} as DMA coherent"
+    # DTB text in a mail header: a newline in it would forge a header line.
+    return shown(f"arm64: dts: {_vendor(source_file)}: {soc}: mark {what} as DMA coherent")
 
 
 def _slug(subject):
@@ -299,7 +305,7 @@ def _blob(text):
 def _diff(kernel_dir, rel, old, new):
     """`git diff` of one file, with the index line, that `git apply` takes."""
     import difflib
-    mode = "100755" if os.access(os.path.join(kernel_dir, rel), os.X_OK) else "100644"
+    mode = "100755" if os.access(tree_file(kernel_dir, rel), os.X_OK) else "100644"
     out = [f"diff --git a/{rel} b/{rel}\n",
            f"index {_blob(old)[:12]}..{_blob(new)[:12]} {mode}\n"]
     for line in difflib.unified_diff(_lines(old), _lines(new), f"a/{rel}", f"b/{rel}", n=3):
@@ -373,8 +379,10 @@ def _rfc2047(text, start, address=False):
 
 
 def _wrap(text, indent=""):
-    """A paragraph filled to WIDTH; a list item ("  - ") hangs under its text."""
-    return textwrap.fill(text, WIDTH, initial_indent=indent,
+    """A paragraph filled to WIDTH; a list item ("  - ") hangs under its text.
+    Every paragraph may carry DTB text (paths, labels, SoCs): shown() escapes
+    its control characters, so none reaches a mail or a terminal raw."""
+    return textwrap.fill(shown(text), WIDTH, initial_indent=indent,
                          subsequent_indent=" " * len(indent),
                          break_long_words=False, break_on_hyphens=False) + "\n"
 

@@ -26,7 +26,7 @@ def _git_apply(tree, args):
     # tree as the one to apply in (it would resolve paths against that).
     env = dict(os.environ, GIT_CEILING_DIRECTORIES=os.path.dirname(os.path.abspath(tree)))
     return subprocess.run(["git", "apply", *args], cwd=tree, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, errors="backslashreplace")
 
 
 @dataclass

@@ -107,9 +107,9 @@ def test_racy_files_checked_once(tmp_path, corpus, monkeypatch):
     root, paths = corpus
     monkeypatch.setattr(sources, "RACY_NS", 200_000_000)
     reads = []
-    read_bytes = flat.Path.read_bytes
-    monkeypatch.setattr(flat.Path, "read_bytes",
-                        lambda self: (self.suffix == ".dtb" and reads.append(self.name)) or read_bytes(self))
+    read_kept = flat.read_kept
+    monkeypatch.setattr(flat, "read_kept", lambda path, size=None: (
+        path.suffix == ".dtb" and reads.append(path.name)) or read_kept(path, size))
     flatten(paths, root)
     time.sleep(0.3)
     no_parse(monkeypatch)
@@ -126,7 +126,8 @@ def rewrite_meta(entry, change):
     meta = json.loads((entry / "meta.json").read_text())
     change(meta)
     for name, _ in ARRAYS:
-        meta["arrays"][name][1:] = list(flat._file_crc(entry / f"{name}.npy")[0])
+        with open(entry / f"{name}.npy", "rb") as fh:
+            meta["arrays"][name][1:] = list(flat._file_crc(fh)[0])
     meta["checksum"] = sources.checksum(meta)
     (entry / "meta.json").write_text(json.dumps(meta))
 
@@ -185,8 +186,8 @@ def corrupt_cases():
     return [
         (flip, "has a corrupt node_parent.npy (checksum)"),
         (flip_header, "has a corrupt node_depth.npy (checksum)"),
-        (truncate, "has a corrupt prop_val_off.npy (checksum)"),
-        (empty, "has a corrupt dtb_error.npy (checksum)"),
+        (truncate, "is unusable (prop_val_off.npy is 211 bytes, not the 216 recorded)"),
+        (empty, "is unusable (dtb_error.npy is 0 bytes, not the "),
         (missing, "is unreadable (FileNotFoundError"),
         (garbage_meta, "is unreadable (JSONDecodeError"),
         (meta_is_a_list, "has a damaged meta.json (checksum)"),

@@ -118,7 +118,7 @@ def _kept(flat):
 @pytest.mark.parametrize("damage, problem", [
     (lambda f: f.write_bytes(f.read_bytes()[:-1] + bytes([f.read_bytes()[-1] ^ 1])),
      "has a corrupt verdict.npy (checksum)"),
-    (lambda f: f.write_bytes(b""), "has a corrupt verdict.npy (checksum)"),
+    (lambda f: f.write_bytes(b""), "is unusable (verdict.npy is 0 bytes, not the "),
     (lambda f: f.unlink(), "is unreadable"),
     (lambda f: (f.parent / "meta.json").write_text(
         (f.parent / "meta.json").read_text().replace('"format": 1', '"format": 2')),
