@@ -15,7 +15,7 @@ from auditor.cli import main
 from corpora import private_cache, snippet_corpus
 from minikernel import soc_dtsi
 from snippets import compile_dts
-from testpaths import GOLDEN
+from testpaths import GOLDEN, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -218,7 +218,7 @@ def test_screenshot(browser):
     """The README's picture: the top of SITE_DIR/index.html, 1200 pixels wide,
     in 64 colours (a tenth of the size, the same to the eye)."""
     from PIL import Image
-    png = Path(__file__).parents[2] / "docs" / "site-index.png"
+    png = ROOT / "docs" / "site-index.png"
     png.parent.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1200, "height": 1400})
     page.goto((Path(os.environ["DTB_AUDIT_SCREENSHOT"]) / "index.html").as_uri())

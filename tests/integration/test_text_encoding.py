@@ -19,6 +19,7 @@ from snippets import compile_dts
 
 from auditor.cli import main
 from auditor.report import FORMATS
+from testpaths import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
@@ -209,10 +210,10 @@ def test_a_terminal_that_is_not_utf8(tmp_path):
     folder = tmp_path / "dtbs"
     folder.mkdir()
     compile_dts(folder, "u", _soc(_smmu(), _device("dma@1000")), header=_header("acme,b", UTF8))
-    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=str(Path(__file__).parents[1]))
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "auditor.cli", "sweep", str(folder),
                            "--format", "table"], capture_output=True, env=env, timeout=120,
-                          cwd=Path(__file__).parents[1])
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert b"v\\xe9ndor,s\\xf6c" in proc.stdout
 

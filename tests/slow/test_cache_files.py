@@ -24,10 +24,10 @@ from minikernel import make_minikernel
 from auditor.cli import main
 from corpus import sources
 from corpus.dtc import tree_tools
+from testpaths import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def fifo(path):
