@@ -108,11 +108,10 @@ class TargetKernel:
 
 # First versions of each change; see the properties above for the sources.
 # 6.1.y stable took ac9c5e92dd15 ("iommu/arm-smmu: Report
-# IOMMU_CAP_CACHE_COHERENCY even betterer") in 6.1.2: Debian's 6.1 changelog
-# lists every upstream commit title from 6.1.3 on and none of them is this
-# one, 6.1.0 (df198b37e72c) lacks it (the seed thread, 8 Dec 2022, proposes
-# it), and 6.1.2 is the release that took v6.2-rc1's fixes.
-WALK_OR_DEVICE_6_1 = (6, 1, 2)
+# IOMMU_CAP_CACHE_COHERENCY even betterer", mainline v6.2-rc4) in 6.1.7:
+# Debian's 6.1 changelog lists it, its title wrapped over two lines, under
+# ChangeLog-6.1.7 (linux 6.1.7-1).
+WALK_OR_DEVICE_6_1 = (6, 1, 7)
 # Not in 6.1.192, in 6.12.117; "about v6.5" (SPEC 1.1): not checked against
 # a source between the two.
 QCOM_MSM_IOMMU_V2 = (6, 5, 0)

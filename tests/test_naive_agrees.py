@@ -21,7 +21,7 @@ from kernels.target import TargetKernel
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
 # One version on each side of every change of SPEC 1.1.
-TARGETS = ("5.10", "5.19", "6.1", "6.1.2", "6.5", "6.12", "7.2")
+TARGETS = ("5.10", "5.19", "6.1", "6.1.7", "6.5", "6.12", "7.2")
 
 
 def kernel_links(flat, target, rule, legacy_dt_bindings):

@@ -379,12 +379,13 @@ def test_no_check_still_needs_an_iommu(tmp_path):
 
 
 @pytest.mark.parametrize("target, expected", [
-    ("6.0.19", "capable"), ("6.1", "broken"), ("6.1.1", "broken"), ("6.1.2", "rescued-by-device"),
+    ("6.0.19", "capable"), ("6.1", "broken"), ("6.1.1", "broken"), ("6.1.6", "broken"),
+    ("6.1.7", "rescued-by-device"),
     ("6.2", "rescued-by-device"), ("7.2", "rescued-by-device"),
 ])
 def test_arm_smmu_rule_by_target(tmp_path, target, expected):
     """legacy-true until 6.0, walk-only at 6.1.0 (df198b37e72c), walk-or-device
-    from 6.1.2 and v6.2 (ac9c5e92dd15)."""
+    from 6.1.7 and v6.2 (ac9c5e92dd15)."""
     assert verdict(sweep_dts(tmp_path, soc(smmu(), COHERENT_DEV), target=target), DEV) == expected
 
 

@@ -28,7 +28,8 @@ def test_newest_is_assumed():
 @pytest.mark.parametrize("text, rule", [
     ("5.10", "no-check"), ("5.18.19", "no-check"), ("5.19", "legacy-true"),
     ("6.0.19", "legacy-true"), ("6.1", "walk-only"), ("6.1.1", "walk-only"),
-    ("6.1.2", "walk-or-device"), ("6.1.192", "walk-or-device"), ("6.2", "walk-or-device"),
+    ("6.1.6", "walk-only"),
+    ("6.1.7", "walk-or-device"), ("6.1.192", "walk-or-device"), ("6.2", "walk-or-device"),
     ("7.2", "walk-or-device"),
 ])
 def test_rule_by_version(text, rule):
