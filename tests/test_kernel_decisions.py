@@ -628,3 +628,69 @@ def test_boundary_7_2(tmp_path, target, expected):
     two = smmu().replace("#iommu-cells = <1>;", "#iommu-cells = <2>;")
     doc = sweep_dts(tmp_path, soc(two, bridge("<0 &smmu 0x100 0x80>")), target=target)
     assert fn(doc, 0)[1] == expected
+
+
+# === malformed mmu-masters entries ================================================
+# __find_legacy_master_phandle() (arm-smmu.c 6.12 :130) walks each SMMU's
+# mmu-masters with of_for_each_phandle(..., "#stream-id-cells", -1): the
+# masters listed before an entry that does not parse are found; the walk
+# ends there, so none after it is.
+
+@pytest.mark.parametrize("entries, diagnostic", [
+    ("<&ldev 1>, <0x999 1>, <&late 2>", "mmu-masters: phandle 0x999 points nowhere"),
+    ("<&ldev 1>, <&nocells 1>, <&late 2>",
+     "mmu-masters: target /soc/nocells@4 has no #stream-id-cells"),
+    ("<&ldev 1>, <&late>", "mmu-masters: arguments run past the end of the property"),
+])
+def test_mmu_masters_entry_that_does_not_parse(tmp_path, entries, diagnostic):
+    masters = (LDEV + '\t\tlate: late@3 { compatible = "test,dev"; #stream-id-cells = <1>; };\n'
+               '\t\tnocells: nocells@4 { compatible = "test,dev"; };\n')
+    doc = sweep_dts(tmp_path, soc(smmu(extra=f"mmu-masters = {entries};"), masters))
+    assert provider_and_verdict(doc, LDEV_PATH) == (SMMU_PATH, "broken")
+    # late@3 is never attached (a short entry names it, as the broken one)
+    assert all(x["attach"] == codes.A_BAD_ENTRY for x in links_of(doc, "/soc/late@3"))
+    (r,) = [x for x in doc["links"] if x["attach"] == codes.A_BAD_ENTRY]
+    assert (r["provider_path"], r["link"], r["verdict"], r["diagnostic"]) == \
+        (SMMU_PATH, "mmu-masters", "not-a-device", diagnostic)
+
+
+# === several boards in one sweep ===================================================
+# Every decision above is the kernel's for one booted DT: a sweep of many
+# DTBs judges each as if alone (phandles, the legacy style, probing and
+# coherency are per system).
+
+ALONE_CASES = [
+    soc(legacy_smmu("smmu", "5000000"), LDEV, PLAIN_DEV),
+    soc(smmu(label="g", unit="4000000"), legacy_smmu("l", "5000000"), LDEV,
+        device("dev@1", "", "<&g 1>")),
+    "\tdma-coherent;\n" + soc(smmu(), device("dev@1", "")),
+    soc(smmu(extra=DMA_MEM), noc(says=NONCOH), PLAIN_DEV, bus_extra="\t\tdma-coherent;\n"),
+    soc(MIXED, bridge("<0 &a 0x100 1>, <1 &b 0x200 0 1>, <2 &a 0x300 1>")),
+    soc(nest("parent", "disabled", smmu()), PLAIN_DEV),
+    soc(legacy_smmu("a", "4000000"), legacy_smmu("b", "5000000", COH), LDEV),
+    soc(smmu(extra="mmu-masters = <&ldev 1>, <0x999 1>;"), LDEV),
+    soc(smmu('"arm,smmu-v3"').replace("#iommu-cells = <1>;", ""), bridge("<0 &smmu 0x100 3>")),
+]
+
+
+@pytest.mark.parametrize("target", ["6.1", "7.2"])
+def test_each_board_of_a_sweep_is_judged_alone(tmp_path, target):
+    from corpus.flat import flatten
+    from kernels.evaluate import evaluate
+    from kernels.target import TargetKernel
+    from snippets import compile_dts, document
+
+    def records(doc):
+        return sorted((r["dtb"], r["provider_path"] or "", r["master_path"] or "", r["link"],
+                       r["master_kind"], r["verdict"], r["attach"]) for r in doc["links"])
+
+    dtbs = [compile_dts(tmp_path, f"b{i}", body) for i, body in enumerate(ALONE_CASES)]
+    alone = []
+    for dtb in dtbs:
+        alone += records(document(evaluate(flatten([dtb], tmp_path, cache=False),
+                                           TargetKernel.parse(target))))
+    # in reverse order too: no board may lean on one before or after it
+    for order in (dtbs, dtbs[::-1]):
+        together = document(evaluate(flatten(order, tmp_path, cache=False),
+                                     TargetKernel.parse(target)))
+        assert records(together) == sorted(alone)
