@@ -694,3 +694,40 @@ def test_each_board_of_a_sweep_is_judged_alone(tmp_path, target):
         together = document(evaluate(flatten(order, tmp_path, cache=False),
                                      TargetKernel.parse(target)))
         assert records(together) == sorted(alone)
+
+
+def test_mmu_masters_host_bridge_covers_its_functions(tmp_path):
+    """A PCI host bridge in mmu-masters stands for every device of its bus
+    (arm_smmu_register_legacy_master() looks up the bridge's node for a PCI
+    device: dev_get_dev_node() walks to the root bus's bridge): its function
+    nodes by requester ID (bus-range's first bus on the root bus) and the
+    devices found on the bus."""
+    host = ('\t\tpci: pcie@3 { device_type = "pci"; #stream-id-cells = <1>; reg = <0 3 0 1>;'
+            " bus-range = <0x20 0x2f>; #address-cells = <3>; #size-cells = <2>;"
+            " fn@1,2 { reg = <0x000a00 0 0 0 0>; dma-coherent; };"
+            " port@2,0 { device_type = \"pci\"; reg = <0x001000 0 0 0 0>;"
+            " #address-cells = <3>; #size-cells = <2>;"
+            " nic@0,0 { reg = <0x210000 0 0 0 0>; }; }; };\n")
+    doc = sweep_dts(tmp_path, soc(smmu(extra="mmu-masters = <&pci 0x3>;"), host))
+    m = by_master(doc)
+    got = {path[len("/soc/pcie@3"):] or "/": (r["master_kind"], r["rid"], r["vfio_candidate"],
+                                               r["verdict"], r["bridge_path"])
+           for path, (r,) in m.items()}
+    assert got == {
+        "/fn@1,2": ("pci-dt-child", 0x20 << 8 | 0x0a, True, "rescued-by-device", "/soc/pcie@3"),
+        "/port@2,0": ("pci-dt-child", 0x20 << 8 | 0x10, False, "broken", "/soc/pcie@3"),
+        "/port@2,0/nic@0,0": ("pci-dt-child", 0x21 << 8, True, "broken", "/soc/pcie@3"),
+        "/": ("pci-discovered", -1, True, "broken", "/soc/pcie@3"),
+    }
+
+
+def test_duplicate_phandle_of_the_root(tmp_path):
+    """of_find_node_by_phandle() takes the first node in tree order, the
+    root too."""
+    body = ("\tphandle = <0x42>;\n"
+            + soc(smmu(extra="phandle = <0x42>;"), device("dev@1", "", "<0x42 1>")))
+    doc = sweep_dts(tmp_path, body, force=True)
+    (r,) = doc["links"]
+    assert (r["provider_path"], r["verdict"]) == ("/", "no-iommu")
+    (p,) = doc["problems"]
+    assert (p["node"], p["other"]) == (SMMU_PATH, "/")
