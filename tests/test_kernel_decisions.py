@@ -731,3 +731,18 @@ def test_duplicate_phandle_of_the_root(tmp_path):
     assert (r["provider_path"], r["verdict"]) == ("/", "no-iommu")
     (p,) = doc["problems"]
     assert (p["node"], p["other"]) == (SMMU_PATH, "/")
+
+
+def test_explain_shows_the_dma_parent_walk(tmp_path, capsys):
+    """`dtb-audit explain` prints the walk of of_dma_is_coherent(): through
+    the dma-mem targets, written after the SMMU, to the node that decides."""
+    from auditor.cli import main
+    from snippets import compile_dts
+    body = "\tdma-coherent;\n" + soc(
+        smmu(extra=via("<&noc1 3>", names=["dma-mem"])),
+        noc("noc1", "1", extra=via("<&noc2 1>", names=["dma-mem"])),
+        noc("noc2", "2", says=NONCOH), PLAIN_DEV, bus_extra="\t\tdma-coherent;\n")
+    assert main(["explain", str(compile_dts(tmp_path, "board", body))]) == 0
+    out = capsys.readouterr().out
+    assert "    coherent:  /soc/iommu@5000000 -> /soc/interconnect@1 -> /soc/interconnect@2 " \
+           "(dma-noncoherent)\n" in out
