@@ -9,6 +9,7 @@ which kernels/*.py have their @njit decorators removed, with a
 mutmut there:
 
     nice -n 19 python3 bench/mutmut_kernels.py run [mutmut run's arguments]
+    nice -n 19 python3 bench/mutmut_kernels.py retest [...]   # after tests changed
     python3 bench/mutmut_kernels.py results      # mutmut's own listing
     python3 bench/mutmut_kernels.py score        # killed / survived / not checked, per module
 
@@ -16,8 +17,10 @@ The copy is $XDG_CACHE_HOME/dtb-audit/mutmut-kernels (default
 ~/.cache/...); mutmut keeps its state in mutants/ there, so a `run` after
 an interrupted one goes on with the mutants not yet tested.  `run` stages
 a fresh copy only when the sources changed (the mutants of a changed
-source are made again by mutmut).  The [tool.mutmut] of pyproject.toml,
-for auditor/, is untouched.
+source are made again by mutmut).  `retest` is `run` after the tests
+changed: the survivors (and mutants no test reached) are tested again, with
+the tests' coverage of each function collected anew.  The [tool.mutmut] of
+pyproject.toml, for auditor/, is untouched.
 """
 import ast
 import json
@@ -77,6 +80,20 @@ def stage():
         pyproject[:start] + CONFIG.strip() + "\n" + (pyproject[end:] if end >= 0 else ""))
 
 
+def forget_survivors():
+    """Mark survived and untested mutants not checked, and drop mutmut's
+    record of which tests reach which function, so that new tests count."""
+    from mutmut.stats import status_by_exit_code
+    for meta in (STAGE / "mutants" / "kernels").glob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        codes = data.get("exit_code_by_key", {})
+        for key, code in codes.items():
+            if status_by_exit_code[code] in ("survived", "no tests"):
+                codes[key] = None
+        meta.write_text(json.dumps(data, indent=4))
+    (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+
+
 def mutmut(*args):
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=STAGE, env=env).returncode
@@ -109,6 +126,10 @@ def main(argv):
     command = argv[0] if argv else "run"
     if command == "run":
         stage()
+        return mutmut("run", *argv[1:])
+    if command == "retest":
+        stage()
+        forget_survivors()
         return mutmut("run", *argv[1:])
     if command == "score":
         score()
