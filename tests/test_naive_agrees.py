@@ -74,10 +74,16 @@ def assert_snippet_agrees(tmp_path, name, body, force=False):
 NOT_SNIPPETS = {"test_link_explosion_is_bounded"}
 
 
-def _rule_tests(module=test_rule):
+# test_kernel_decisions.py tests that sweep no snippet through sweep_dts:
+# the boards of the first are compared below, the second runs the CLI.
+NOT_DECISION_SNIPPETS = {"test_each_board_of_a_sweep_is_judged_alone",
+                         "test_explain_shows_the_dma_parent_walk"}
+
+
+def _rule_tests(module=test_rule, skip=NOT_SNIPPETS):
     """Every test of `module` with each of its parametrize values."""
     for name, test in inspect.getmembers(module, inspect.isfunction):
-        if not name.startswith("test_") or name in NOT_SNIPPETS:
+        if not name.startswith("test_") or name in skip:
             continue
         marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
         grids = []
@@ -112,27 +118,37 @@ def test_rule_snippets_agree(tmp_path, monkeypatch, test, kwargs):
         assert_snippet_agrees(tmp_path / "agree", f"snippet{i}", body, force)
 
 
-@pytest.mark.parametrize("test, kwargs", list(_rule_tests(test_kernel_decisions)))
+@pytest.mark.parametrize("test, kwargs", list(_rule_tests(test_kernel_decisions,
+                                                         NOT_DECISION_SNIPPETS)))
 def test_decision_snippets_agree(tmp_path, monkeypatch, test, kwargs):
     """Each test_kernel_decisions.py snippet under the target, rule and
     binding its test sweeps it with (one sweep each: the file has many)."""
     calls = []
 
     def recording_sweep_dts(tmp_path, body, rule=None, legacy_dt_bindings=True,
-                            target=snippets.DEFAULT_TARGET, **kwargs):
-        calls.append((body, rule, legacy_dt_bindings, target))
+                            target=snippets.DEFAULT_TARGET, force=False):
+        calls.append((body, rule, legacy_dt_bindings, target, force))
         return snippets.sweep_dts(tmp_path, body, rule=rule, legacy_dt_bindings=legacy_dt_bindings,
-                                  target=target, **kwargs)
+                                  target=target, force=force)
 
     monkeypatch.setattr(test_kernel_decisions, "sweep_dts", recording_sweep_dts)
     (tmp_path / "rule").mkdir()
     test(tmp_path=tmp_path / "rule", **kwargs)
     assert calls, f"{test.__name__} swept no snippet"
     (tmp_path / "agree").mkdir()
-    for i, (body, rule, legacy, target) in enumerate(dict.fromkeys(calls)):
-        dtb = snippets.compile_dts(tmp_path / "agree", f"snippet{i}", body)
+    for i, (body, rule, legacy, target, force) in enumerate(dict.fromkeys(calls)):
+        dtb = snippets.compile_dts(tmp_path / "agree", f"snippet{i}", body, force=force)
         flat = flatten([dtb], dtb.parent, cache=False)
         assert_agree(flat, target, rule, legacy)
+
+
+def test_boards_of_one_sweep_agree(tmp_path):
+    """test_kernel_decisions.ALONE_CASES, all in one sweep, under every target."""
+    dtbs = [snippets.compile_dts(tmp_path, f"b{i}", body)
+            for i, body in enumerate(test_kernel_decisions.ALONE_CASES)]
+    flat = flatten(dtbs, tmp_path, cache=False)
+    for target, legacy in itertools.product(TARGETS, (True, False)):
+        assert_agree(flat, target, None, legacy)
 
 
 def test_every_known_compatible_agrees(tmp_path):
