@@ -536,6 +536,14 @@ class _Sweep:
     def xlate(self, target):
         return of_iommu_xlate(self.dt, target, self.probed, self.legacy_system)
 
+    def xlate_iommus(self, target):
+        """An iommus entry: its specifier has the target's #iommu-cells, and
+        qcom_iommu_of_xlate() (qcom_iommu.c 6.12 :555) takes only one."""
+        if driver_of(self.dt, target) == "qcom-iommu" and \
+                self.dt.read_u32(target, "#iommu-cells") != 1:
+            return False
+        return self.xlate(target)
+
     def link(self, provider, master, via, kind, enabled, attached, bridge=None):
         dt = self.dt
         self.records.append({
@@ -566,8 +574,8 @@ class _Sweep:
                     first = target       # named, but no IOMMU
                 break
             if i == 0:
-                first, attached = target, self.xlate(target)
-            elif not self.xlate(target) or own_driver(dt, target) != own_driver(dt, first):
+                first, attached = target, self.xlate_iommus(target)
+            elif not self.xlate_iommus(target) or own_driver(dt, target) != own_driver(dt, first):
                 attached = False
             if not attached:
                 break

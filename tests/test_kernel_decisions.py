@@ -746,3 +746,17 @@ def test_explain_shows_the_dma_parent_walk(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "    coherent:  /soc/iommu@5000000 -> /soc/interconnect@1 -> /soc/interconnect@2 " \
            "(dma-noncoherent)\n" in out
+
+
+# qcom_iommu_of_xlate() (qcom_iommu.c 6.1 :548, 6.12 :555, 7.2 :556) refuses
+# a specifier of other than one cell (-EINVAL); arm-smmu's and arm-smmu-v3's
+# take any (arm-smmu.c arm_smmu_of_xlate: none is stream 0).  An `iommus`
+# entry's specifier has the target's #iommu-cells.
+@pytest.mark.parametrize("cells, iommus, expected", [
+    ("<1>", "<&smmu 1>", "capable"), ("<0>", "<&smmu>", "no-iommu"),
+    ("<2>", "<&smmu 1 2>", "no-iommu"),
+])
+def test_qcom_iommu_takes_one_cell(tmp_path, cells, iommus, expected):
+    node = smmu('"qcom,msm-iommu-v1"').replace("#iommu-cells = <1>;", f"#iommu-cells = {cells};")
+    (r,) = sweep_dts(tmp_path, soc(node, device("dev@1", "", iommus)))["links"]
+    assert (r["provider_path"], r["verdict"]) == (SMMU_PATH, expected)
