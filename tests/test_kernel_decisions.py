@@ -190,6 +190,47 @@ def test_which_interconnects_entry(tmp_path, interconnects, names, expected):
     assert verdict(doc, DEV) == expected
 
 
+@pytest.mark.parametrize("names, expected", [
+    (["cpu-cfg", "other"], "capable"),           # no "dma-mem": the tree parent
+    (["DMA-MEM", "other"], "capable"),           # of_property_match_string(): strcmp
+    (["cpu-cfg", "cpu-mem", "dma-mem"], "broken"),   # the third entry
+])
+def test_interconnect_names_matched_exactly(tmp_path, names, expected):
+    nodes = [noc("coh", "1", says=COH), noc("nc", "2", says=NONCOH),
+             smmu(extra=via("<&coh 1>", "<&coh 2>", "<&nc 3>", names=names))]
+    doc = sweep_dts(tmp_path, soc(*nodes, PLAIN_DEV, bus_extra="\t\tdma-coherent;\n"))
+    assert verdict(doc, DEV) == expected
+
+
+def test_the_root_on_a_dma_mem_walk(tmp_path):
+    """The root's own dma-mem names its DMA parent too; and a node's dma-mem
+    may name the root."""
+    from snippets import HEADER, compile_dts, document, evaluate_dtb
+    props = ['\tinterconnects = <&noc 1>;\n', '\tinterconnect-names = "dma-mem";\n']
+    for first in props, props[::-1]:        # either written first of all properties
+        header = HEADER.replace("/ {\n", "/ {\n" + "".join(first))
+        dtb = compile_dts(tmp_path, "root", soc(noc(says=COH), smmu(), PLAIN_DEV), header)
+        assert verdict(document(evaluate_dtb(dtb)), DEV) == "capable"
+    to_root = ("\t#interconnect-cells = <0>;\n\tdma-coherent;\n"
+               + soc(smmu(extra=via("<&{/}>", names=["dma-mem"])), PLAIN_DEV,
+                     bus_extra="\t\tdma-noncoherent;\n"))
+    assert verdict(sweep_dts(tmp_path, to_root), DEV) == "capable"
+
+
+def test_a_dma_mem_loop_through_the_root(tmp_path):
+    """of_dma_is_coherent() would never return: judged not coherent, the loop
+    reported once."""
+    body = ('\tinterconnects = <&noc 1>;\n\tinterconnect-names = "dma-mem";\n'
+            "\t#interconnect-cells = <0>;\n"
+            + soc(noc(extra=via("<&{/}>", names=["dma-mem"])), smmu(), PLAIN_DEV))
+    doc = sweep_dts(tmp_path, body)
+    assert verdict(doc, DEV) == "broken"
+    (p,) = doc["problems"]
+    assert p["message"] == ("interconnects: the DMA parents of /soc/interconnect@1 loop back to "
+                            "/ (dma-mem): of_dma_is_coherent() would never return; judged not "
+                            "coherent")
+
+
 def test_dma_mem_with_wider_interconnect_cells(tmp_path):
     """Arguments are skipped by each target's #interconnect-cells: with two
     cells each, the second entry is the one at cell 3."""
@@ -730,7 +771,9 @@ def test_duplicate_phandle_of_the_root(tmp_path):
     (r,) = doc["links"]
     assert (r["provider_path"], r["verdict"]) == ("/", "no-iommu")
     (p,) = doc["problems"]
-    assert (p["node"], p["other"]) == (SMMU_PATH, "/")
+    assert (p["node"], p["other"], p["message"]) == (
+        SMMU_PATH, "/", "phandle 0x42 of /soc/iommu@5000000 is also the phandle of /: "
+        "every reference resolves to /")
 
 
 def test_explain_shows_the_dma_parent_walk(tmp_path, capsys):
