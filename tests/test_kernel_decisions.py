@@ -693,6 +693,8 @@ def test_mmu_masters_entry_that_does_not_parse(tmp_path, entries, diagnostic):
     (r,) = [x for x in doc["links"] if x["attach"] == codes.A_BAD_ENTRY]
     assert (r["provider_path"], r["link"], r["verdict"], r["diagnostic"]) == \
         (SMMU_PATH, "mmu-masters", "not-a-device", diagnostic)
+    # the master of the bad entry: none when its phandle points nowhere
+    assert (r["master_path"] is None) == ("0x999" in entries)
 
 
 # === several boards in one sweep ===================================================
@@ -803,3 +805,32 @@ def test_qcom_iommu_takes_one_cell(tmp_path, cells, iommus, expected):
     node = smmu('"qcom,msm-iommu-v1"').replace("#iommu-cells = <1>;", f"#iommu-cells = {cells};")
     (r,) = sweep_dts(tmp_path, soc(node, device("dev@1", "", iommus)))["links"]
     assert (r["provider_path"], r["verdict"]) == (SMMU_PATH, expected)
+
+
+# of_iommu_configure_dev() (drivers/iommu/of_iommu.c 6.12): while
+# of_parse_phandle_with_args("iommus", idx) succeeds, of_iommu_xlate() each
+# entry; an empty (phandle 0) entry ends the loop with -ENOENT, so as the
+# first entry it leaves the device with no IOMMU (err stays -ENODEV), later
+# the entries before it stand.
+@pytest.mark.parametrize("iommus, expected, diagnostic", [
+    ("<0>, <&smmu 1>", (None, "no-iommu"), "iommus: empty entry (phandle 0)"),
+    ("<&smmu 1>, <0>", (SMMU_PATH, "broken"), "iommus: empty entry (phandle 0)"),
+    ("<&smmu 1>, <0x999 1>", (SMMU_PATH, "broken"), "iommus: phandle 0x999 points nowhere"),
+])
+def test_iommus_empty_or_broken_entry(tmp_path, iommus, expected, diagnostic):
+    (r,) = sweep_dts(tmp_path, soc(smmu(), device("dev@1", "", iommus)))["links"]
+    assert ((r["provider_path"], r["verdict"]), r["diagnostic"]) == (expected, diagnostic)
+
+
+@pytest.mark.parametrize("device_type, is_pci", [
+    ('"pci"', True), ('"pci", "x"', True),    # of_node_is_type(): strcmp up to the NUL
+    ('"pcie"', False), ('"pc"', False), ('"pcx"', False), ('"xci"', False), ('"pxi"', False),
+])
+def test_device_type_pci(tmp_path, device_type, is_pci):
+    """A host bridge is a node with device_type "pci" (the PCI bus binding,
+    of_node_is_type(np, "pci")); its function nodes are PCI devices
+    matched by requester ID, its iommu-map read for them."""
+    host = bridge("<0 &smmu 0x100 3>").replace('device_type = "pci";',
+                                               f"device_type = {device_type};")
+    doc = sweep_dts(tmp_path, soc(smmu(), host))
+    assert (f"{BRIDGE_PATH}/fn@0,0" in by_master(doc)) == is_pci

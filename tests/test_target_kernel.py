@@ -14,10 +14,21 @@ def test_parse(text, version, given):
     assert (t.version, str(t), t.assumed) == (version, given, False)
 
 
-@pytest.mark.parametrize("text", ["", "six", "4.19", "7.3", "8.0.1"])
-def test_parse_refuses(text):
-    with pytest.raises(TargetError):
+@pytest.mark.parametrize("text, message", [
+    ("", "'' is not a kernel version (as 6.1, 6.12.117 or 7.2)"),
+    ("six", "'six' is not a kernel version (as 6.1, 6.12.117 or 7.2)"),
+    ("4.19", "4.19: only kernels from 5.10 to 7.2 are modelled"),
+    ("7.3", "7.3: only kernels from 5.10 to 7.2 are modelled"),
+    ("8.0.1", "8.0.1: only kernels from 5.10 to 7.2 are modelled"),
+])
+def test_parse_refuses(text, message):
+    with pytest.raises(TargetError) as e:
         TargetKernel.parse(text)
+    assert str(e.value) == message
+
+
+def test_parse_keeps_assumed():
+    assert TargetKernel.parse("7.2.13", assumed=True).assumed is True
 
 
 def test_newest_is_assumed():
