@@ -94,7 +94,8 @@ def test_the_roots_dma_coherent_reaches_every_node(tmp_path):
     assert (r["provider_coherent"], r["master_dma_attr"], r["verdict"]) == \
         (True, "coherent", "capable")
     # An SMMU written directly under the root, no bus between.
-    top = "\tdma-coherent;\n" + smmu() + "\tdev@1 { compatible = \"test,dev\"; iommus = <&smmu 1>; };\n"
+    top = ("\tdma-coherent;\n" + smmu()
+           + "\tdev@1 { compatible = \"test,dev\"; iommus = <&smmu 1>; };\n")
     assert verdict(sweep_dts(tmp_path, top), "/dev@1") == "capable"
 
 
@@ -594,7 +595,8 @@ def test_7_2_one_cell_workaround_needs_a_two_cell_first_target(tmp_path):
     ("<0>", "<0 &c 0x100 1>", ["/soc/iommu@7000000"] * 3),
     # an id-base the mask ignores fails the IDs that reach its entry
     ("<0xfffe>", "<0 &a 0x100 1>, <1 &c 0x200 1>", [A, A, None]),
-    ("[00 00]", "<0 &a 0x100 1>, <2 &c 0x200 1>", [A, None, "/soc/iommu@7000000"]),   # short: ignored
+    # a mask shorter than a cell is not read: all bits
+    ("[00 00]", "<0 &a 0x100 1>, <2 &c 0x200 1>", [A, None, "/soc/iommu@7000000"]),
 ])
 def test_iommu_map_mask(tmp_path, target, mask, map, expected):
     other = smmu(label="c", unit="7000000")
@@ -657,7 +659,8 @@ def test_boundary_6_5(tmp_path, target, expected):
 ])
 def test_boundary_6_12(tmp_path, target, expected):
     body = soc(smmu(), bridge("<0 &smmu 0x100 3>").replace(
-        'fn@0,1 { reg = <0x100 0 0 0 0>; }', 'fn@0,1 { reg = <0x100 0 0 0 0>; status = "disabled"; }'))
+        'fn@0,1 { reg = <0x100 0 0 0 0>; }',
+        'fn@0,1 { reg = <0x100 0 0 0 0>; status = "disabled"; }'))
     doc = sweep_dts(tmp_path, body, target=target)
     assert fn(doc, 1) == (SMMU_PATH, expected)
 
