@@ -191,14 +191,16 @@ def test_which_interconnects_entry(tmp_path, interconnects, names, expected):
     assert verdict(doc, DEV) == expected
 
 
-@pytest.mark.parametrize("names, expected", [
-    (["cpu-cfg", "other"], "capable"),           # no "dma-mem": the tree parent
-    (["DMA-MEM", "other"], "capable"),           # of_property_match_string(): strcmp
-    (["cpu-cfg", "cpu-mem", "dma-mem"], "broken"),   # the third entry
+@pytest.mark.parametrize("entries, names, expected", [
+    # no "dma-mem" among the names: the tree parent (dma-coherent), not an entry
+    (["<&nc 1>", "<&nc 2>"], ["cpu-cfg", "other"], "capable"),
+    # of_property_match_string() compares with strcmp: "DMA-MEM" is another name
+    (["<&nc 1>", "<&nc 2>"], ["DMA-MEM", "other"], "capable"),
+    (["<&coh 1>", "<&coh 2>", "<&nc 3>"], ["cpu-cfg", "cpu-mem", "dma-mem"], "broken"),
 ])
-def test_interconnect_names_matched_exactly(tmp_path, names, expected):
+def test_interconnect_names_matched_exactly(tmp_path, entries, names, expected):
     nodes = [noc("coh", "1", says=COH), noc("nc", "2", says=NONCOH),
-             smmu(extra=via("<&coh 1>", "<&coh 2>", "<&nc 3>", names=names))]
+             smmu(extra=via(*entries, names=names))]
     doc = sweep_dts(tmp_path, soc(*nodes, PLAIN_DEV, bus_extra="\t\tdma-coherent;\n"))
     assert verdict(doc, DEV) == expected
 
