@@ -50,6 +50,10 @@ pytest_add_cli_args_test_selection = {json.dumps(TESTS)}
 # A mutant that stops a `while True` walk from advancing spins: give up on it
 # after 4 times its tests' usual time (mutmut's default is 15).
 timeout_multiplier = 4.0
+# Forked from a process that only collected the tests: with mutmut's default
+# (fork from the process that ran them all), compatible_table()'s cache is
+# already full in every child, and its mutants are never run.
+process_isolation = "forkserver"
 """
 
 
