@@ -839,3 +839,25 @@ def test_device_type_pci(tmp_path, device_type, is_pci):
                                                f"device_type = {device_type};")
     doc = sweep_dts(tmp_path, soc(smmu(), host))
     assert (f"{BRIDGE_PATH}/fn@0,0" in by_master(doc)) == is_pci
+
+
+@pytest.mark.parametrize("body, line", [
+    # nobody on the walk says: dma_default_coherent, false on arm64
+    (soc(smmu(), PLAIN_DEV),
+     "    coherent:  /soc/iommu@5000000 -> /soc -> / (past the root: not coherent)\n"),
+    # inherited from the bus
+    (soc(smmu(), PLAIN_DEV, bus_extra="\t\tdma-coherent;\n"),
+     "    coherent:  /soc/iommu@5000000 -> /soc (dma-coherent)\n"),
+    # a DMA-parent loop: of_dma_is_coherent() would spin
+    (soc(noc("a", "1", extra=via("<&b 1>", names=["dma-mem"])),
+         noc("b", "2", extra=via("<&a 1>", names=["dma-mem"])),
+         smmu(extra=via("<&a 1>", names=["dma-mem"])), PLAIN_DEV),
+     "(DMA parents loop: not coherent)\n"),
+])
+def test_explain_says_why_not_coherent(tmp_path, capsys, body, line):
+    from auditor.cli import main
+    from snippets import compile_dts
+    assert main(["explain", str(compile_dts(tmp_path, "board", body))]) == 0
+    (coherent,) = [x for x in capsys.readouterr().out.splitlines(keepends=True)
+                   if x.startswith("    coherent:  /soc/iommu@5000000")]
+    assert coherent.endswith(line)

@@ -75,9 +75,10 @@ NOT_SNIPPETS = {"test_link_explosion_is_bounded"}
 
 
 # test_kernel_decisions.py tests that sweep no snippet through sweep_dts:
-# the boards of the first are compared below, the second runs the CLI.
+# the boards of the first are compared below, the others run the CLI.
 NOT_DECISION_SNIPPETS = {"test_each_board_of_a_sweep_is_judged_alone",
-                         "test_explain_shows_the_dma_parent_walk"}
+                         "test_explain_shows_the_dma_parent_walk",
+                         "test_explain_says_why_not_coherent"}
 
 
 def _rule_tests(module=test_rule, skip=NOT_SNIPPETS):
