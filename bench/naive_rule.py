@@ -4,7 +4,7 @@ DTB at a time, each step named after the kernel function it stands for.
 This is the reference ("naive") version of auditor.sweep.evaluate(), as
 stumpy keeps slow, obvious versions beside its kernels: written from
 ../shared/SPEC.md sections 1-4 and the kernel sources, sharing no code with
-kernels/ (only the drivers' compatible tables, which are data).  bench/
+kernels/, its tables of versions and drivers included.  bench/
 times it beside the numba sweep; tests/unit/test_naive_agrees.py checks that the
 two give the same links and verdicts.
 
@@ -12,11 +12,14 @@ two give the same links and verdicts.
         -> [{"dtb", "provider_path", "master_path", "link", "master_kind",
              "verdict"}, ...]
 
-`target` is a kernels.target.TargetKernel (default: the newest modelled):
-its version-dependent facts (which rule, which of_map_id, which drivers
-and buses exist, whether a disabled PCI function gets a driver) are read
-from it, the way the numba kernels get them; what each fact does is
-written here again, plainly.  `rule` overrides only the capable() rule.
+`target` is the kernel version judged: a (major, minor, sublevel) tuple or
+anything with a `.version` one (a kernels.target.TargetKernel); default the
+newest modelled, 7.2.  The facts of each version (which rule, which
+of_map_id, which drivers and buses exist, whether a disabled PCI function
+gets a driver) are this module's own reading of the kernel sources, in the
+tables below, so that tests/test_naive_agrees.py compares two independent
+readings; nothing of them is imported from kernels/.  `rule` overrides
+only the capable() rule.
 
 A node is its libfdt offset.  A DTB that libfdt cannot read raises
 NaiveError("file: error: what").
@@ -26,33 +29,129 @@ from pathlib import Path
 
 import libfdt
 
-from kernels.providers import (ARM_SMMU, ARM_SMMU_V3, CDX, COMPATIBLES, FSL_MC, GPCDMA,
-                               HOST1X, NO_CAPABLE, QCOM_IOMMU)
-from kernels.target import TargetKernel
-
 RULES = ("walk-or-device", "walk-only", "legacy-true", "no-check")
 # A DTB with more links than this keeps none (a link explosion).
 LINK_LIMIT = 100_000
+NEWEST = (7, 2, 0)
 
-# compatible (lower case) -> the driver that binds it, or the bus whose
-# code reads an `iommu-map` (named by the kind of device found on it).
-_NAMES = {ARM_SMMU: "arm-smmu", ARM_SMMU_V3: "arm-smmu-v3", QCOM_IOMMU: "qcom-iommu",
-          NO_CAPABLE: "no-capable", FSL_MC: "fsl-mc", HOST1X: "host1x-context",
-          CDX: "cdx", GPCDMA: "gpcdma-channel"}
+
+# -- what each kernel version decides ---------------------------------------------
+# Read from Debian's linux-source 6.1.192, 6.12.118 and 7.2.13 (and 5.10.223
+# for the oldest rows), file and line given for each.
+
+def capable_rule(version):
+    """What arm-smmu's capable(IOMMU_CAP_CACHE_COHERENCY) answers.
+    - before 5.19 VFIO never asks (e8ae0e140c05 adds the check: 6.1
+      drivers/vfio/vfio_main.c:513);
+    - 5.19 to 6.0: arm-smmu and arm-smmu-v3 answer true;
+    - 6.1.0 (df198b37e72c): the SMMU's coherent walk only;
+    - 6.1.7 and v6.2 (ac9c5e92dd15, "Report IOMMU_CAP_CACHE_COHERENCY even
+      betterer", under ChangeLog-6.1.7 in Debian's 6.1 changelog): or the
+      device's own coherency (6.12 arm-smmu.c:1401)."""
+    if version < (5, 19, 0):
+        return "no-check"
+    if version < (6, 1, 0):
+        return "legacy-true"
+    if version < (6, 1, 7):
+        return "walk-only"
+    return "walk-or-device"
+
+
+def map_reads_target_cells(version):
+    """7.2 drivers/of/base.c:2186 of_map_id(): out-specifiers of each
+    target's #iommu-cells; 6.12 :2049 and 6.1 :2183 read 4-cell entries."""
+    return version >= (7, 2, 0)
+
+
+def disabled_pci_function_unbound(version):
+    """drivers/pci/bus.c: match_driver = !dn || of_device_is_available(dn) in
+    6.12; 6.1 sets it true."""
+    return version >= (6, 12, 0)
+
+
+def dma_noncoherent_honoured(version):
+    """6.1 drivers/of/address.c:1110 stops at dma-noncoherent; 5.10 looks
+    for dma-coherent only."""
+    return version >= (6, 1, 0)
+
+
+# The match tables of the IOMMU drivers (drivers/iommu/) and of the buses
+# whose code reads an iommu-map: (compatible, driver, kind, since), kind
+# being what the driver is for this rule.  `since`: the first version read
+# whose table has it.  The 6.1, 6.12 and 7.2 columns were checked against
+# those sources' of_match tables; the 5.10 column follows SPEC's reading of
+# 5.10.223 (not re-read for this table).
+_5_10, _6_1, _6_5, _6_12, _7_2 = (5, 10, 0), (6, 1, 0), (6, 5, 0), (6, 12, 0), (7, 2, 0)
+DRIVER_TABLE = [
+    # arm-smmu.c arm_smmu_of_match (7.2 :1957), .capable = arm_smmu_capable
+    *[(c, "arm-smmu", "arm-smmu", _5_10) for c in (
+        "arm,smmu-v1", "arm,smmu-v2", "arm,mmu-400", "arm,mmu-401", "arm,mmu-500",
+        "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2")],
+    # arm-smmu-v3.c arm_smmu_of_match
+    ("arm,smmu-v3", "arm-smmu-v3", "arm-smmu-v3", _5_10),
+    # qcom_iommu.c qcom_iommu_of_match: v2 in 6.12 (:931), not in 6.1 (:900)
+    ("qcom,msm-iommu-v1", "qcom-iommu", "qcom-iommu", _5_10),
+    ("qcom,msm-iommu-v2", "qcom-iommu", "qcom-iommu", _6_5),
+    # drivers whose iommu_ops have no .capable
+    ("samsung,exynos-sysmmu", "exynos-sysmmu", "no-capable", _5_10),
+    ("apple,t8103-dart", "apple-dart", "no-capable", _6_1),
+    ("apple,t6000-dart", "apple-dart", "no-capable", _6_1),
+    ("apple,t8103-usb4-dart", "apple-dart", "no-capable", _6_12),
+    ("apple,t8110-dart", "apple-dart", "no-capable", _6_12),
+    ("mediatek,mt2701-m4u", "mtk-iommu-v1", "no-capable", _5_10),
+    *[(c, "mtk-iommu", "no-capable", _5_10) for c in (
+        "mediatek,mt2712-m4u", "mediatek,mt6779-m4u", "mediatek,mt8167-m4u",
+        "mediatek,mt8173-m4u", "mediatek,mt8183-m4u")],
+    *[(c, "mtk-iommu", "no-capable", _6_1) for c in (
+        "mediatek,mt6795-m4u", "mediatek,mt8186-iommu-mm", "mediatek,mt8192-m4u",
+        "mediatek,mt8195-iommu-infra", "mediatek,mt8195-iommu-vdo",
+        "mediatek,mt8195-iommu-vpp")],
+    *[(c, "mtk-iommu", "no-capable", _6_12) for c in (
+        "mediatek,mt8188-iommu-infra", "mediatek,mt8188-iommu-vdo",
+        "mediatek,mt8188-iommu-vpp", "mediatek,mt8365-m4u")],
+    *[(c, "mtk-iommu", "no-capable", _7_2) for c in (
+        "mediatek,mt6893-iommu-mm", "mediatek,mt8189-iommu-apu",
+        "mediatek,mt8189-iommu-infra", "mediatek,mt8189-iommu-mm")],
+    ("rockchip,iommu", "rockchip-iommu", "no-capable", _5_10),
+    ("rockchip,rk3568-iommu", "rockchip-iommu", "no-capable", _6_1),
+    ("allwinner,sun50i-h6-iommu", "sun50i-iommu", "no-capable", _5_10),
+    ("allwinner,sun50i-h616-iommu", "sun50i-iommu", "no-capable", _6_12),
+    ("sprd,iommu-v1", "sprd-iommu", "no-capable", _6_1),
+    *[(c, "ipmmu-vmsa", "no-capable", _5_10) for c in (
+        "renesas,ipmmu-vmsa", "renesas,ipmmu-r8a774a1", "renesas,ipmmu-r8a774b1",
+        "renesas,ipmmu-r8a774c0", "renesas,ipmmu-r8a774e1", "renesas,ipmmu-r8a7795",
+        "renesas,ipmmu-r8a7796", "renesas,ipmmu-r8a77961", "renesas,ipmmu-r8a77965",
+        "renesas,ipmmu-r8a77970", "renesas,ipmmu-r8a77990", "renesas,ipmmu-r8a77995")],
+    *[(c, "ipmmu-vmsa", "no-capable", _6_1) for c in (
+        "renesas,ipmmu-r8a77980", "renesas,ipmmu-r8a779a0", "renesas,rcar-gen4-ipmmu-vmsa")],
+    ("verisilicon,iommu-1.2", "vsi-iommu", "no-capable", _7_2),
+    # tegra-smmu lives in the memory controller (drivers/memory/tegra/mc.c)
+    *[(c, "tegra-smmu", "no-capable", _5_10) for c in (
+        "nvidia,tegra30-mc", "nvidia,tegra114-mc", "nvidia,tegra124-mc",
+        "nvidia,tegra132-mc", "nvidia,tegra210-mc")],
+    ("qcom,apq8064-iommu", "msm-iommu", "no-capable", _5_10),
+    # buses that hand an iommu-map to of_dma_configure_id() for their devices
+    ("fsl,qoriq-mc", "fsl-mc", "fsl-mc", _5_10),
+    *[(f"nvidia,tegra{n}-host1x", "host1x", "host1x-context", _6_1)
+      for n in (20, 30, 114, 124, 210, 186, 194, 234)],
+    ("xlnx,versal-net-cdx", "cdx", "cdx", _6_12),
+    # 7.2 tegra186-gpc-dma.c:1455 reads its iommu-map for the channels
+    *[(f"nvidia,tegra{n}-gpcdma", "tegra186-gpc-dma", "gpcdma-channel", _7_2)
+      for n in (186, 194, 234, 264)],
+]
 IOMMU_DRIVERS = ("arm-smmu", "arm-smmu-v3", "qcom-iommu", "no-capable")
 MAP_READERS = ("fsl-mc", "host1x-context", "cdx", "gpcdma-channel")
 
 
-def driver_tables(target):
-    """(compatible -> role name, compatible -> driver name) of the match
-    table entries the target kernel has."""
-    roles, names = {}, {}
-    for role, name, compatibles, since in COMPATIBLES:
-        if target.binds(since):
-            for c in compatibles:
-                roles[c.lower().encode()] = _NAMES[role]
-                names[c.lower().encode()] = name
-    return roles, names
+def driver_tables(version):
+    """(compatible -> kind, compatible -> driver name) of the match table
+    entries the kernel `version` has, compatibles in lower case."""
+    kinds, names = {}, {}
+    for compatible, name, kind, since in DRIVER_TABLE:
+        if version >= since:
+            kinds[compatible.lower().encode()] = kind
+            names[compatible.lower().encode()] = name
+    return kinds, names
 
 
 class NaiveError(Exception):
@@ -193,7 +292,7 @@ def of_dma_is_coherent(dt, node):
         if dt.has(node, "dma-coherent"):
             return True
         # 5.10 looks for dma-coherent only
-        if dt.target.dma_noncoherent_honoured and dt.has(node, "dma-noncoherent"):
+        if dma_noncoherent_honoured(dt.version) and dt.has(node, "dma-noncoherent"):
             return False
         node = of_get_next_dma_parent(dt, node)
     return False                    # dma_default_coherent is false on arm64
@@ -432,12 +531,20 @@ class _Sweep:
     def __init__(self, dt, name, rule, legacy_dt_bindings):
         self.dt, self.name, self.rule = dt, name, rule
         self.legacy_dt_bindings = legacy_dt_bindings
-        self.target_cells = dt.target.map_reads_target_cells
+        self.target_cells = map_reads_target_cells(dt.version)
         self.probed, self.legacy_system = probe_iommus(dt)
         self.records = []
 
     def xlate(self, target):
         return of_iommu_xlate(self.dt, target, self.probed, self.legacy_system)
+
+    def xlate_iommus(self, target):
+        """An iommus entry: its specifier has the target's #iommu-cells, and
+        qcom_iommu_of_xlate() (qcom_iommu.c 6.12 :555) takes only one."""
+        if driver_of(self.dt, target) == "qcom-iommu" and \
+                self.dt.read_u32(target, "#iommu-cells") != 1:
+            return False
+        return self.xlate(target)
 
     def link(self, provider, master, via, kind, enabled, attached, bridge=None):
         dt = self.dt
@@ -454,7 +561,7 @@ class _Sweep:
         """From 6.12 a PCI function whose node is disabled gets no driver
         (bus.c: match_driver); before, only the host bridge matters."""
         return is_device(self.dt, host) and (
-            of_device_is_available(self.dt, node) or not self.dt.target.pci_disabled_function_unbound)
+            of_device_is_available(self.dt, node) or not disabled_pci_function_unbound(self.dt.version))
 
     def iommus(self, node):
         """of_iommu_configure_dev(): the device is attached to the first
@@ -469,8 +576,8 @@ class _Sweep:
                     first = target       # named, but no IOMMU
                 break
             if i == 0:
-                first, attached = target, self.xlate(target)
-            elif not self.xlate(target) or own_driver(dt, target) != own_driver(dt, first):
+                first, attached = target, self.xlate_iommus(target)
+            elif not self.xlate_iommus(target) or own_driver(dt, target) != own_driver(dt, first):
                 attached = False
             if not attached:
                 break
@@ -571,17 +678,17 @@ class _Sweep:
 
 def sweep_dtb(path, rule=None, legacy_dt_bindings=True, dtb=None, target=None):
     """Every (provider, master) link of one DTB with its verdict, as the
-    target kernel (default: the newest modelled) judges it; `rule`
-    overrides its capable() rule; `dtb` names the file in the records
-    (default: `path`)."""
-    target = TargetKernel.newest() if target is None else target
-    rule = target.rule if rule is None else rule
+    kernel `target` (a version tuple or an object with `.version`; default
+    the newest modelled) judges it; `rule` overrides its capable() rule;
+    `dtb` names the file in the records (default: `path`)."""
+    version = NEWEST if target is None else tuple(getattr(target, "version", target))
+    rule = capable_rule(version) if rule is None else rule
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
     try:
         dt = _DT(path)
-        dt.target = target
-        dt.drivers, dt.driver_names = driver_tables(target)
+        dt.version = version
+        dt.drivers, dt.driver_names = driver_tables(version)
         return _Sweep(dt, str(path) if dtb is None else dtb, rule, legacy_dt_bindings).run()
     except libfdt.FdtException as exc:
         raise NaiveError(f"{path}: error: {exc}") from None

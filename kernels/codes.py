@@ -108,10 +108,11 @@ ATTACH_REASONS = (
     "mmu-masters needs CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS",
     "the arm-smmu driver runs the legacy mmu-masters binding; iommus is ignored",
     "the iommus target is not an IOMMU",
+    "the IOMMU driver refuses the entry's number of cells (of_xlate: -EINVAL)",
 )
 (ATTACHED, A_PROVIDER_DISABLED, A_NOT_PROBED, A_BAD_ENTRY, A_OTHER_DRIVER, A_UNCOVERED_ID,
  A_BAD_MAP, A_NO_TARGET, A_LEGACY_UNSUPPORTED, A_LEGACY_SYSTEM,
- A_NOT_A_PROVIDER) = range(len(ATTACH_REASONS))
+ A_NOT_A_PROVIDER, A_XLATE_CELLS) = range(len(ATTACH_REASONS))
 
 # -- remarks that do not change the verdict (link note; Evaluation.target_note) ------
 

@@ -23,14 +23,15 @@ from .codes import (LINK_COLUMNS, L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG,
                     L_DIAG_ARG2, L_DIAG_NODE, L_DTB, L_ENABLED, L_KIND, L_MASTER, L_NOTE,
                     L_PROVIDER, L_RID, L_VIA, MAX_LINKS_PER_DTB, A_BAD_ENTRY, A_BAD_MAP, A_LEGACY_SYSTEM, A_LEGACY_UNSUPPORTED,
                     A_NO_TARGET, A_NOT_A_PROVIDER, A_NOT_PROBED, A_OTHER_DRIVER,
-                    A_PROVIDER_DISABLED, A_UNCOVERED_ID, ARM_SMMU, ATTACHED, CDX,
+                    A_PROVIDER_DISABLED, A_UNCOVERED_ID, A_XLATE_CELLS, ARM_SMMU, ATTACHED,
+                    CDX,
                     CDX_DEVICE, D_EMPTY_ENTRY, D_MAP_CELLS_MAX, D_MAP_LENGTH, D_MAP_MASK,
                     D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CELLS,
                     D_MAP_TRUNCATED, D_MAP_WIDE_RANGE, D_MIXED_DRIVERS, D_NO_IOMMU_CELLS,
                     D_NONE, D_PHANDLE_NOWHERE, D_SHORT_LIST, FSL_MC, FSL_MC_OBJECT, GPCDMA,
                     GPCDMA_CHANNEL, HOST1X, HOST1X_CONTEXT, N_GUESS_UNMATCHED, N_GUESSED_BUS,
                     N_NONE, N_PLACEHOLDER, N_TRUNCATED, NO_CAPABLE, PCI_DISCOVERED,
-                    PCI_DT_CHILD, PLATFORM, PROBED, VIA_IOMMU_MAP, VIA_IOMMUS,
+                    PCI_DT_CHILD, PLATFORM, PROBED, QCOM_IOMMU, VIA_IOMMU_MAP, VIA_IOMMUS,
                     VIA_MMU_MASTERS)
 from .config import INNER, NJIT
 from .dt import (B, B_RO, BUS_RANGE, DATA, DEVICE_TYPE, I8, I8_RO, I16_RO, I32_RO,
@@ -551,11 +552,11 @@ def _legacy_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_
 
 
 @njit(i64(*PROPS, *PHANDLES, I32_RO, I32_RO, I64_RO, I32_RO, I8_RO, I16_RO, I8_RO, B_RO, B_RO,
-          B_RO, b1, b1, b1, i64, I8, B, I64_2D, I64), **NJIT)
+          B_RO, b1, b1, b1, i64, I8, I8, B, I64_2D, I64), **NJIT)
 def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
                 dtb_node_start, node_parent, node_depth, node_name_off, node_name_len, role,
                 driver, state, own_ok, tree_ok, legacy, legacy_bindings, map_cells,
-                unbind_disabled, limit, xlate, seen, out, dtb_links):
+                unbind_disabled, limit, xlate, xlate_iommus, seen, out, dtb_links):
     # Plain arrays in the per-node loop: the few nodes that carry one of
     # these properties are read further.
     device_type = pidx[DEVICE_TYPE]
@@ -567,6 +568,12 @@ def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
         start, end = dtb_node_start[d], dtb_node_start[d + 1]
         for i in range(start, end):
             xlate[i] = _attach(role, state, own_ok, legacy[d], i)
+            # An iommus entry's specifier has the target's #iommu-cells, and
+            # qcom_iommu_of_xlate() takes exactly one.
+            xlate_iommus[i] = xlate[i]
+            if xlate[i] == ATTACHED and role[i] == QCOM_IOMMU and \
+                    read_u32(data, pidx, val_off, val_len, i, IOMMU_CELLS, -1) != 1:
+                xlate_iommus[i] = A_XLATE_CELLS
         k_start = k
         pci_depth = -1          # depth of the PCI host bridge we are below, if any
         legacy_masters = False
@@ -606,8 +613,8 @@ def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
                                seen, map_cells, unbind_disabled, out, k)
             if iommus[i] >= 0:   # a platform device (a host bridge's controller too)
                 k = _iommus_link(data, pidx, val_off, val_len, node_dtb, node_phandle,
-                                 phandle_sorted, dtb_node_start, d, i, driver, tree_ok, xlate,
-                                 out, k)
+                                 phandle_sorted, dtb_node_start, d, i, driver, tree_ok,
+                                 xlate_iommus, out, k)
         if legacy_masters:
             k = _legacy_links(data, pidx, val_off, val_len, node_dtb, node_phandle,
                               phandle_sorted, dtb_node_start, node_parent, node_depth,
@@ -628,13 +635,14 @@ def find_links(t, role, driver, state, own_ok, tree_ok, legacy, legacy_bindings,
     n_dtb = t.dtb_node_start.shape[0] - 1
     dtb_links = np.zeros(n_dtb, dtype=np.int64)
     xlate = np.empty(n_nodes, dtype=np.int8)
+    xlate_iommus = np.empty(n_nodes, dtype=np.int8)
     seen = np.zeros(int(np.diff(t.dtb_node_start).max(initial=0)), dtype=np.bool_)
     out = np.empty((max(1024, n_nodes // 4), len(LINK_COLUMNS)), dtype=np.int64)
     while True:
         n = _find_links(*props(t), *phandles(t), t.node_parent, t.node_depth, t.node_name_off,
                         t.node_name_len, role, driver, state, own_ok, tree_ok, legacy,
                         bool(legacy_bindings), bool(map_cells), bool(unbind_disabled), limit,
-                        xlate, seen, out, dtb_links)
+                        xlate, xlate_iommus, seen, out, dtb_links)
         if n <= out.shape[0]:
             return out[:n], dtb_links
         # More links than rows: counted, not stored; again with room for all.

@@ -2,7 +2,10 @@
 (bench/naive_rule.py) find the same links with the same verdicts: on every
 DTS snippet of test_rule.py, on corner cases of the kernel code, and on real
 boards, under each modelled target kernel (TARGETS: one on each side of
-every change of SPEC 1.1).  Links are compared as multisets of (dtb,
+every change of SPEC 1.1); on every snippet of test_kernel_decisions.py
+under the target and binding its test names; and on one IOMMU of every
+compatible either reading's driver tables know.  The two keep their own
+tables of versions and drivers, so a mistake in one shows.  Links are compared as multisets of (dtb,
 provider_path, master_path, link, master_kind, verdict).
 """
 import inspect
@@ -13,10 +16,12 @@ from pathlib import Path
 import pytest
 
 import snippets
+import test_kernel_decisions
 import test_rule
-from bench.naive_rule import RULES, sweep_dtb
+from bench.naive_rule import DRIVER_TABLE, RULES, sweep_dtb
 from corpus.flat import flatten
 from kernels.evaluate import evaluate
+from kernels.providers import COMPATIBLES
 from kernels.target import TargetKernel
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
@@ -69,10 +74,17 @@ def assert_snippet_agrees(tmp_path, name, body, force=False):
 NOT_SNIPPETS = {"test_link_explosion_is_bounded"}
 
 
-def _rule_tests():
-    """Every test of test_rule.py with each of its parametrize values."""
-    for name, test in inspect.getmembers(test_rule, inspect.isfunction):
-        if not name.startswith("test_") or name in NOT_SNIPPETS:
+# test_kernel_decisions.py tests that sweep no snippet through sweep_dts:
+# the boards of the first are compared below, the others run the CLI.
+NOT_DECISION_SNIPPETS = {"test_each_board_of_a_sweep_is_judged_alone",
+                         "test_explain_shows_the_dma_parent_walk",
+                         "test_explain_says_why_not_coherent"}
+
+
+def _rule_tests(module=test_rule, skip=NOT_SNIPPETS):
+    """Every test of `module` with each of its parametrize values."""
+    for name, test in inspect.getmembers(module, inspect.isfunction):
+        if not name.startswith("test_") or name in skip:
             continue
         marks = [m for m in getattr(test, "pytestmark", []) if m.name == "parametrize"]
         grids = []
@@ -105,6 +117,58 @@ def test_rule_snippets_agree(tmp_path, monkeypatch, test, kwargs):
     (tmp_path / "agree").mkdir()
     for i, (body, force) in enumerate(dict.fromkeys(bodies)):
         assert_snippet_agrees(tmp_path / "agree", f"snippet{i}", body, force)
+
+
+@pytest.mark.parametrize("test, kwargs", list(_rule_tests(test_kernel_decisions,
+                                                         NOT_DECISION_SNIPPETS)))
+def test_decision_snippets_agree(tmp_path, monkeypatch, test, kwargs):
+    """Each test_kernel_decisions.py snippet under the target, rule and
+    binding its test sweeps it with (one sweep each: the file has many)."""
+    calls = []
+
+    def recording_sweep_dts(tmp_path, body, rule=None, legacy_dt_bindings=True,
+                            target=snippets.DEFAULT_TARGET, force=False):
+        calls.append((body, rule, legacy_dt_bindings, target, force))
+        return snippets.sweep_dts(tmp_path, body, rule=rule, legacy_dt_bindings=legacy_dt_bindings,
+                                  target=target, force=force)
+
+    monkeypatch.setattr(test_kernel_decisions, "sweep_dts", recording_sweep_dts)
+    (tmp_path / "rule").mkdir()
+    test(tmp_path=tmp_path / "rule", **kwargs)
+    assert calls, f"{test.__name__} swept no snippet"
+    (tmp_path / "agree").mkdir()
+    for i, (body, rule, legacy, target, force) in enumerate(dict.fromkeys(calls)):
+        dtb = snippets.compile_dts(tmp_path / "agree", f"snippet{i}", body, force=force)
+        flat = flatten([dtb], dtb.parent, cache=False)
+        assert_agree(flat, target, rule, legacy)
+
+
+def test_boards_of_one_sweep_agree(tmp_path):
+    """test_kernel_decisions.ALONE_CASES, all in one sweep, under every target."""
+    dtbs = [snippets.compile_dts(tmp_path, f"b{i}", body)
+            for i, body in enumerate(test_kernel_decisions.ALONE_CASES)]
+    flat = flatten(dtbs, tmp_path, cache=False)
+    for target, legacy in itertools.product(TARGETS, (True, False)):
+        assert_agree(flat, target, None, legacy)
+
+
+def test_every_known_compatible_agrees(tmp_path):
+    """One IOMMU of each compatible that either reading's tables know, with a
+    device behind it, under every target, with its rule and with no-check:
+    the two driver tables agree on which driver binds it in which version."""
+    names = sorted({c for _, _, compatibles, _ in COMPATIBLES for c in compatibles}
+                   | {c for c, _, _, _ in DRIVER_TABLE})
+    nodes = "".join(
+        snippets.smmu(f'"{c}"', label=f"p{i}", unit=f"{i + 1:x}000")
+        + f"\t\tdev@{i + 1:x} {{ compatible = \"test,dev\"; iommus = <&p{i} 1>; }};\n"
+        for i, c in enumerate(names))
+    dtb = snippets.compile_dts(tmp_path, "all", snippets.soc(nodes))
+    flat = flatten([dtb], dtb.parent, cache=False)
+    for target in TARGETS:
+        assert assert_agree(flat, target) == len(names)
+        # no-check: capable behind any IOMMU driver the version has, so a
+        # driver present in one table and not the other shows in any version
+        assert_agree(flat, target, "no-check")
 
 
 # -- corner cases of the kernel code that test_rule.py does not pin ------------
