@@ -94,12 +94,16 @@ def add_boot_logs_argument(parser) -> None:
 
 
 def _with_evidence(result, corpus, args, flat_ev=None):
-    """The Sweep with the evidence of its SMMUs from the boot logs of
-    --boot-logs; logs that cannot be used are one line each on stderr."""
+    """The Sweep with the evidence class of each SMMU of its affected SoCs:
+    upstream's settled cases and the DT's own evidence, and the boot logs of
+    --boot-logs when given (logs that cannot be used are one line each on
+    stderr)."""
     from dataclasses import replace
 
-    from auditor.bootlog import Boards, audit, board_index
     from auditor.evidence import classify
+    if not args.boot_logs:
+        return result                  # the DT's and upstream's word (auditor.sweep)
+    from auditor.bootlog import Boards, audit, board_index
     from auditor.output import Stderr
     from auditor.sweep import target_for
     if flat_ev is not None:        # one board (explain): logs of other boards are not news
@@ -206,8 +210,7 @@ def _sweep(args) -> int:
 
     corpus = open_corpora(args)
     result = _judge(corpus, args)
-    if args.boot_logs:
-        result = _with_evidence(result, corpus, args)
+    result = _with_evidence(result, corpus, args)
     to_terminal = args.output is None and sys.stdout.isatty()
     fmt = args.format or ("table" if to_terminal else "jsonl")
     write_report(args.output, lambda f: report.write(result, fmt, f))
@@ -269,12 +272,11 @@ def explain(args) -> int:
     warn_newer([target])
     ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
     write_explanation(ev, sys.stdout)
-    if args.boot_logs:
-        from auditor.evidence import format_text
-        from auditor.sweep import build_sweep
-        result = _with_evidence(build_sweep(ev, corpus), corpus, args, (flat, ev))
-        sys.stdout.write("\nevidence\n" + (format_text(result.evidence)
-                                            or "  (no SMMU of an affected SoC)\n"))
+    from auditor.evidence import format_text
+    from auditor.sweep import build_sweep
+    result = _with_evidence(build_sweep(ev, corpus), corpus, args, (flat, ev))
+    sys.stdout.write("\nevidence\n" + (format_text(result.evidence)
+                                        or "  (no SMMU of an affected SoC)\n"))
     return 0
 
 
@@ -503,11 +505,10 @@ def patch(args) -> int:
         corpus = _build(args)
         result = _judge(corpus, args)
         kernel_dir = os.fspath(corpus.kernel_dir)
-    if args.boot_logs:
-        if corpus is None:
-            raise CorpusError(f"{args.sweep}: error: --boot-logs needs the sweep's corpus, "
-                              f"which is not here")
-        result = _with_evidence(result, corpus, args)
+    if args.boot_logs and corpus is None:
+        raise CorpusError(f"{args.sweep}: error: --boot-logs needs the sweep's corpus, "
+                          f"which is not here")
+    result = _with_evidence(result, corpus, args)
     dependencies = ({e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}
                     if corpus is not None else None)
     return patches.run(result, kernel_dir, args.output_directory, dependencies,

@@ -24,15 +24,27 @@ def write(sweep, fmt, out):
     WRITERS[fmt](sweep, out)
 
 
+# A link record of jsonl and csv: the link's fields, then the evidence class
+# of its provider when that SMMU is one of an affected SoC (auditor.evidence).
+RECORD_FIELDS = (*LINK_FIELDS, "evidence")
+
+
+def _records(sweep):
+    """Each link's fields and its provider's evidence class (None when none)."""
+    classes = {(e.soc, e.path): e.kind for e in sweep.evidence}
+    for link in sweep.links:
+        yield (*link[:len(LINK_FIELDS)], classes.get((link.soc, link.provider_path)))
+
+
 def _jsonl(sweep, out):
-    # link_json(link, with_diagnostic=False) on each line, written field by
-    # field: keys encoded once, each distinct value encoded once (typed:
-    # True and 1 are different values).  Tuples are JSON arrays either way.
+    # One record on each line, written field by field: keys encoded once,
+    # each distinct value encoded once (typed: True and 1 are different
+    # values).  Tuples are JSON arrays either way.
     encoded = functools.lru_cache(maxsize=None, typed=True)(json.dumps)
-    keys = ["{" + json.dumps(LINK_FIELDS[0]) + ": "] + [f", {json.dumps(f)}: "
-                                                       for f in LINK_FIELDS[1:]]
-    out.write("".join(["".join([key + encoded(value) for key, value in zip(keys, link)]) + "}\n"
-                       for link in sweep.links]))
+    keys = ["{" + json.dumps(RECORD_FIELDS[0]) + ": "] + [f", {json.dumps(f)}: "
+                                                         for f in RECORD_FIELDS[1:]]
+    out.write("".join(["".join([key + encoded(value) for key, value in zip(keys, record)])
+                       + "}\n" for record in _records(sweep)]))
 
 
 def _json(sweep, out):
@@ -59,9 +71,9 @@ def csv_cell(value):
 
 def _csv(sweep, out):
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(LINK_FIELDS)
-    for link in sweep.links:
-        w.writerow([csv_cell(v) for v in link[:len(LINK_FIELDS)]])
+    w.writerow(RECORD_FIELDS)
+    for record in _records(sweep):
+        w.writerow([csv_cell(v) for v in record])
 
 
 def _provider_line(p):
@@ -163,7 +175,7 @@ def _md(sweep, out):
                   + "<br>".join("yes" if p.coherent else "no" for p in smmus) + " | "
                   + "<br>".join(_md_code(p.where) if p.where else "" for p in smmus)
                   + f" | {masters} |\n")
-    if sweep.evidence:          # boot logs were read (--boot-logs)
+    if sweep.evidence:
         out.write("\n| SoC | SMMU node | evidence | why |\n|---|---|---|---|\n")
         for e in sweep.evidence:
             out.write(f"| `{_md_cell(e.soc)}` | `{_md_cell(e.path)}` | {e.kind} | "

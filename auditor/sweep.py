@@ -9,6 +9,7 @@ kernels' table, the per-SoC summaries in one pass over the links.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -20,6 +21,7 @@ from corpus.flat import dt_text
 from kernels import codes
 from kernels.target import TargetError, TargetKernel, newer_warning
 
+from .evidence import classify
 from .model import (BrokenMaster, CorpusInfo, Diagnostic, Link, Provider, SocSummary, Sweep)
 
 
@@ -176,13 +178,16 @@ def build_sweep(ev, corpus=None, legacy_dt_bindings=True) -> Sweep:
     locate = source_locator(corpus, diagnostics)
     socs = soc_summaries(links, flat.paths, boards, locate)
     target = ev.target
-    return Sweep(
+    sweep = Sweep(
         rule=codes.RULE_NAMES[ev.rule], target_kernel=str(target), target_assumed=target.assumed,
         legacy_dt_bindings=legacy_dt_bindings,
         corpus=CorpusInfo(root=str(flat.root), identity=getattr(corpus, "identity", None),
                           kernel_dir=_str_or_none(getattr(corpus, "kernel_dir", None)),
                           partial=bool(getattr(corpus, "partial", False))),
         links=links, socs=tuple(socs), diagnostics=tuple(diagnostics))
+    # Each affected SMMU's evidence class from the DT and upstream's settled
+    # cases; `--boot-logs` classifies again with the logs' word.
+    return dataclasses.replace(sweep, evidence=classify(sweep))
 
 
 def _str_or_none(value):

@@ -80,7 +80,7 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
     evidence = {(e.soc, e.path): e for e in (getattr(sweep, "evidence", ()) or classify(sweep))}
     found, skips = candidates(sweep, {key for key, e in evidence.items()
                                       if e.kind == "hardware-says-coherent"})
-    found, refused = _with_evidence(found, evidence, bool(getattr(sweep, "evidence", ())))
+    found, refused = _with_evidence(found, evidence, any(e.logs for e in evidence.values()))
     skips += refused
     author = author or _author(kernel_dir)
     date = date or _date()

@@ -280,10 +280,10 @@ def test_dtb_text_escaped_in_human_formats(snippets, capsys, fmt):
     assert main(["sweep", str(snippets), "--format", fmt]) == 0
     out, err = capsys.readouterr()
     assert not CONTROL.search(out) and not CONTROL.search(err)
-    (line,) = [l for l in out.splitlines() if "evil\\" in l]
-    assert EVIL_SOC in line
-    (line,) = [l for l in out.splitlines() if "iommu-" in l]
-    assert EVIL_SMMU in line
+    lines = [l for l in out.splitlines() if "evil\\" in l]
+    assert lines and all(EVIL_SOC in line for line in lines)
+    lines = [l for l in out.splitlines() if "iommu-" in l]
+    assert lines and all(EVIL_SMMU in line for line in lines)
 
 
 def test_dtb_text_escaped_in_explain(snippets, capsys):
@@ -292,7 +292,8 @@ def test_dtb_text_escaped_in_explain(snippets, capsys):
     assert not CONTROL.search(out)
     assert out.splitlines()[0].startswith(
         f"evil-evk.dtb: board evil,board\\x0a\\x1b[2J, SoC {EVIL_SOC}, ")
-    assert len([l for l in out.splitlines() if EVIL_SMMU in l]) == 3
+    # its provider line, its two links, and its evidence class
+    assert len([l for l in out.splitlines() if EVIL_SMMU in l]) == 4
 
 
 def test_dtb_text_escaped_in_diff_and_history(tmp_path, snippets, capsys):

@@ -111,9 +111,18 @@ def test_a_saved_sweep_with_bad_evidence_is_refused(dtbs, tmp_path, capsys):
                                    "coherent-masters, known-noncoherent, no-evidence")
 
 
-def test_without_boot_logs_the_documents_do_not_change(dtbs, capsys):
-    assert "evidence" not in json.loads(_sweep(dtbs, "json", capsys=capsys))
-    assert "evidence" not in _sweep(dtbs, "table", capsys=capsys)
+def test_without_boot_logs_the_evidence_is_the_dts_and_upstreams(dtbs, tmp_path, capsys):
+    """No --boot-logs: the same classes as with a folder of no logs."""
+    empty = tmp_path / "none"
+    empty.mkdir()
+    without = json.loads(_sweep(dtbs, "json", capsys=capsys))["evidence"]
+    with_none = json.loads(_sweep(dtbs, "json", "--boot-logs", str(empty),
+                                  capsys=capsys))["evidence"]
+    assert without == with_none
+    assert {e["soc"]: e["class"] for e in without} == {
+        "acme,hw": "no-evidence", "qcom,sdm845": "known-noncoherent",
+        "acme,rescue": "coherent-masters", "acme,plain": "no-evidence"}
+    assert "evidence  known-noncoherent: upstream" in _sweep(dtbs, "table", capsys=capsys)
 
 
 def test_coherent_masters_without_logs(dtbs, tmp_path, capsys):

@@ -41,7 +41,7 @@ def test_jsonl_fields_and_values(corpus, capsys):
     status, out, err = run(capsys, "sweep", corpus, "--format", "jsonl")
     assert status == 0
     records = [json.loads(line) for line in out.splitlines()]
-    assert all(list(r) == list(LINK_FIELDS) for r in records)
+    assert all(list(r) == [*LINK_FIELDS, "evidence"] for r in records)
     (affected,) = [r for r in records if r["soc"] == "test,soc"]
     assert affected == {
         "dtb": "affected.dtb", "board": "test,board", "soc": "test,soc",
@@ -51,7 +51,7 @@ def test_jsonl_fields_and_values(corpus, capsys):
         "master_path": "/soc/dev@1", "master_kind": "platform", "master_enabled": True,
         "master_dma_attr": "non-coherent", "bridge_path": None, "bridge_coherent": None,
         "placeholder_map": False, "vfio_candidate": True, "rule": "walk-or-device",
-        "verdict": "broken", "note": None}
+        "verdict": "broken", "note": None, "evidence": "no-evidence"}
     # the bad phandle and the file that is not a DTB: named on stderr, the sweep goes on
     assert "dangling.dtb: warning: /soc/dev@1: iommus: phandle 0x999 points nowhere" in err
     assert [l for l in err.splitlines() if l.startswith("notes.dtb")] == [
@@ -83,14 +83,15 @@ def test_json_csv_md_gcc(corpus, capsys):
     assert len(doc["links"]) == 3
     _, out, _ = run(capsys, "sweep", corpus, "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == list(LINK_FIELDS) and len(rows) == 4
+    assert rows[0] == [*LINK_FIELDS, "evidence"] and len(rows) == 4
     _, out, _ = run(capsys, "sweep", corpus, "--format", "md")
     assert "| `test,soc` | 1/1 | `/soc/iommu@5000000` | no |" in out
     _, out, _ = run(capsys, "sweep", corpus, "--format", "gcc")
     (line,) = out.splitlines()
     assert line == (f"{corpus}/affected.dtb: warning: test,soc: SMMU /soc/iommu@5000000 lacks "
                     "dma-coherent: VFIO refuses 1 master (broken) on 1 board "
-                    "[rule walk-or-device, target 7.2]")
+                    "[rule walk-or-device, target 7.2] [evidence no-evidence: nothing says it lacks "
+                    "dma-coherent]")
 
 
 def test_table_and_output_file(corpus, capsys, tmp_path):

@@ -29,7 +29,8 @@ def test_round_trip(doc, sweep):
     assert sweep.to_json() == doc
     assert sweep_from_json(sweep.to_json()) == sweep
     assert list(doc) == ["tool", "schema", "rule", "target_kernel", "target_assumed",
-                         "legacy_dt_bindings", "corpus", "links", "socs", "diagnostics"]
+                         "legacy_dt_bindings", "corpus", "links", "socs", "diagnostics",
+                         "evidence"]
     assert (sweep.tool, sweep.schema) == ("dtb-audit", SCHEMA) and SCHEMA == 2
 
 

@@ -102,7 +102,9 @@ def test_table_limits_platform_masters_and_boards(snippets):
                         affected_boards=boards, boards=boards)
     lines = render(sweep, "table").split("\n")
     start = lines.index("AFFECTED acme,plat  9/9 boards  [platform devices only]")
-    assert lines[start + 2:start + 11] == [
+    assert lines[start + 2:start + 12] == [
+        "            evidence  coherent-masters: masters behind it, or the bus above them, are "
+        "DMA coherent",
         "  broken    pci-discovered  /soc/pcie@0  broken-bridge-coherent  (2 boards)",
         *[f"  broken    platform        /soc/dma@{k}  broken  (2 boards)" for k in range(5)],
         "  broken    ... and 3 more platform devices (--format json lists them)",
@@ -160,8 +162,12 @@ def test_jsonl_one_record_per_link_without_diagnostic(snippets):
     lines = render(snippets, "jsonl").splitlines()
     assert len(lines) == len(snippets.links) == 14
     records = [json.loads(line) for line in lines]
-    assert all(list(r) == list(LINK_FIELDS) for r in records)
+    # the link's fields, then its SMMU's evidence class when its SoC is affected
+    assert all(list(r) == [*LINK_FIELDS, "evidence"] for r in records)
     assert "diagnostic" not in LINK_FIELDS
+    assert {(r["soc"], r["evidence"]) for r in records if r["evidence"]} == {
+        ("acme,mc", "coherent-masters"), ("acme,pci", "coherent-masters"),
+        ("acme,plat", "coherent-masters"), ("evil\nsoc\x1b[31m", "no-evidence")}
     assert [r["master_path"] for r in records] == [link.master_path for link in snippets.links]
 
 
@@ -173,9 +179,9 @@ def test_json_is_the_document(snippets):
 
 def test_csv_cells(snippets):
     rows = list(csv.reader(io.StringIO(render(snippets, "csv"))))
-    assert rows[0] == list(LINK_FIELDS)
+    assert rows[0] == [*LINK_FIELDS, "evidence"]
     assert len(rows) == 1 + len(snippets.links)
-    by_master = {(r[0], r[10]): dict(zip(LINK_FIELDS, r)) for r in rows[1:]}
+    by_master = {(r[0], r[10]): dict(zip(rows[0], r)) for r in rows[1:]}
     mc = by_master[("mc-rdb.dtb", "/soc/fsl-mc@80c000000")]
     assert (mc["provider_compatible"], mc["bridge_coherent"], mc["placeholder_map"],
             mc["provider_label"]) == ("arm,mmu-500", "True", "True", "smmu")
@@ -215,7 +221,8 @@ def test_gcc_counts_masters_and_kinds(mini):
     assert out.split("\n")[0] == (
         "arch/arm64/boot/dts/acme/a100.dtsi:27: warning: acme,a100: SMMU /soc/iommu@5000000 "
         "lacks dma-coherent: VFIO refuses 2 masters (broken, broken-bridge-coherent) on 2 boards "
-        "[rule walk-or-device, target 6.1.192]")
+        "[rule walk-or-device, target 6.1.192] [evidence coherent-masters: masters behind it, "
+        "or the bus above them, are DMA coherent]")
 
 
 def test_gcc_without_source_names_the_first_dtb(snippets):

@@ -121,7 +121,11 @@ def test_boards_and_masters_in_message_and_properties(mini):
         "boards": ["acme/a100-evk.dtb", "acme/a100-mini.dtb"],
         "masters": [{"path": "/soc/pcie@1f0000000", "kind": "pci-discovered",
                      "verdict": "broken-bridge-coherent", "boards": 2}],
-        "target_kernel": "6.1.192", "rule": "walk-or-device"}
+        "target_kernel": "6.1.192", "rule": "walk-or-device",
+        "evidence": [{"soc": "acme,a100", "path": "/soc/iommu@5000000",
+                      "class": "coherent-masters",
+                      "reason": "masters behind it, or the bus above them, are DMA coherent",
+                      "logs": []}]}
     assert a200["properties"]["boards"] == ["acme/a200-rdb.dtb"]
     assert a200["properties"]["masters"] == [{"path": "/soc/fsl-mc@80c000000", "kind": "fsl-mc",
                                              "verdict": "broken-bridge-coherent", "boards": 1}]
