@@ -46,7 +46,8 @@ CONFIG = f"""
 source_paths = ["kernels/"]
 also_copy = ["auditor/", "corpus/", "bench/"]
 do_not_mutate = {json.dumps(NOT_MUTATED)}
-pytest_add_cli_args = ["-m", "not network", "-p", "no:cacheprovider", "-x", "-q"]
+pytest_add_cli_args = ["-m", "not network", "-p", "no:cacheprovider", "-n", "0", "-x",
+                       "-q"]
 pytest_add_cli_args_test_selection = {json.dumps(TESTS)}
 # A mutant that stops a `while True` walk from advancing spins: give up on it
 # after 4 times its tests' usual time (mutmut's default is 15).
