@@ -217,6 +217,12 @@ def _cells(items):
     return '<ul class="cells">' + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
+def _evidence(sweep, s, p) -> str:
+    """An SMMU's evidence class (auditor.evidence), its reason on hover."""
+    e = sweep.evidence_of(s.soc, p.path)
+    return f'<span title="{h(e.reason)}">{h(e.kind)}</span>' if e is not None else ""
+
+
 def _affected_table(sweep, links):
     rows = []
     for s in sweep.affected:
@@ -232,8 +238,9 @@ def _affected_table(sweep, links):
             ("td", _cells(links.where(p) for p in smmus),
              f"{first.source_file}:{first.source_line:08d}" if first and first.source_line
              else (first.source_file if first else "~")),
+            _cells(_evidence(sweep, s, p) for p in smmus),
         ])
-    heads = ["SoC", "Boards affected", "Passthrough", "SMMU node", "Written at"]
+    heads = ["SoC", "Boards affected", "Passthrough", "SMMU node", "Written at", "Evidence"]
     return table("affected", f"{count(len(rows), 'SoC')} affected", heads, rows, sortable=True,
                  numeric=(1,))
 
@@ -309,12 +316,12 @@ def _soc_page(sweep, s, links, history, bootlog, data_name):
              '<span class="good">dma-coherent</span>' if p.coherent
              else '<span class="bad">no dma-coherent</span>',
              '<span class="bad">yes</span>' if p.affected else "no",
-             links.where(p), ("td", str(len(p.dtbs)), None, "num")]
+             links.where(p), ("td", str(len(p.dtbs)), None, "num"), _evidence(sweep, s, p)]
             for p in s.providers]
     body.append("<section><h2>SMMUs</h2>" + table(
         "smmus", "Each SMMU node, whether it says dma-coherent, and where it is written",
         ["Node", "Label", "Compatible", "Driver", "Coherency", "Affected", "Written at",
-         "Boards"], rows) + "</section>")
+         "Boards", "Evidence"], rows) + "</section>")
     if s.broken_masters:
         rows = [[("th", f"<code>{h(m.path or '')}</code>"), h(m.kind), h(m.verdict),
                  ("td", str(len(m.dtbs)), None, "num")] for m in s.broken_masters]

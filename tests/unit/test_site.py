@@ -284,8 +284,11 @@ def test_the_table_rows_are_the_affected_socs_in_the_html(tmp_path, capsys):
     table = table[:table.index("</table>")]
     doc = snippet_doc(tmp_path)
     assert table.count("<tr>") - 1 == sum(s["affected"] for s in doc["socs"]) == 4
-    assert table.count('<th scope="row"') == 4 and table.count('<th scope="col"') == 5
-    assert table.count('<button type="button">') == 5
+    assert table.count('<th scope="row"') == 4 and table.count('<th scope="col"') == 6
+    assert table.count('<button type="button">') == 6
+    # each SMMU's evidence class, from the saved sweep
+    classes = {e["class"] for e in doc["evidence"]}
+    assert classes and all(f">{c}</span>" in table for c in classes)
 
 
 def test_every_link_of_the_site_leads_to_a_page(tmp_path, capsys):
