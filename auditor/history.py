@@ -655,7 +655,9 @@ def write_plot(doc: dict, affected: list, path) -> None:
         axes.plot(ks, [counts[k] for k in ks], symbol, color=color, markersize=9, label=label)
         for k in ks:
             socs = marks[k]
-            names = ", ".join(socs[:3]) + (f" +{len(socs) - 3}" if len(socs) > 3 else "")
+            # DTB text: escaped, and a `$` is a dollar, not matplotlib's mathtext
+            names = ", ".join(shown(soc).replace("$", r"\$") for soc in socs[:3]) + (
+                f" +{len(socs) - 3}" if len(socs) > 3 else "")
             axes.annotate(f"{sign}{len(socs)} {revisions[k]['commit'][:12]}\n{names}",
                           (k, counts[k]), textcoords="offset points",
                           xytext=(5, 8), fontsize=7, color=color)
@@ -671,7 +673,8 @@ def write_plot(doc: dict, affected: list, path) -> None:
     axes.set_ylim(bottom=-0.2, top=max(counts + [1]) * 1.25 + 1)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(f"SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over {len(xs)} revisions "
-                   f"of {Path(doc['repo']).name}", fontsize=10)
+                   f"of {shown(Path(doc['repo']).name).replace('$', chr(92) + '$')}",
+                   fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
     buffer = io.BytesIO()

@@ -602,3 +602,21 @@ def test_a_change_places_a_new_smmu_without_a_position_nowhere():
     assert doc["socs"][0]["changes"][0]["smmu"] == [
         {"path": "/w", "coherent_before": None, "coherent_after": False, "source_file": None,
          "source_line": None}]
+
+
+def test_plot_labels_of_forged_soc_names_are_escaped_text(tmp_path):
+    """A SoC name is DTB text: its control characters are shown escaped (an
+    SVG holding a raw ESC is not XML) and a `$` is a dollar, not the start of
+    matplotlib's mathtext (which would fail or print something else)."""
+    import xml.etree.ElementTree as ET
+    revisions = _revisions(3)
+    forged = "evil\x1b[31m,$x^2$"
+    doc = {"repo": "/src/linux", "revisions": revisions,
+           "socs": [{"soc": forged, "changes": [{"commit": revisions[1]["commit"],
+                                                 "to": AFFECTED, "from": "absent"}]}]}
+    path = tmp_path / "h.svg"
+    write_plot(doc, [[], [forged], [forged]], path)
+    ET.parse(path)                                   # well-formed XML
+    svg = path.read_text()
+    assert "\x1b" not in svg
+    assert "evil\\x1b[31m,$x^2$" in re.findall(r"<text[^>]*>([^<]*)</text>", svg)
