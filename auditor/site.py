@@ -220,7 +220,8 @@ def _cells(items):
 def _evidence(sweep, s, p) -> str:
     """An SMMU's evidence class (auditor.evidence), its reason on hover."""
     e = sweep.evidence_of(s.soc, p.path)
-    return f'<span title="{h(e.reason)}">{h(e.kind)}</span>' if e is not None else ""
+    return (f'<span class="evidence" title="{h(e.reason)}">{h(e.kind)}</span>'
+            if e is not None else "")
 
 
 def _affected_table(sweep, links):
