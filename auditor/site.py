@@ -29,7 +29,7 @@ from .diff import diff_sweeps
 from .model import NAMELESS
 from .output import write_folder
 from .report import count, target_words
-from .site_html import h, page, table
+from .site_html import h, page, read_json_document, table
 
 MARKER = ".dtb-audit-site"
 
@@ -69,15 +69,7 @@ _SMMU_STATES = ("coherent", "non-coherent", "mixed", None)
 
 def load_history(path) -> dict:
     """A `dtb-audit history --format json` document of saved sweeps, checked."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (UnicodeDecodeError, ValueError) as why:
-        raise SiteInputError(f"{name}: error: not a history document (not JSON text: "
-                             f"{why})") from None
-    except OSError as why:
-        raise SiteInputError(f"{name}: error: cannot read: {why.strerror or why}") from None
+    name, doc = read_json_document(path, "history document", SiteInputError)
     if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or doc.get("kind") != "history":
         raise SiteInputError(f"{name}: error: not a history document (write one with "
                              f"`dtb-audit history SWEEP.json... --format json`)")

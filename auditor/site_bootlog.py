@@ -6,12 +6,8 @@ is the only place that knows its shape.  Only the fields shown are
 required; a field of the wrong type, or a finding this version does not
 know, refuses the whole document with one line naming the file and field.
 """
-import json
-import os
-
 from .bootlog import FINDINGS, SCHEMA
-from .site_html import h, table
-from .text import shown
+from .site_html import h, read_json_document, table
 from corpus.errors import CorpusError
 
 
@@ -22,15 +18,7 @@ class BootlogFileError(CorpusError):
 
 def load_bootlog(path) -> dict:
     """The bootlog document saved in `path`, checked; raises BootlogFileError."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (UnicodeDecodeError, ValueError) as why:
-        raise BootlogFileError(f"{name}: error: not a bootlog document (not JSON text: "
-                               f"{shown(why)})") from None
-    except OSError as why:
-        raise BootlogFileError(f"{name}: error: cannot read: {why.strerror or why}") from None
+    name, doc = read_json_document(path, "bootlog document", BootlogFileError)
 
     def bad(where, what):
         raise BootlogFileError(f"{name}: error: not a valid bootlog document: {where} is not "

@@ -77,3 +77,20 @@ def table(ident, caption, heads, rows, sortable=False, numeric=()) -> str:
     return (f'<table id="{ident}"{css}><caption>{caption}</caption>'
             f'<thead><tr>{"".join(head)}</tr></thead>\n<tbody>\n' + "\n".join(body)
             + "\n</tbody></table>")
+
+
+def read_json_document(path, what: str, error: type) -> tuple[str, object]:
+    """(the name, the JSON) of a saved document the site reads; `error`
+    (one line naming the file) when it cannot be read or is not JSON."""
+    import json
+    import os
+
+    from .text import shown
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            return name, json.load(f)
+    except (UnicodeDecodeError, ValueError) as why:
+        raise error(f"{name}: error: not a {what} (not JSON text: {shown(why)})") from None
+    except OSError as why:
+        raise error(f"{name}: error: cannot read: {why.strerror or why}") from None
