@@ -42,7 +42,7 @@ CAPABLE, RESCUED_BY_DEVICE, BROKEN, BROKEN_BRIDGE_COHERENT, NO_IOMMU, \
 # VFIO refuses the device.
 BROKEN_VERDICTS = frozenset({"broken", "broken-bridge-coherent"})
 # The verdicts that accuse the SMMU node of lacking dma-coherent: what a patch rests on.
-EVIDENCE_VERDICTS = frozenset({"rescued-by-device", "broken-bridge-coherent"})
+EVIDENCE_VERDICTS = ("rescued-by-device", "broken-bridge-coherent")
 
 # -- device_get_dma_attr() of a master ------------------------------------------
 
