@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 from corpus.errors import CorpusError
+from store.durable import sync_folder, sync_tree, writing
 
 
 class OutputError(CorpusError):
@@ -54,31 +55,11 @@ def write_report(path, render, binary=False):
     if not os.path.isdir(folder):
         raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                         dir=folder)
-    except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with writing(path, "w", encoding="utf-8", newline="") as f:
             render(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(temporary, stat.S_IMODE(mode))
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
     except OSError as why:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
             from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
     return True
 
 
@@ -110,7 +91,7 @@ def write_folder(path, render, marker):
         render(fresh)
         if not os.path.isfile(os.path.join(fresh, marker)):
             raise AssertionError(f"render wrote no {marker}")
-        _sync_tree(fresh)
+        sync_tree(fresh)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(fresh, 0o777 & ~umask)      # mkdtemp's 0700 would hide it from a web server
@@ -121,11 +102,11 @@ def write_folder(path, render, marker):
             else:                            # a short moment without the folder
                 os.rename(path, old)
                 os.rename(fresh, path)
-            _fsync_folder(parent)
+            sync_folder(parent)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(fresh, path)
-            _fsync_folder(parent)
+            sync_folder(parent)
     except OSError as why:
         shutil.rmtree(fresh, ignore_errors=True)
         raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
@@ -151,27 +132,6 @@ def _exchange(a, b):
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), b)
-
-
-def _sync_tree(folder):
-    for here, _, files in os.walk(folder):
-        for f in files:
-            fd = os.open(os.path.join(here, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_folder(here)
-
-
-def _fsync_folder(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:      # some file systems cannot sync a folder
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_in_place(path, render):

@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from auditor.cli import main
-from corpus import build as corpus_build
+from corpus import compile as corpus_compile
 from corpus import sources
 from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
 from corpus.errors import CorpusError
@@ -149,7 +149,7 @@ def test_failed_base_fails_its_composites(small_tree, tmp_path, capsys):
 
 def test_interrupted_build_is_finished_by_the_next(small_tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_compile = corpus_build._compile
+    real_compile = corpus_compile.compile_one
     calls, finished = [], []
 
     def compile_then_interrupt(*args):
@@ -160,10 +160,10 @@ def test_interrupted_build_is_finished_by_the_next(small_tree, tmp_path, monkeyp
         finished.append(args[4].dtb)
         return record
 
-    monkeypatch.setattr(corpus_build, "_compile", compile_then_interrupt)
+    monkeypatch.setattr(corpus_compile, "compile_one", compile_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(kernel=small_tree, out=out, jobs=1)
-    monkeypatch.setattr(corpus_build, "_compile", real_compile)
+    monkeypatch.setattr(corpus_compile, "compile_one", real_compile)
     manifest = json.loads((out / MANIFEST).read_text())
     records = manifest["records"]
     # What finished before Ctrl-C is recorded (the one running then too), and no more.

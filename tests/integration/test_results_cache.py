@@ -13,6 +13,7 @@ from kernels import evaluate as evaluate_module
 from kernels import results
 from kernels.evaluate import ARRAYS, evaluate
 from kernels.target import TargetKernel
+from store.sealed import checksum
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
@@ -121,7 +122,7 @@ def _kept(flat):
     (lambda f: f.write_bytes(b""), "is unusable (verdict.npy is 0 bytes, not the "),
     (lambda f: f.unlink(), "is unreadable"),
     (lambda f: (f.parent / "meta.json").write_text(
-        (f.parent / "meta.json").read_text().replace('"format": 1', '"format": 2')),
+        (f.parent / "meta.json").read_text().replace('"key": "', '"key": "0')),
      "has a damaged meta.json (checksum)"),
 ])
 def test_damaged_results_are_one_warning_and_evaluated_again(corpus, monkeypatch, capsys,
@@ -148,7 +149,7 @@ def test_a_resealed_meta_with_other_arrays_is_not_used(corpus, monkeypatch, caps
     meta_file = _kept(corpus()) / "meta.json"
     meta = json.loads(meta_file.read_text())
     meta["key"] = "0" * 16
-    meta["checksum"] = results._checksum(meta)
+    meta["checksum"] = checksum(meta)
     meta_file.write_text(json.dumps(meta))
     runs = _ran(monkeypatch)
     evaluate(corpus(), T72)
