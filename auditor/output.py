@@ -48,14 +48,12 @@ def write_report(path, render, binary=False):
         raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise OutputError(f"{path}: error: cannot write the report: it is a folder")
-    if mode is not None and not stat.S_ISREG(mode):
-        _write_in_place(path, render)
-        return True
+    in_place = mode is not None and not stat.S_ISREG(mode)   # /dev/null, a FIFO, a terminal
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
+    if not in_place and not os.path.isdir(folder):
         raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
     try:
-        with writing(path, "w", encoding="utf-8", newline="") as f:
+        with (open if in_place else writing)(path, "w", encoding="utf-8", newline="") as f:
             render(f)
     except OSError as why:
         raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
@@ -132,15 +130,6 @@ def _exchange(a, b):
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), b)
-
-
-def _write_in_place(path, render):
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            render(f)
-    except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
-            from None
 
 
 def _quiet_stdout():

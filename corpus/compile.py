@@ -182,7 +182,8 @@ def compile_one(tree: Path, tools: Tools, cpp: list[str], include: str, target: 
         files = _depfile(pre_deps) + _depfile(dtc_deps)
         deps = {p: mtime_size(tree / p) for p in dict.fromkeys(files) if not p.startswith("/")}
         racy = any(stamp is None or stamp[0] >= started for stamp in deps.values())
-        return output_record(target, None, deps=deps, output=output_of(root / target.dtb), racy=racy)
+        return output_record(target, None, deps=deps, output=output_of(root / target.dtb),
+                             racy=racy)
     finally:
         for path in (pre, pre_deps, dtc_deps):
             if path.exists():

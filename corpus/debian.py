@@ -215,7 +215,7 @@ class _Apt:
         # the lists would then be taken as fetched, and every package as missing.
         failure = fetch_failure(proc.stderr)
         if failure:
-            raise SourceError(self.suite, f"{failure}")
+            raise SourceError(self.suite, failure)
         errors = [line for line in proc.stderr.splitlines() if line.startswith(("E:", "Err:"))]
         if proc.returncode or errors:
             raise SourceError(self.suite, "apt-get update failed: "
@@ -308,7 +308,8 @@ def fetch_debian(spec: str) -> Path:
     folder = cache_dir() / "debian" / suite if suite else cache_dir() / "debian"
     folder.mkdir(parents=True, exist_ok=True)
     # One process at a time fetches into a folder (apt's own lists lock refuses a second).
-    with taking_turns(folder / ".lock", lambda: status(f"waiting for another download into {folder}")):
+    waiting = f"waiting for another download into {folder}"
+    with taking_turns(folder / ".lock", lambda: status(waiting)):
         remove_dead(folder)
         cached = sorted(_downloaded(folder, package), key=lambda p: p.stat().st_mtime)
         if not shutil.which("apt-get"):
@@ -374,7 +375,7 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
         if proc.returncode or not debs:
             failure = fetch_failure(proc.stderr)
             if failure:
-                raise SourceError(spec, f"{failure}")
+                raise SourceError(spec, failure)
             message = [line for line in proc.stderr.splitlines() if line.startswith("E:")]
             raise SourceError(spec, "apt-get download failed: "
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")

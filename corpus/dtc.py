@@ -100,8 +100,9 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
         for cmd, proc in zip(builds, procs):
             _, err = proc.communicate()
             if proc.returncode:
-                raise MissingTool(None, f"{dtc_dir}: building {Path(cmd[cmd.index('-o') + 1]).name} "
-                                  f"failed: {_first_line(err)}")
+                built = Path(cmd[cmd.index('-o') + 1]).name
+                raise MissingTool(None, f"{dtc_dir}: building {built} failed: "
+                                        f"{_first_line(err)}")
         for name in ("dtc-lexer.lex.c", "dtc-parser.tab.c", "dtc-parser.tab.h"):
             (work / name).unlink()
         write_atomically(work / _CHECKSUMS, json.dumps(_tool_digests(work)).encode())
@@ -198,6 +199,7 @@ def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
         return Tools(cpp, system_dtc, fdtoverlay, f"{version} (system)",
                      key=f"{system_dtc} {version} {_version_line(cpp)}")
     if system_dtc:
-        raise MissingTool(None, f"{reason}; the system dtc ({_version_line(system_dtc)}) rejects this "
-                          f"tree's flags: install gcc, flex and bison to build the tree's own dtc")
+        raise MissingTool(None, f"{reason}; the system dtc ({_version_line(system_dtc)}) rejects "
+                                f"this tree's flags: install gcc, flex and bison to build the "
+                                f"tree's own dtc")
     raise MissingTool(None, f"{reason}; install gcc, flex and bison (or device-tree-compiler)")

@@ -337,7 +337,8 @@ def dtbs_makefile(tree: Path) -> Path:
         path = Path(tree) / name
         if path.is_file() and "DTC_FLAGS" in path.read_text(errors="replace"):
             return path
-    raise MakefileError(None, f"{tree}: no scripts/Makefile.dtbs or scripts/Makefile.lib with DTC_FLAGS")
+    raise MakefileError(None, f"{tree}: no scripts/Makefile.dtbs or scripts/Makefile.lib "
+                              f"with DTC_FLAGS")
 
 
 def default_dtc_flags(tree: Path) -> list[str]:

@@ -29,8 +29,9 @@ def dtb_folder(folder: Path, partial: bool = False) -> Corpus:
     if problem and not partial:
         raise CorpusUserError(folder, f"{problem}; {again}")
     if incomplete and not partial:
-        raise CorpusUserError(folder, "incomplete corpus (the build was interrupted: "
-                          f"{manifest.get('tried')} of {manifest.get('targets')} outputs); {again}")
+        raise CorpusUserError(folder, f"incomplete corpus (the build was interrupted: "
+                                      f"{manifest.get('tried')} of {manifest.get('targets')} "
+                                      f"outputs); {again}")
     records = manifest.get("records", {})
     kernel_dir = Path(manifest["kernel_dir"]) if manifest.get("kernel_dir") else None
     if kernel_dir is not None and not kernel_dir.is_dir():
