@@ -221,7 +221,7 @@ _installed = False
 
 def install() -> None:
     """Make numba cache the kernels of this folder under the current key
-    (see the module's docstring).  Idempotent."""
+    (docs/store.md, "The compiled kernels").  Idempotent."""
     global _installed
     if _installed:
         return

@@ -13,6 +13,7 @@ from kernels import evaluate as evaluate_module
 from kernels import results
 from kernels.evaluate import ARRAYS, evaluate
 from kernels.target import TargetKernel
+from store import bundle, stamps
 from store.sealed import checksum
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
@@ -62,6 +63,19 @@ def test_the_same_evaluation_is_loaded_not_run(corpus, monkeypatch):
     fresh = evaluate(corpus(), T72, cache=False)
     assert len(runs) == 2
     same(first, fresh)
+
+
+def test_kept_results_once_old_enough_are_not_read_whole(corpus, monkeypatch):
+    """As the flattened arrays: a results file whose stamp was kept, and is
+    old enough to vouch for it, is mapped without being read whole."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    evaluate(corpus(), T72)
+    read_whole = []
+    real = bundle._file_crc
+    monkeypatch.setattr(bundle, "_file_crc", lambda fh: read_whole.append(fh.name) or real(fh))
+    folder = _kept(corpus())
+    evaluate(corpus(), T72)
+    assert not [f for f in read_whole if str(folder) in f]
 
 
 @pytest.mark.parametrize("other", [
