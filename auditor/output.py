@@ -10,8 +10,6 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
-import ctypes
-import errno
 import io
 import os
 import shutil
@@ -20,7 +18,7 @@ import sys
 import tempfile
 
 from corpus.errors import CorpusError
-from store.durable import sync_folder, sync_tree, writing
+from store.durable import replace_folder, writing
 
 
 class OutputError(CorpusError):
@@ -64,12 +62,10 @@ def write_report(path, render, binary=False):
 def write_folder(path, render, marker):
     """Replace the folder `path` by what render(folder) writes into a fresh one.
 
-    The new folder is filled beside `path`, every file flushed to disk, then
-    swapped with the old one in one rename (renameat2's RENAME_EXCHANGE; two
-    renames where the file system lacks it), and the old one removed.  A
-    reader sees either folder whole, never a half-written page: a file
-    opened before the swap reads to its end.  `marker` is a file name render
-    must write: a folder without it is not one of ours, and is never replaced."""
+    The new folder is filled beside `path`, then replaces it whole
+    (store.durable.replace_folder: a reader never sees a half-written page).
+    `marker` is a file name render must write: a folder without it is not
+    one of ours, and is never replaced."""
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
     if os.path.lexists(path):
@@ -89,22 +85,7 @@ def write_folder(path, render, marker):
         render(fresh)
         if not os.path.isfile(os.path.join(fresh, marker)):
             raise AssertionError(f"render wrote no {marker}")
-        sync_tree(fresh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(fresh, 0o777 & ~umask)      # mkdtemp's 0700 would hide it from a web server
-        if os.path.isdir(path):
-            old = fresh[:-len(".new")] + ".old"
-            if _exchange(fresh, path):
-                os.rename(fresh, old)
-            else:                            # a short moment without the folder
-                os.rename(path, old)
-                os.rename(fresh, path)
-            sync_folder(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(fresh, path)
-            sync_folder(parent)
+        replace_folder(fresh, path)
     except OSError as why:
         shutil.rmtree(fresh, ignore_errors=True)
         raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
@@ -112,24 +93,6 @@ def write_folder(path, render, marker):
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a, b):
-    """Swap two paths atomically; False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), b)
 
 
 def _quiet_stdout():

@@ -33,7 +33,7 @@ from corpus.console import diagnostic, status
 from corpus.dtc import MissingTool
 from corpus.sources import (MAINTAINER_FILES, COMPLETE, Source, SourceError, from_kernel_dir,
                             from_tarball)
-from store.durable import place, remove_dead, temporary_folder, write_atomically
+from store.durable import adopt, remove_dead, temporary_folder, write_atomically
 from store.folders import cache_dir
 from store.kept import NotKept, open_kept, read_kept
 from store.lock import taking_turns
@@ -380,9 +380,7 @@ def _fetch(spec: str, suite: str | None, package: str, folder: Path, cached: lis
             raise SourceError(spec, "apt-get download failed: "
                               f"{(message or proc.stderr.splitlines() or ['no .deb'])[0]}")
         final = folder / debs[0].name
-        with open(debs[0], "rb") as f:
-            os.fsync(f.fileno())       # apt's download, made durable before it is placed
-        place(debs[0], final)
+        adopt(debs[0], final)
         for older in cached:  # superseded by this version (a point release)
             older.unlink(missing_ok=True)
         return final

@@ -13,6 +13,8 @@ exist (remove_dead()), and never those of a live one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
@@ -134,6 +136,55 @@ def place(temporary: Path, final: Path, replace: bool = True, sync: bool = True)
     if sync:
         sync_folder(os.path.dirname(os.path.abspath(final)))
     return True
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a, b) -> bool:
+    """Swap two paths atomically; False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), b)
+
+
+def replace_folder(fresh: str, path: str) -> None:
+    """Put the filled folder `fresh` (a `.NAME.*.new` beside `path`) at
+    `path`, durably: every file flushed, then swapped with the folder there
+    in one rename (renameat2's RENAME_EXCHANGE; two renames, a short moment
+    without the folder, where the file system lacks it), and the old one
+    removed. A reader sees either folder whole: a file opened before the
+    swap reads to its end."""
+    sync_tree(fresh)
+    os.chmod(fresh, _umasked(0o777))      # mkdtemp's 0700 would hide it from a web server
+    if os.path.isdir(path):
+        old = fresh[:-len(".new")] + ".old"
+        if _exchange(fresh, path):
+            os.rename(fresh, old)
+        else:
+            os.rename(path, old)
+            os.rename(fresh, path)
+        sync_folder(os.path.dirname(path))
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(fresh, path)
+        sync_folder(os.path.dirname(path))
+
+
+def adopt(written: Path, final: Path) -> None:
+    """Place a file another program wrote in a private folder (apt's
+    download): flushed to disk first, so that it is whole once in place."""
+    with open(written, "rb") as f:
+        os.fsync(f.fileno())
+    place(written, final)
 
 
 def alive(pid: int) -> bool:
