@@ -38,5 +38,5 @@ fi
 "$python" -m pip install -q -e ".[test,bench]"
 # Bytecode ahead, as a non-editable install has it (an editable one gets none
 # where PYTHONDONTWRITEBYTECODE is set, and compiles every module on every run).
-"$python" -m compileall -q auditor corpus kernels bench >/dev/null
+"$python" -m compileall -q auditor corpus kernels store bench >/dev/null
 "$python" -m kernels.jit >/dev/null

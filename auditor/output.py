@@ -10,8 +10,6 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
-import ctypes
-import errno
 import io
 import os
 import shutil
@@ -20,6 +18,7 @@ import sys
 import tempfile
 
 from corpus.errors import CorpusError
+from store.durable import replace_folder, writing
 
 
 class OutputError(CorpusError):
@@ -47,50 +46,26 @@ def write_report(path, render, binary=False):
         raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
         raise OutputError(f"{path}: error: cannot write the report: it is a folder")
-    if mode is not None and not stat.S_ISREG(mode):
-        _write_in_place(path, render)
-        return True
+    in_place = mode is not None and not stat.S_ISREG(mode)   # /dev/null, a FIFO, a terminal
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
+    if not in_place and not os.path.isdir(folder):
         raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
     try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                         dir=folder)
-    except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        with (open if in_place else writing)(path, "w", encoding="utf-8", newline="") as f:
             render(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(temporary, stat.S_IMODE(mode))
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
     except OSError as why:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
             from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
     return True
 
 
 def write_folder(path, render, marker):
     """Replace the folder `path` by what render(folder) writes into a fresh one.
 
-    The new folder is filled beside `path`, every file flushed to disk, then
-    swapped with the old one in one rename (renameat2's RENAME_EXCHANGE; two
-    renames where the file system lacks it), and the old one removed.  A
-    reader sees either folder whole, never a half-written page: a file
-    opened before the swap reads to its end.  `marker` is a file name render
-    must write: a folder without it is not one of ours, and is never replaced."""
+    The new folder is filled beside `path`, then replaces it whole
+    (store.durable.replace_folder: a reader never sees a half-written page).
+    `marker` is a file name render must write: a folder without it is not
+    one of ours, and is never replaced."""
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
     if os.path.lexists(path):
@@ -110,22 +85,7 @@ def write_folder(path, render, marker):
         render(fresh)
         if not os.path.isfile(os.path.join(fresh, marker)):
             raise AssertionError(f"render wrote no {marker}")
-        _sync_tree(fresh)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(fresh, 0o777 & ~umask)      # mkdtemp's 0700 would hide it from a web server
-        if os.path.isdir(path):
-            old = fresh[:-len(".new")] + ".old"
-            if _exchange(fresh, path):
-                os.rename(fresh, old)
-            else:                            # a short moment without the folder
-                os.rename(path, old)
-                os.rename(fresh, path)
-            _fsync_folder(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(fresh, path)
-            _fsync_folder(parent)
+        replace_folder(fresh, path)
     except OSError as why:
         shutil.rmtree(fresh, ignore_errors=True)
         raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
@@ -133,54 +93,6 @@ def write_folder(path, render, marker):
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a, b):
-    """Swap two paths atomically; False where the system cannot."""
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (AttributeError, OSError):
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), b)
-
-
-def _sync_tree(folder):
-    for here, _, files in os.walk(folder):
-        for f in files:
-            fd = os.open(os.path.join(here, f), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_folder(here)
-
-
-def _fsync_folder(folder):
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:      # some file systems cannot sync a folder
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_in_place(path, render):
-    try:
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            render(f)
-    except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
-            from None
 
 
 def _quiet_stdout():

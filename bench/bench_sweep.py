@@ -34,7 +34,8 @@ from tqdm import tqdm  # noqa: E402
 from auditor.sweep import build_sweep, target_for  # noqa: E402
 from bench.timing import best  # noqa: E402
 from bench.naive_rule import RULES, NaiveError, sweep_dtb  # noqa: E402
-from corpus.build import build_corpus, progress_wanted  # noqa: E402
+from corpus.build import build_corpus  # noqa: E402
+from corpus.console import progress_wanted  # noqa: E402
 from corpus.errors import CorpusError  # noqa: E402
 from corpus.flat import flatten  # noqa: E402
 from kernels.codes import VERDICT_NAMES as VERDICTS  # noqa: E402

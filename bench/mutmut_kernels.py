@@ -44,7 +44,7 @@ TESTS = ["tests/unit/test_kernel_decisions.py", "tests/unit/test_rule.py",
 CONFIG = f"""
 [tool.mutmut]
 source_paths = ["kernels/"]
-also_copy = ["auditor/", "corpus/", "bench/"]
+also_copy = ["auditor/", "corpus/", "store/", "bench/"]
 do_not_mutate = {json.dumps(NOT_MUTATED)}
 pytest_add_cli_args = ["-m", "not network", "-p", "no:cacheprovider", "-n", "0", "-x",
                        "-q"]

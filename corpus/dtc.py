@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.console import diagnostic, status
-from corpus.errors import CorpusError
+from corpus.errors import CorpusUserError
 from corpus.kbuild import Makefile
-from corpus.temporary import remove_dead, temporary_folder, write_atomically
-from kernels.cachefile import read_kept
+from store.durable import place, remove_dead, temporary_folder, write_atomically
+from store.kept import read_kept
 
 
-class MissingTool(CorpusError):
+class MissingTool(CorpusUserError):
     """A program the build needs is not installed; the message says what to install."""
 
 
@@ -40,7 +40,7 @@ class Tools:
 def _which(name: str, package: str) -> str:
     path = shutil.which(name)
     if not path:
-        raise MissingTool(f"{name} not found: install it with `apt-get install {package}`")
+        raise MissingTool(None, f"{name} not found: install it with `apt-get install {package}`")
     return path
 
 
@@ -72,7 +72,7 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
     dtc_objs = [o for o in mk.words("dtc-objs") if not o.startswith(("dtc-lexer", "dtc-parser"))]
     overlay_objs = [o for o in mk.words("fdtoverlay-objs")]
     if not dtc_objs or not overlay_objs:
-        raise MissingTool(f"{dtc_dir}/Makefile: no dtc-objs or fdtoverlay-objs")
+        raise MissingTool(None, f"{dtc_dir}/Makefile: no dtc-objs or fdtoverlay-objs")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     remove_dead(dest.parent)
@@ -100,15 +100,13 @@ def _compile_tree_dtc(dtc_dir: Path, dest: Path) -> None:
         for cmd, proc in zip(builds, procs):
             _, err = proc.communicate()
             if proc.returncode:
-                raise MissingTool(f"{dtc_dir}: building {Path(cmd[cmd.index('-o') + 1]).name} "
-                                  f"failed: {_first_line(err)}")
+                built = Path(cmd[cmd.index('-o') + 1]).name
+                raise MissingTool(None, f"{dtc_dir}: building {built} failed: "
+                                        f"{_first_line(err)}")
         for name in ("dtc-lexer.lex.c", "dtc-parser.tab.c", "dtc-parser.tab.h"):
             (work / name).unlink()
         write_atomically(work / _CHECKSUMS, json.dumps(_tool_digests(work)).encode())
-        try:
-            os.rename(work, dest)  # atomic: a half-built dtc is never in place
-        except OSError:
-            pass  # another process finished first; the finally removes ours
+        place(work, dest, replace=False)   # or another process finished first
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
@@ -149,7 +147,7 @@ def _run_tool(cmd) -> None:
     proc = subprocess.run([str(a) for a in cmd], capture_output=True, text=True,
                           errors="backslashreplace")
     if proc.returncode:
-        raise MissingTool(f"{Path(str(cmd[0])).name} failed: {_first_line(proc.stderr)}")
+        raise MissingTool(None, f"{Path(str(cmd[0])).name} failed: {_first_line(proc.stderr)}")
 
 
 def _first_line(text: str) -> str:
@@ -201,6 +199,7 @@ def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
         return Tools(cpp, system_dtc, fdtoverlay, f"{version} (system)",
                      key=f"{system_dtc} {version} {_version_line(cpp)}")
     if system_dtc:
-        raise MissingTool(f"{reason}; the system dtc ({_version_line(system_dtc)}) rejects this "
-                          f"tree's flags: install gcc, flex and bison to build the tree's own dtc")
-    raise MissingTool(f"{reason}; install gcc, flex and bison (or device-tree-compiler)")
+        raise MissingTool(None, f"{reason}; the system dtc ({_version_line(system_dtc)}) rejects "
+                                f"this tree's flags: install gcc, flex and bison to build the "
+                                f"tree's own dtc")
+    raise MissingTool(None, f"{reason}; install gcc, flex and bison (or device-tree-compiler)")

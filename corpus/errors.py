@@ -34,3 +34,20 @@ class CorpusError(UserError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CorpusUserError(CorpusError):
+    """Transitional base of what corpus/ raises: a UserError(path, message),
+    which auditor's `except CorpusError` still catches. Once auditor catches
+    UserError, the corpus errors derive from UserError and this goes.
+
+    str() is what a CorpusError said (the whole line, or the bare message
+    when there is no path), so auditor's handlers print the same bytes."""
+
+    def __init__(self, path: str | None, message: str):
+        UserError.__init__(self, None if path is None else str(path), message)
+
+    line = UserError.line
+
+    def __str__(self) -> str:
+        return self.message if self.path is None else self.line()

@@ -49,47 +49,29 @@ node_name(i), node_path(i), prop_value(p), root_compatible(d), errors(),
 and cache_folder: the cache entry the arrays were loaded from or saved to
 (None when not cached), where derived results may be kept beside them.
 
-The cache: flatten(..., cache=True) keeps the arrays as .npy files under
-$XDG_CACHE_HOME/dtb-audit/flat/<corpus>-<key>/ and memory-maps them on the
-next run.  <corpus> hashes the root and the list of paths, <key> the parser's
-source and each file's type, size, mtime, ctime and inode, so a changed file
-or parser looks in another folder (older entries of the same corpus are then
-pruned).  An entry is trusted only when meta.json (written last, the folder
-renamed into place) carries its own valid checksum and matches those stats
-exactly, every .npy file is the one written there (header and all: a
-flipped byte anywhere is found), every array the dtype and shape recorded,
-and the ranges are consistent; DTBs that changed within 2 s of the entry
-being written (a timestamp tick could hide a second change) are compared
-byte for byte.  A .npy file is the one written when it has the size and
-CRC-32 recorded in meta.json; its stamp (size, mtime, ctime, inode: ctime
-cannot be set back) recorded there too vouches for it without reading it,
-unless it changed within 2 s before meta.json was written (then it is read
-and its CRC-32 checked, and a stamp now old enough is kept for next time).
-The ranges were checked before the entry was written; a file read whole is
-checked again.  Anything else is reported as one warning line and the
-corpus is parsed again; a cache that cannot be written (a full disk) is
-one warning line too, and the sweep goes on uncached.  Other files and
-folders in an entry (results derived from the arrays) are left alone, and
-go with the entry.
+The cache: flatten(..., cache=True) keeps the arrays as a checked array
+bundle (store/bundle.py) under $XDG_CACHE_HOME/dtb-audit/flat/<corpus>-<key>/
+and memory-maps them on the next run; docs/store.md says how it is keyed
+and when it is trusted.
 """
 
 import hashlib
 import json
-import mmap
 import os
-import shutil
 import stat
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from corpus.sources import cache_dir, file_stamp, racy, seal_holds, sealed, short_hash
-from corpus.temporary import remove_dead
 from kernels import fdt_codes
-from kernels.cachefile import NotKept, open_kept, read_kept
+from store import bundle
+from store.durable import remove_dead
+from store.folders import cache_dir, short_hash
+from store.kept import read_kept
+from store.prune import prune
+from store.stamps import file_stamp, racy
 
 # (name, dtype) of every array of the layout above, in that order.
 ARRAYS = (
@@ -338,7 +320,7 @@ def _relative(path, top):
 
 # -- the cache -------------------------------------------------------------
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3   # 3: a store bundle (each array's dtype recorded)
 _code = None
 
 
@@ -371,68 +353,30 @@ def _cache_folder(root, rel, stats):
     return cache_dir() / "flat" / f"{corpus}-{short_hash(_code_digest(), json.dumps(stats))}"
 
 
-def _file_crc(fh):
-    """((size, CRC-32) of a whole open file, header included; the stamp of the file read)."""
-    st = os.fstat(fh.fileno())
-    if st.st_size == 0:
-        return (0, zlib.crc32(b"")), file_stamp(st)
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        return (st.st_size, zlib.crc32(m)), file_stamp(st)
-
-
-def _array(fh, dtype, shape):
-    """The array of an open .npy file as written by _save_npy (memory-mapped
-    from that very file); None when it is not of that dtype and shape."""
-    fh.seek(0)
-    if np.lib.format.read_magic(fh) != (1, 0):
-        return None
-    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(fh)
-    if got_dtype != dtype or list(got_shape) != shape or fortran:
-        return None
-    if not np.prod(shape):   # numpy cannot map an empty file region
-        return np.empty(shape, dtype=dtype)
-    return np.asarray(np.memmap(fh, dtype=dtype, mode="r", offset=fh.tell(), shape=tuple(shape)))
-
-
 def _load_cache(folder, root, rel, stats, started_ns):
     """(FlatCorpus, None) from a valid cache entry; (None, None) when there
     is none; (None, what is wrong) when it cannot be trusted."""
-    meta_file = folder / "meta.json"
-    # Whatever is in the files, nothing below may end in a traceback: any
-    # exception means the entry is not trusted.
-    try:
-        try:
-            raw = read_kept(meta_file)
-        except (FileNotFoundError, NotADirectoryError):
-            return None, None
-        meta = json.loads(raw)
-        if not isinstance(meta, dict) or not seal_holds(raw, meta):
-            return None, "has a damaged meta.json (checksum)"
+    layout = {name: np.dtype(dtype).str for name, dtype in ARRAYS}
+
+    def wanted(meta):
         if (meta["format"], meta["code"], meta["root"], meta["paths"], meta["stats"]) != (
                 CACHE_FORMAT, _code_digest(), _json_path(root), list(map(_json_path, rel)), stats):
-            return None, "is for other files or another parser"
-        arrays = {}
-        read_whole = {}   # name -> stamp of the .npy files read to check their CRC-32
-        for name, dtype in ARRAYS:
-            shape, size, crc = meta["arrays"][name]
-            kept = meta["stamps"].get(name) if "stamps" in meta else None
-            # One open file for the checks and the array: what is checked is what is mapped.
-            with open_kept(folder / f"{name}.npy", size) as fh:
-                now = file_stamp(os.fstat(fh.fileno()))
-                if now != kept or racy(now, meta.get("written_ns")):
-                    got, read_whole[name] = _file_crc(fh)
-                    if got != (size, crc):
-                        return None, f"has a corrupt {name}.npy (checksum)"
-                a = _array(fh, np.dtype(dtype), shape)
-            if a is None:
-                return None, f"has a wrong {name}.npy"
-            arrays[name] = a
+            return "is for other files or another parser"
+        if {name: a[0] for name, a in meta["arrays"].items()} != layout:
+            return "has arrays of another layout"
+        return None
+
+    try:
+        loaded = bundle.load(folder, wanted)
+        if loaded is None:
+            return None, None
+        arrays, meta = loaded.arrays, loaded.meta
         prop_names = meta["prop_names"]
         problem = _inconsistent(arrays, len(rel), len(prop_names),
-                                whole="prop_name" in read_whole)
-    except NotKept as e:
-        return None, f"is unusable ({e})"
-    except Exception as e:  # noqa: BLE001 - see above
+                                whole="prop_name" in loaded.read_whole)
+    except bundle.Untrusted as why:
+        return None, str(why)
+    except Exception as e:  # noqa: BLE001 - whatever meta.json holds, no traceback
         return None, f"is unreadable ({type(e).__name__}: {e})"
     if problem:
         return None, problem
@@ -446,22 +390,8 @@ def _load_cache(folder, root, rel, stats, started_ns):
             same = False
         if not same:
             return None, f"is stale ({_json_path(rel[d])} changed)"
-    now_ns = time.time_ns()
-    learnt = {name: st for name, st in read_whole.items() if not racy(st, now_ns)}
-    if changed or learnt:
-        # What was read matched as of now: later runs need not read it again.
-        if changed:
-            meta["started_ns"] = started_ns
-        if learnt:
-            # Every other stamp kept was vouched for before: it still is.
-            meta["stamps"] = dict(meta.get("stamps", {}), **learnt)
-            meta["written_ns"] = now_ns
-        tmp = folder / f".meta.json.tmp-{os.getpid()}"
-        try:
-            _write_synced(tmp, sealed(meta))
-            os.replace(tmp, meta_file)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+    # What was read matched as of now: later runs need not read it again.
+    bundle.remember(folder, loaded, {"started_ns": started_ns} if changed else None)
     return FlatCorpus(arrays, rel, prop_names, root, cache_folder=folder), None
 
 
@@ -490,59 +420,18 @@ def _inconsistent(a, n_dtb, n_names, whole=True):
     return None
 
 
-def _save_npy(path, a):
-    """np.save's format, written through Python's file object, so that a full
-    disk is an OSError saying so (numpy's own writer reports only a short write)."""
-    a = np.ascontiguousarray(a)
-    with open(path, "wb") as fh:
-        np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(a))
-        if a.size:
-            fh.write(memoryview(a).cast("B"))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_synced(path, data):
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def _save_cache(folder, fc, stats, started_ns):
-    """Write the entry under a temporary name, meta.json last, and rename it
-    into place: a crash leaves nothing a later run would trust."""
+    """Keep the arrays as the bundle `folder`; older entries of the same
+    list of files are stale and go."""
     problem = _inconsistent({name: getattr(fc, name) for name, _ in ARRAYS}, fc.n_dtb,
                             len(fc.prop_names))
     if problem:  # a parser bug: never kept, so a loaded entry need not read all again
         raise OSError(f"not kept: the parsed corpus {problem}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     remove_dead(folder.parent)  # entries being written by processes that were killed
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        meta = dict(format=CACHE_FORMAT, code=_code_digest(), root=_json_path(fc.root),
-                    paths=list(map(_json_path, fc.paths)), stats=stats, started_ns=started_ns,
-                    prop_names=fc.prop_names, arrays={}, stamps={})
-        for name, _ in ARRAYS:
-            a = getattr(fc, name)
-            _save_npy(tmp / f"{name}.npy", a)
-            with open(tmp / f"{name}.npy", "rb") as fh:
-                (size, crc), meta["stamps"][name] = _file_crc(fh)
-            meta["arrays"][name] = [list(a.shape), size, crc]
-        # The folder is renamed into place: its files keep their stamps.
-        meta["written_ns"] = time.time_ns()
-        _write_synced(tmp / "meta.json", sealed(meta))
-        shutil.rmtree(folder, ignore_errors=True)  # a corrupt entry
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            pass  # another process wrote the same entry meanwhile
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    # Older entries of the same list of files are stale: drop them.
+    fields = dict(format=CACHE_FORMAT, code=_code_digest(), root=_json_path(fc.root),
+                  paths=list(map(_json_path, fc.paths)), stats=stats, started_ns=started_ns,
+                  prop_names=fc.prop_names)
+    bundle.save(folder, {name: getattr(fc, name) for name, _ in ARRAYS}, fields)
     prefix = folder.name.split("-")[0]
-    for old in folder.parent.glob(f"{prefix}-*"):
-        if old != folder:
-            shutil.rmtree(old, ignore_errors=True)
+    prune(folder, 0, folder.parent.glob(f"{prefix}-*"))

@@ -21,7 +21,6 @@ over, worktree, corpus and all.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -32,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from corpus.errors import CorpusError
+from corpus.errors import CorpusUserError
 from corpus.kbuild import DTS_DIR
-from corpus.sources import cache_dir, short_hash
-from corpus.temporary import open_lock
+from store.durable import write_atomically
+from store.folders import cache_dir, short_hash
+from store.lock import taking_turns, try_lock
 
 KERNEL = "kernel"
 REBASING = "devicetree-rebasing"
@@ -69,21 +69,21 @@ _VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
 _FIELDS = "%H%x1f%P%x1f%cI%x1f%s"
 
 
-class GitError(CorpusError):
+class GitError(CorpusUserError):
     """A repository or revision git cannot use; the message names it and why."""
 
 
 def git(repo, *args: str, check: bool = True) -> str:
     """stdout of `git -C repo args...`; GitError with git's first line when it fails."""
     if not shutil.which("git"):
-        raise GitError("git not found: install it with `apt-get install git`")
+        raise GitError(None, "git not found: install it with `apt-get install git`")
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                           errors="backslashreplace",
                           env=dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0"))
     if check and proc.returncode:
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         message = (lines[0] if lines else f"exit status {proc.returncode}")
-        raise GitError(f"{repo}: error: git {args[0]}: {message.removeprefix('fatal: ')}")
+        raise GitError(repo, f"git {args[0]}: {message.removeprefix('fatal: ')}")
     return proc.stdout
 
 
@@ -105,21 +105,21 @@ def open_repo(path) -> Repo:
     """The git repository at `path`: a kernel tree or devicetree-rebasing, at HEAD."""
     path = Path(path)
     if not path.is_dir():
-        raise GitError(f"{path}: error: no such folder")
+        raise GitError(path, "no such folder")
     proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--show-toplevel",
                            "--git-common-dir"], capture_output=True, text=True,
                           errors="backslashreplace")
     if proc.returncode or len(proc.stdout.splitlines()) < 2:
-        raise GitError(f"{path}: error: not a git repository")
+        raise GitError(path, "not a git repository")
     top, common = proc.stdout.splitlines()[:2]
     top = Path(top).resolve()
     common_dir = (top / common).resolve()
     if not git(top, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip():
-        raise GitError(f"{path}: error: the repository has no commits")
+        raise GitError(path, "the repository has no commits")
     for layout, folder in ((KERNEL, DTS_DIR), (REBASING, "src/arm64")):
         if git(top, "cat-file", "-t", f"HEAD:{folder}", check=False).strip() == "tree":
             return Repo(top, layout, common_dir, short_hash(common_dir))
-    raise GitError(f"{path}: error: neither a kernel tree ({DTS_DIR}) nor devicetree-rebasing "
+    raise GitError(path, f"neither a kernel tree ({DTS_DIR}) nor devicetree-rebasing "
                    f"(src/arm64) at HEAD")
 
 
@@ -147,7 +147,7 @@ def _verify(repo: Repo, rev: str) -> str:
     sha = git(repo.path, "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}",
               check=False).strip()
     if not sha:
-        raise GitError(f"{repo.path}: error: {rev}: no such revision")
+        raise GitError(repo.path, f"{rev}: no such revision")
     return sha
 
 
@@ -167,7 +167,7 @@ def revisions(repo: Repo, ranges=(), all_commits: bool = False) -> list[Commit]:
     listed: dict[str, Commit] = {}
     for text in ranges:
         if text.startswith("-"):
-            raise GitError(f"{repo.path}: error: {text}: not a revision range")
+            raise GitError(repo.path, f"{text}: not a revision range")
         ends = re.split(r"(\.\.\.?)", text, maxsplit=1)
         for end in ends[::2]:
             if end:
@@ -213,8 +213,8 @@ def release_tags(repo: Repo) -> list[Commit]:
     names = [n for n in names if _RELEASE_TAG[repo.layout].match(n)]
     names.sort(key=lambda n: tuple(int(x or 0) for x in _VERSION.match(n).groups()))
     if not names:
-        raise GitError(f"{repo.path}: error: no release tags (v*.*) reachable from HEAD: "
-                       f"give a revision range")
+        raise GitError(repo.path, "no release tags (v*.*) reachable from HEAD: "
+                       "give a revision range")
     commits, seen = [], set()
     for name in names:
         sha = _verify(repo, name)
@@ -291,14 +291,10 @@ def owned_worktree(repo: Repo) -> Iterator[Worktree]:
     while True:
         slot = base / str(number)
         slot.mkdir(exist_ok=True)
-        handle = open_lock(slot / "lock")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            number += 1
-            continue
-        break
+        handle = try_lock(slot / "lock")
+        if handle is not None:
+            break
+        number += 1
     try:
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
@@ -319,7 +315,7 @@ def _prepare(repo: Repo, worktree: Worktree, base: Path) -> None:
         if len(lines) == 2 and (worktree.path / lines[1]).resolve() == repo.common_dir:
             git_dir = (worktree.path / lines[0]).resolve()
     if git_dir is None:
-        with _repo_lock(base):
+        with taking_turns(base / ".lock"):   # git worktree add/prune pick admin folder names
             shutil.rmtree(worktree.path, ignore_errors=True)
             git(repo.path, "worktree", "prune")
             git(repo.path, "worktree", "add", "-q", "--detach", "--no-checkout",
@@ -330,14 +326,6 @@ def _prepare(repo: Repo, worktree: Worktree, base: Path) -> None:
     sparse = git_dir / "info" / "sparse-checkout"
     sparse.parent.mkdir(exist_ok=True)
     sparse.write_text("\n".join(_SPARSE[repo.layout]) + "\n")
-
-
-@contextmanager
-def _repo_lock(base: Path):
-    """One `git worktree add/prune` at a time per repository (they pick admin folder names)."""
-    with open_lock(base / ".lock") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
 
 
 # -- devicetree-rebasing --------------------------------------------------------
@@ -371,9 +359,7 @@ def _write_shim(checkout: Path, shim: Path, version: str) -> None:
         path = shim / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text() != text:
-            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            temporary.write_text(text)
-            os.replace(temporary, path)
+            write_atomically(path, text.encode())
 
     source = checkout / "src"
     arches = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
@@ -383,7 +369,7 @@ def _write_shim(checkout: Path, shim: Path, version: str) -> None:
     link("include/dt-bindings", checkout / "include" / "dt-bindings")
     link("scripts/dtc/include-prefixes/dt-bindings", checkout / "include" / "dt-bindings")
     major, minor, sublevel, extra = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(.*)", version).groups()
-    write("Makefile", f"# Written by dtb-audit: the version of this devicetree-rebasing commit.\n"
+    write("Makefile", "# Written by dtb-audit: the version of this devicetree-rebasing commit.\n"
                       f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {sublevel or 0}\n"
                       f"EXTRAVERSION = {extra}\n")
     write("scripts/Makefile.lib", _REBASING_MAKEFILE_LIB)

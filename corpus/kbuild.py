@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus.console import diagnostic
-from corpus.errors import CorpusError
+from corpus.errors import CorpusUserError
 
 DTS_DIR = "arch/arm64/boot/dts"
 
@@ -26,7 +26,7 @@ _ASSIGN = re.compile(r"^(?:override\s+|export\s+)?([^:#=\s]+)\s*(::=|:=|\+=|\?=|
 _CONDITIONAL = re.compile(r"^(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$")
 
 
-class MakefileError(CorpusError):
+class MakefileError(CorpusUserError):
     """A Makefile this reader cannot follow (unbalanced conditionals)."""
 
 
@@ -105,7 +105,7 @@ class Makefile:
                 continue
             if word == "else":
                 if not stack:
-                    raise MakefileError("else without if")
+                    raise MakefileError(None, "else without if")
                 level = stack[-1]
                 rest = stripped[4:].strip()
                 if rest:  # `else ifeq (...)`
@@ -117,7 +117,7 @@ class Makefile:
                 continue
             if word == "endif":
                 if not stack:
-                    raise MakefileError("endif without if")
+                    raise MakefileError(None, "endif without if")
                 stack.pop()
                 continue
             if not active:
@@ -126,7 +126,7 @@ class Makefile:
             if match:
                 self._assign(self.expand(match.group(1)).strip(), match.group(2), match.group(3))
         if stack:
-            raise MakefileError("missing endif")
+            raise MakefileError(None, "missing endif")
 
     def _assign(self, name: str, op: str, value: str) -> None:
         if not name:
@@ -146,7 +146,7 @@ class Makefile:
     def _condition(self, text: str) -> bool:
         match = _CONDITIONAL.match(text)
         if not match:
-            raise MakefileError(f"cannot read conditional: {text}")
+            raise MakefileError(None, f"cannot read conditional: {text}")
         kind, arg = match.groups()
         if kind in ("ifdef", "ifndef"):
             defined = self.value(self.expand(arg).strip()) != ""
@@ -170,7 +170,7 @@ class Makefile:
 
     def expand(self, text: str, depth: int = 0) -> str:
         if depth > 50:
-            raise MakefileError("variable expands itself")
+            raise MakefileError(None, "variable expands itself")
         out = []
         i = 0
         while i < len(text):
@@ -281,7 +281,7 @@ def _matching(text: str, start: int, opener: str, closer: str) -> int:
             depth -= 1
             if depth == 0:
                 return i
-    raise MakefileError(f"unbalanced parenthesis in: {text}")
+    raise MakefileError(None, f"unbalanced parenthesis in: {text}")
 
 
 def _split_args(text: str, count: int) -> list[str]:
@@ -317,7 +317,7 @@ def kernel_release(tree: Path) -> tuple[str, str]:
     head = "\n".join(path.read_text(errors="replace").splitlines()[:12])
     mk = Makefile(head)
     if not mk.value("VERSION"):
-        raise MakefileError(f"{path}: error: no VERSION line: not a kernel tree")
+        raise MakefileError(path, "no VERSION line: not a kernel tree")
     version = ".".join(v for v in (mk.value("VERSION"), mk.value("PATCHLEVEL"),
                                    mk.value("SUBLEVEL")) if v)
     return version, mk.value("EXTRAVERSION")
@@ -337,7 +337,8 @@ def dtbs_makefile(tree: Path) -> Path:
         path = Path(tree) / name
         if path.is_file() and "DTC_FLAGS" in path.read_text(errors="replace"):
             return path
-    raise MakefileError(f"{tree}: no scripts/Makefile.dtbs or scripts/Makefile.lib with DTC_FLAGS")
+    raise MakefileError(None, f"{tree}: no scripts/Makefile.dtbs or scripts/Makefile.lib "
+                              f"with DTC_FLAGS")
 
 
 def default_dtc_flags(tree: Path) -> list[str]:
@@ -391,7 +392,7 @@ def read_targets(tree: Path, read: list[str] | None = None, warn=diagnostic) -> 
         read = []
     read += [str(tree / name) for name in _DTBS_MAKEFILES] + [str(dts_root)]
     if not dts_root.is_dir():
-        raise MakefileError(f"{tree}: no {DTS_DIR} folder: not a kernel tree")
+        raise MakefileError(None, f"{tree}: no {DTS_DIR} folder: not a kernel tree")
     defaults = default_dtc_flags(tree)
     every_base = all_bases_get_symbols(tree)
 

@@ -1,39 +1,12 @@
-"""Where the kernels' machine code is kept between runs, and when it is stale.
+"""Where the kernels' machine code is kept between runs, when it is stale,
+and whether a process compiles the kernels or runs them as plain Python.
 
-numba's own cache (cache=True) keys a kernel on its own source file only: a
-kernel that calls a kernel of another file carries the callee's machine code
-inlined, and keeps it after the callee changes (numba issue 1833).  Here every
-kernel of this folder is cached under
-
-    $XDG_CACHE_HOME/dtb-audit/numba/<key>/
-
-where <key> hashes everything the machine code is made of: the bytes of every
-kernels/*.py, the numba, llvmlite and Python versions, the target numba
-compiles for (triple, CPU name and features) and numba's code-generation
-settings (NUMBA_BOUNDSCHECK, NUMBA_OPT, ...).  NUMBA_CACHE_DIR is not used
-for the kernels.  Any change to any of them
-selects another folder, so everything is compiled afresh; the few most
-recently used folders are kept (several checkouts or versions side by side),
-older ones are removed.
-
-Each file numba writes there carries a SHA-256 of its contents: a truncated
-or corrupt file is reported on stderr in one line and compiled again, never
-loaded (corrupt object code could crash the process or compute wrong).
-Files are read through kernels.cachefile: a FIFO or a device in place of
-one is reported the same way, without being read.
-Files are written to a temporary name, fsync'ed and renamed.
-
-`install()` (called by kernels.config, before any kernel is defined) makes
-numba use this cache for the functions defined in this folder that ask for
-`cache=True`; every other numba function keeps numba's own behaviour.
-
-Compiled or plain Python.  Compiling every kernel takes seconds to tens of
-seconds; running them as plain Python costs about a second per megabyte of
-DTBs.  `choose_tier(work_bytes)`, called before the first kernel module is
-imported, runs small work on a machine without compiled kernels as plain
-Python (numba's NUMBA_DISABLE_JIT semantics, which the tests also run) and
-compiles otherwise.  `compile_all()` (`python -m kernels.jit`, run by
-setup.sh) compiles every kernel ahead, so that later runs only load them.
+numba's own cache keys a kernel on its own file only, and keeps a callee's
+inlined machine code after the callee changes (numba issue 1833): here every
+kernel is cached under one key of everything the code is made of, in files
+that carry their own checksum. docs/store.md says how; install() (called by
+kernels.config before any kernel is defined) puts it in place for the
+kernels of this folder only.
 """
 from __future__ import annotations
 
@@ -41,19 +14,18 @@ import contextlib
 import hashlib
 import importlib
 import io
-import os
 import pickle
-import shutil
 import sys
-import time
 from pathlib import Path
 
-from kernels.cachefile import NotKept, read_kept
+from store.durable import writing
+from store.folders import cache_dir
+from store.kept import NotKept, read_kept
+from store.prune import mark_used, prune
 
 KERNELS_DIR = Path(__file__).resolve().parent
 # Key folders kept besides the one in use (other checkouts, versions).
 KEEP_OTHER_KEYS = 3
-_USED = ".used"
 # Written into the key folder once every kernel module was imported compiled.
 _COMPLETE = "complete"
 # Below this many bytes of DTBs a process without compiled kernels runs them
@@ -70,8 +42,7 @@ _warned = set()
 
 def cache_root() -> Path:
     """$XDG_CACHE_HOME/dtb-audit/numba (~/.cache/dtb-audit/numba)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dtb-audit" / "numba"
+    return cache_dir() / "numba"
 
 
 def kernel_sources() -> list[Path]:
@@ -106,27 +77,6 @@ def kernels_key() -> str:
 def cache_path() -> Path:
     """The folder of the current key."""
     return cache_root() / kernels_key()
-
-
-def _prune(root: Path, current: str) -> None:
-    """Mark the current key folder used; remove all but the most recently
-    used other ones."""
-    with contextlib.suppress(OSError):
-        (root / current / _USED).touch()
-    try:
-        others = [p for p in root.iterdir() if p.is_dir() and p.name != current]
-    except OSError:
-        return
-
-    def last_used(p):
-        try:
-            return (p / _USED).stat().st_mtime
-        except OSError:
-            return 0.0
-
-    others.sort(key=last_used, reverse=True)
-    for old in others[KEEP_OTHER_KEYS:]:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _warn(path, message: str) -> None:
@@ -164,7 +114,8 @@ def _classes():
             super().ensure_cache_path()
             if not _pruned:
                 _pruned = True
-                _prune(cache_root(), kernels_key())
+                mark_used(cache_path())
+                prune(cache_path(), KEEP_OTHER_KEYS)
 
         def get_cache_path(self):
             return self._cache_path
@@ -231,19 +182,8 @@ def _classes():
                 raise
             return self._checked(path, raw)
 
-        @contextlib.contextmanager
         def _open_for_write(self, filepath):
-            tmp = f"{filepath}.tmp.{os.getpid()}.{time.monotonic_ns()}"
-            try:
-                with open(tmp, "wb") as f:
-                    yield f
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, filepath)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            return writing(filepath)
 
     class KernelCache(caching.FunctionCache):
         """FunctionCache in the keyed folder, with checked files; a file that
@@ -281,7 +221,7 @@ _installed = False
 
 def install() -> None:
     """Make numba cache the kernels of this folder under the current key
-    (see the module's docstring).  Idempotent."""
+    (docs/store.md, "The compiled kernels").  Idempotent."""
     global _installed
     if _installed:
         return

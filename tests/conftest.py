@@ -84,7 +84,7 @@ _PATH_BEFORE = pytest.StashKey[str]()
 def loopback_apt_get(request, monkeypatch):
     """The real apt-get back on PATH, for a test whose apt configuration
     points only at mirrors it serves on loopback (a private suite through
-    corpus.sources.suite_sources, APT_CONFIG): the test says so by asking."""
+    corpus.debian.suite_sources, APT_CONFIG): the test says so by asking."""
     monkeypatch.setenv("PATH", request.node.stash[_PATH_BEFORE])
 
 
@@ -111,7 +111,7 @@ def real_corpus_factory():
 def debian_tree():
     """callable(package) -> the Path of Debian's extracted linux-source tree
     (DT inputs only), e.g. debian_tree("linux-source-6.12")."""
-    from corpus.sources import from_debian
+    from corpus.debian import from_debian
     return lambda package: from_debian(package).tree
 
 

@@ -191,7 +191,8 @@ def debian_history_repo() -> Path:
     import shutil
 
     from corpus.kbuild import kernel_release
-    from corpus.sources import cache_dir, from_debian
+    from corpus.debian import from_debian
+    from store.folders import cache_dir
 
     trees = [(version, from_debian(package).tree) for version, package in DEBIAN]
     root = cache_dir() / "test-repos" / "debian-dt-history"

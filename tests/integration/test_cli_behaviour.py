@@ -316,11 +316,11 @@ def test_a_terminal_gets_the_table_and_no_summary_line(snippets, monkeypatch, ca
 @pytest.fixture
 def interrupted(tmp_path, isolated_cache):
     """The DTB folder of a mini kernel's build interrupted after 2 compiles."""
-    import corpus.build
+    import corpus.compile
     from corpus.build import build_corpus
     from minikernel import make_minikernel
     tree, out = make_minikernel(tmp_path / "linux"), tmp_path / "dtbs"
-    real, calls = corpus.build._compile, []
+    real, calls = corpus.compile.compile_one, []
 
     def compile_then_interrupt(*args):
         calls.append(args)
@@ -329,7 +329,7 @@ def interrupted(tmp_path, isolated_cache):
         return real(*args)
 
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(corpus.build, "_compile", compile_then_interrupt)
+        patched.setattr(corpus.compile, "compile_one", compile_then_interrupt)
         with pytest.raises(KeyboardInterrupt):
             build_corpus(kernel=tree, out=out, jobs=1)
     return out.resolve()

@@ -12,10 +12,11 @@ import tarfile
 import pytest
 
 from auditor.cli import main
-from corpus import build as corpus_build
+from corpus import compile as corpus_compile
 from corpus import sources
 from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
-from corpus.errors import CorpusError
+from corpus import debian
+from corpus.errors import CorpusError, UserError
 from tests.conftest import SMALL_TREE
 
 ALL = {"acme/acme-a.dtb", "acme/acme-b.dtb", "acme/acme-a-extra.dtbo", "acme/acme-a-more.dtbo",
@@ -149,7 +150,7 @@ def test_failed_base_fails_its_composites(small_tree, tmp_path, capsys):
 
 def test_interrupted_build_is_finished_by_the_next(small_tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_compile = corpus_build._compile
+    real_compile = corpus_compile.compile_one
     calls, finished = [], []
 
     def compile_then_interrupt(*args):
@@ -160,10 +161,10 @@ def test_interrupted_build_is_finished_by_the_next(small_tree, tmp_path, monkeyp
         finished.append(args[4].dtb)
         return record
 
-    monkeypatch.setattr(corpus_build, "_compile", compile_then_interrupt)
+    monkeypatch.setattr(corpus_compile, "compile_one", compile_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(kernel=small_tree, out=out, jobs=1)
-    monkeypatch.setattr(corpus_build, "_compile", real_compile)
+    monkeypatch.setattr(corpus_compile, "compile_one", real_compile)
     manifest = json.loads((out / MANIFEST).read_text())
     records = manifest["records"]
     # What finished before Ctrl-C is recorded (the one running then too), and no more.
@@ -226,6 +227,59 @@ def test_tarball_reads_only_what_the_build_needs(small_tree, tmp_path, isolated_
     again = build_corpus(tarball=tarball)
     assert again.kernel_dir == tree and again.reused == len(ALL)
     assert tarball.stat().st_mtime_ns == tarball_mtime
+
+
+def _linux_source_deb(tree, folder, compression):
+    """Debian's linux-source-6.12 package as dpkg-deb builds it: the tree as
+    usr/src/linux-source-6.12.tar.xz, the data member compressed so."""
+    pkg = folder / "pkg"
+    (pkg / "DEBIAN").mkdir(parents=True)
+    (pkg / "DEBIAN/control").write_text(
+        "Package: linux-source-6.12\nVersion: 6.12.0-1\nArchitecture: all\n"
+        "Maintainer: T <t@example.org>\nDescription: the kernel's sources\n")
+    (pkg / "usr/src").mkdir(parents=True)
+    with tarfile.open(pkg / "usr/src/linux-source-6.12.tar.xz", "w:xz") as tar:
+        tar.add(tree, arcname="linux-source-6.12")
+    deb = folder / "linux-source-6.12_6.12.0-1_all.deb"
+    subprocess.run(["dpkg-deb", f"-Z{compression}", "--root-owner-group", "--build", str(pkg),
+                    str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="needs dpkg-deb")
+@pytest.mark.parametrize("compression", ["xz", "zstd", "none"])
+def test_a_debian_package_is_read_whatever_its_compression(small_tree, tmp_path, isolated_cache,
+                                                           monkeypatch, compression):
+    """Debian's packages hold data.tar.xz, Ubuntu's data.tar.zst, dpkg-deb -Znone a
+    plain data.tar: the kernel tarball under usr/src is read out of each."""
+    deb = _linux_source_deb(small_tree, tmp_path, compression)
+    monkeypatch.setattr(debian, "fetch_debian", lambda spec: deb)
+    corpus = build_corpus(debian="linux-source-6.12")
+    assert {e.dtb for e in corpus.entries} == ALL and corpus.failed == 0
+    assert corpus.identity == "linux-6.12.0-test (debian linux-source-6.12)"
+
+
+def test_a_file_that_is_no_debian_package_is_one_line(tmp_path, isolated_cache, monkeypatch,
+                                                      capsys):
+    deb = tmp_path / "linux-source-6.12_6.12.0-1_all.deb"
+    deb.write_bytes(b"!<arch>\n")           # an ar archive with nothing in it
+    monkeypatch.setattr(debian, "fetch_debian", lambda spec: deb)
+    assert main(["corpus", "build", "--debian", "linux-source-6.12"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{deb}: error: not a Debian package (")
+
+
+def test_a_source_that_cannot_be_used_is_a_user_error_naming_it(tmp_path):
+    """What the user got wrong carries the path and the message apart
+    (UserError), printed as one line PATH: error: MESSAGE."""
+    missing = tmp_path / "linux.tar.xz"
+    with pytest.raises(UserError) as caught:
+        build_corpus(tarball=missing)
+    assert (caught.value.path, caught.value.message) == (str(missing), "no such file")
+    assert caught.value.line() == f"{missing}: error: no such file"
+    with pytest.raises(UserError) as caught:
+        build_corpus(kernel=tmp_path, jobs=0)
+    assert (caught.value.path, caught.value.line()) == (None, "dtb-audit: error: -j: must be at least 1")
 
 
 def test_bad_tarball(tmp_path):

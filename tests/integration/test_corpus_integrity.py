@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from corpus import build as corpus_build
-from corpus import sources
+from corpus import compile as corpus_compile
+from corpus import debian
 from corpus.build import MANIFEST, build_corpus, open_corpora, open_corpus, source_positions
 from corpus.errors import CorpusError
 from corpus.flat import flatten
-from corpus.temporary import remove_dead
+from store.durable import remove_dead
 from tests.conftest import SMALL_TREE, write_tree
 
 N_TARGETS = 10           # every output of SMALL_TREE
@@ -51,7 +51,7 @@ def test_header_edited_while_building_is_not_trusted(small_tree, tmp_path, monke
     age(small_tree)
     out = tmp_path / "out"
     dtsi = small_tree / DTSI
-    real_depfile = corpus_build._depfile
+    real_depfile = corpus_compile._depfile
     edited = []
 
     def edit_after_cpp(path):
@@ -60,9 +60,9 @@ def test_header_edited_while_building_is_not_trusted(small_tree, tmp_path, monke
             edited.append(path)
         return real_depfile(path)
 
-    monkeypatch.setattr(corpus_build, "_depfile", edit_after_cpp)
+    monkeypatch.setattr(corpus_compile, "_depfile", edit_after_cpp)
     build_corpus(kernel=small_tree, out=out, jobs=1)
-    monkeypatch.setattr(corpus_build, "_depfile", real_depfile)
+    monkeypatch.setattr(corpus_compile, "_depfile", real_depfile)
     assert edited
     records = json.loads((out / MANIFEST).read_text())["records"]
     assert records["acme/acme-a.dtb"]["racy"] is True
@@ -182,7 +182,7 @@ def test_damaged_manifest_builds_everything_again(small_tree, tmp_path, capsys, 
 # -- complete, incomplete, partial ----------------------------------------------
 
 def interrupt_after(monkeypatch, n):
-    real = corpus_build._compile
+    real = corpus_compile.compile_one
     calls = []
 
     def compile_then_interrupt(*args):
@@ -191,8 +191,8 @@ def interrupt_after(monkeypatch, n):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(corpus_build, "_compile", compile_then_interrupt)
-    return lambda: monkeypatch.setattr(corpus_build, "_compile", real)
+    monkeypatch.setattr(corpus_compile, "compile_one", compile_then_interrupt)
+    return lambda: monkeypatch.setattr(corpus_compile, "compile_one", real)
 
 
 def test_incomplete_corpus_is_refused_unless_partial(small_tree, tmp_path, monkeypatch):
@@ -245,7 +245,7 @@ def test_sigterm_takes_the_interrupt_path(small_tree, tmp_path, monkeypatch):
     # In the process itself: SIGTERM raises KeyboardInterrupt in the main
     # thread, so the manifest of what finished is written.
     import signal
-    real = corpus_build._compile
+    real = corpus_compile.compile_one
     calls = []
 
     def compile_then_terminate(*args):
@@ -254,7 +254,7 @@ def test_sigterm_takes_the_interrupt_path(small_tree, tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args)
 
-    monkeypatch.setattr(corpus_build, "_compile", compile_then_terminate)
+    monkeypatch.setattr(corpus_compile, "compile_one", compile_then_terminate)
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         build_corpus(kernel=small_tree, out=tmp_path / "out", jobs=1)
@@ -307,7 +307,7 @@ def test_positions_of_a_dtb_replaced_with_same_size_and_mtime_are_computed_again
     its size and mtime alone: a DTB put back under the same size and mtime is
     another file, and its positions are not taken on trust."""
     import json, os, shutil
-    from corpus.sources import checksum
+    from store.sealed import checksum
     corpus = build_corpus(kernel=small_tree, out=tmp_path / "out")
     entry = corpus.entry("acme/acme-b.dtb")
     right = source_positions(corpus, entry)
@@ -442,12 +442,12 @@ def test_temporaries_of_dead_processes_are_removed(small_tree, tmp_path, isolate
 # -- Debian suites ------------------------------------------------------------------
 
 def test_debian_spec():
-    assert sources.parse_debian("sid/linux-source-7.2") == ("sid", "linux-source-7.2")
-    assert sources.parse_debian("bullseye/linux-source-5.10") == ("bullseye", "linux-source-5.10")
-    assert sources.parse_debian("linux-source-6.12") == (None, "linux-source-6.12")
+    assert debian.parse_debian("sid/linux-source-7.2") == ("sid", "linux-source-7.2")
+    assert debian.parse_debian("bullseye/linux-source-5.10") == ("bullseye", "linux-source-5.10")
+    assert debian.parse_debian("linux-source-6.12") == (None, "linux-source-6.12")
     for bad in ("sid/", "Sid/linux-source-7.2", "sid/linux source", "../x/linux-source-1"):
         with pytest.raises(CorpusError, match=r": error: not a Debian (suite|package) name"):
-            sources.parse_debian(bad)
+            debian.parse_debian(bad)
 
 
 def test_suite_sources_follow_the_machines_mirror(tmp_path):
@@ -475,16 +475,16 @@ Components: main
 """)
     (etc / "sources.list").write_text("deb [arch=amd64] http://old.example/debian bookworm main\n")
     key = "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]"
-    assert sources.suite_sources("sid", etc, own="bookworm") == [
+    assert debian.suite_sources("sid", etc, own="bookworm") == [
         f"deb {key} http://mirror.example/debian sid main contrib",
         f"deb {key} http://old.example/debian sid main"]
-    assert sources.suite_sources("bullseye", etc, own="bookworm") == [
+    assert debian.suite_sources("bullseye", etc, own="bookworm") == [
         f"deb {key} http://mirror.example/debian bullseye main contrib",
         f"deb {key} http://mirror.example/debian bullseye-updates main contrib",
         f"deb {key} http://mirror.example/debian-security bullseye-security main",
         f"deb {key} http://old.example/debian bullseye main"]
     with pytest.raises(CorpusError, match="no Debian mirror of this machine's suite"):
-        sources.suite_sources("sid", etc, own="jammy")
+        debian.suite_sources("sid", etc, own="jammy")
 
 
 def test_source_name_not_utf8_is_skipped_with_a_warning(small_tree, tmp_path, capsys):

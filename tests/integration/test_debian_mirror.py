@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from auditor.cli import main
-from corpus import sources
+from corpus import debian
+from store.folders import cache_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
 
@@ -34,7 +35,7 @@ def _no_retries(tmp_path, monkeypatch, loopback_apt_get):
 
 def _use_mirror(monkeypatch, url):
     # trusted=yes: the mirror served here signs nothing
-    monkeypatch.setattr(sources, "suite_sources",
+    monkeypatch.setattr(debian, "suite_sources",
                         lambda suite: [f"deb [trusted=yes] {url} {suite} main"])
 
 
@@ -115,7 +116,7 @@ def test_an_unreachable_mirror_is_named(monkeypatch, capsys):
                            f"http://127.0.0.1:{port}/debian (")
     assert "Connection refused" in line or "Could not connect" in line
     # Nothing kept that a later run would take for fetched lists.
-    assert not (sources.cache_dir() / "apt" / "sid").exists()
+    assert not (cache_dir() / "apt" / "sid").exists()
     status, _, again = _build(capsys)
     assert status == 2 and again == err
 
@@ -156,10 +157,10 @@ def test_a_lists_folder_that_holds_nothing_fetched_is_fetched_again(monkeypatch,
     url, pool = start(STANZA)
     (pool / "linux-source-7.2_7.2.13-1_all.deb").write_bytes(DEB)
     _use_mirror(monkeypatch, url)
-    apt = sources.cache_dir() / "apt" / "sid"
+    apt = cache_dir() / "apt" / "sid"
     (apt / "lists" / "partial").mkdir(parents=True)
     (apt / "updated").write_bytes(b"")
-    deb = sources.fetch_debian(SPEC)
+    deb = debian.fetch_debian(SPEC)
     assert deb.name == "linux-source-7.2_7.2.13-1_all.deb" and deb.read_bytes() == DEB
     assert os.path.isfile(apt / "updated") and any(Path(apt, "lists").glob("*_dists_*"))
 
@@ -172,7 +173,7 @@ def test_what_apt_says_of_a_download_without_network():
               "E: Failed to fetch http://deb.debian.org/debian-security/pool/updates/main/l/"
               "linux-6.12/linux-source-6.12_6.12.118-1%7edeb12u1_all.deb  Temporary failure "
               "resolving 'deb.debian.org'\n")
-    assert sources.fetch_failure(stderr) == (
+    assert debian.fetch_failure(stderr) == (
         "cannot reach the Debian mirror http://deb.debian.org/debian-security "
         "(Temporary failure resolving 'deb.debian.org')")
-    assert sources.fetch_failure("E: Unable to locate package linux-source-9.9\n") is None
+    assert debian.fetch_failure("E: Unable to locate package linux-source-9.9\n") is None

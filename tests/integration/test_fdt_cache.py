@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from corpus import flat, sources
+from corpus import flat
+from store import bundle, sealed, stamps
 from corpus.flat import ARRAYS, flatten
 from fdtblobs import BOARD, MINIMAL, blob, dtc, nodes_and_props
 
@@ -73,7 +74,7 @@ def test_same_size_and_mtime_still_detected(tmp_path, corpus, monkeypatch):
     # Content changed, size kept and mtime put back (as `cp -p`, `touch -r`
     # would): the ctime still moves, and it is part of the key.  (Without
     # the byte comparison of recently changed files, to test the key alone.)
-    monkeypatch.setattr(sources, "RACY_NS", -10**18)
+    monkeypatch.setattr(stamps, "RACY_NS", -10**18)
     root, paths = corpus
     f = root / "b.dtb"
     before = flatten(paths, root)
@@ -105,7 +106,7 @@ def test_racy_files_checked_once(tmp_path, corpus, monkeypatch):
     # Files written just before the entry are racy: the first reuse compares
     # their bytes and moves the entry's time, so later reuses do not.
     root, paths = corpus
-    monkeypatch.setattr(sources, "RACY_NS", 200_000_000)
+    monkeypatch.setattr(stamps, "RACY_NS", 200_000_000)
     reads = []
     read_kept = flat.read_kept
     monkeypatch.setattr(flat, "read_kept", lambda path, size=None: (
@@ -127,8 +128,8 @@ def rewrite_meta(entry, change):
     change(meta)
     for name, _ in ARRAYS:
         with open(entry / f"{name}.npy", "rb") as fh:
-            meta["arrays"][name][1:] = list(flat._file_crc(fh)[0])
-    meta["checksum"] = sources.checksum(meta)
+            meta["arrays"][name][2:] = list(bundle._file_crc(fh)[0])
+    meta["checksum"] = sealed.checksum(meta)
     (entry / "meta.json").write_text(json.dumps(meta))
 
 
@@ -228,14 +229,14 @@ def test_unwritable_cache_only_warns(tmp_path, corpus, capsys):
 
 def test_interrupted_write_leaves_nothing_trusted(tmp_path, corpus, monkeypatch):
     root, paths = corpus
-    real_save = flat._save_npy
+    real_save = bundle._save_npy
 
     def crash(path, a):
         if path.name == "prop_node.npy":
             raise KeyboardInterrupt
         real_save(path, a)
 
-    monkeypatch.setattr(flat, "_save_npy", crash)
+    monkeypatch.setattr(bundle, "_save_npy", crash)
     with pytest.raises(KeyboardInterrupt):
         flatten(paths, root)
     assert entries(tmp_path) == []  # the temporary folder is gone too

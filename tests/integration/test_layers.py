@@ -1,142 +1,72 @@
-"""The architecture, held: no module imports one that imports it back
-(function-level imports included), imports go downwards
+"""The architecture, held: imports go downwards only, and no module imports
+one that imports it back (function-level imports included)
 
     auditor  (the model, reports, commands; cli.py on top)
        |  \\
     corpus  |   (kernel sources -> DTBs -> flattened arrays)
        |   /
     kernels     (numba kernels that decide; plain-Python vocabulary)
+       |
+    store       (caches and durable writes; imports none of the above)
 
 where corpus reaches kernels only for the FDT parser (corpus/flat.py ->
-kernels/fdt.py) and for the one reader of cache files (kernels/cachefile.py,
-which the kernels' own caches use too), and the commands that only read saved sweeps never load
-numba."""
+kernels/fdt.py, its codes and its tier); the contracts are import-linter's,
+in pyproject.toml ([tool.importlinter]). The commands that only read saved
+sweeps never load numba."""
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import grimp
 import pytest
 
 from testpaths import GOLDEN, ROOT
 
-PACKAGES = ("auditor", "kernels", "corpus")
+PACKAGES = ("auditor", "corpus", "kernels", "store")
 
 
-def modules():
-    """{module name: file} of every module of the three packages."""
-    out = {}
+def lint_imports(root):
+    """(exit status, report) of import-linter on the packages under `root`."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import "
+                           "lint_imports; sys.exit(lint_imports(no_cache=True, no_logo=True))"],
+                          cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_the_contracts_hold():
+    status, report = lint_imports(ROOT)
+    assert status == 0, report
+    assert "3 kept, 0 broken" in report
+
+
+def test_the_contracts_find_what_they_forbid(tmp_path):
+    """A copy with an import upwards, a cycle inside a layer (in a function)
+    and corpus reaching kernels elsewhere than the parser: each contract broken."""
     for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            out[".".join(parts)] = path
-    return out
-
-
-def imported(name, path, known):
-    """The modules of `known` that module `name` imports, anywhere in it
-    (functions included): `import a.b`, `from a import b` (a.b when it is a
-    module, else a), relative imports."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
-                module = ".".join(base + ([node.module] if node.module else []))
-            else:
-                module = node.module
-            targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in known else module
-                       for alias in node.names]
-        else:
-            continue
-        for target in targets:
-            # `import a.b.c` names a.b.c; the nearest known module it means.
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
-    return found
-
-
-def graph():
-    known = modules()
-    return {name: imported(name, path, known) for name, path in known.items()}
-
-
-def cycles(edges):
-    """The strongly connected components with more than one module (Tarjan)."""
-    index, low, stack, on_stack, out = {}, {}, [], set(), []
-
-    def visit(v):
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(edges.get(v, ())):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
-    return out
-
-
-def test_the_graph_is_read_right():
-    """The reader finds imports at module level, inside functions, relative
-    and of names from modules; the cycle finder finds a planted cycle."""
-    edges = graph()
-    assert "kernels.fdt" in edges["corpus.flat"]
-    assert "auditor.model" in edges["auditor.report"]              # from .model import ...
-    assert "auditor.explain" in edges["auditor.cli"]                # inside a function
-    assert "auditor.patch.dts" in edges["auditor.patch.series"]     # relative, a subpackage
-    assert "kernels.coherency" in edges["auditor.explain"]          # from kernels import coherency
-    planted = dict(edges, **{"kernels.fdt": edges["kernels.fdt"] | {"auditor.cli"}})
-    assert any("kernels.fdt" in c and "auditor.cli" in c for c in cycles(planted))
-
-
-def test_no_import_cycles():
-    assert cycles(graph()) == []
-
-
-def test_imports_go_downwards():
-    wrong = []
-    for module, targets in graph().items():
-        layer = module.split(".")[0]
-        for target in targets:
-            below = target.split(".")[0]
-            if layer == below or layer == "auditor":
-                continue
-            if layer == "corpus" and below == "kernels" and module == "corpus.flat" \
-                    and target in ("kernels", "kernels.fdt", "kernels.fdt_codes", "kernels.jit"):
-                continue                # the parser (and its tier): the one way corpus reaches kernels
-            if layer == "corpus" and target == "kernels.cachefile":
-                continue                # ... but the cache files' reader, shared by both layers
-            wrong.append(f"{module} -> {target}")
-    assert wrong == []
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    with open(tmp_path / "store" / "prune.py", "a") as f:
+        f.write("\nimport corpus.sources\n")
+    with open(tmp_path / "corpus" / "model.py", "a") as f:
+        f.write("\n\ndef _later():\n    from corpus import build\n    return build\n")
+    with open(tmp_path / "corpus" / "git.py", "a") as f:
+        f.write("\nfrom kernels import codes\n")
+    status, report = lint_imports(tmp_path)
+    assert status != 0
+    assert "0 kept, 3 broken" in report, report
+    assert "store.prune -> corpus.sources" in report
+    assert "corpus.git -> kernels.codes" in report
+    assert ".model -> .build" in report
 
 
 def test_nothing_imports_the_cli():
-    assert [m for m, targets in graph().items() if "auditor.cli" in targets] == []
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    assert graph.find_modules_that_directly_import("auditor.cli") == set()
 
 
 def test_the_model_reads_no_arrays():

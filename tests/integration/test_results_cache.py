@@ -13,6 +13,8 @@ from kernels import evaluate as evaluate_module
 from kernels import results
 from kernels.evaluate import ARRAYS, evaluate
 from kernels.target import TargetKernel
+from store import bundle, stamps
+from store.sealed import checksum
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
@@ -61,6 +63,19 @@ def test_the_same_evaluation_is_loaded_not_run(corpus, monkeypatch):
     fresh = evaluate(corpus(), T72, cache=False)
     assert len(runs) == 2
     same(first, fresh)
+
+
+def test_kept_results_once_old_enough_are_not_read_whole(corpus, monkeypatch):
+    """As the flattened arrays: a results file whose stamp was kept, and is
+    old enough to vouch for it, is mapped without being read whole."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    evaluate(corpus(), T72)
+    read_whole = []
+    real = bundle._file_crc
+    monkeypatch.setattr(bundle, "_file_crc", lambda fh: read_whole.append(fh.name) or real(fh))
+    folder = _kept(corpus())
+    evaluate(corpus(), T72)
+    assert not [f for f in read_whole if str(folder) in f]
 
 
 @pytest.mark.parametrize("other", [
@@ -121,7 +136,7 @@ def _kept(flat):
     (lambda f: f.write_bytes(b""), "is unusable (verdict.npy is 0 bytes, not the "),
     (lambda f: f.unlink(), "is unreadable"),
     (lambda f: (f.parent / "meta.json").write_text(
-        (f.parent / "meta.json").read_text().replace('"format": 1', '"format": 2')),
+        (f.parent / "meta.json").read_text().replace('"key": "', '"key": "0')),
      "has a damaged meta.json (checksum)"),
 ])
 def test_damaged_results_are_one_warning_and_evaluated_again(corpus, monkeypatch, capsys,
@@ -148,7 +163,7 @@ def test_a_resealed_meta_with_other_arrays_is_not_used(corpus, monkeypatch, caps
     meta_file = _kept(corpus()) / "meta.json"
     meta = json.loads(meta_file.read_text())
     meta["key"] = "0" * 16
-    meta["checksum"] = results._checksum(meta)
+    meta["checksum"] = checksum(meta)
     meta_file.write_text(json.dumps(meta))
     runs = _ran(monkeypatch)
     evaluate(corpus(), T72)

@@ -6,7 +6,7 @@ them (or a folder) changed, and the flat cache's .npy files are vouched for
 by their stamps. Whatever a stamp cannot vouch for (racy, another inode, a
 change with its mtime put back) is read whole as before.
 
-Several tests set sources.RACY_NS to 0: files the test has just written are
+Several tests set stamps.RACY_NS to 0: files the test has just written are
 otherwise racy (changed within 2 s) and always read whole, which is the
 rule, but not what these tests look at."""
 
@@ -16,8 +16,12 @@ import shutil
 
 import pytest
 
-from corpus import build as corpus_build
-from corpus import flat, sources
+from corpus import compile as corpus_compile
+from corpus import manifest as corpus_manifest
+from corpus import plan as corpus_plan
+from corpus import debian, flat
+from store import sealed as sealing
+from store import bundle, stamps
 from corpus.build import MANIFEST, build_corpus, open_corpus
 from corpus.flat import ARRAYS, flatten
 
@@ -69,7 +73,7 @@ def change_in_place(path, keep_mtime=True):
 
 @pytest.fixture
 def not_racy(monkeypatch):
-    monkeypatch.setattr(sources, "RACY_NS", 0)
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
 
 
 @pytest.fixture
@@ -97,7 +101,7 @@ def fake_apt(tmp_path, monkeypatch, isolated_cache):
     for tool in ("apt-cache", "apt-get"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(sources, "suite_sources", lambda suite: [
+    monkeypatch.setattr(debian, "suite_sources", lambda suite: [
         f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
         f"http://deb.example/debian {suite} main"])
     apt_dir = isolated_cache / "apt" / "sid"
@@ -116,10 +120,10 @@ def apt_cache_runs(runs):
 
 def test_apt_is_asked_again_only_when_what_it_reads_changed(fake_apt, not_racy):
     runs, apt_dir, deb = fake_apt
-    assert sources.fetch_debian("sid/linux-source-7.2") == deb
+    assert debian.fetch_debian("sid/linux-source-7.2") == deb
     assert apt_cache_runs(runs) == 1
-    assert sources.fetch_debian("sid/linux-source-7.2") == deb
-    assert sources.fetch_debian("sid/linux-source-7.2") == deb
+    assert debian.fetch_debian("sid/linux-source-7.2") == deb
+    assert debian.fetch_debian("sid/linux-source-7.2") == deb
     assert apt_cache_runs(runs) == 1                 # remembered
     # Each thing apt reads, changed, asks it again (once).
     changes = [
@@ -131,8 +135,8 @@ def test_apt_is_asked_again_only_when_what_it_reads_changed(fake_apt, not_racy):
     ]
     for n, change in enumerate(changes, start=2):
         change()
-        assert sources.fetch_debian("sid/linux-source-7.2") == deb
-        assert sources.fetch_debian("sid/linux-source-7.2") == deb
+        assert debian.fetch_debian("sid/linux-source-7.2") == deb
+        assert debian.fetch_debian("sid/linux-source-7.2") == deb
         assert apt_cache_runs(runs) == n, n
 
 
@@ -140,17 +144,17 @@ def test_apt_is_asked_while_its_files_are_racy(fake_apt):
     # The package lists changed just now: the same tick could hide another change.
     runs, apt_dir, _ = fake_apt
     for n in (1, 2, 3):
-        sources.fetch_debian("sid/linux-source-7.2")
+        debian.fetch_debian("sid/linux-source-7.2")
         assert apt_cache_runs(runs) == n
 
 
 def test_a_damaged_remembered_answer_asks_apt(fake_apt, not_racy, capsys):
     runs, _, deb = fake_apt
-    sources.fetch_debian("sid/linux-source-7.2")
+    debian.fetch_debian("sid/linux-source-7.2")
     (remembered,) = deb.parent.glob(".*.candidate.json")
     text = remembered.read_text()
     remembered.write_text(text.replace('"candidate": "7.2.13-1"', '"candidate": "7.2.99-1"'))
-    assert sources.fetch_debian("sid/linux-source-7.2") == deb
+    assert debian.fetch_debian("sid/linux-source-7.2") == deb
     assert apt_cache_runs(runs) == 2 and capsys.readouterr().err == ""
     assert json.loads(remembered.read_text())["candidate"] == "7.2.13-1"
 
@@ -160,7 +164,7 @@ def test_a_damaged_remembered_answer_asks_apt(fake_apt, not_racy, capsys):
 def test_nothing_to_do_leaves_the_manifest_and_reads_no_output(built, monkeypatch):
     tree, out = built
     before = identity(out / MANIFEST)
-    read = counting(monkeypatch, corpus_build, "_output")
+    read = counting(monkeypatch, corpus_manifest, "output_of")
     again = build_corpus(kernel=tree, out=out)
     assert (again.built, again.failed, again.reused) == (0, 0, N_TARGETS)
     assert read == []                                # every output vouched for by its stamp
@@ -174,7 +178,7 @@ def test_manifest_is_written_compact(built):
     text = (out / MANIFEST).read_text()
     assert "\n" not in text and text.startswith('{"checksum": "')
     data = json.loads(text)
-    assert data["checksum"] == sources.checksum(data) and data["complete"] is True
+    assert data["checksum"] == sealing.checksum(data) and data["complete"] is True
     assert all(len(r["stamp"]) == 4 for r in data["records"].values() if r["error"] is None)
 
 
@@ -195,7 +199,7 @@ def test_output_replaced_by_a_copy_is_read_whole(built, monkeypatch):
     path = out / "beta/beta-1.dtb"
     shutil.copy2(path, path.with_name("copy"))
     os.replace(path.with_name("copy"), path)
-    read = counting(monkeypatch, corpus_build, "_output")
+    read = counting(monkeypatch, corpus_manifest, "output_of")
     again = build_corpus(kernel=tree, out=out)
     assert again.built == 0 and read == [str(path.resolve())]
 
@@ -205,10 +209,10 @@ def test_racy_outputs_are_read_until_their_stamp_is_old(small_tree, tmp_path, mo
     # and the manifest left alone while they are still that young.
     age(small_tree)
     out = tmp_path / "out"
-    monkeypatch.setattr(sources, "RACY_NS", 3600 * 10**9)
+    monkeypatch.setattr(stamps, "RACY_NS", 3600 * 10**9)
     build_corpus(kernel=small_tree, out=out)
     before = identity(out / MANIFEST)
-    read = counting(monkeypatch, corpus_build, "_output")
+    read = counting(monkeypatch, corpus_manifest, "output_of")
     assert build_corpus(kernel=small_tree, out=out).reused == N_TARGETS
     assert len(read) == N_TARGETS and identity(out / MANIFEST) == before
 
@@ -220,8 +224,8 @@ def test_stamps_learnt_from_outputs_read_whole(built, monkeypatch):
     data = json.loads((out / MANIFEST).read_text())
     for record in data["records"].values():
         record.pop("stamp", None)
-    (out / MANIFEST).write_bytes(sources.sealed(data))
-    read = counting(monkeypatch, corpus_build, "_output")
+    (out / MANIFEST).write_bytes(sealing.sealed(data))
+    read = counting(monkeypatch, corpus_manifest, "output_of")
     assert build_corpus(kernel=tree, out=out).reused == N_TARGETS
     assert len(read) == N_TARGETS
     learnt = json.loads((out / MANIFEST).read_text())
@@ -237,13 +241,13 @@ def test_work_to_do_marks_the_folder_incomplete_first(built, monkeypatch):
     tree, out = built
     (tree / DTSI).write_text((tree / DTSI).read_text() + "\n/* edited */\n")
     seen = []
-    real = corpus_build._compile
+    real = corpus_compile.compile_one
 
     def compile_and_look(*args):
         seen.append(json.loads((out / MANIFEST).read_text())["complete"])
         return real(*args)
 
-    monkeypatch.setattr(corpus_build, "_compile", compile_and_look)
+    monkeypatch.setattr(corpus_compile, "compile_one", compile_and_look)
     again = build_corpus(kernel=tree, out=out, jobs=1)
     assert again.built == 5 and seen and set(seen) == {False}
     assert json.loads((out / MANIFEST).read_text())["complete"] is True
@@ -253,7 +257,7 @@ def test_an_incomplete_manifest_is_completed_with_nothing_to_do(built):
     tree, out = built
     data = json.loads((out / MANIFEST).read_text())
     data["complete"] = False
-    (out / MANIFEST).write_bytes(sources.sealed(data))
+    (out / MANIFEST).write_bytes(sealing.sealed(data))
     assert build_corpus(kernel=tree, out=out).built == 0
     assert json.loads((out / MANIFEST).read_text())["complete"] is True
     assert not open_corpus(out).partial
@@ -273,7 +277,7 @@ def test_a_damaged_compact_manifest_is_found(built, capsys):
 
 def test_makefiles_are_read_again_only_when_changed(built, monkeypatch):
     tree, out = built
-    read = counting(monkeypatch, corpus_build, "read_targets")
+    read = counting(monkeypatch, corpus_plan, "read_targets")
     assert build_corpus(kernel=tree, out=out).reused == N_TARGETS
     assert read == []
     # a Makefile changed: a new composite
@@ -309,7 +313,7 @@ def test_a_file_read_as_maybe_an_overlay_is_watched(built, monkeypatch):
 def test_makefiles_just_changed_are_read_every_time(small_tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
     build_corpus(kernel=small_tree, out=out)           # the tree was written just now
-    read = counting(monkeypatch, corpus_build, "read_targets")
+    read = counting(monkeypatch, corpus_plan, "read_targets")
     build_corpus(kernel=small_tree, out=out)
     build_corpus(kernel=small_tree, out=out)
     assert len(read) == 2
@@ -347,7 +351,7 @@ def no_parse(monkeypatch):
 def test_flat_cache_loads_without_reading_the_arrays(flat_corpus, monkeypatch, capsys):
     root, paths, entry = flat_corpus
     no_parse(monkeypatch)
-    crc = counting(monkeypatch, flat, "_file_crc")
+    crc = counting(monkeypatch, bundle, "_file_crc")
     fc = flatten(paths, root)
     assert crc == [] and fc.cache_folder == entry and capsys.readouterr().err == ""
 
@@ -373,7 +377,7 @@ def test_flat_cache_copied_elsewhere_is_read_whole_then_trusted(flat_corpus, tmp
     shutil.copytree(entry, other)                     # copy2: the mtimes are kept
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg2"))
     no_parse(monkeypatch)
-    crc = counting(monkeypatch, flat, "_file_crc")
+    crc = counting(monkeypatch, bundle, "_file_crc")
     assert flatten(paths, root).cache_folder == other
     assert len(crc) == len(ARRAYS)
     crc.clear()
@@ -383,9 +387,9 @@ def test_flat_cache_copied_elsewhere_is_read_whole_then_trusted(flat_corpus, tmp
 
 def test_flat_npy_files_just_written_are_read(flat_corpus, monkeypatch):
     root, paths, _ = flat_corpus
-    monkeypatch.setattr(sources, "RACY_NS", 3600 * 10**9)
+    monkeypatch.setattr(stamps, "RACY_NS", 3600 * 10**9)
     no_parse(monkeypatch)
-    crc = counting(monkeypatch, flat, "_file_crc")
+    crc = counting(monkeypatch, bundle, "_file_crc")
     flatten(paths, root)
     flatten(paths, root)
     assert len(crc) == 2 * len(ARRAYS)

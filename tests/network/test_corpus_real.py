@@ -15,7 +15,7 @@ import pytest
 from corpus.build import build_corpus, open_corpus, source_positions
 from corpus.dtc import accepts_flags, tree_tools
 from corpus.kbuild import DTS_DIR
-from corpus.sources import cache_dir
+from store.folders import cache_dir
 
 pytestmark = pytest.mark.network
 

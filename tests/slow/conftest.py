@@ -39,7 +39,7 @@ print("available" if own[dev] else "disabled")
 def scratch(tmp_path):
     """A copy of the packages, a DTB, and a runner of SNIPPET in a fresh process."""
     root = tmp_path / "src"
-    for package in ("kernels", "corpus", "auditor"):
+    for package in ("kernels", "corpus", "auditor", "store"):
         shutil.copytree(ROOT / package, root / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     dtb = tmp_path / "board.dtb"

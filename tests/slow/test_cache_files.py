@@ -22,7 +22,7 @@ import pytest
 from minikernel import make_minikernel
 
 from auditor.cli import main
-from corpus import sources
+from corpus import debian
 from corpus.dtc import tree_tools
 from testpaths import ROOT
 
@@ -145,13 +145,13 @@ def fake_apt(tmp_path, monkeypatch):
     for tool in ("apt-cache", "apt-get"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(sources, "suite_sources", lambda suite: [
+    monkeypatch.setattr(debian, "suite_sources", lambda suite: [
         f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
         f"http://deb.example/debian {suite} main"])
     apt_dir = cache / "apt" / "sid"
     (apt_dir / "lists").mkdir(parents=True)
     (apt_dir / "updated").write_bytes(b"")          # fetched just now: no apt-get update
-    deb = sources.fetch_debian("sid/linux-source-7.2")
+    deb = debian.fetch_debian("sid/linux-source-7.2")
     assert deb == cache / "debian" / "sid" / "linux-source-7.2_7.2.13-1_all.deb"
     return cache, deb
 
@@ -175,7 +175,7 @@ def test_apt_over_a_cache_file_that_is_not_a_file(fake_apt, capsys, cache, kind)
     damage(path)
     capsys.readouterr()
     with guarded():
-        assert sources.fetch_debian("sid/linux-source-7.2") == fake_apt[1]
+        assert debian.fetch_debian("sid/linux-source-7.2") == fake_apt[1]
     lines = warnings(capsys.readouterr().err)
     if message is None:         # our own configuration: compared, and written again
         assert lines == []
@@ -235,7 +235,7 @@ def test_compiled_kernel_files_that_are_not_files(tmp_path):
     """numba's index (.nbi) a FIFO, a compiled function (.nbc) a link to
     /dev/zero: one warning each, compiled again, the right answer."""
     src = tmp_path / "src"
-    for package in ("kernels", "corpus"):
+    for package in ("kernels", "corpus", "store"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     (src / "kernels" / "tiny_kernel.py").write_text(TINY)
     env = dict(os.environ, PYTHONPATH=str(src), XDG_CACHE_HOME=str(tmp_path / "xdg"))

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from kernels import jit
+from store.prune import USED, mark_used, prune
 from testpaths import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
@@ -52,10 +53,11 @@ def test_old_keys_are_bounded(tmp_path):
     now = time.time()
     for k in range(6):
         (tmp_path / f"old{k}").mkdir()
-        (tmp_path / f"old{k}" / jit._USED).touch()
-        os.utime(tmp_path / f"old{k}" / jit._USED, (now - 1000 * (k + 1),) * 2)
+        (tmp_path / f"old{k}" / USED).touch()
+        os.utime(tmp_path / f"old{k}" / USED, (now - 1000 * (k + 1),) * 2)
     (tmp_path / "current").mkdir()
-    jit._prune(tmp_path, "current")
+    mark_used(tmp_path / "current")
+    prune(tmp_path / "current", jit.KEEP_OTHER_KEYS)
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == ["current"] + [f"old{k}" for k in range(jit.KEEP_OTHER_KEYS)]
-    assert (tmp_path / "current" / jit._USED).stat().st_mtime > now - 60   # marked used
+    assert (tmp_path / "current" / USED).stat().st_mtime > now - 60   # marked used

@@ -12,8 +12,8 @@ was recorded.  Anything else raises NotKept (an OSError: the readers'
 "unreadable, rebuilt" path takes it) whose str() says what is there, and
 nothing of it is read.
 
-It lives at the bottom layer (plain Python, no numba) because readers in
-both corpus/ and kernels/ use it.
+It lives in the store (plain Python, no numba): readers in corpus/ and
+kernels/ use it.
 """
 from __future__ import annotations
 
