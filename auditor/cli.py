@@ -6,10 +6,14 @@ something did not go through (a file that did not build, findings when
 asked), 2 for a usage or input error.  Human text goes to stderr, what a
 script would read to stdout.
 
+The question every DTB is asked (--target-kernel, --rule,
+--no-legacy-dt-bindings) is read once, into one kernels.judging.Judging
+(args.judging), handed unchanged to what judges.
+
 Imports are lazy: `--help`, and commands that only read saved sweeps
 (`diff`, `history` of JSON files), never load numba or the kernels.
-Every error a user can cause is a corpus.errors.CorpusError, caught once
-here and printed as one line.
+Every error a user can cause is a corpus.errors.UserError, caught once
+here and printed as its line().
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import re
 import sys
 import time
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from kernels.codes import RULE_NAMES
 
 from auditor.text import shown
@@ -60,19 +64,33 @@ def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at on
                         help=f"{what} (default: all cores)")
 
 
-def _target_kernel(text: str):
-    """--target-kernel read in main(), not by argparse: a bad one is one line, no usage."""
-    from kernels.target import TargetError, TargetKernel     # plain Python, no numba
-    try:
-        return TargetKernel.parse(text, where="--target-kernel")
-    except TargetError as why:
-        raise CorpusError(str(why)) from None
+def _judging(args):
+    """The Judging of the command line: --target-kernel read here, not by
+    argparse (a bad one is one line, no usage), --rule and the bindings."""
+    from kernels.judging import Judging, Rule, TargetError, TargetKernel   # no numba
+    target = None
+    if args.target_kernel is not None:
+        try:
+            target = TargetKernel.parse(args.target_kernel, where="--target-kernel")
+        except TargetError as why:
+            raise UserError(None, str(why)) from None
+    rule = getattr(args, "rule", None)
+    return Judging(target, Rule(rule) if rule else None,
+                   not getattr(args, "no_legacy_dt_bindings", False))
+
+
+def _warn_newer(targets) -> None:
+    """One warning for the target kernels newer than the newest modelled."""
+    from kernels.target import newer_warning
+    line = newer_warning(targets)
+    if line:
+        sys.stderr.write(f"dtb-audit: warning: {line}\n")
 
 
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
     oldest, newest = version_text(OLDEST), version_text(NEWEST)
-    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _target_kernel
+    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _judging
                         help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
                              f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
                              f"nothing, newer get {newest}'s decisions); default: the version "
@@ -105,12 +123,11 @@ def _with_evidence(result, corpus, args, flat_ev=None):
         return result                  # the DT's and upstream's word (auditor.sweep)
     from auditor.bootlog import Boards, audit, board_index
     from auditor.output import Stderr
-    from auditor.sweep import target_for
+    from auditor.sweep import target_of
     if flat_ev is not None:        # one board (explain): logs of other boards are not news
         boards = Boards(*flat_ev, corpus)
     else:
-        boards = board_index(corpus, target_for(corpus, args.target_kernel
-                                                and str(args.target_kernel)))
+        boards = board_index(corpus, target_of(corpus, args.judging))
     err = Stderr()
     doc = audit([args.boot_logs], boards, problem=err.line, others_quiet=flat_ev is not None)
     return replace(result, evidence=classify(result, doc))
@@ -126,12 +143,11 @@ def _build(args, **more):
     return build_corpus(**_source(args), jobs=getattr(args, "jobs", None), **more)
 
 
-def _judge(corpus, args):
-    """The Sweep of a corpus under the command's target kernel and rule."""
-    from auditor.sweep import sweep_corpus, target_for, warn_newer
-    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
-    warn_newer([target])
-    return sweep_corpus(corpus, target, args.rule, not args.no_legacy_dt_bindings)
+def _sweep_corpus(corpus, args):
+    """The Sweep of a corpus under the command's Judging."""
+    from auditor.sweep import sweep_corpus, target_of
+    _warn_newer([target_of(corpus, args.judging)])
+    return sweep_corpus(corpus, args.judging)
 
 
 # -- dtb-audit corpus build ---------------------------------------------------
@@ -180,14 +196,14 @@ def add_sweep_arguments(parser):
     add_boot_logs_argument(parser)
 
 
-def open_corpora(args):
+def _corpus_of(args):
     """The corpus named by PATHs (several make one, names kept apart) or by
     a source option; the default corpus when neither is given."""
     if args.paths and any(_source(args).values()):
-        raise CorpusError("give PATHs or one source option, not both")
+        raise UserError(None, "give PATHs or one source option, not both")
     if args.paths:
-        from corpus.build import open_corpora as open_paths
-        return open_paths(args.paths, partial=args.partial)
+        from corpus.build import open_corpora
+        return open_corpora(args.paths, partial=args.partial)
     return _build(args, partial=args.partial)
 
 
@@ -208,8 +224,8 @@ def _sweep(args) -> int:
     from auditor import report
     from auditor.output import Stderr, write_report
 
-    corpus = open_corpora(args)
-    result = _judge(corpus, args)
+    corpus = _corpus_of(args)
+    result = _sweep_corpus(corpus, args)
     result = _with_evidence(result, corpus, args)
     to_terminal = args.output is None and sys.stdout.isatty()
     fmt = args.format or ("table" if to_terminal else "jsonl")
@@ -238,42 +254,13 @@ def add_explain_arguments(parser):
 
 
 def explain(args) -> int:
-    from pathlib import Path
-
-    from auditor.sweep import target_for, warn_newer
-    from corpus.flat import flatten
-
-    board = Path(args.board)
-    if board.is_file():
-        from corpus.build import open_corpus
-        corpus = open_corpus(board)
-        # The file as the corpus resolved it (whatever the working folder),
-        # named by itself, as given.
-        dtb = Path(corpus.root) / corpus.entries[0].dtb
-        flat = flatten([dtb], dtb.parent, cache=False)
-    elif (os.sep in args.board or board.suffix in (".dtb", ".dtbo")) \
-            and not any(_source(args).values()):
-        # A path, not a board name, and no corpus to find it in: say so
-        # before fetching the default corpus.
-        raise CorpusError(f"{args.board}: error: no such file")
-    else:
-        corpus = _build(args)
-        wanted = args.board.removesuffix(".dtb")
-        matches = [e for e in corpus.boards
-                   if e.dtb.removesuffix(".dtb") == wanted or Path(e.dtb).stem == wanted]
-        if not matches:
-            raise CorpusError(f"{args.board}: error: no such board in {corpus.root}")
-        flat = flatten([Path(corpus.root) / matches[0].dtb], corpus.root)
-    from auditor.explain import explain as write_explanation
-    from kernels.evaluate import evaluate
-    if flat.dtb_error[0]:
-        raise CorpusError(flat.error(0))
-    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
-    warn_newer([target])
-    ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
-    write_explanation(ev, sys.stdout)
     from auditor.evidence import format_text
+    from auditor.explain import judge_board, write_explanation
     from auditor.sweep import build_sweep
+
+    corpus, flat, ev = judge_board(args.board, lambda: _build(args),
+                                   any(_source(args).values()), args.judging, _warn_newer)
+    write_explanation(ev, sys.stdout)
     result = _with_evidence(build_sweep(ev, corpus), corpus, args, (flat, ev))
     sys.stdout.write("\nevidence\n" + (format_text(result.evidence)
                                         or "  (no SMMU of an affected SoC)\n"))
@@ -297,7 +284,7 @@ def check_parser(args) -> int:
     from corpus.flat import flatten
     from corpus.pyfdt_check import check
 
-    corpus = open_corpora(args)
+    corpus = _corpus_of(args)
     root = Path(corpus.root)
     flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
     problems = check(flat, os.cpu_count() or 1)
@@ -339,9 +326,9 @@ def sweep_of(arg, args):
     elif DEBIAN_PACKAGE.match(arg):
         corpus = build_corpus(debian=arg, jobs=args.jobs)
     else:
-        raise CorpusError(f"{arg}: error: no such file or folder, and not a Debian "
-                          f"[suite/]linux-source-X package name")
-    return _judge(corpus, args)
+        raise UserError(arg, "no such file or folder, and not a Debian "
+                             "[suite/]linux-source-X package name")
+    return _sweep_corpus(corpus, args)
 
 
 def _is_json(path):
@@ -362,22 +349,22 @@ def _sweeps(names, args):
         try:
             sweeps.append(sweep_of(arg, args))
             loaded.append(arg)
-        except CorpusError as why:
-            message = str(why)
-            sys.stderr.write((message if ": error: " in message
-                              else f"{arg}: error: {message}") + "\n")
+        except UserError as why:
+            sys.stderr.write(why.line(arg) + "\n")
             failed = True
     return sweeps, loaded, failed
 
 
-def _write_text_or_json(args, value, text):
+def _write_text_or_json(args, document, text):
+    """A Diff or History to args.output: its JSON form, or text(document)."""
     import json
 
     from auditor.output import write_report
     if args.format == "json":
-        write_report(args.output, lambda f: (json.dump(value, f, indent=1), f.write("\n")))
+        write_report(args.output,
+                     lambda f: (json.dump(document.to_json(), f, indent=1), f.write("\n")))
     else:
-        write_report(args.output, lambda f: f.write(text(value)))
+        write_report(args.output, lambda f: f.write(text(document)))
 
 
 def diff(args) -> int:
@@ -391,7 +378,7 @@ def diff(args) -> int:
         sys.stderr.write(f"dtb-audit: warning: {warning}\n")
     d = diff_sweeps(old, new)
     _write_text_or_json(args, d, format_diff)
-    return 1 if args.fail_on_new and d["regression"] else 0
+    return 1 if args.fail_on_new and d.regression else 0
 
 
 def add_history_arguments(parser):
@@ -421,21 +408,20 @@ def add_history_arguments(parser):
 
 
 def history(args) -> int:
-    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when none could."""
+    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when
+    none could; 1 with --fail-on-new when a SoC is affected at the end and
+    was not at the start."""
     if args.git:
-        from auditor.history import run_history_git
-        return run_history_git(
-            args.git, args.corpora, all_commits=args.all_commits,
-            target_kernel=args.target_kernel and str(args.target_kernel), rule=args.rule,
-            legacy_dt_bindings=not args.no_legacy_dt_bindings, scheduler=args.scheduler,
-            jobs=args.jobs, plot=args.plot, mails=args.mails, fmt=args.format,
-            fail_on_new=args.fail_on_new, output=args.output)
+        return _history_of_git(args)
     for option in ("all_commits", "scheduler", "plot", "mails"):
         if getattr(args, option):
-            raise CorpusError(f"--{option.replace('_', '-')} needs --git REPO")
+            raise UserError(None, f"--{option.replace('_', '-')} needs --git REPO")
     if not args.corpora:
-        raise CorpusError("history: give saved sweeps or corpora, oldest first (or --git REPO)")
-    from auditor.diff import format_history, history as make_history, rule_mismatch
+        raise UserError(None, "history: give saved sweeps or corpora, oldest first "
+                              "(or --git REPO)")
+    from auditor.diff import rule_mismatch
+    from auditor.history.stitching import of_sweeps
+    from auditor.history.text import format_history
     sweeps, loaded, failed = _sweeps(args.corpora, args)
     if not sweeps:
         return 2
@@ -446,13 +432,44 @@ def history(args) -> int:
     names = [s.name for s in sweeps]
     if len(set(names)) < len(names):        # the same tree twice: tell them apart
         names = loaded
-    h = make_history(sweeps, names)
+    h = of_sweeps(sweeps, names)
     _write_text_or_json(args, h, lambda h: format_history(h, changed_only=args.changed))
-    if args.fail_on_new:
-        first, last = {s.soc for s in sweeps[0].affected}, {s.soc for s in sweeps[-1].affected}
-        if last - first:
-            return 1
+    if args.fail_on_new and h.new_since_first():
+        return 1
     return 1 if failed else 0
+
+
+def _history_of_git(args) -> int:
+    """Revisions that did not build are one line each on stderr, and marked
+    in the output."""
+    from pathlib import Path
+
+    from auditor.history.cluster import judge_git
+    from auditor.history.plot import PLOT_SUFFIXES, write_plot
+    from auditor.history.text import format_history
+
+    if args.plot is not None and \
+            Path(args.plot).suffix.lower().lstrip(".") not in PLOT_SUFFIXES:
+        raise UserError(args.plot, "the plot is written as .svg or .png")
+    try:
+        run = judge_git(args.git, args.corpora, args.judging, all_commits=args.all_commits,
+                        scheduler=args.scheduler, jobs=args.jobs)
+        h = run.history
+        _warn_newer([r.target_kernel for r in h.revisions if r.target_kernel])
+        for r in h.revisions:
+            if r.error:
+                said = r.error if ": error: " in r.error else f"error: {r.error}"
+                sys.stderr.write(f"{r.name[:12]}: {said}\n")
+        if args.plot is not None:
+            write_plot(h, args.plot)
+        if args.mails is not None:
+            from auditor.history.mail import write_mails
+            write_mails(h, args.mails)
+        # The robot's mails follow the text unless they were written apart.
+        _write_text_or_json(args, h, lambda h: format_history(h, mails=args.mails is None))
+    except OSError as why:
+        raise UserError(why.filename or None, why.strerror or str(why)) from None
+    return 1 if args.fail_on_new and h.new_since_first() else 0
 
 
 # -- dtb-audit patch ------------------------------------------------------------------
@@ -486,15 +503,15 @@ def patch(args) -> int:
     from corpus.build import open_corpus
 
     if args.dtbs:
-        raise CorpusError("patch needs the kernel sources: give --kernel, --tarball or "
-                          "--debian, not --dtbs")
+        raise UserError(None, "patch needs the kernel sources: give --kernel, --tarball or "
+                              "--debian, not --dtbs")
     if args.sweep:
         from auditor.model import load_sweep
         result = load_sweep(args.sweep)
         kernel_dir = args.kernel or result.corpus.kernel_dir
         if not kernel_dir or not os.path.isdir(kernel_dir):
-            raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
-                              f"here: give --kernel DIR")
+            raise UserError(args.sweep, "the sweep names no kernel tree that is "
+                                        "here: give --kernel DIR")
         _sources_in_tree(args.sweep, result, kernel_dir)
         # Its corpus only when it is one (a manifest says what each board was
         # built from): a saved root such as "/" is not walked.
@@ -503,11 +520,10 @@ def patch(args) -> int:
         corpus = open_corpus(root) if os.path.isfile(os.path.join(root, MANIFEST)) else None
     else:
         corpus = _build(args)
-        result = _judge(corpus, args)
+        result = _sweep_corpus(corpus, args)
         kernel_dir = os.fspath(corpus.kernel_dir)
     if args.boot_logs and corpus is None:
-        raise CorpusError(f"{args.sweep}: error: --boot-logs needs the sweep's corpus, "
-                          f"which is not here")
+        raise UserError(args.sweep, "--boot-logs needs the sweep's corpus, which is not here")
     result = _with_evidence(result, corpus, args)
     dependencies = ({e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}
                     if corpus is not None else None)
@@ -526,15 +542,12 @@ def _sources_in_tree(name, result, kernel_dir):
                 try:
                     tree_file(kernel_dir, p.source_file)
                 except OutsideTree as why:
-                    raise CorpusError(f"{name}: error: {shown(str(why))}") from None
+                    raise UserError(name, shown(str(why))) from None
 
 
 def _fixes(kernel_dir):
     """The commit that introduced a line, when the tree is a git checkout."""
-    try:
-        from corpus.git import introducing_commit, is_checkout
-    except ImportError:
-        return None
+    from corpus.git import introducing_commit, is_checkout
     if not is_checkout(kernel_dir):
         return None
     return lambda path, line: introducing_commit(kernel_dir, path, line)
@@ -547,7 +560,7 @@ def add_bootlog_arguments(parser):
                         help="kernel boot logs (dmesg, serial captures, KernelCI logs; "
                              "gzip too), or folders of them")
     add_source_arguments(parser)
-    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
+    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _judging
                         help="judge the DT's coherency as this kernel does (default: the "
                              "version of the tree the corpus was built from)")
     parser.add_argument("--board", metavar="BOARD",
@@ -568,11 +581,10 @@ def bootlog(args) -> int:
 
     from auditor.bootlog import audit, board_index, format_table
     from auditor.output import Stderr, write_report
-    from auditor.sweep import target_for
+    from auditor.sweep import target_of
 
     corpus = _build(args, partial=args.partial)
-    boards = board_index(corpus, target_for(corpus, args.target_kernel
-                                            and str(args.target_kernel)))
+    boards = board_index(corpus, target_of(corpus, args.judging))
     err = Stderr()
     problems = []
 
@@ -615,8 +627,8 @@ def add_site_arguments(parser):
 
 def site(args) -> int:
     from auditor.diff import rule_mismatch
-    from auditor.model import load_sweep
-    from auditor.site import build_site, check_source_url, load_history
+    from auditor.model import load_history, load_sweep
+    from auditor.site import build_site, check_source_url
     from auditor.site_bootlog import load_bootlog
 
     if args.source_url:
@@ -688,13 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
-        if getattr(args, "target_kernel", None) is not None:
-            args.target_kernel = _target_kernel(args.target_kernel)
+        if hasattr(args, "target_kernel"):
+            args.judging = _judging(args)
         return args.run(args)
-    except CorpusError as why:
-        # Errors about a file already read `file: error: ...`; others name the tool.
-        message = str(why)
-        _last_words(message if ": error: " in message else f"dtb-audit: error: {message}")
+    except UserError as why:
+        _last_words(why.line())
         return 2
     except KeyboardInterrupt:
         _last_words("dtb-audit: interrupted")

@@ -12,18 +12,17 @@ found.
 import contextlib
 import ctypes
 import errno
-import io
 import os
 import shutil
 import stat
 import sys
 import tempfile
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 
 
-class OutputError(CorpusError):
-    """A report that cannot be written where asked; str() names the file."""
+class OutputError(UserError):
+    """A report that cannot be written where asked."""
 
 
 def write_report(path, render, binary=False):
@@ -44,20 +43,20 @@ def write_report(path, render, binary=False):
     except FileNotFoundError:
         mode = None
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
+        raise OutputError(path, f"cannot write the report: {why.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
-        raise OutputError(f"{path}: error: cannot write the report: it is a folder")
+        raise OutputError(path, "cannot write the report: it is a folder")
     if mode is not None and not stat.S_ISREG(mode):
         _write_in_place(path, render)
         return True
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
+        raise OutputError(path, f"cannot write the report: no folder {folder}")
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                          dir=folder)
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
+        raise OutputError(path, f"cannot write the report: {why.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             render(f)
@@ -73,7 +72,7 @@ def write_report(path, render, binary=False):
     except OSError as why:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
+        raise OutputError(path, f"cannot write the report: {why.strerror or why}") \
             from None
     except BaseException:
         with contextlib.suppress(OSError):
@@ -95,17 +94,17 @@ def write_folder(path, render, marker):
     parent, name = os.path.split(path)
     if os.path.lexists(path):
         if not os.path.isdir(path) or os.path.islink(path):
-            raise OutputError(f"{path}: error: cannot write the site: not a folder")
+            raise OutputError(path, "cannot write the site: not a folder")
         with os.scandir(path) as entries:
             if any(True for _ in entries) and not os.path.isfile(os.path.join(path, marker)):
-                raise OutputError(f"{path}: error: not written by dtb-audit site (no {marker}): "
+                raise OutputError(path, f"not written by dtb-audit site (no {marker}): "
                                   f"refusing to replace it")
     if not os.path.isdir(parent):
-        raise OutputError(f"{path}: error: cannot write the site: no folder {parent}")
+        raise OutputError(path, f"cannot write the site: no folder {parent}")
     try:
         fresh = tempfile.mkdtemp(prefix=f".{name}.", suffix=".new", dir=parent)
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the site: {why.strerror}") from None
+        raise OutputError(path, f"cannot write the site: {why.strerror}") from None
     try:
         render(fresh)
         if not os.path.isfile(os.path.join(fresh, marker)):
@@ -128,7 +127,7 @@ def write_folder(path, render, marker):
             _fsync_folder(parent)
     except OSError as why:
         shutil.rmtree(fresh, ignore_errors=True)
-        raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
+        raise OutputError(path, f"cannot write the site: {why.strerror or why}") \
             from None
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -179,7 +178,7 @@ def _write_in_place(path, render):
         with open(path, "w", encoding="utf-8", newline="") as f:
             render(f)
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
+        raise OutputError(path, f"cannot write the report: {why.strerror or why}") \
             from None
 
 
@@ -209,10 +208,3 @@ class Stderr:
             self.gone = True
         except OSError:
             self.gone = True
-
-
-def text_file(render):
-    """render(f) into a string (tests and golden files)."""
-    buffer = io.StringIO()
-    render(buffer)
-    return buffer.getvalue()

@@ -8,11 +8,11 @@ know, refuses the whole document with one line naming the file and field.
 """
 from .bootlog import FINDINGS, SCHEMA
 from .site_html import h, read_json_document, table
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 
 
 
-class BootlogFileError(CorpusError):
+class BootlogFileError(UserError):
     """A document that is not a bootlog document this version reads."""
 
 
@@ -21,12 +21,11 @@ def load_bootlog(path) -> dict:
     name, doc = read_json_document(path, "bootlog document", BootlogFileError)
 
     def bad(where, what):
-        raise BootlogFileError(f"{name}: error: not a valid bootlog document: {where} is not "
-                               f"{what}")
+        raise BootlogFileError(name, f"not a valid bootlog document: {where} is not {what}")
 
     if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or doc.get("kind") != "bootlog":
-        raise BootlogFileError(f"{name}: error: not a bootlog document (write one with "
-                               f"`dtb-audit bootlog --format json`)")
+        raise BootlogFileError(name, "not a bootlog document (write one with "
+                                     "`dtb-audit bootlog --format json`)")
     if doc.get("schema") != SCHEMA:
         bad("schema", f"{SCHEMA}")
     if not isinstance(doc.get("logs"), list):

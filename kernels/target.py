@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .codes import LEGACY_TRUE, NO_CHECK, RULE_NAMES, WALK_ONLY, WALK_OR_DEVICE
+from .codes import Rule
 
 # The oldest and newest versions whose decisions are read from sources.
 # Older targets are certain (VFIO asks nothing before v5.19); newer ones get
@@ -101,16 +101,16 @@ class TargetKernel:
         return self.version >= (5, 19, 0)
 
     @property
-    def rule(self) -> str:
+    def rule(self) -> Rule:
         """arm-smmu's capable(IOMMU_CAP_CACHE_COHERENCY) in this kernel."""
         if not self.vfio_checks_coherency:
-            return RULE_NAMES[NO_CHECK]
+            return Rule.NO_CHECK
         if self.version < (6, 1, 0):
-            return RULE_NAMES[LEGACY_TRUE]
+            return Rule.LEGACY_TRUE
         if (WALK_OR_DEVICE_6_1 <= self.version < (6, 2, 0)
                 or self._since(WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC)):
-            return RULE_NAMES[WALK_OR_DEVICE]
-        return RULE_NAMES[WALK_ONLY]
+            return Rule.WALK_OR_DEVICE
+        return Rule.WALK_ONLY
 
     @property
     def qcom_binds_msm_iommu_v2(self) -> bool:

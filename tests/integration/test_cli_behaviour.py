@@ -16,9 +16,16 @@ import sys
 import pytest
 
 from auditor.cli import main
-from auditor.diff import diff_sweeps, history, rule_mismatch
+from auditor.diff import diff_sweeps as diff_of, rule_mismatch
+from auditor.history.stitching import of_sweeps
+from kernels.codes import Rule
+from kernels.target import TargetKernel
+
+
+def diff_sweeps(old, new):
+    return diff_of(old, new).to_json()
 from auditor.model import load_sweep
-from corpus.errors import CorpusError
+from corpus.errors import CorpusError, UserError
 from testpaths import GOLDEN
 
 SAVED = GOLDEN / "snippets/sweep.json"
@@ -205,8 +212,8 @@ def test_each_kind_of_newly_affected_thing_alone_is_a_regression(saved):
 ])
 def test_rule_mismatch(saved, old, new, warned):
     def judged(rule, legacy, target):
-        return dataclasses.replace(saved, rule=rule, legacy_dt_bindings=legacy,
-                                   target_kernel=target)
+        return dataclasses.replace(saved, rule=Rule(rule), legacy_dt_bindings=legacy,
+                                   target_kernel=TargetKernel.parse(target))
     expected = (f"the sweeps use different rules ({old[0]}, legacy {old[1]} -> {new[0]}, "
                 f"legacy {new[1]}): changes may come from the rule, not the trees")
     assert rule_mismatch(judged(*old), judged(*new)) == (expected if warned else None)
@@ -217,7 +224,7 @@ def test_history_puts_a_nameless_soc_before_named_ones(saved):
     names that sort before letters' lower case)."""
     plat = _soc(saved, "acme,plat")
     socs = tuple(dataclasses.replace(plat, soc=n) for n in ("Acme,x", None, "0acme"))
-    h = history([dataclasses.replace(saved, socs=socs)], ["one"])
+    h = of_sweeps([dataclasses.replace(saved, socs=socs)], ["one"]).to_json()
     assert [r["soc"] for r in h["socs"]] == [None, "0acme", "Acme,x"]
 
 
@@ -238,6 +245,8 @@ def _failing_diff(monkeypatch, error):
     (KeyboardInterrupt(), 130, "dtb-audit: interrupted"),
     (CorpusError("the sky fell"), 2, "dtb-audit: error: the sky fell"),
     (CorpusError("x.dtb: error: the sky fell"), 2, "x.dtb: error: the sky fell"),
+    (UserError(None, "the sky fell"), 2, "dtb-audit: error: the sky fell"),
+    (UserError("x.dtb", "the sky fell"), 2, "x.dtb: error: the sky fell"),
 ])
 def test_what_a_command_raises_becomes_one_line(monkeypatch, capsys, error, status, line):
     monkeypatch.delenv("DTB_AUDIT_DEBUG", raising=False)

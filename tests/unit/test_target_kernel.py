@@ -2,6 +2,7 @@
 SPEC section 1.1 on both sides of each boundary."""
 import pytest
 
+from kernels.codes import Rule
 from kernels.target import TargetError, TargetKernel, newer_warning, version_text
 
 
@@ -67,7 +68,7 @@ def test_one_warning_names_every_newer_target_once():
 def test_older_than_modelled_asks_nothing(older):
     """VFIO asked nothing before v5.19 (e8ae0e140c05), whatever the version."""
     t = TargetKernel.parse(older)
-    assert (t.rule, t.vfio_checks_coherency, t.newer_than_modelled) == ("no-check", False, False)
+    assert (t.rule, t.vfio_checks_coherency, t.newer_than_modelled) == (Rule.NO_CHECK, False, False)
 
 
 @pytest.mark.parametrize("newer", ["7.3-rc1", "7.3.0-rc1-next-20261201", "8.0", "9.1.4"])
@@ -95,7 +96,7 @@ def test_newest_is_assumed():
     ("7.2", "walk-or-device"),
 ])
 def test_rule_by_version(text, rule):
-    assert TargetKernel.parse(text).rule == rule
+    assert TargetKernel.parse(text).rule.value == rule
 
 
 @pytest.mark.parametrize("prop, before, since", [
