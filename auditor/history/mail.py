@@ -6,11 +6,34 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..documents import CommitChange, History
+from ..documents import CommitChange, History, SmmuChange
 from ..text import shown
-from .text import revert_lines, smmu_line
 
 BOARDS_IN_MAIL = 12
+
+
+def smmu_line(s: SmmuChange) -> str:
+    where = f"{s.source_file}:{s.source_line}: " if s.source_file else ""
+    before, after = s.coherent_before, s.coherent_after
+    if before is not None and after is not None and before != after:
+        what = "dma-coherent added" if after else "dma-coherent removed"
+    elif after is None:
+        what = "no longer on any board"
+    else:
+        what = "dma-coherent" if after else "not dma-coherent"
+    return f"{where}{s.path}: {what}"
+
+
+def revert_lines(change) -> list[str]:
+    """What a commit that removes dma-coherent from an SMMU node is told."""
+    if not change.removes_dma_coherent:
+        return []
+    lines = ["a revert: this commit removes dma-coherent from an SMMU node"]
+    if change.upstream:
+        lines.append(f"upstream: {change.upstream}")
+    else:
+        lines.append("if the hardware is not coherent on every board, VFIO's refusal is right")
+    return lines
 
 
 def robot_message(history: History, soc: str, change: CommitChange) -> str:

@@ -5,9 +5,10 @@ character)."""
 
 from __future__ import annotations
 
-from ..documents import AFFECTED, History, SmmuChange
+from ..documents import AFFECTED, History
 from ..model import NAMELESS
 from ..text import shown
+from .mail import revert_lines, robot_message, smmu_line
 
 
 def format_history(history: History, changed_only: bool = False, mails: bool = True) -> str:
@@ -54,33 +55,8 @@ def _smmu_story(row, short, versions):
 
 # -- of commits ----------------------------------------------------------------------
 
-def smmu_line(s: SmmuChange) -> str:
-    where = f"{s.source_file}:{s.source_line}: " if s.source_file else ""
-    before, after = s.coherent_before, s.coherent_after
-    if before is not None and after is not None and before != after:
-        what = "dma-coherent added" if after else "dma-coherent removed"
-    elif after is None:
-        what = "no longer on any board"
-    else:
-        what = "dma-coherent" if after else "not dma-coherent"
-    return f"{where}{s.path}: {what}"
-
-
-def revert_lines(change) -> list[str]:
-    """What a commit that removes dma-coherent from an SMMU node is told."""
-    if not change.removes_dma_coherent:
-        return []
-    lines = ["a revert: this commit removes dma-coherent from an SMMU node"]
-    if change.upstream:
-        lines.append(f"upstream: {change.upstream}")
-    else:
-        lines.append("if the hardware is not coherent on every board, VFIO's refusal is right")
-    return lines
-
-
 def _commits(history: History, mails: bool) -> str:
     """The revisions, then each SoC's changes, then the messages."""
-    from .mail import robot_message
     revisions = history.revisions
     lines = [f"dtb-audit history: {history.git.repo}: {len(revisions)} revisions, "
              f"{len(history.socs)} SoCs changed", ""]

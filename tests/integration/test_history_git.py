@@ -554,7 +554,8 @@ def test_old_releases_ask_nothing_and_untagged_rebasing_commits_are_assumed(merg
     asked nothing (no-check), so nothing is affected; the untagged tip has no
     version (devicetree-rebasing has no kernel Makefile): the newest, assumed."""
     repo, shas = merges
-    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], all_commits=True)
+    history, _ = judged_history(repo.root, ["v4.15-rc1-dts..master"], all_commits=True)
+    doc, affected = history.to_json(), [list(a) for a in history.affected]
     assert [(r["commit"], r["target_kernel"], r["target_from"], r["error"])
             for r in doc["revisions"]] == [
         (shas["base"], "4.15-rc1", "release", None), (shas["pcie"], "4.15-rc2", "release", None),
@@ -562,7 +563,7 @@ def test_old_releases_ask_nothing_and_untagged_rebasing_commits_are_assumed(merg
     assert affected[:3] == [[], [], []]
     # At the tip the newest decisions apply: a100's PCIe is refused from then on.
     assert affected[3] == ["acme,a100"]
-    text = format_text(doc, affected, mails=False)
+    text = format_history(history, mails=False)
     assert f"  {shas['tip'][:12]}  2024-01-05  7.2?" in text
     assert "(?: no release contains the commit and the tree names no version: " \
            "judged as the newest modelled)" in text

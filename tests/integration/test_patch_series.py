@@ -156,7 +156,7 @@ def test_non_git_tree_has_no_base_commit(tmp_path, isolated_cache):
 def test_walk_only_rule_accuses_the_same_nodes(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "linux")
     doc, deps = _sweep(tree, tmp_path / "dtbs", "walk-only")
-    assert doc.rule == "walk-only"
+    assert doc.rule is Rule.WALK_ONLY
     s = make_series(doc, tree, deps)
     assert [p.source_file for p in s.patches] == [f"{VENDOR_DIR}/a100.dtsi",
                                                   f"{VENDOR_DIR}/a200.dtsi"]
