@@ -328,6 +328,24 @@ def board_index(corpus, target):
     return Boards(flat, evaluate(flat, target), corpus)
 
 
+def with_boot_logs(sweep, corpus, logs, judging, problem, board=None):
+    """The Sweep with the evidence of each SMMU classified again with what
+    the boot logs under `logs` say of its register;
+    problem(line) is told each log that cannot be used. board: (flat,
+    Evaluation) of the one board `explain` judged (logs of other boards are
+    then not news), else the boards of the whole corpus are judged."""
+    from dataclasses import replace
+
+    from .evidence import classify
+    from .sweep import target_of
+    if board is not None:
+        boards = Boards(*board, corpus)
+    else:
+        boards = board_index(corpus, target_of(corpus, judging))
+    doc = audit([logs], boards, problem=problem, others_quiet=board is not None)
+    return replace(sweep, evidence=classify(sweep, doc))
+
+
 # -- matching and findings -----------------------------------------------------------
 
 # of_device_make_bus_id(): "%llx.%pOFn" (address, node name without unit),

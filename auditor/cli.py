@@ -1,4 +1,5 @@
-"""The `dtb-audit` command line: the one module that parses arguments.
+"""The `dtb-audit` command line: the arguments read (their options are
+defined in auditor/arguments.py), every message and exit status.
 
 Each command is a function of the parsed arguments that calls a module
 with plain arguments and returns the exit status: 0 clean, 1 when
@@ -21,48 +22,18 @@ import argparse
 import contextlib
 import gc
 import os
-import re
 import sys
 import time
 
 from corpus.errors import UserError
-from kernels.codes import RULE_NAMES
 
+from auditor.arguments import (add_bootlog_arguments, add_check_parser_arguments,
+                               add_corpus_build_arguments, add_diff_arguments,
+                               add_explain_arguments, add_history_arguments,
+                               add_patch_arguments, add_site_arguments, add_sweep_arguments)
 from auditor.text import shown
 
-DEFAULT_DEBIAN_HELP = "linux-source-6.12"
-# "linux-source-6.1", "sid/linux-source-7.2": a Debian package, possibly of another suite.
-DEBIAN_PACKAGE = re.compile(r"^([a-z][a-z0-9-]*/)?linux-source-\d+(\.\d+)*$")
-
-
-# -- arguments shared by several commands ------------------------------------
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the DTBs come from: one of these, Linux 6.12 from Debian when none."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--kernel", metavar="DIR", help="a kernel source tree")
-    group.add_argument("--tarball", metavar="FILE", help="a kernel tarball (.tar.xz, .tar.gz)")
-    group.add_argument("--debian", metavar="[SUITE/]PACKAGE",
-                       help="Debian's kernel source package, e.g. linux-source-6.1 or "
-                            "sid/linux-source-7.2 (another suite: the machine's own mirror, "
-                            f"kept in the cache); default {DEFAULT_DEBIAN_HELP}")
-    group.add_argument("--dtbs", metavar="DIR", help="a folder of built .dtb files, used as it is")
-
-
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at once") -> None:
-    parser.add_argument("-j", "--jobs", type=_jobs, metavar="N",
-                        help=f"{what} (default: all cores)")
-
+# -- what several commands read ---------------------------------------------------
 
 def _judging(args):
     """The Judging of the command line: --target-kernel read here, not by
@@ -87,50 +58,15 @@ def _warn_newer(targets) -> None:
         sys.stderr.write(f"dtb-audit: warning: {line}\n")
 
 
-def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
-    oldest, newest = version_text(OLDEST), version_text(NEWEST)
-    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _judging
-                        help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
-                             f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
-                             f"nothing, newer get {newest}'s decisions); default: the version "
-                             "of the tree "
-                             "the corpus was built from (in history, each commit's release), "
-                             "the newest modelled for a bare folder of DTBs")
-    parser.add_argument("--rule", choices=RULE_NAMES,
-                        help="override the target kernel's IOMMU_CAP_CACHE_COHERENCY rule "
-                             "(a what-if; everything else still follows the target kernel)")
-    parser.add_argument("--no-legacy-dt-bindings", action="store_true",
-                        help="model a kernel built without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS")
-
-
-def add_boot_logs_argument(parser) -> None:
-    parser.add_argument("--boot-logs", metavar="DIR",
-                        help="kernel boot logs of the corpus's boards (as `dtb-audit bootlog` "
-                             "reads them): each affected SMMU's evidence class, from what "
-                             "they say of its register")
-
-
-def _with_evidence(result, corpus, args, flat_ev=None):
-    """The Sweep with the evidence class of each SMMU of its affected SoCs:
-    upstream's settled cases and the DT's own evidence, and the boot logs of
-    --boot-logs when given (logs that cannot be used are one line each on
-    stderr)."""
-    from dataclasses import replace
-
-    from auditor.evidence import classify
+def _with_evidence(result, corpus, args, board=None):
+    """The Sweep with its evidence classified again with the boot logs of
+    --boot-logs, when given (a log that cannot be used is one line on
+    stderr); board: explain's (flat, Evaluation)."""
     if not args.boot_logs:
         return result                  # the DT's and upstream's word (auditor.sweep)
-    from auditor.bootlog import Boards, audit, board_index
+    from auditor.bootlog import with_boot_logs
     from auditor.output import Stderr
-    from auditor.sweep import target_of
-    if flat_ev is not None:        # one board (explain): logs of other boards are not news
-        boards = Boards(*flat_ev, corpus)
-    else:
-        boards = board_index(corpus, target_of(corpus, args.judging))
-    err = Stderr()
-    doc = audit([args.boot_logs], boards, problem=err.line, others_quiet=flat_ev is not None)
-    return replace(result, evidence=classify(result, doc))
+    return with_boot_logs(result, corpus, args.boot_logs, args.judging, Stderr().line, board)
 
 
 def _source(args) -> dict:
@@ -139,31 +75,23 @@ def _source(args) -> dict:
 
 
 def _build(args, **more):
-    from corpus.build import build_corpus
-    return build_corpus(**_source(args), jobs=getattr(args, "jobs", None), **more)
+    from auditor.corpora import build
+    return build(_source(args), getattr(args, "jobs", None), **more)
 
 
-def _sweep_corpus(corpus, args):
-    """The Sweep of a corpus under the command's Judging."""
-    from auditor.sweep import sweep_corpus, target_of
-    _warn_newer([target_of(corpus, args.judging)])
-    return sweep_corpus(corpus, args.judging)
+def _corpus_of(args):
+    from auditor.corpora import corpus_of
+    return corpus_of(args.paths, _source(args), args.partial, getattr(args, "jobs", None))
+
+
+def _swept(corpus, args):
+    from auditor.corpora import swept
+    return swept(corpus, args.judging, _warn_newer)
 
 
 # -- dtb-audit corpus build ---------------------------------------------------
 
-def add_corpus_build_arguments(parser):
-    add_source_arguments(parser)
-    parser.add_argument("--out", metavar="DIR",
-                        help="build into this folder (default: a folder in the cache, "
-                             "$XDG_CACHE_HOME/dtb-audit)")
-    add_jobs_argument(parser)
-    parser.add_argument("--select", metavar="GLOB", action="append",
-                        help="build only DTBs whose path matches, e.g. 'freescale/fsl-ls10*' "
-                             "(repeatable)")
-
-
-def corpus_build(args) -> int:
+def corpus_build_command(args) -> int:
     started = time.monotonic()
     corpus = _build(args, out=args.out, select=args.select)
     kinds = {kind: sum(e.kind == kind for e in corpus.entries)
@@ -178,36 +106,7 @@ def corpus_build(args) -> int:
 
 # -- dtb-audit sweep ---------------------------------------------------------------
 
-def add_sweep_arguments(parser):
-    from auditor.report import FORMATS
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="a DTB, a folder of DTBs or a kernel tree (default: the default corpus)")
-    add_source_arguments(parser)
-    add_rule_arguments(parser)
-    parser.add_argument("--format", choices=FORMATS,
-                        help="output format (default: table on a terminal, jsonl otherwise)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report here (whole or not at all)")
-    parser.add_argument("--fail-on-affected", action="store_true",
-                        help="exit 1 when any SoC is affected")
-    parser.add_argument("--partial", action="store_true",
-                        help="sweep a corpus whose build was interrupted, saying so "
-                             "(refused otherwise)")
-    add_boot_logs_argument(parser)
-
-
-def _corpus_of(args):
-    """The corpus named by PATHs (several make one, names kept apart) or by
-    a source option; the default corpus when neither is given."""
-    if args.paths and any(_source(args).values()):
-        raise UserError(None, "give PATHs or one source option, not both")
-    if args.paths:
-        from corpus.build import open_corpora
-        return open_corpora(args.paths, partial=args.partial)
-    return _build(args, partial=args.partial)
-
-
-def sweep(args) -> int:
+def sweep_command(args) -> int:
     # A sweep keeps hundreds of thousands of small objects to its end (the
     # manifest, the link records) and makes few cycles: the collector's
     # repeated passes over them cost more than they could free.
@@ -225,8 +124,7 @@ def _sweep(args) -> int:
     from auditor.output import Stderr, write_report
 
     corpus = _corpus_of(args)
-    result = _sweep_corpus(corpus, args)
-    result = _with_evidence(result, corpus, args)
+    result = _with_evidence(_swept(corpus, args), corpus, args)
     to_terminal = args.output is None and sys.stdout.isatty()
     fmt = args.format or ("table" if to_terminal else "jsonl")
     write_report(args.output, lambda f: report.write(result, fmt, f))
@@ -244,16 +142,7 @@ def _sweep(args) -> int:
 
 # -- dtb-audit explain ---------------------------------------------------------------
 
-def add_explain_arguments(parser):
-    parser.add_argument("board", metavar="BOARD",
-                        help="a DTB file, or a board's DTB path or name in the corpus "
-                             "(e.g. fsl-ls1028a-rdb)")
-    add_source_arguments(parser)
-    add_rule_arguments(parser)
-    add_boot_logs_argument(parser)
-
-
-def explain(args) -> int:
+def explain_command(args) -> int:
     from auditor.evidence import format_text
     from auditor.explain import judge_board, write_explanation
     from auditor.sweep import build_sweep
@@ -269,14 +158,7 @@ def explain(args) -> int:
 
 # -- dtb-audit check-parser --------------------------------------------------------------
 
-def add_check_parser_arguments(parser):
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="a DTB folder or a kernel tree (default: the default corpus)")
-    add_source_arguments(parser)
-    parser.set_defaults(partial=False)
-
-
-def check_parser(args) -> int:
+def check_parser_command(args) -> int:
     """The numba parser against pyfdt: node paths, names and raw bytes of
     every DTB (overlays included)."""
     from pathlib import Path
@@ -297,57 +179,14 @@ def check_parser(args) -> int:
 
 # -- dtb-audit diff / history ----------------------------------------------------------------
 
-def _add_compare_arguments(parser):
-    add_rule_arguments(parser)
-    add_jobs_argument(parser, "compilers run at once when a corpus is built")
-
-
-def add_diff_arguments(parser):
-    parser.add_argument("old", metavar="OLD",
-                        help="a saved sweep (--format json), a kernel tree, a tarball, "
-                             "a Debian [suite/]linux-source-X package or a DTB folder")
-    parser.add_argument("new", metavar="NEW", help="the same kinds as OLD")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the diff here")
-    parser.add_argument("--fail-on-new", action="store_true",
-                        help="exit 1 when a SoC, board or link became affected (and only then)")
-    _add_compare_arguments(parser)
-
-
-def sweep_of(arg, args):
-    """A Sweep from an argument: a saved sweep (read, no numba), or a corpus
-    (a kernel tree, a tarball, a Debian package, a DTB folder), swept now."""
-    from auditor.model import load_sweep
-    if os.path.isfile(arg) and _is_json(arg):
-        return load_sweep(arg)
-    from corpus.build import build_corpus, open_corpus
-    if os.path.exists(arg):
-        corpus = open_corpus(arg)
-    elif DEBIAN_PACKAGE.match(arg):
-        corpus = build_corpus(debian=arg, jobs=args.jobs)
-    else:
-        raise UserError(arg, "no such file or folder, and not a Debian "
-                             "[suite/]linux-source-X package name")
-    return _sweep_corpus(corpus, args)
-
-
-def _is_json(path):
-    if path.endswith(".json"):
-        return True
-    try:
-        with open(path, "rb") as f:
-            return f.read(64).lstrip()[:1] in (b"{", b"[", b"n")
-    except OSError:
-        return False
-
-
 def _sweeps(names, args):
     """(sweeps, the arguments they came from, whether one failed); each
     failure is one line on stderr naming the argument, and the rest go on."""
+    from auditor.corpora import sweep_of
     sweeps, loaded, failed = [], [], False
     for arg in names:
         try:
-            sweeps.append(sweep_of(arg, args))
+            sweeps.append(sweep_of(arg, args.judging, args.jobs, _warn_newer))
             loaded.append(arg)
         except UserError as why:
             sys.stderr.write(why.line(arg) + "\n")
@@ -367,7 +206,7 @@ def _write_text_or_json(args, document, text):
         write_report(args.output, lambda f: f.write(text(document)))
 
 
-def diff(args) -> int:
+def diff_command(args) -> int:
     from auditor.diff import diff_sweeps, format_diff, rule_mismatch
     sweeps, _, failed = _sweeps([args.old, args.new], args)
     if failed:
@@ -381,33 +220,7 @@ def diff(args) -> int:
     return 1 if args.fail_on_new and d.regression else 0
 
 
-def add_history_arguments(parser):
-    parser.add_argument("corpora", metavar="CORPUS|REVISION", nargs="*",
-                        help="saved sweeps or corpora (as for diff), oldest first; with --git, "
-                             "git revision ranges (v6.1..v6.12; default: the release tags "
-                             "reachable from HEAD)")
-    parser.add_argument("--git", metavar="REPO",
-                        help="a git checkout of a kernel tree or of devicetree-rebasing: every "
-                             "commit of REVISIONS that touched the DT inputs")
-    parser.add_argument("--all-commits", action="store_true",
-                        help="with --git: every commit, not only the first-parent ones")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="with --git: a dask.distributed scheduler (tcp://HOST:PORT) to "
-                             "send the work to; default: this machine's cores")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="with --git: affected SoCs over the revisions (SVG or PNG)")
-    parser.add_argument("--mails", metavar="DIR",
-                        help="with --git: one robot-style message per newly affected SoC")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the history here")
-    parser.add_argument("--changed", action="store_true",
-                        help="only the SoCs whose verdict or SMMU coherency changed")
-    parser.add_argument("--fail-on-new", action="store_true",
-                        help="exit 1 when a SoC is affected at the end and was not at the start")
-    _add_compare_arguments(parser)
-
-
-def history(args) -> int:
+def history_command(args) -> int:
     """Exit 1 when a CORPUS could not be read (the others are shown), 2 when
     none could; 1 with --fail-on-new when a SoC is affected at the end and
     was not at the start."""
@@ -474,53 +287,18 @@ def _history_of_git(args) -> int:
 
 # -- dtb-audit patch ------------------------------------------------------------------
 
-def add_patch_arguments(parser):
-    add_source_arguments(parser)
-    parser.add_argument("--sweep", metavar="FILE",
-                        help="a saved sweep (--format json) of a corpus built from the tree, "
-                             "instead of sweeping now")
-    parser.add_argument("-o", "--output-directory", metavar="DIR", required=True,
-                        help="write the series here (earlier NNNN-*.patch files in it are removed)")
-    parser.add_argument("--verify", action="store_true",
-                        help="apply the series to a copy of the tree, rebuild the boards "
-                             "it touches, sweep them again and report what is still affected")
-    parser.add_argument("--from", dest="author", metavar="'NAME <EMAIL>'",
-                        help="the author (default: git config user.name and user.email)")
-    parser.add_argument("-s", "--signoff", action="store_true",
-                        help="add Signed-off-by: with the author (only once you have "
-                             "confirmed the change on hardware)")
-    parser.add_argument("--no-recipients", dest="recipients", action="store_false",
-                        help="no To: and Cc: (by default, each patch's as the tree's "
-                             "scripts/get_maintainer.pl names them, the cover letter's all of "
-                             "them)")
-    add_boot_logs_argument(parser)
-    add_rule_arguments(parser)
-    add_jobs_argument(parser)
-
-
-def patch(args) -> int:
+def patch_command(args) -> int:
     from auditor import patch as patches
-    from corpus.build import open_corpus
+    from auditor.patch.inputs import fixes, saved_sweep_and_tree
 
     if args.dtbs:
         raise UserError(None, "patch needs the kernel sources: give --kernel, --tarball or "
                               "--debian, not --dtbs")
     if args.sweep:
-        from auditor.model import load_sweep
-        result = load_sweep(args.sweep)
-        kernel_dir = args.kernel or result.corpus.kernel_dir
-        if not kernel_dir or not os.path.isdir(kernel_dir):
-            raise UserError(args.sweep, "the sweep names no kernel tree that is "
-                                        "here: give --kernel DIR")
-        _sources_in_tree(args.sweep, result, kernel_dir)
-        # Its corpus only when it is one (a manifest says what each board was
-        # built from): a saved root such as "/" is not walked.
-        from corpus.build import MANIFEST
-        root = result.corpus.root
-        corpus = open_corpus(root) if os.path.isfile(os.path.join(root, MANIFEST)) else None
+        result, kernel_dir, corpus = saved_sweep_and_tree(args.sweep, args.kernel)
     else:
         corpus = _build(args)
-        result = _sweep_corpus(corpus, args)
+        result = _swept(corpus, args)
         kernel_dir = os.fspath(corpus.kernel_dir)
     if args.boot_logs and corpus is None:
         raise UserError(args.sweep, "--boot-logs needs the sweep's corpus, which is not here")
@@ -529,53 +307,12 @@ def patch(args) -> int:
                     if corpus is not None else None)
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
                        verify=args.verify, author=args.author, signoff=args.signoff,
-                       fixes=_fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
-
-
-def _sources_in_tree(name, result, kernel_dir):
-    """Every source file a saved sweep names is a file of the kernel tree,
-    or the sweep is refused (one line naming it), before any is opened."""
-    from auditor.patch.dts import OutsideTree, tree_file
-    for s in result.socs:
-        for p in s.providers:
-            if p.source_file:
-                try:
-                    tree_file(kernel_dir, p.source_file)
-                except OutsideTree as why:
-                    raise UserError(name, shown(str(why))) from None
-
-
-def _fixes(kernel_dir):
-    """The commit that introduced a line, when the tree is a git checkout."""
-    from corpus.git import introducing_commit, is_checkout
-    if not is_checkout(kernel_dir):
-        return None
-    return lambda path, line: introducing_commit(kernel_dir, path, line)
+                       fixes=fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
 
 
 # -- dtb-audit bootlog ------------------------------------------------------------------
 
-def add_bootlog_arguments(parser):
-    parser.add_argument("logs", nargs="+", metavar="LOG|DIR",
-                        help="kernel boot logs (dmesg, serial captures, KernelCI logs; "
-                             "gzip too), or folders of them")
-    add_source_arguments(parser)
-    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _judging
-                        help="judge the DT's coherency as this kernel does (default: the "
-                             "version of the tree the corpus was built from)")
-    parser.add_argument("--board", metavar="BOARD",
-                        help="the board of logs that print no `Machine model:` line "
-                             "(a DTB path or name of the corpus)")
-    parser.add_argument("--format", choices=("table", "json"),
-                        help="output format (default: table on a terminal, json otherwise)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report here (whole or not at all)")
-    parser.add_argument("--partial", action="store_true",
-                        help="use a corpus whose build was interrupted")
-    add_jobs_argument(parser)
-
-
-def bootlog(args) -> int:
+def bootlog_command(args) -> int:
     """Exit 2 when no log could be used, 0 otherwise."""
     import json
 
@@ -606,26 +343,7 @@ def bootlog(args) -> int:
 
 # -- dtb-audit site ------------------------------------------------------------------
 
-def add_site_arguments(parser):
-    parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="the site's folder, replaced whole (a folder written by an earlier "
-                             "run, an empty one, or none)")
-    parser.add_argument("--sweep", metavar="FILE", required=True,
-                        help="the saved sweep to show (sweep --format json)")
-    parser.add_argument("--previous", metavar="FILE",
-                        help="an earlier saved sweep: what became or stopped being affected since")
-    parser.add_argument("--history", metavar="FILE",
-                        help="a history of saved sweeps (history --format json): each SoC's "
-                             "line across the versions")
-    parser.add_argument("--bootlog", metavar="FILE",
-                        help="boot-log findings (bootlog --format json), shown on SoC pages")
-    parser.add_argument("--source-url", metavar="TEMPLATE",
-                        help="link each file:line through this URL, with {path}, {line} and "
-                             "{version} (the target kernel), e.g. "
-                             "https://elixir.bootlin.com/linux/v{version}/source/{path}#L{line}")
-
-
-def site(args) -> int:
+def site_command(args) -> int:
     from auditor.diff import rule_mismatch
     from auditor.model import load_history, load_sweep
     from auditor.site import build_site, check_source_url
@@ -652,24 +370,24 @@ def site(args) -> int:
 
 COMMANDS = [
     (("corpus", "build"), "build every arm64 DTB of a kernel (Linux 6.12 from Debian by default)",
-     add_corpus_build_arguments, corpus_build),
+     add_corpus_build_arguments, corpus_build_command),
     (("sweep",), "list every SoC whose devices VFIO refuses (IOMMU_CAP_CACHE_COHERENCY)",
-     add_sweep_arguments, sweep),
+     add_sweep_arguments, sweep_command),
     (("explain",), "every provider and link of one board, with the nodes that decided",
-     add_explain_arguments, explain),
+     add_explain_arguments, explain_command),
     (("check-parser",), "compare the numba DTB parser with pyfdt on every DTB of a corpus",
-     add_check_parser_arguments, check_parser),
+     add_check_parser_arguments, check_parser_command),
     (("diff",), "what became or stopped being affected between two sweeps or corpora",
-     add_diff_arguments, diff),
+     add_diff_arguments, diff_command),
     (("history",), "each SoC's verdict across kernel versions, or across the commits of a "
                    "git repository (--git)",
-     add_history_arguments, history),
+     add_history_arguments, history_command),
     (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
-     add_patch_arguments, patch),
+     add_patch_arguments, patch_command),
     (("bootlog",), "what kernel boot logs say of each SMMU's coherency register, against the DT",
-     add_bootlog_arguments, bootlog),
+     add_bootlog_arguments, bootlog_command),
     (("site",), "a static site of a saved sweep: the affected SoCs, what changed, one page a SoC",
-     add_site_arguments, site),
+     add_site_arguments, site_command),
 ]
 
 
