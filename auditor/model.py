@@ -62,7 +62,7 @@ class Link(NamedTuple):
 
     @property
     def affected(self) -> bool:
-        """VFIO would be asked to bind it and refuses (SPEC section 4)."""
+        """VFIO would be asked to bind it and refuses (docs/rule.md)."""
         return self.vfio_candidate and self.verdict in BROKEN_VERDICTS
 
     @property

@@ -11,7 +11,7 @@ from enum import Enum
 
 # -- the rule: what arm-smmu's capable(IOMMU_CAP_CACHE_COHERENCY) answers ----
 
-# Rule ids, most recent first (SPEC section 1 and 1.1).  NO_CHECK is no
+# Rule ids, most recent first (docs/rule.md).  NO_CHECK is no
 # rule of the SMMU driver: before v5.19 VFIO never asked.
 RULES = {
     "walk-or-device": "arm-smmu: the SMMU is coherent (dma-coherent), or the device itself is "

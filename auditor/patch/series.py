@@ -392,7 +392,7 @@ def _wrap(text, indent=""):
                          break_long_words=False, break_on_hyphens=False) + "\n"
 
 
-# What the driver then answers for IOMMU_CAP_CACHE_COHERENCY (SPEC section 1).
+# What the driver then answers for IOMMU_CAP_CACHE_COHERENCY (docs/rule.md).
 _CONSEQUENCE = {
     "arm-smmu": "Since v6.2 (and 6.1.y) arm_smmu_capable() then reports "
                 "IOMMU_CAP_CACHE_COHERENCY only for masters that are DMA coherent "
@@ -486,7 +486,7 @@ def _masters(c, verdict, links=None):
     for link in c.links if links is None else links:
         if link.verdict == verdict:
             seen.setdefault(link.master_path, link)
-    # SPEC section 4: what people pass through first.
+    # What people pass through first (docs/rule.md).
     return sorted(seen.values(), key=lambda m: (m.master_kind not in PASSTHROUGH_KINDS,
                                                 m.master_path or ""))
 
