@@ -1,5 +1,5 @@
 """JSON Schemas of the saved documents this version reads back (a sweep, a
-history of sweeps), and check(): a document against its schema, the first
+history of sweeps, boot-log findings), and check(): a document against its schema, the first
 problem as one line naming the file and the field.
 
 Each schema node that a value can fail carries "what": the words of the
@@ -137,11 +137,26 @@ def history_schema(versions: int) -> dict:
                   "old": string(), "new": string()})
     return obj({
         "versions": dict(strings(), what="a list of strings"),
-        "target_kernels": dict(array(opt_string()), minItems=versions, maxItems=versions),
-        "rules": dict(array(choice(RULE_NAMES, True)), minItems=versions, maxItems=versions),
+        "target_kernels": dict(array(opt_string()), minItems=versions, maxItems=versions,
+                               what=f"a list of {versions} strings or nulls"),
+        "rules": dict(array(choice(RULE_NAMES, True)), minItems=versions, maxItems=versions,
+                      what=f"a list of {versions} rules or nulls"),
         "socs": array(obj({"soc": opt_string(), "verdicts": row_of(("affected", "unaffected")),
                            "smmu": row_of(SMMU_STATES), "changes": array(change)})),
     })
+
+
+def bootlog_schema() -> dict:
+    """A bootlog document (`bootlog --format json`): only what the site shows."""
+    from .bootlog import FINDINGS, SCHEMA
+    smmu = obj({"device": string(), "node": opt_string(), "note": opt_string(),
+                "dt_coherent": opt_boolean(), "hw_coherent": opt_boolean(),
+                "finding": choice(FINDINGS)})
+    log = obj({"log": string(), "model": opt_string(), "kernel": opt_string(),
+               "soc": opt_string(), "boards": strings(), "smmus": array(smmu)},
+              optional=("soc",))
+    return obj({"schema": {"const": SCHEMA, "what": str(SCHEMA)}, "logs": array(log),
+                "socs": {"type": "array", "what": "a list"}}, optional=("socs",))
 
 
 # -- checking ------------------------------------------------------------------------
