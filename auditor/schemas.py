@@ -62,7 +62,8 @@ def obj(properties, optional=()):
 
 def counts():
     """{verdict: how many links}."""
-    return {"type": "object", "what": "verdict counts", "propertyNames": {"enum": list(VERDICT_NAMES)},
+    return {"type": "object", "what": "verdict counts",
+            "propertyNames": {"enum": list(VERDICT_NAMES)},
             "additionalProperties": {"type": "integer", "minimum": 0}}
 
 

@@ -113,12 +113,6 @@ class TargetKernel:
         return Rule.WALK_ONLY
 
     @property
-    def qcom_binds_msm_iommu_v2(self) -> bool:
-        """qcom_iommu's match table gains "qcom,msm-iommu-v2" (6.12
-        drivers/iommu/arm/arm-smmu/qcom_iommu.c:931; not in 6.1.192's, :900)."""
-        return self.version >= QCOM_MSM_IOMMU_V2
-
-    @property
     def pci_disabled_function_unbound(self) -> bool:
         """drivers/pci/bus.c: match_driver = !dn || of_device_is_available(dn)
         (6.12 bus.c:351, 7.2 bus.c:370); 6.1 bus.c:344 and 5.10 bus.c:323 set
@@ -153,8 +147,9 @@ class TargetKernel:
 # with its rc (ac9c5e92dd15: v6.2-rc4, and 6.1.7 in 6.1.y).
 WALK_OR_DEVICE_6_1 = (6, 1, 7)
 WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC = (6, 2, 0), 4
-# Not in 6.1.192, in 6.12.117; about v6.5: not checked against
-# a source between the two.
+# qcom_iommu's match table gains "qcom,msm-iommu-v2" (kernels/providers.py
+# binds it from here): 6.12 drivers/iommu/arm/arm-smmu/qcom_iommu.c:931, not
+# in 6.1.192's (:900); about v6.5, not checked against a source between.
 QCOM_MSM_IOMMU_V2 = (6, 5, 0)
 # In 6.12.117, not in 6.1.192; 6.12 drivers/pci/of.c:25 still documents an
 # earlier variant, so the change is somewhere in (6.1, 6.12].

@@ -571,7 +571,8 @@ def test_old_releases_ask_nothing_and_untagged_rebasing_commits_are_assumed(merg
 
 def test_a_given_target_needs_no_tag(merges):
     repo, shas = merges
-    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"], Judging(TargetKernel.parse("7.2")),
+    doc, affected, _ = judged(repo.root, ["v4.15-rc1-dts..master"],
+                              Judging(TargetKernel.parse("7.2")),
                               all_commits=True)
     assert [(r["target_kernel"], r["target_from"], r["error"]) for r in doc["revisions"]] == \
         [("7.2", "given", None)] * 4

@@ -3,7 +3,8 @@ SPEC section 1.1 on both sides of each boundary."""
 import pytest
 
 from kernels.codes import Rule
-from kernels.target import TargetError, TargetKernel, newer_warning, version_text
+from kernels.target import (QCOM_MSM_IOMMU_V2, TargetError, TargetKernel, newer_warning,
+                            version_text)
 
 
 @pytest.mark.parametrize("text, version, given, rc", [
@@ -74,10 +75,11 @@ def test_older_than_modelled_asks_nothing(older):
 @pytest.mark.parametrize("newer", ["7.3-rc1", "7.3.0-rc1-next-20261201", "8.0", "9.1.4"])
 def test_newer_than_modelled_gets_the_newest_decisions(newer):
     t, newest = TargetKernel.parse(newer), TargetKernel.newest()
-    for prop in ("rule", "vfio_checks_coherency", "qcom_binds_msm_iommu_v2",
+    for prop in ("rule", "vfio_checks_coherency",
                  "pci_disabled_function_unbound", "map_reads_target_cells",
                  "dma_noncoherent_honoured"):
         assert getattr(t, prop) == getattr(newest, prop), prop
+    assert t.binds(QCOM_MSM_IOMMU_V2) == newest.binds(QCOM_MSM_IOMMU_V2)
 
 
 def test_newest_is_assumed():
@@ -99,8 +101,12 @@ def test_rule_by_version(text, rule):
     assert TargetKernel.parse(text).rule.value == rule
 
 
+def test_qcom_iommu_binds_msm_iommu_v2_from_6_5():
+    assert not TargetKernel.parse("6.4.16").binds(QCOM_MSM_IOMMU_V2)
+    assert TargetKernel.parse("6.5").binds(QCOM_MSM_IOMMU_V2)
+
+
 @pytest.mark.parametrize("prop, before, since", [
-    ("qcom_binds_msm_iommu_v2", "6.4.16", "6.5"),
     ("pci_disabled_function_unbound", "6.11.11", "6.12"),
     ("map_reads_target_cells", "6.12.117", "7.2"),
     ("dma_noncoherent_honoured", "5.10.223", "6.1"),
