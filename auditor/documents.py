@@ -1,13 +1,13 @@
 """The typed documents besides the sweep: a Diff of two sweeps and a History
 (revisions x SoC states), each with one JSON form and one "kind".
 
-A History is either of saved sweeps or corpora (auditor/diff.py's
-history_of_sweeps: each SoC's verdict and SMMU coherency in every version)
-or of the commits of a git repository (auditor/history/: each SoC's changes,
-with the commit that made them); the two forms share the document's kind,
+A History is either of saved sweeps or corpora (each SoC's verdict and
+SMMU coherency in every version) or of the commits of a git repository
+(each SoC's changes, with the commit that made them); both are made in
+auditor/history/stitching.py. The two forms share the document's kind,
 "history", and its revisions x SoCs, and each leaves out the fields the
 other has (docs/formats.md). Renderers take these values, never dicts;
-auditor/model.py reads them back (load_document()).
+auditor/model.py reads a history of sweeps back (load_history()).
 """
 from __future__ import annotations
 

@@ -127,4 +127,3 @@ def format_text(evidence) -> str:
                          f"({shown(w.kernel or '?')}): register "
                          f"{'coherent' if w.coherent else 'not coherent'}")
     return "\n".join(lines) + ("\n" if lines else "")
-

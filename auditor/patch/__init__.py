@@ -5,6 +5,7 @@
     series.py      the mbox patches and the cover letter
     recipients.py  their To: and Cc:, from the tree's get_maintainer.pl
     verify.py      git apply --check, and apply + rebuild + sweep again
+    inputs.py      what a series is made from: a saved sweep and its tree
 
 The loop on a real tree (Debian's 6.1 here; `--kernel DIR` for your own):
     dtb-audit patch --debian linux-source-6.1 -o out/ --verify
