@@ -265,4 +265,6 @@ class History:
         --fail-on-new exits 1 for)."""
         if not self.affected:
             return []
-        return sorted(set(self.affected[-1]) - set(self.affected[0]))
+        # A SoC without a name (None) first, as the reports list it.
+        return sorted(set(self.affected[-1]) - set(self.affected[0]),
+                      key=lambda soc: (soc is not None, soc or ""))

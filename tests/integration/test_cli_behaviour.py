@@ -426,3 +426,17 @@ def test_a_document_without_a_file_is_named_sweep_in_its_errors():
         sweep_from_json([])
     assert str(why.value) == ("<sweep>: error: not a dtb-audit sweep (the JSON is a list, "
                               "not an object)")
+
+
+def test_history_fail_on_new_counts_a_soc_without_a_name(saved, tmp_path, capsys):
+    """--fail-on-new of saved sweeps: a SoC of no name (no root compatible)
+    affected at the end and not at the start is new, beside named ones."""
+    plat = _soc(saved, "acme,plat")
+    fine = _soc(saved, "acme,fine")
+    first, last = tmp_path / "one.json", tmp_path / "two.json"
+    first.write_text(json.dumps(dataclasses.replace(saved, socs=(fine,)).to_json()))
+    last.write_text(json.dumps(dataclasses.replace(saved, socs=(
+        dataclasses.replace(plat, soc=None), plat)).to_json()))
+    assert main(["history", str(first), str(last), "--fail-on-new"]) == 1
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines()[1].startswith("?")
