@@ -44,13 +44,11 @@ def flatten_corpus(corpus):
     return flatten(paths, root)
 
 
-def sweep_corpus(corpus, judging: Judging = Judging(), flat=None) -> Sweep:
-    """The whole sweep of a corpus.build.Corpus under `judging`; flat: its
-    flattened boards when already made."""
-    target = target_of(corpus, judging)
-    flat = flat if flat is not None else flatten_corpus(corpus)
+def sweep_corpus(corpus, judging: Judging = Judging()) -> Sweep:
+    """The whole sweep of a corpus.build.Corpus under `judging`."""
     from kernels.evaluate import evaluate
-    return build_sweep(evaluate(flat, target, judging), corpus)
+    target = target_of(corpus, judging)
+    return build_sweep(evaluate(flatten_corpus(corpus), target, judging), corpus)
 
 
 # -- strings of nodes ------------------------------------------------------------
