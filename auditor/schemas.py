@@ -147,16 +147,16 @@ def history_schema(versions: int) -> dict:
     })
 
 
-def bootlog_schema() -> dict:
-    """A bootlog document (`bootlog --format json`): only what the site shows."""
-    from .bootlog import FINDINGS, SCHEMA
+def bootlog_schema(findings, schema: int) -> dict:
+    """A bootlog document (`bootlog --format json`) of this schema version,
+    its findings one of `findings`: only what the site shows."""
     smmu = obj({"device": string(), "node": opt_string(), "note": opt_string(),
                 "dt_coherent": opt_boolean(), "hw_coherent": opt_boolean(),
-                "finding": choice(FINDINGS)})
+                "finding": choice(findings)})
     log = obj({"log": string(), "model": opt_string(), "kernel": opt_string(),
                "soc": opt_string(), "boards": strings(), "smmus": array(smmu)},
               optional=("soc",))
-    return obj({"schema": {"const": SCHEMA, "what": str(SCHEMA)}, "logs": array(log),
+    return obj({"schema": {"const": schema, "what": str(schema)}, "logs": array(log),
                 "socs": {"type": "array", "what": "a list"}}, optional=("socs",))
 
 

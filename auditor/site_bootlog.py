@@ -8,6 +8,7 @@ line naming the file and field.
 """
 from corpus.errors import UserError
 
+from .bootlog import FINDINGS, SCHEMA
 from .site_html import h, read_json_document, table
 
 
@@ -23,7 +24,8 @@ def load_bootlog(path) -> dict:
     if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or doc.get("kind") != "bootlog":
         raise BootlogFileError(name, "not a bootlog document (write one with "
                                      "`dtb-audit bootlog --format json`)")
-    check(doc, bootlog_schema(), name, "not a valid bootlog document", None, BootlogFileError)
+    check(doc, bootlog_schema(FINDINGS, SCHEMA), name, "not a valid bootlog document", None,
+          BootlogFileError)
     return doc
 
 

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -18,6 +17,12 @@ from auditor.history.cluster import judge_git
 from auditor.history.revisions import history_chunk
 from auditor.history.stitching import stitch
 from kernels.judging import Judging
+
+from corpus.git import open_repo, revisions
+from gitrepo import story_repo
+from testpaths import ROOT
+
+LS = ("fsl,ls1028a", "fsl,ls1088a")
 
 
 class _Judged:
@@ -31,11 +36,6 @@ class _Judged:
 
 def history_git(repo, revisions=(), **kwargs):
     return _Judged(judge_git(repo, revisions, Judging(), **kwargs))
-from corpus.git import open_repo, revisions
-from gitrepo import story_repo
-
-LS = ("fsl,ls1028a", "fsl,ls1088a")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
