@@ -15,7 +15,6 @@ compatible, a board by its DTB path, a link by `Link.key`, an SMMU by
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
