@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from kernels import codes
 
 from .settled import settled_for
@@ -50,8 +50,8 @@ FINDINGS = ("agree", "dt-lacks-coherent", "dt-overrides-hw", "known-noncoherent"
             "unknown")
 
 
-class LogError(CorpusError):
-    """A log that cannot be used; str() is "file: error: why"."""
+class LogError(UserError):
+    """A log that cannot be used."""
 
 
 class _OtherBoard(LogError):
@@ -136,14 +136,14 @@ def read_bytes(path) -> tuple[bytes, str | None]:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as why:
-        raise LogError(f"{shown(path)}: error: cannot read: {why.strerror or why}") from None
+        raise LogError(shown(path), f"cannot read: {why.strerror or why}") from None
     if data[:2] != b"\x1f\x8b":
         return data, None
     inflate = zlib.decompressobj(wbits=31)
     try:
         out = inflate.decompress(data) + inflate.flush()
     except zlib.error as why:
-        raise LogError(f"{shown(path)}: error: not a readable gzip file ({why})") from None
+        raise LogError(shown(path), f"not a readable gzip file ({why})") from None
     if not inflate.eof:
         return out, "truncated: its gzip stream ends early"
     return out, None
@@ -328,6 +328,24 @@ def board_index(corpus, target):
     return Boards(flat, evaluate(flat, target), corpus)
 
 
+def with_boot_logs(sweep, corpus, logs, judging, problem, board=None):
+    """The Sweep with the evidence of each SMMU classified again with what
+    the boot logs under `logs` say of its register;
+    problem(line) is told each log that cannot be used. board: (flat,
+    Evaluation) of the one board `explain` judged (logs of other boards are
+    then not news), else the boards of the whole corpus are judged."""
+    from dataclasses import replace
+
+    from .evidence import classify
+    from .sweep import target_of
+    if board is not None:
+        boards = Boards(*board, corpus)
+    else:
+        boards = board_index(corpus, target_of(corpus, judging))
+    doc = audit([logs], boards, problem=problem, others_quiet=board is not None)
+    return replace(sweep, evidence=classify(sweep, doc))
+
+
 # -- matching and findings -----------------------------------------------------------
 
 # of_device_make_bus_id(): "%llx.%pOFn" (address, node name without unit),
@@ -431,7 +449,7 @@ def log_files(paths):
         elif os.path.exists(p):
             yield p
         else:
-            raise LogError(f"{shown(p)}: error: no such file or folder")
+            raise LogError(shown(p), "no such file or folder")
 
 
 def audit(paths, boards: Boards, board=None, problem=lambda line: None,
@@ -444,16 +462,16 @@ def audit(paths, boards: Boards, board=None, problem=lambda line: None,
     if board is not None:
         fixed = boards.find(board)
         if fixed is None:
-            raise LogError(f"--board {board}: no such board in {boards.flat.root}")
+            raise LogError(None, f"--board {board}: no such board in {boards.flat.root}")
     logs = []
     for name in log_files(paths):
         try:
             logs += _one_log(name, boards, fixed, problem)
         except _OtherBoard as why:
             if not others_quiet:
-                problem(str(why))
+                problem(why.line())
         except LogError as why:
-            problem(str(why))
+            problem(why.line())
     return {"schema": SCHEMA, "tool": "dtb-audit", "kind": "bootlog",
             "corpus": getattr(boards.corpus, "identity", None) or boards.flat.root,
             "corpus_version": boards.version, "logs": logs, "socs": socs(logs)}
@@ -462,16 +480,15 @@ def audit(paths, boards: Boards, board=None, problem=lambda line: None,
 def _one_log(name, boards, fixed, problem):
     data, truncated = read_bytes(name)
     if not data.strip():
-        raise LogError(f"{shown(name)}: error: empty log")
+        raise LogError(shown(name), "empty log")
     arch = architecture(data)
     if arch is not None:
-        raise LogError(f"{shown(name)}: error: a boot log of another architecture ({arch}), "
-                       f"not arm64")
+        raise LogError(shown(name), f"a boot log of another architecture ({arch}), not arm64")
     try:
         return _boots(name, data, boards, fixed, truncated, problem)
     except LogError:
         if truncated:       # what is left of it names nothing: say why
-            raise LogError(f"{shown(name)}: error: {truncated}") from None
+            raise LogError(shown(name), truncated) from None
         raise
 
 
@@ -482,13 +499,13 @@ def _boots(name, data, boards, fixed, truncated, problem):
         if b.model is not None:
             ds = boards.by_model.get(b.model)
             if not ds:
-                raise _OtherBoard(f"{shown(name)}: error: names no board of this corpus "
-                               f"(Machine model: {shown(b.model)})")
+                raise _OtherBoard(shown(name), f"names no board of this corpus "
+                                               f"(Machine model: {shown(b.model)})")
         elif fixed is not None:
             ds = [fixed]
         else:
-            raise LogError(f"{shown(name)}: error: names no board (no `Machine model:` line; "
-                           f"give --board)")
+            raise LogError(shown(name), "names no board (no `Machine model:` line; "
+                                        "give --board)")
         cut = [s.device for s in b.smmus.values()
                if s.register is None and not s.failed and not s.past and b is boots[-1]
                and (s.probing or s.fw is not None)]

@@ -1,4 +1,5 @@
-"""The `dtb-audit` command line: the one module that parses arguments.
+"""The `dtb-audit` command line: the arguments read (their options are
+defined in auditor/arguments.py), every message and exit status.
 
 Each command is a function of the parsed arguments that calls a module
 with plain arguments and returns the exit status: 0 clean, 1 when
@@ -6,10 +7,14 @@ something did not go through (a file that did not build, findings when
 asked), 2 for a usage or input error.  Human text goes to stderr, what a
 script would read to stdout.
 
+The question every DTB is asked (--target-kernel, --rule,
+--no-legacy-dt-bindings) is read once, into one kernels.judging.Judging
+(args.judging), handed unchanged to what judges.
+
 Imports are lazy: `--help`, and commands that only read saved sweeps
 (`diff`, `history` of JSON files), never load numba or the kernels.
-Every error a user can cause is a corpus.errors.CorpusError, caught once
-here and printed as one line.
+Every error a user can cause is a corpus.errors.UserError, caught once
+here and printed as its line().
 """
 from __future__ import annotations
 
@@ -17,103 +22,51 @@ import argparse
 import contextlib
 import gc
 import os
-import re
 import sys
 import time
 
-from corpus.errors import CorpusError
-from kernels.codes import RULE_NAMES
+from corpus.errors import UserError
 
+from auditor.arguments import (add_bootlog_arguments, add_check_parser_arguments,
+                               add_corpus_build_arguments, add_diff_arguments,
+                               add_explain_arguments, add_history_arguments,
+                               add_patch_arguments, add_site_arguments, add_sweep_arguments)
 from auditor.text import shown
 
-DEFAULT_DEBIAN_HELP = "linux-source-6.12"
-# "linux-source-6.1", "sid/linux-source-7.2": a Debian package, possibly of another suite.
-DEBIAN_PACKAGE = re.compile(r"^([a-z][a-z0-9-]*/)?linux-source-\d+(\.\d+)*$")
+# -- what several commands read ---------------------------------------------------
+
+def _judging(args):
+    """The Judging of the command line: --target-kernel read here, not by
+    argparse (a bad one is one line, no usage), --rule and the bindings."""
+    from kernels.judging import Judging, Rule, TargetError, TargetKernel   # no numba
+    target = None
+    if args.target_kernel is not None:
+        try:
+            target = TargetKernel.parse(args.target_kernel, where="--target-kernel")
+        except TargetError as why:
+            raise UserError(None, str(why)) from None
+    rule = getattr(args, "rule", None)
+    return Judging(target, Rule(rule) if rule else None,
+                   not getattr(args, "no_legacy_dt_bindings", False))
 
 
-# -- arguments shared by several commands ------------------------------------
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where the DTBs come from: one of these, Linux 6.12 from Debian when none."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--kernel", metavar="DIR", help="a kernel source tree")
-    group.add_argument("--tarball", metavar="FILE", help="a kernel tarball (.tar.xz, .tar.gz)")
-    group.add_argument("--debian", metavar="[SUITE/]PACKAGE",
-                       help="Debian's kernel source package, e.g. linux-source-6.1 or "
-                            "sid/linux-source-7.2 (another suite: the machine's own mirror, "
-                            f"kept in the cache); default {DEFAULT_DEBIAN_HELP}")
-    group.add_argument("--dtbs", metavar="DIR", help="a folder of built .dtb files, used as it is")
+def _warn_newer(targets) -> None:
+    """One warning for the target kernels newer than the newest modelled."""
+    from kernels.target import newer_warning
+    line = newer_warning(targets)
+    if line:
+        sys.stderr.write(f"dtb-audit: warning: {line}\n")
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def add_jobs_argument(parser: argparse.ArgumentParser, what="compilers run at once") -> None:
-    parser.add_argument("-j", "--jobs", type=_jobs, metavar="N",
-                        help=f"{what} (default: all cores)")
-
-
-def _target_kernel(text: str):
-    """--target-kernel read in main(), not by argparse: a bad one is one line, no usage."""
-    from kernels.target import TargetError, TargetKernel     # plain Python, no numba
-    try:
-        return TargetKernel.parse(text, where="--target-kernel")
-    except TargetError as why:
-        raise CorpusError(str(why)) from None
-
-
-def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    from kernels.target import NEWEST, OLDEST, version_text   # plain Python, no numba
-    oldest, newest = version_text(OLDEST), version_text(NEWEST)
-    parser.add_argument("--target-kernel", metavar="VERSION",    # read by _target_kernel
-                        help=f"judge as this kernel does (e.g. 6.1, 6.12.117, 7.3-rc1, "
-                             f"6.1.0-27-arm64; modelled: {oldest} to {newest}, older ask "
-                             f"nothing, newer get {newest}'s decisions); default: the version "
-                             "of the tree "
-                             "the corpus was built from (in history, each commit's release), "
-                             "the newest modelled for a bare folder of DTBs")
-    parser.add_argument("--rule", choices=RULE_NAMES,
-                        help="override the target kernel's IOMMU_CAP_CACHE_COHERENCY rule "
-                             "(a what-if; everything else still follows the target kernel)")
-    parser.add_argument("--no-legacy-dt-bindings", action="store_true",
-                        help="model a kernel built without CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS")
-
-
-def add_boot_logs_argument(parser) -> None:
-    parser.add_argument("--boot-logs", metavar="DIR",
-                        help="kernel boot logs of the corpus's boards (as `dtb-audit bootlog` "
-                             "reads them): each affected SMMU's evidence class, from what "
-                             "they say of its register")
-
-
-def _with_evidence(result, corpus, args, flat_ev=None):
-    """The Sweep with the evidence class of each SMMU of its affected SoCs:
-    upstream's settled cases and the DT's own evidence, and the boot logs of
-    --boot-logs when given (logs that cannot be used are one line each on
-    stderr)."""
-    from dataclasses import replace
-
-    from auditor.evidence import classify
+def _with_evidence(result, corpus, args, board=None):
+    """The Sweep with its evidence classified again with the boot logs of
+    --boot-logs, when given (a log that cannot be used is one line on
+    stderr); board: explain's (flat, Evaluation)."""
     if not args.boot_logs:
         return result                  # the DT's and upstream's word (auditor.sweep)
-    from auditor.bootlog import Boards, audit, board_index
+    from auditor.bootlog import with_boot_logs
     from auditor.output import Stderr
-    from auditor.sweep import target_for
-    if flat_ev is not None:        # one board (explain): logs of other boards are not news
-        boards = Boards(*flat_ev, corpus)
-    else:
-        boards = board_index(corpus, target_for(corpus, args.target_kernel
-                                                and str(args.target_kernel)))
-    err = Stderr()
-    doc = audit([args.boot_logs], boards, problem=err.line, others_quiet=flat_ev is not None)
-    return replace(result, evidence=classify(result, doc))
+    return with_boot_logs(result, corpus, args.boot_logs, args.judging, Stderr().line, board)
 
 
 def _source(args) -> dict:
@@ -122,32 +75,23 @@ def _source(args) -> dict:
 
 
 def _build(args, **more):
-    from corpus.build import build_corpus
-    return build_corpus(**_source(args), jobs=getattr(args, "jobs", None), **more)
+    from auditor.corpora import build
+    return build(_source(args), getattr(args, "jobs", None), **more)
 
 
-def _judge(corpus, args):
-    """The Sweep of a corpus under the command's target kernel and rule."""
-    from auditor.sweep import sweep_corpus, target_for, warn_newer
-    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
-    warn_newer([target])
-    return sweep_corpus(corpus, target, args.rule, not args.no_legacy_dt_bindings)
+def _corpus_of(args):
+    from auditor.corpora import corpus_of
+    return corpus_of(args.paths, _source(args), args.partial, getattr(args, "jobs", None))
+
+
+def _swept(corpus, args):
+    from auditor.corpora import swept
+    return swept(corpus, args.judging, _warn_newer)
 
 
 # -- dtb-audit corpus build ---------------------------------------------------
 
-def add_corpus_build_arguments(parser):
-    add_source_arguments(parser)
-    parser.add_argument("--out", metavar="DIR",
-                        help="build into this folder (default: a folder in the cache, "
-                             "$XDG_CACHE_HOME/dtb-audit)")
-    add_jobs_argument(parser)
-    parser.add_argument("--select", metavar="GLOB", action="append",
-                        help="build only DTBs whose path matches, e.g. 'freescale/fsl-ls10*' "
-                             "(repeatable)")
-
-
-def corpus_build(args) -> int:
+def corpus_build_command(args) -> int:
     started = time.monotonic()
     corpus = _build(args, out=args.out, select=args.select)
     kinds = {kind: sum(e.kind == kind for e in corpus.entries)
@@ -162,36 +106,7 @@ def corpus_build(args) -> int:
 
 # -- dtb-audit sweep ---------------------------------------------------------------
 
-def add_sweep_arguments(parser):
-    from auditor.report import FORMATS
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="a DTB, a folder of DTBs or a kernel tree (default: the default corpus)")
-    add_source_arguments(parser)
-    add_rule_arguments(parser)
-    parser.add_argument("--format", choices=FORMATS,
-                        help="output format (default: table on a terminal, jsonl otherwise)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report here (whole or not at all)")
-    parser.add_argument("--fail-on-affected", action="store_true",
-                        help="exit 1 when any SoC is affected")
-    parser.add_argument("--partial", action="store_true",
-                        help="sweep a corpus whose build was interrupted, saying so "
-                             "(refused otherwise)")
-    add_boot_logs_argument(parser)
-
-
-def open_corpora(args):
-    """The corpus named by PATHs (several make one, names kept apart) or by
-    a source option; the default corpus when neither is given."""
-    if args.paths and any(_source(args).values()):
-        raise CorpusError("give PATHs or one source option, not both")
-    if args.paths:
-        from corpus.build import open_corpora as open_paths
-        return open_paths(args.paths, partial=args.partial)
-    return _build(args, partial=args.partial)
-
-
-def sweep(args) -> int:
+def sweep_command(args) -> int:
     # A sweep keeps hundreds of thousands of small objects to its end (the
     # manifest, the link records) and makes few cycles: the collector's
     # repeated passes over them cost more than they could free.
@@ -208,9 +123,8 @@ def _sweep(args) -> int:
     from auditor import report
     from auditor.output import Stderr, write_report
 
-    corpus = open_corpora(args)
-    result = _judge(corpus, args)
-    result = _with_evidence(result, corpus, args)
+    corpus = _corpus_of(args)
+    result = _with_evidence(_swept(corpus, args), corpus, args)
     to_terminal = args.output is None and sys.stdout.isatty()
     fmt = args.format or ("table" if to_terminal else "jsonl")
     write_report(args.output, lambda f: report.write(result, fmt, f))
@@ -228,52 +142,14 @@ def _sweep(args) -> int:
 
 # -- dtb-audit explain ---------------------------------------------------------------
 
-def add_explain_arguments(parser):
-    parser.add_argument("board", metavar="BOARD",
-                        help="a DTB file, or a board's DTB path or name in the corpus "
-                             "(e.g. fsl-ls1028a-rdb)")
-    add_source_arguments(parser)
-    add_rule_arguments(parser)
-    add_boot_logs_argument(parser)
-
-
-def explain(args) -> int:
-    from pathlib import Path
-
-    from auditor.sweep import target_for, warn_newer
-    from corpus.flat import flatten
-
-    board = Path(args.board)
-    if board.is_file():
-        from corpus.build import open_corpus
-        corpus = open_corpus(board)
-        # The file as the corpus resolved it (whatever the working folder),
-        # named by itself, as given.
-        dtb = Path(corpus.root) / corpus.entries[0].dtb
-        flat = flatten([dtb], dtb.parent, cache=False)
-    elif (os.sep in args.board or board.suffix in (".dtb", ".dtbo")) \
-            and not any(_source(args).values()):
-        # A path, not a board name, and no corpus to find it in: say so
-        # before fetching the default corpus.
-        raise CorpusError(f"{args.board}: error: no such file")
-    else:
-        corpus = _build(args)
-        wanted = args.board.removesuffix(".dtb")
-        matches = [e for e in corpus.boards
-                   if e.dtb.removesuffix(".dtb") == wanted or Path(e.dtb).stem == wanted]
-        if not matches:
-            raise CorpusError(f"{args.board}: error: no such board in {corpus.root}")
-        flat = flatten([Path(corpus.root) / matches[0].dtb], corpus.root)
-    from auditor.explain import explain as write_explanation
-    from kernels.evaluate import evaluate
-    if flat.dtb_error[0]:
-        raise CorpusError(flat.error(0))
-    target = target_for(corpus, args.target_kernel and str(args.target_kernel))
-    warn_newer([target])
-    ev = evaluate(flat, target, args.rule, not args.no_legacy_dt_bindings)
-    write_explanation(ev, sys.stdout)
+def explain_command(args) -> int:
     from auditor.evidence import format_text
+    from auditor.explain import judge_board, write_explanation
     from auditor.sweep import build_sweep
+
+    corpus, flat, ev = judge_board(args.board, lambda: _build(args),
+                                   any(_source(args).values()), args.judging, _warn_newer)
+    write_explanation(ev, sys.stdout)
     result = _with_evidence(build_sweep(ev, corpus), corpus, args, (flat, ev))
     sys.stdout.write("\nevidence\n" + (format_text(result.evidence)
                                         or "  (no SMMU of an affected SoC)\n"))
@@ -282,14 +158,7 @@ def explain(args) -> int:
 
 # -- dtb-audit check-parser --------------------------------------------------------------
 
-def add_check_parser_arguments(parser):
-    parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="a DTB folder or a kernel tree (default: the default corpus)")
-    add_source_arguments(parser)
-    parser.set_defaults(partial=False)
-
-
-def check_parser(args) -> int:
+def check_parser_command(args) -> int:
     """The numba parser against pyfdt: node paths, names and raw bytes of
     every DTB (overlays included)."""
     from pathlib import Path
@@ -297,7 +166,7 @@ def check_parser(args) -> int:
     from corpus.flat import flatten
     from corpus.pyfdt_check import check
 
-    corpus = open_corpora(args)
+    corpus = _corpus_of(args)
     root = Path(corpus.root)
     flat = flatten([root / e.dtb for e in corpus.entries if not e.error], root, cache=False)
     problems = check(flat, os.cpu_count() or 1)
@@ -310,77 +179,34 @@ def check_parser(args) -> int:
 
 # -- dtb-audit diff / history ----------------------------------------------------------------
 
-def _add_compare_arguments(parser):
-    add_rule_arguments(parser)
-    add_jobs_argument(parser, "compilers run at once when a corpus is built")
-
-
-def add_diff_arguments(parser):
-    parser.add_argument("old", metavar="OLD",
-                        help="a saved sweep (--format json), a kernel tree, a tarball, "
-                             "a Debian [suite/]linux-source-X package or a DTB folder")
-    parser.add_argument("new", metavar="NEW", help="the same kinds as OLD")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the diff here")
-    parser.add_argument("--fail-on-new", action="store_true",
-                        help="exit 1 when a SoC, board or link became affected (and only then)")
-    _add_compare_arguments(parser)
-
-
-def sweep_of(arg, args):
-    """A Sweep from an argument: a saved sweep (read, no numba), or a corpus
-    (a kernel tree, a tarball, a Debian package, a DTB folder), swept now."""
-    from auditor.model import load_sweep
-    if os.path.isfile(arg) and _is_json(arg):
-        return load_sweep(arg)
-    from corpus.build import build_corpus, open_corpus
-    if os.path.exists(arg):
-        corpus = open_corpus(arg)
-    elif DEBIAN_PACKAGE.match(arg):
-        corpus = build_corpus(debian=arg, jobs=args.jobs)
-    else:
-        raise CorpusError(f"{arg}: error: no such file or folder, and not a Debian "
-                          f"[suite/]linux-source-X package name")
-    return _judge(corpus, args)
-
-
-def _is_json(path):
-    if path.endswith(".json"):
-        return True
-    try:
-        with open(path, "rb") as f:
-            return f.read(64).lstrip()[:1] in (b"{", b"[", b"n")
-    except OSError:
-        return False
-
-
 def _sweeps(names, args):
     """(sweeps, the arguments they came from, whether one failed); each
     failure is one line on stderr naming the argument, and the rest go on."""
+    from auditor.corpora import sweep_of
     sweeps, loaded, failed = [], [], False
     for arg in names:
         try:
-            sweeps.append(sweep_of(arg, args))
+            sweeps.append(sweep_of(arg, args.judging, args.jobs, _warn_newer))
             loaded.append(arg)
-        except CorpusError as why:
-            message = str(why)
-            sys.stderr.write((message if ": error: " in message
-                              else f"{arg}: error: {message}") + "\n")
+        except UserError as why:
+            sys.stderr.write(why.line(arg) + "\n")
             failed = True
     return sweeps, loaded, failed
 
 
-def _write_text_or_json(args, value, text):
+def _write_text_or_json(args, document, text):
+    """A Diff or History to args.output: its JSON form, or text(document)."""
     import json
 
     from auditor.output import write_report
     if args.format == "json":
-        write_report(args.output, lambda f: (json.dump(value, f, indent=1), f.write("\n")))
+        write_report(args.output,
+                     lambda f: (json.dump(document.to_json(), f, indent=1), f.write("\n")))
     else:
-        write_report(args.output, lambda f: f.write(text(value)))
+        write_report(args.output, lambda f: f.write(text(document)))
 
 
-def diff(args) -> int:
+def diff_command(args) -> int:
     from auditor.diff import diff_sweeps, format_diff, rule_mismatch
     sweeps, _, failed = _sweeps([args.old, args.new], args)
     if failed:
@@ -391,51 +217,24 @@ def diff(args) -> int:
         sys.stderr.write(f"dtb-audit: warning: {warning}\n")
     d = diff_sweeps(old, new)
     _write_text_or_json(args, d, format_diff)
-    return 1 if args.fail_on_new and d["regression"] else 0
+    return 1 if args.fail_on_new and d.regression else 0
 
 
-def add_history_arguments(parser):
-    parser.add_argument("corpora", metavar="CORPUS|REVISION", nargs="*",
-                        help="saved sweeps or corpora (as for diff), oldest first; with --git, "
-                             "git revision ranges (v6.1..v6.12; default: the release tags "
-                             "reachable from HEAD)")
-    parser.add_argument("--git", metavar="REPO",
-                        help="a git checkout of a kernel tree or of devicetree-rebasing: every "
-                             "commit of REVISIONS that touched the DT inputs")
-    parser.add_argument("--all-commits", action="store_true",
-                        help="with --git: every commit, not only the first-parent ones")
-    parser.add_argument("--scheduler", metavar="ADDRESS",
-                        help="with --git: a dask.distributed scheduler (tcp://HOST:PORT) to "
-                             "send the work to; default: this machine's cores")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="with --git: affected SoCs over the revisions (SVG or PNG)")
-    parser.add_argument("--mails", metavar="DIR",
-                        help="with --git: one robot-style message per newly affected SoC")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("-o", "--output", metavar="FILE", help="write the history here")
-    parser.add_argument("--changed", action="store_true",
-                        help="only the SoCs whose verdict or SMMU coherency changed")
-    parser.add_argument("--fail-on-new", action="store_true",
-                        help="exit 1 when a SoC is affected at the end and was not at the start")
-    _add_compare_arguments(parser)
-
-
-def history(args) -> int:
-    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when none could."""
+def history_command(args) -> int:
+    """Exit 1 when a CORPUS could not be read (the others are shown), 2 when
+    none could; 1 with --fail-on-new when a SoC is affected at the end and
+    was not at the start."""
     if args.git:
-        from auditor.history import run_history_git
-        return run_history_git(
-            args.git, args.corpora, all_commits=args.all_commits,
-            target_kernel=args.target_kernel and str(args.target_kernel), rule=args.rule,
-            legacy_dt_bindings=not args.no_legacy_dt_bindings, scheduler=args.scheduler,
-            jobs=args.jobs, plot=args.plot, mails=args.mails, fmt=args.format,
-            fail_on_new=args.fail_on_new, output=args.output)
+        return _history_of_git(args)
     for option in ("all_commits", "scheduler", "plot", "mails"):
         if getattr(args, option):
-            raise CorpusError(f"--{option.replace('_', '-')} needs --git REPO")
+            raise UserError(None, f"--{option.replace('_', '-')} needs --git REPO")
     if not args.corpora:
-        raise CorpusError("history: give saved sweeps or corpora, oldest first (or --git REPO)")
-    from auditor.diff import format_history, history as make_history, rule_mismatch
+        raise UserError(None, "history: give saved sweeps or corpora, oldest first "
+                              "(or --git REPO)")
+    from auditor.diff import rule_mismatch
+    from auditor.history.stitching import of_sweeps
+    from auditor.history.text import format_history
     sweeps, loaded, failed = _sweeps(args.corpora, args)
     if not sweeps:
         return 2
@@ -446,133 +245,83 @@ def history(args) -> int:
     names = [s.name for s in sweeps]
     if len(set(names)) < len(names):        # the same tree twice: tell them apart
         names = loaded
-    h = make_history(sweeps, names)
+    h = of_sweeps(sweeps, names)
     _write_text_or_json(args, h, lambda h: format_history(h, changed_only=args.changed))
-    if args.fail_on_new:
-        first, last = {s.soc for s in sweeps[0].affected}, {s.soc for s in sweeps[-1].affected}
-        if last - first:
-            return 1
+    if args.fail_on_new and h.new_since_first():
+        return 1
     return 1 if failed else 0
+
+
+def _history_of_git(args) -> int:
+    """Revisions that did not build are one line each on stderr, and marked
+    in the output."""
+    from pathlib import Path
+
+    from auditor.history.cluster import judge_git
+    from auditor.history.plot import PLOT_SUFFIXES, write_plot
+    from auditor.history.text import format_history
+
+    if args.plot is not None and \
+            Path(args.plot).suffix.lower().lstrip(".") not in PLOT_SUFFIXES:
+        raise UserError(args.plot, "the plot is written as .svg or .png")
+    try:
+        run = judge_git(args.git, args.corpora, args.judging, all_commits=args.all_commits,
+                        scheduler=args.scheduler, jobs=args.jobs)
+        h = run.history
+        _warn_newer([r.target_kernel for r in h.revisions if r.target_kernel])
+        for r in h.revisions:
+            if r.error:
+                said = r.error if ": error: " in r.error else f"error: {r.error}"
+                sys.stderr.write(f"{r.name[:12]}: {said}\n")
+        if args.plot is not None:
+            write_plot(h, args.plot)
+        if args.mails is not None:
+            from auditor.history.mail import write_mails
+            write_mails(h, args.mails)
+        # The robot's mails follow the text unless they were written apart.
+        _write_text_or_json(args, h, lambda h: format_history(h, mails=args.mails is None))
+    except OSError as why:
+        raise UserError(why.filename or None, why.strerror or str(why)) from None
+    return 1 if args.fail_on_new and h.new_since_first() else 0
 
 
 # -- dtb-audit patch ------------------------------------------------------------------
 
-def add_patch_arguments(parser):
-    add_source_arguments(parser)
-    parser.add_argument("--sweep", metavar="FILE",
-                        help="a saved sweep (--format json) of a corpus built from the tree, "
-                             "instead of sweeping now")
-    parser.add_argument("-o", "--output-directory", metavar="DIR", required=True,
-                        help="write the series here (earlier NNNN-*.patch files in it are removed)")
-    parser.add_argument("--verify", action="store_true",
-                        help="apply the series to a copy of the tree, rebuild the boards "
-                             "it touches, sweep them again and report what is still affected")
-    parser.add_argument("--from", dest="author", metavar="'NAME <EMAIL>'",
-                        help="the author (default: git config user.name and user.email)")
-    parser.add_argument("-s", "--signoff", action="store_true",
-                        help="add Signed-off-by: with the author (only once you have "
-                             "confirmed the change on hardware)")
-    parser.add_argument("--no-recipients", dest="recipients", action="store_false",
-                        help="no To: and Cc: (by default, each patch's as the tree's "
-                             "scripts/get_maintainer.pl names them, the cover letter's all of "
-                             "them)")
-    add_boot_logs_argument(parser)
-    add_rule_arguments(parser)
-    add_jobs_argument(parser)
-
-
-def patch(args) -> int:
+def patch_command(args) -> int:
     from auditor import patch as patches
-    from corpus.build import open_corpus
+    from auditor.patch.inputs import fixes, saved_sweep_and_tree
 
     if args.dtbs:
-        raise CorpusError("patch needs the kernel sources: give --kernel, --tarball or "
-                          "--debian, not --dtbs")
+        raise UserError(None, "patch needs the kernel sources: give --kernel, --tarball or "
+                              "--debian, not --dtbs")
     if args.sweep:
-        from auditor.model import load_sweep
-        result = load_sweep(args.sweep)
-        kernel_dir = args.kernel or result.corpus.kernel_dir
-        if not kernel_dir or not os.path.isdir(kernel_dir):
-            raise CorpusError(f"{args.sweep}: error: the sweep names no kernel tree that is "
-                              f"here: give --kernel DIR")
-        _sources_in_tree(args.sweep, result, kernel_dir)
-        # Its corpus only when it is one (a manifest says what each board was
-        # built from): a saved root such as "/" is not walked.
-        from corpus.build import MANIFEST
-        root = result.corpus.root
-        corpus = open_corpus(root) if os.path.isfile(os.path.join(root, MANIFEST)) else None
+        result, kernel_dir, corpus = saved_sweep_and_tree(args.sweep, args.kernel)
     else:
         corpus = _build(args)
-        result = _judge(corpus, args)
+        result = _swept(corpus, args)
         kernel_dir = os.fspath(corpus.kernel_dir)
     if args.boot_logs and corpus is None:
-        raise CorpusError(f"{args.sweep}: error: --boot-logs needs the sweep's corpus, "
-                          f"which is not here")
+        raise UserError(args.sweep, "--boot-logs needs the sweep's corpus, which is not here")
     result = _with_evidence(result, corpus, args)
     dependencies = ({e.dtb: corpus.dependencies(e.dtb) for e in corpus.entries}
                     if corpus is not None else None)
     return patches.run(result, kernel_dir, args.output_directory, dependencies,
                        verify=args.verify, author=args.author, signoff=args.signoff,
-                       fixes=_fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
-
-
-def _sources_in_tree(name, result, kernel_dir):
-    """Every source file a saved sweep names is a file of the kernel tree,
-    or the sweep is refused (one line naming it), before any is opened."""
-    from auditor.patch.dts import OutsideTree, tree_file
-    for s in result.socs:
-        for p in s.providers:
-            if p.source_file:
-                try:
-                    tree_file(kernel_dir, p.source_file)
-                except OutsideTree as why:
-                    raise CorpusError(f"{name}: error: {shown(str(why))}") from None
-
-
-def _fixes(kernel_dir):
-    """The commit that introduced a line, when the tree is a git checkout."""
-    try:
-        from corpus.git import introducing_commit, is_checkout
-    except ImportError:
-        return None
-    if not is_checkout(kernel_dir):
-        return None
-    return lambda path, line: introducing_commit(kernel_dir, path, line)
+                       fixes=fixes(kernel_dir), jobs=args.jobs, recipients=args.recipients)
 
 
 # -- dtb-audit bootlog ------------------------------------------------------------------
 
-def add_bootlog_arguments(parser):
-    parser.add_argument("logs", nargs="+", metavar="LOG|DIR",
-                        help="kernel boot logs (dmesg, serial captures, KernelCI logs; "
-                             "gzip too), or folders of them")
-    add_source_arguments(parser)
-    parser.add_argument("--target-kernel", type=_target_kernel, metavar="VERSION",
-                        help="judge the DT's coherency as this kernel does (default: the "
-                             "version of the tree the corpus was built from)")
-    parser.add_argument("--board", metavar="BOARD",
-                        help="the board of logs that print no `Machine model:` line "
-                             "(a DTB path or name of the corpus)")
-    parser.add_argument("--format", choices=("table", "json"),
-                        help="output format (default: table on a terminal, json otherwise)")
-    parser.add_argument("-o", "--output", metavar="FILE",
-                        help="write the report here (whole or not at all)")
-    parser.add_argument("--partial", action="store_true",
-                        help="use a corpus whose build was interrupted")
-    add_jobs_argument(parser)
-
-
-def bootlog(args) -> int:
+def bootlog_command(args) -> int:
     """Exit 2 when no log could be used, 0 otherwise."""
     import json
 
     from auditor.bootlog import audit, board_index, format_table
     from auditor.output import Stderr, write_report
-    from auditor.sweep import target_for
+    from auditor.sweep import target_of
 
     corpus = _build(args, partial=args.partial)
-    boards = board_index(corpus, target_for(corpus, args.target_kernel
-                                            and str(args.target_kernel)))
+    boards = board_index(corpus, target_of(corpus, args.judging))
     err = Stderr()
     problems = []
 
@@ -594,29 +343,10 @@ def bootlog(args) -> int:
 
 # -- dtb-audit site ------------------------------------------------------------------
 
-def add_site_arguments(parser):
-    parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="the site's folder, replaced whole (a folder written by an earlier "
-                             "run, an empty one, or none)")
-    parser.add_argument("--sweep", metavar="FILE", required=True,
-                        help="the saved sweep to show (sweep --format json)")
-    parser.add_argument("--previous", metavar="FILE",
-                        help="an earlier saved sweep: what became or stopped being affected since")
-    parser.add_argument("--history", metavar="FILE",
-                        help="a history of saved sweeps (history --format json): each SoC's "
-                             "line across the versions")
-    parser.add_argument("--bootlog", metavar="FILE",
-                        help="boot-log findings (bootlog --format json), shown on SoC pages")
-    parser.add_argument("--source-url", metavar="TEMPLATE",
-                        help="link each file:line through this URL, with {path}, {line} and "
-                             "{version} (the target kernel), e.g. "
-                             "https://elixir.bootlin.com/linux/v{version}/source/{path}#L{line}")
-
-
-def site(args) -> int:
+def site_command(args) -> int:
     from auditor.diff import rule_mismatch
-    from auditor.model import load_sweep
-    from auditor.site import build_site, check_source_url, load_history
+    from auditor.model import load_history, load_sweep
+    from auditor.site import build_site, check_source_url
     from auditor.site_bootlog import load_bootlog
 
     if args.source_url:
@@ -640,24 +370,24 @@ def site(args) -> int:
 
 COMMANDS = [
     (("corpus", "build"), "build every arm64 DTB of a kernel (Linux 6.12 from Debian by default)",
-     add_corpus_build_arguments, corpus_build),
+     add_corpus_build_arguments, corpus_build_command),
     (("sweep",), "list every SoC whose devices VFIO refuses (IOMMU_CAP_CACHE_COHERENCY)",
-     add_sweep_arguments, sweep),
+     add_sweep_arguments, sweep_command),
     (("explain",), "every provider and link of one board, with the nodes that decided",
-     add_explain_arguments, explain),
+     add_explain_arguments, explain_command),
     (("check-parser",), "compare the numba DTB parser with pyfdt on every DTB of a corpus",
-     add_check_parser_arguments, check_parser),
+     add_check_parser_arguments, check_parser_command),
     (("diff",), "what became or stopped being affected between two sweeps or corpora",
-     add_diff_arguments, diff),
+     add_diff_arguments, diff_command),
     (("history",), "each SoC's verdict across kernel versions, or across the commits of a "
                    "git repository (--git)",
-     add_history_arguments, history),
+     add_history_arguments, history_command),
     (("patch",), "a git format-patch series adding dma-coherent to SMMUs the evidence accuses",
-     add_patch_arguments, patch),
+     add_patch_arguments, patch_command),
     (("bootlog",), "what kernel boot logs say of each SMMU's coherency register, against the DT",
-     add_bootlog_arguments, bootlog),
+     add_bootlog_arguments, bootlog_command),
     (("site",), "a static site of a saved sweep: the affected SoCs, what changed, one page a SoC",
-     add_site_arguments, site),
+     add_site_arguments, site_command),
 ]
 
 
@@ -688,13 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     args = parser().parse_args(argv)
     try:
-        if getattr(args, "target_kernel", None) is not None:
-            args.target_kernel = _target_kernel(args.target_kernel)
+        if hasattr(args, "target_kernel"):
+            args.judging = _judging(args)
         return args.run(args)
-    except CorpusError as why:
-        # Errors about a file already read `file: error: ...`; others name the tool.
-        message = str(why)
-        _last_words(message if ": error: " in message else f"dtb-audit: error: {message}")
+    except UserError as why:
+        _last_words(why.line())
         return 2
     except KeyboardInterrupt:
         _last_words("dtb-audit: interrupted")

@@ -1,6 +1,13 @@
 """`dtb-audit explain BOARD`: every provider and link of one board, with the
 chain of nodes that decided each coherency and availability, so that a
-reviewer can check a verdict by eye."""
+reviewer can check a verdict by eye.
+
+judge_board() finds the board and judges it (the service beside
+auditor/sweep.py's sweep_corpus()); write_explanation() writes what it found."""
+import os
+from pathlib import Path
+
+from corpus.errors import UserError
 from kernels import codes
 
 from .report import target_words
@@ -44,7 +51,45 @@ def availability_chain(ev, text, node):
     return "enabled (status okay up to the root)"
 
 
-def explain(ev, out, d=0):
+def judge_board(board: str, corpus_of, has_source: bool, judging, warn_newer=None):
+    """(corpus, flat, Evaluation) of one board: `board` is a DTB file, or a
+    board's DTB path or name in the corpus that corpus_of() opens (built
+    from the command's source option, has_source, or the default one).
+    warn_newer(targets) is told the target kernel before the kernels run."""
+    from corpus.flat import flatten
+    from kernels.evaluate import evaluate
+
+    from .sweep import target_of
+    path = Path(board)
+    if path.is_file():
+        from corpus.build import open_corpus
+        corpus = open_corpus(path)
+        # The file as the corpus resolved it (whatever the working folder),
+        # named by itself, as given.
+        dtb = Path(corpus.root) / corpus.entries[0].dtb
+        flat = flatten([dtb], dtb.parent, cache=False)
+    elif (os.sep in board or path.suffix in (".dtb", ".dtbo")) and not has_source:
+        # A path, not a board name, and no corpus to find it in: say so
+        # before fetching the default corpus.
+        raise UserError(board, "no such file")
+    else:
+        corpus = corpus_of()
+        wanted = board.removesuffix(".dtb")
+        matches = [e for e in corpus.boards
+                   if e.dtb.removesuffix(".dtb") == wanted or Path(e.dtb).stem == wanted]
+        if not matches:
+            raise UserError(board, f"no such board in {corpus.root}")
+        flat = flatten([Path(corpus.root) / matches[0].dtb], corpus.root)
+    if flat.dtb_error[0]:
+        where = str(flat.dtb_file(0))
+        raise UserError(where, flat.error(0).removeprefix(f"{where}: error: "))
+    target = target_of(corpus, judging)
+    if warn_newer is not None:
+        warn_newer([target])
+    return corpus, flat, evaluate(flat, target, judging)
+
+
+def write_explanation(ev, out, d=0):
     """Write the explanation of DTB d of an Evaluation (kernels/evaluate.py)."""
     from kernels.codes import L_BRIDGE, L_DTB, L_MASTER, PR_DTB
     from kernels.evaluate import problem_text

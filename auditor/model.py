@@ -20,9 +20,9 @@ import os
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from corpus.errors import CorpusError
-from kernels.codes import (BROKEN_VERDICTS, DMA_ATTR_NAMES, EVIDENCE_VERDICTS, KIND_NAMES,
-                           RULE_NAMES, VERDICT_NAMES, VIA_NAMES)
+from corpus.errors import UserError
+from kernels.codes import BROKEN_VERDICTS, EVIDENCE_VERDICTS, Rule
+from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
 
 TOOL = "dtb-audit"
@@ -30,8 +30,8 @@ TOOL = "dtb-audit"
 SCHEMA = 2
 
 
-class SweepFileError(CorpusError):
-    """A saved document that is not a sweep this version can read."""
+class SweepFileError(UserError):
+    """A saved document that is not a document of the kind this version reads."""
 
 
 class Link(NamedTuple):
@@ -61,7 +61,7 @@ class Link(NamedTuple):
 
     @property
     def affected(self) -> bool:
-        """VFIO would be asked to bind it and refuses (SPEC section 4)."""
+        """VFIO would be asked to bind it and refuses (docs/rule.md)."""
         return self.vfio_candidate and self.verdict in BROKEN_VERDICTS
 
     @property
@@ -143,8 +143,8 @@ class CorpusInfo:
 
 @dataclass(frozen=True)
 class Sweep:
-    rule: str
-    target_kernel: str | None      # "6.12.117"; None in schema 1 documents
+    rule: Rule
+    target_kernel: TargetKernel | None   # None in schema 1 documents
     target_assumed: bool           # nothing told the version: the newest modelled
     legacy_dt_bindings: bool
     corpus: CorpusInfo
@@ -164,6 +164,17 @@ class Sweep:
     def affected(self) -> list:
         return [s for s in self.socs if s.affected]
 
+    @property
+    def target_text(self) -> str | None:
+        """The target kernel as the documents write it ("6.12.117"; None: unknown)."""
+        return None if self.target_kernel is None else str(self.target_kernel)
+
+    @property
+    def judging(self) -> Judging:
+        """How to judge a tree as this sweep was judged (patch --verify):
+        its target kernel (None: the tree's own), rule and bindings."""
+        return Judging(self.target_kernel, self.rule, self.legacy_dt_bindings)
+
     def evidence_of(self, soc, path):
         """The evidence.Evidence of SMMU `path` of `soc`, None when there is none."""
         return next((e for e in self.evidence if (e.soc, e.path) == (soc, path)), None)
@@ -174,8 +185,8 @@ class Sweep:
         doc = {
             "tool": self.tool,
             "schema": self.schema,
-            "rule": self.rule,
-            "target_kernel": self.target_kernel,
+            "rule": self.rule.value,
+            "target_kernel": self.target_text,
             "target_assumed": self.target_assumed,
             "legacy_dt_bindings": self.legacy_dt_bindings,
             "corpus": {"root": self.corpus.root, "identity": self.corpus.identity,
@@ -211,127 +222,89 @@ def _soc_json(s: SocSummary) -> dict:
     }
 
 
-# -- reading a saved sweep -------------------------------------------------------
+# -- reading saved documents -------------------------------------------------------
 
-def load_sweep(path) -> Sweep:
-    """The Sweep saved in `path` (`dtb-audit sweep --format json`); raises
-    SweepFileError "path: error: why" for anything else."""
+def _read(path, what: str):
+    """(name, the parsed JSON) of a saved document; SweepFileError when it
+    cannot be read or is not JSON."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
-            doc = json.load(f)
+            return name, json.load(f)
     except UnicodeDecodeError as why:
-        raise SweepFileError(f"{name}: error: not a saved sweep (not UTF-8 text: {why.reason})") \
-            from None
+        raise SweepFileError(name, f"not a {what} (not UTF-8 text: {why.reason})") from None
     except ValueError as why:
-        raise SweepFileError(f"{name}: error: not a saved sweep (not JSON: {why})") from None
+        raise SweepFileError(name, f"not a {what} (not JSON: {why})") from None
     except OSError as why:
-        raise SweepFileError(f"{name}: error: cannot read: {why.strerror or why}") from None
+        raise SweepFileError(name, f"cannot read: {why.strerror or why}") from None
+
+
+def load_sweep(path) -> Sweep:
+    """The Sweep saved in `path` (`dtb-audit sweep --format json`); raises
+    SweepFileError naming the file and what is wrong for anything else."""
+    name, doc = _read(path, "saved sweep")
     return sweep_from_json(doc, name)
 
 
 def sweep_from_json(doc, name="<sweep>") -> Sweep:
-    """A Sweep from a parsed JSON document, validated field by field."""
+    """A Sweep from a parsed JSON document, checked against its schema
+    (auditor/schemas.py)."""
+    from .evidence import Evidence, LogWord
+    from .schemas import check, sweep_schema
+
     if not isinstance(doc, dict):
-        raise SweepFileError(f"{name}: error: not a dtb-audit sweep (the JSON is "
-                             f"{_json_kind(doc)}, not an object)")
+        raise SweepFileError(name, f"not a dtb-audit sweep (the JSON is "
+                                   f"{_json_kind(doc)}, not an object)")
     if doc.get("tool") != TOOL:
-        raise SweepFileError(f"{name}: error: not a dtb-audit sweep "
-                             f"(write one with `dtb-audit sweep --format json`)")
+        raise SweepFileError(name, "not a dtb-audit sweep "
+                                   "(write one with `dtb-audit sweep --format json`)")
     if "kind" in doc:
-        raise SweepFileError(f"{name}: error: a dtb-audit {doc['kind']!s:.20} document, "
-                             f"not a sweep (write one with `dtb-audit sweep --format json`)")
+        raise SweepFileError(name, f"a dtb-audit {doc['kind']!s:.20} document, "
+                                   f"not a sweep (write one with `dtb-audit sweep --format json`)")
     schema = doc.get("schema", 1)
     if schema not in (1, SCHEMA):
-        raise SweepFileError(f"{name}: error: sweep schema {schema!r:.20} is not one this "
-                             f"version reads (1 or {SCHEMA}): sweep again")
-    v = _Validator(name)
-    corpus = v.obj(doc, "corpus", "sweep")
-    sweep = Sweep(
-        rule=v.choice(doc, "rule", RULE_NAMES, "sweep"),
-        target_kernel=v.target(doc, "target_kernel", "sweep") if schema > 1 else None,
-        target_assumed=v.boolean(doc, "target_assumed", "sweep") if schema > 1 else False,
-        legacy_dt_bindings=v.boolean(doc, "legacy_dt_bindings", "sweep"),
-        corpus=CorpusInfo(root=v.string(corpus, "root", "corpus"),
-                          identity=v.opt_str(corpus, "identity", "corpus"),
-                          kernel_dir=v.opt_str(corpus, "kernel_dir", "corpus"),
-                          partial=v.boolean(corpus, "partial", "corpus") if schema > 1 else False),
-        links=tuple(_link(v, r, f"links[{k}]") for k, r in enumerate(v.array(doc, "links", "sweep"))),
-        socs=tuple(_soc(v, s, f"socs[{k}]") for k, s in enumerate(v.array(doc, "socs", "sweep"))),
-        diagnostics=tuple(_diagnostic(v, d, f"diagnostics[{k}]", schema)
-                          for k, d in enumerate(v.objects(doc, "diagnostics", "sweep"))),
-        evidence=tuple(_evidence(v, e, f"evidence[{k}]")
-                       for k, e in enumerate(v.objects(doc, "evidence", "sweep")))
-        if "evidence" in doc else (),
+        raise SweepFileError(name, f"sweep schema {schema!r:.20} is not one this "
+                                   f"version reads (1 or {SCHEMA}): sweep again")
+    check(doc, sweep_schema(schema), name, "not a valid sweep", "sweep", SweepFileError)
+    target = None
+    if schema > 1 and doc["target_kernel"] is not None:
+        try:
+            target = TargetKernel.parse(doc["target_kernel"], assumed=doc["target_assumed"])
+        except TargetError as why:
+            raise SweepFileError(name, f"not a valid sweep: sweep.target_kernel: {why}") \
+                from None
+    corpus = doc["corpus"]
+    return Sweep(
+        rule=Rule(doc["rule"]),
+        target_kernel=target,
+        target_assumed=doc["target_assumed"] if schema > 1 else False,
+        legacy_dt_bindings=doc["legacy_dt_bindings"],
+        corpus=CorpusInfo(corpus["root"], corpus["identity"], corpus["kernel_dir"],
+                          corpus.get("partial", False)),
+        links=tuple(Link._make(tuple(r[f]) if f == "provider_compatible" else r.get(f)
+                               for f in Link._fields) for r in doc["links"]),
+        socs=tuple(_soc(s) for s in doc["socs"]),
+        diagnostics=tuple(Diagnostic(d["dtb"], d["path"], d["message"],
+                                     d.get("severity", "warning")) for d in doc["diagnostics"]),
+        evidence=tuple(Evidence(e["soc"], e["path"], e["class"], e["reason"],
+                                tuple(LogWord(w["log"], tuple(w["boards"]), w["kernel"],
+                                              w["register_coherent"]) for w in e["logs"]))
+                       for e in doc.get("evidence", ())),
         schema=schema)
-    return sweep
 
 
-def _evidence(v, e, where):
-    from .evidence import CLASSES, Evidence, LogWord
-    logs = []
-    for k, w in enumerate(v.objects(e, "logs", where)):
-        at = f"{where}.logs[{k}]"
-        logs.append(LogWord(v.string(w, "log", at), v.strings(w, "boards", at),
-                            v.opt_str(w, "kernel", at), v.opt_bool(w, "register_coherent", at)))
-    return Evidence(v.opt_str(e, "soc", where), v.string(e, "path", where),
-                    v.choice(e, "class", CLASSES, where), v.string(e, "reason", where),
-                    tuple(logs))
-
-
-def _link(v, r, where) -> Link:
-    v.is_obj(r, where)
-    return Link(
-        dtb=v.string(r, "dtb", where), board=v.opt_str(r, "board", where),
-        soc=v.opt_str(r, "soc", where), provider_path=v.opt_str(r, "provider_path", where),
-        provider_label=v.opt_str(r, "provider_label", where),
-        provider_compatible=v.strings(r, "provider_compatible", where),
-        driver=v.opt_str(r, "driver", where), provider_enabled=v.boolean(r, "provider_enabled", where),
-        provider_coherent=v.boolean(r, "provider_coherent", where),
-        link=v.choice(r, "link", VIA_NAMES, where), master_path=v.opt_str(r, "master_path", where),
-        master_kind=v.choice(r, "master_kind", KIND_NAMES, where),
-        master_enabled=v.boolean(r, "master_enabled", where),
-        master_dma_attr=v.choice(r, "master_dma_attr", DMA_ATTR_NAMES, where),
-        bridge_path=v.opt_str(r, "bridge_path", where),
-        bridge_coherent=v.opt_bool(r, "bridge_coherent", where),
-        placeholder_map=v.boolean(r, "placeholder_map", where),
-        vfio_candidate=v.boolean(r, "vfio_candidate", where),
-        rule=v.choice(r, "rule", RULE_NAMES, where), verdict=v.choice(r, "verdict", VERDICT_NAMES, where),
-        note=v.opt_str(r, "note", where), diagnostic=v.opt_str(r, "diagnostic", where, missing_ok=True))
-
-
-def _diagnostic(v, d, where, schema) -> Diagnostic:
-    return Diagnostic(v.string(d, "dtb", where), v.opt_str(d, "path", where),
-                      v.string(d, "message", where),
-                      v.choice(d, "severity", SEVERITIES, where) if schema > 1 else "warning")
-
-
-def _soc(v, s, where) -> SocSummary:
-    v.is_obj(s, where)
-    providers = []
-    for k, p in enumerate(v.array(s, "providers", where)):
-        at = f"{where}.providers[{k}]"
-        v.is_obj(p, at)
-        line = p.get("source_line")
-        if line is not None and (not isinstance(line, int) or isinstance(line, bool) or line < 1):
-            v.fail(at, "source_line", "a line number")
-        providers.append(Provider(
-            path=v.string(p, "path", at), label=v.opt_str(p, "label", at),
-            compatible=v.strings(p, "compatible", at), driver=v.string(p, "driver", at),
-            coherent=v.boolean(p, "coherent", at), affected=v.boolean(p, "affected", at),
-            source_file=v.tree_path(p, "source_file", at), source_line=line,
-            dtbs=v.strings(p, "dtbs", at), verdict_counts=v.counts(p, "verdict_counts", at)))
-    masters = []
-    for k, m in enumerate(v.array(s, "broken_masters", where)):
-        at = f"{where}.broken_masters[{k}]"
-        v.is_obj(m, at)
-        masters.append(BrokenMaster(v.opt_str(m, "path", at), v.choice(m, "kind", KIND_NAMES, at),
-                                    v.choice(m, "verdict", VERDICT_NAMES, at), v.strings(m, "dtbs", at)))
+def _soc(s) -> SocSummary:
     return SocSummary(
-        soc=v.opt_str(s, "soc", where), affected=v.boolean(s, "affected", where),
-        passthrough=v.boolean(s, "passthrough", where), boards=v.strings(s, "boards", where),
-        affected_boards=v.strings(s, "affected_boards", where), providers=tuple(providers),
-        broken_masters=tuple(masters), verdict_counts=v.counts(s, "verdict_counts", where))
+        soc=s["soc"], affected=s["affected"], passthrough=s["passthrough"],
+        boards=tuple(s["boards"]), affected_boards=tuple(s["affected_boards"]),
+        providers=tuple(Provider(
+            path=p["path"], label=p["label"], compatible=tuple(p["compatible"]),
+            driver=p["driver"], coherent=p["coherent"], affected=p["affected"],
+            source_file=p["source_file"], source_line=p["source_line"], dtbs=tuple(p["dtbs"]),
+            verdict_counts=dict(p["verdict_counts"])) for p in s["providers"]),
+        broken_masters=tuple(BrokenMaster(m["path"], m["kind"], m["verdict"], tuple(m["dtbs"]))
+                             for m in s["broken_masters"]),
+        verdict_counts=dict(s["verdict_counts"]))
 
 
 def _json_kind(value) -> str:
@@ -340,105 +313,31 @@ def _json_kind(value) -> str:
     return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
-class _Validator:
-    """Field readers that raise SweepFileError naming the file and the field."""
+def load_history(path):
+    """The History of saved sweeps in `path` (`dtb-audit history SWEEP.json...
+    --format json`), checked against its schema; SweepFileError otherwise."""
+    from .documents import History, Revision, SocLine, VersionChange
+    from .schemas import check, history_schema
 
-    def __init__(self, name):
-        self.name = name
-
-    def fail(self, where, key, what):
-        raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key} "
-                             f"is not {what}")
-
-    def is_obj(self, value, where):
-        if not isinstance(value, dict):
-            raise SweepFileError(f"{self.name}: error: not a valid sweep: {where} is not an object")
-
-    def _get(self, obj, key, where, missing_ok=False):
-        if key not in obj and not missing_ok:
-            raise SweepFileError(f"{self.name}: error: not a valid sweep: {where} has no {key!r}")
-        return obj.get(key)
-
-    def string(self, obj, key, where):
-        value = self._get(obj, key, where)
-        if not isinstance(value, str):
-            self.fail(where, key, "a string")
-        return value
-
-    def opt_str(self, obj, key, where, missing_ok=False):
-        value = self._get(obj, key, where, missing_ok)
-        if value is not None and not isinstance(value, str):
-            self.fail(where, key, "a string or null")
-        return value
-
-    def target(self, obj, key, where):
-        """A target kernel version (or null), read as --target-kernel is (kernels.target)."""
-        value = self.opt_str(obj, key, where)
-        if value is not None:
-            try:
-                TargetKernel.parse(value)
-            except TargetError as why:
-                raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key}: "
-                                     f"{why}") from None
-        return value
-
-    def tree_path(self, obj, key, where):
-        """A path relative to the kernel tree, or null: `patch` reads it, so
-        nothing absolute and no `..` (a link out of the tree is refused where
-        the tree is known: auditor.patch.dts.tree_file)."""
-        value = self.opt_str(obj, key, where)
-        if value is not None and (not value or value.startswith("/") or "\0" in value
-                                  or ".." in value.split("/")):
-            raise SweepFileError(f"{self.name}: error: not a valid sweep: {where}.{key} is not "
-                                 f"a path inside the kernel tree: {value!r:.200}")
-        return value
-
-    def boolean(self, obj, key, where):
-        value = self._get(obj, key, where)
-        if not isinstance(value, bool):
-            self.fail(where, key, "true or false")
-        return value
-
-    def opt_bool(self, obj, key, where):
-        value = self._get(obj, key, where)
-        if value is not None and not isinstance(value, bool):
-            self.fail(where, key, "true, false or null")
-        return value
-
-    def choice(self, obj, key, names, where):
-        value = self._get(obj, key, where)
-        if value not in names:
-            self.fail(where, key, "one of " + ", ".join(names))
-        return value
-
-    def array(self, obj, key, where):
-        value = self._get(obj, key, where)
-        if not isinstance(value, list):
-            self.fail(where, key, "a list")
-        return value
-
-    def objects(self, obj, key, where):
-        value = self.array(obj, key, where)
-        for k, item in enumerate(value):
-            self.is_obj(item, f"{where}.{key}[{k}]")
-        return value
-
-    def obj(self, obj, key, where):
-        value = self._get(obj, key, where)
-        self.is_obj(value, f"{where}.{key}")
-        return value
-
-    def strings(self, obj, key, where):
-        value = self.array(obj, key, where)
-        if not all(isinstance(s, str) for s in value):
-            self.fail(where, key, "a list of strings")
-        return tuple(value)
-
-    def counts(self, obj, key, where):
-        value = self._get(obj, key, where)
-        if not isinstance(value, dict) or not all(
-                k in VERDICT_NAMES and isinstance(n, int) and not isinstance(n, bool) and n >= 0
-                for k, n in value.items()):
-            self.fail(where, key, "verdict counts")
-        return dict(value)
-
+    name, doc = _read(path, "history document")
+    if not isinstance(doc, dict) or doc.get("tool") != TOOL or doc.get("kind") != History.KIND:
+        raise SweepFileError(name, "not a history document (write one with "
+                                   "`dtb-audit history SWEEP.json... --format json`)")
+    if "revisions" in doc:
+        raise SweepFileError(name, "a history of git commits (--git): give the "
+                                   "history of saved sweeps")
+    versions = doc.get("versions")
+    check(doc, history_schema(len(versions) if isinstance(versions, list) else 0), name,
+          "not a valid history document", None, SweepFileError)
+    targets = []
+    for k, text in enumerate(doc["target_kernels"]):
+        try:
+            targets.append(None if text is None else TargetKernel.parse(text))
+        except TargetError as why:
+            raise SweepFileError(name, f"not a valid history document: target_kernels[{k}]: "
+                                       f"{why}") from None
+    rules = [None if r is None else Rule(r) for r in doc["rules"]]
+    return History(
+        tuple(Revision(v, t, r) for v, t, r in zip(doc["versions"], targets, rules)),
+        tuple(SocLine(row["soc"], tuple(VersionChange(**c) for c in row["changes"]),
+                      tuple(row["verdicts"]), tuple(row["smmu"])) for row in doc["socs"]))

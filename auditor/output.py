@@ -10,19 +10,18 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
-import io
 import os
 import shutil
 import stat
 import sys
 import tempfile
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from store.durable import replace_folder, writing
 
 
-class OutputError(CorpusError):
-    """A report that cannot be written where asked; str() names the file."""
+class OutputError(UserError):
+    """A report that cannot be written where asked."""
 
 
 def write_report(path, render, binary=False):
@@ -43,18 +42,18 @@ def write_report(path, render, binary=False):
     except FileNotFoundError:
         mode = None
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror}") from None
+        raise OutputError(path, f"cannot write the report: {why.strerror}") from None
     if mode is not None and stat.S_ISDIR(mode):
-        raise OutputError(f"{path}: error: cannot write the report: it is a folder")
+        raise OutputError(path, "cannot write the report: it is a folder")
     in_place = mode is not None and not stat.S_ISREG(mode)   # /dev/null, a FIFO, a terminal
     folder = os.path.dirname(os.path.abspath(path))
     if not in_place and not os.path.isdir(folder):
-        raise OutputError(f"{path}: error: cannot write the report: no folder {folder}")
+        raise OutputError(path, f"cannot write the report: no folder {folder}")
     try:
         with (open if in_place else writing)(path, "w", encoding="utf-8", newline="") as f:
             render(f)
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the report: {why.strerror or why}") \
+        raise OutputError(path, f"cannot write the report: {why.strerror or why}") \
             from None
     return True
 
@@ -70,17 +69,17 @@ def write_folder(path, render, marker):
     parent, name = os.path.split(path)
     if os.path.lexists(path):
         if not os.path.isdir(path) or os.path.islink(path):
-            raise OutputError(f"{path}: error: cannot write the site: not a folder")
+            raise OutputError(path, "cannot write the site: not a folder")
         with os.scandir(path) as entries:
             if any(True for _ in entries) and not os.path.isfile(os.path.join(path, marker)):
-                raise OutputError(f"{path}: error: not written by dtb-audit site (no {marker}): "
+                raise OutputError(path, f"not written by dtb-audit site (no {marker}): "
                                   f"refusing to replace it")
     if not os.path.isdir(parent):
-        raise OutputError(f"{path}: error: cannot write the site: no folder {parent}")
+        raise OutputError(path, f"cannot write the site: no folder {parent}")
     try:
         fresh = tempfile.mkdtemp(prefix=f".{name}.", suffix=".new", dir=parent)
     except OSError as why:
-        raise OutputError(f"{path}: error: cannot write the site: {why.strerror}") from None
+        raise OutputError(path, f"cannot write the site: {why.strerror}") from None
     try:
         render(fresh)
         if not os.path.isfile(os.path.join(fresh, marker)):
@@ -88,7 +87,7 @@ def write_folder(path, render, marker):
         replace_folder(fresh, path)
     except OSError as why:
         shutil.rmtree(fresh, ignore_errors=True)
-        raise OutputError(f"{path}: error: cannot write the site: {why.strerror or why}") \
+        raise OutputError(path, f"cannot write the site: {why.strerror or why}") \
             from None
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -122,9 +121,3 @@ class Stderr:
         except OSError:
             self.gone = True
 
-
-def text_file(render):
-    """render(f) into a string (tests and golden files)."""
-    buffer = io.StringIO()
-    render(buffer)
-    return buffer.getvalue()

@@ -9,7 +9,7 @@ import functools
 import json
 import re
 
-from kernels.codes import PASSTHROUGH_KINDS, RULES
+from kernels.codes import PASSTHROUGH_KINDS, RULES, Rule
 
 from .model import LINK_FIELDS, NAMELESS
 from .text import shown
@@ -113,8 +113,8 @@ def summary_line(sweep):
 
 def _table(sweep, out):
     out.write(summary_line(sweep) + "\n")
-    if sweep.rule == "no-check":
-        out.write(f"  ({RULES['no-check']})\n")
+    if sweep.rule is Rule.NO_CHECK:
+        out.write(f"  ({RULES[Rule.NO_CHECK.value]})\n")
     for s in sweep.affected:
         tag = "PCI/fsl-mc passthrough broken" if s.passthrough else "platform devices only"
         out.write(f"\nAFFECTED {shown(s.soc)}  {len(s.affected_boards)}/{len(s.boards)} boards"
@@ -276,7 +276,7 @@ def sarif_document(sweep):
             "properties": {"socs": e["socs"], "smmu_path": p.path, "label": p.label,
                            "compatible": list(p.compatible), "driver": p.driver,
                            "boards": boards, "masters": masters,
-                           "target_kernel": sweep.target_kernel, "rule": sweep.rule,
+                           "target_kernel": sweep.target_text, "rule": sweep.rule.value,
                            **({"evidence": [ev.to_json() for soc in e["socs"]
                                             for ev in [sweep.evidence_of(soc, p.path)] if ev]}
                               if sweep.evidence else {})},
@@ -294,7 +294,7 @@ def sarif_document(sweep):
                                 "rules": rules}},
             "originalUriBaseIds": base,
             "results": results,
-            "properties": {"target_kernel": sweep.target_kernel, "rule": sweep.rule,
+            "properties": {"target_kernel": sweep.target_text, "rule": sweep.rule.value,
                            "corpus": sweep.name},
         }],
     }

@@ -21,7 +21,7 @@ import os
 import re
 from urllib.parse import quote, urlsplit
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from kernels.codes import BROKEN_VERDICTS, EVIDENCE_VERDICTS, VERDICT_NAMES
 
 from . import site_bootlog
@@ -29,12 +29,12 @@ from .diff import diff_sweeps
 from .model import NAMELESS
 from .output import write_folder
 from .report import count, target_words
-from .site_html import h, page, read_json_document, table
+from .site_html import h, page, table
 
 MARKER = ".dtb-audit-site"
 
 
-class SiteInputError(CorpusError):
+class SiteInputError(UserError):
     """A document or option the site cannot be made from."""
 
 
@@ -46,59 +46,20 @@ _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 def check_source_url(template):
     """Refuse a --source-url that is not an http(s) or file URL with {path}."""
     if "{path}" not in template:
-        raise SiteInputError(f"--source-url {template!r}: error: needs {{path}} (and may use "
-                             f"{{line}} and {{version}})")
+        raise SiteInputError(f"--source-url {template!r}",
+                             "needs {path} (and may use {line} and {version})")
     unknown = set(_PLACEHOLDER.findall(template)) - {"{path}", "{line}", "{version}"}
     if unknown:
-        raise SiteInputError(f"--source-url {template!r}: error: unknown placeholder "
+        raise SiteInputError(f"--source-url {template!r}", f"unknown placeholder "
                              f"{sorted(unknown)[0]} (use {{path}}, {{line}}, {{version}})")
     if urlsplit(template).scheme not in ("http", "https", "file"):
-        raise SiteInputError(f"--source-url {template!r}: error: not an http, https or "
-                             f"file URL")
+        raise SiteInputError(f"--source-url {template!r}", "not an http, https or file URL")
 
 
 def source_url(template, version, path, line):
     return (template.replace("{path}", quote(path, safe="/"))
             .replace("{line}", "" if line is None else str(line))
             .replace("{version}", quote(version or "", safe="")))
-
-
-_VERDICTS = ("affected", "unaffected", None)
-_SMMU_STATES = ("coherent", "non-coherent", "mixed", None)
-
-
-def load_history(path) -> dict:
-    """A `dtb-audit history --format json` document of saved sweeps, checked."""
-    name, doc = read_json_document(path, "history document", SiteInputError)
-    if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or doc.get("kind") != "history":
-        raise SiteInputError(f"{name}: error: not a history document (write one with "
-                             f"`dtb-audit history SWEEP.json... --format json`)")
-    if "revisions" in doc:
-        raise SiteInputError(f"{name}: error: a history of git commits (--git): give the "
-                             f"history of saved sweeps")
-
-    def bad(where, what):
-        raise SiteInputError(f"{name}: error: not a valid history document: {where} is not "
-                             f"{what}")
-
-    versions = doc.get("versions")
-    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
-        bad("versions", "a list of strings")
-    if not isinstance(doc.get("socs"), list):
-        bad("socs", "a list")
-    for k, row in enumerate(doc["socs"]):
-        at = f"socs[{k}]"
-        if not isinstance(row, dict):
-            bad(at, "an object")
-        if not isinstance(row.get("soc"), (str, type(None))):
-            bad(f"{at}.soc", "a string or null")
-        for key, allowed in (("verdicts", _VERDICTS), ("smmu", _SMMU_STATES)):
-            values = row.get(key)
-            if not isinstance(values, list) or len(values) != len(versions) \
-                    or not all(v in allowed for v in values):
-                bad(f"{at}.{key}", f"a list of {len(versions)} of "
-                    + ", ".join("null" if v is None else v for v in allowed))
-    return doc
 
 
 # -- names and links -----------------------------------------------------------
@@ -171,38 +132,36 @@ def verdict_chart(counts) -> str:
 
 
 def _changes(diff, links):
-    socs = diff["socs"]
+    socs = diff.socs
 
     def items(rows, text):
         if not rows:
             return '<p class="muted">None.</p>'
-        return ('<ul class="changes">' + "".join(f"<li>{links.soc(r['soc'])}: {text(r)}</li>"
+        return ('<ul class="changes">' + "".join(f"<li>{links.soc(r.soc)}: {text(r)}</li>"
                                                   for r in rows) + "</ul>")
-
-    coherency = diff["smmu_coherency"]
 
     def smmus(rows):
         if not rows:
             return '<p class="muted">None.</p>'
         return ('<ul class="changes">' + "".join(
-            f"<li>{links.soc(r['soc'])}: <code>{h(r['path'])}</code>"
-            + (f" <code>{h(r['source_file'])}:{h(r['source_line'])}</code>"
-               if r.get("source_file") else "") + "</li>" for r in rows) + "</ul>")
+            f"<li>{links.soc(r.soc)}: <code>{h(r.path)}</code>"
+            + (f" <code>{h(r.source_file)}:{h(r.source_line)}</code>"
+               if r.source_file else "") + "</li>" for r in rows) + "</ul>")
 
-    return (f'<section id="changes"><h2>Since {h(diff["old"]["identity"])}</h2>'
-            f'<h3>Newly affected ({len(socs["newly_affected"])})</h3>'
-            + items(socs["newly_affected"],
-                    lambda r: f"{r['new_affected_boards']} of {count(r['boards'], 'board')}"
-                    + (" (new SoC)" if r["new_soc"] else ""))
-            + f'<h3>No longer affected ({len(socs["fixed"])})</h3>'
-            + items(socs["fixed"], lambda r: f"{r['old_affected_boards']} affected boards before")
-            + (f'<h3>Affected before, gone from the corpus ({len(socs["gone"])})</h3>'
-               + items(socs["gone"], lambda r: f"{r['old_affected_boards']} affected boards before")
-               if socs["gone"] else "")
-            + f'<h3>SMMUs that gained dma-coherent ({len(coherency["added"])})</h3>'
-            + smmus(coherency["added"])
-            + f'<h3>SMMUs that lost dma-coherent ({len(coherency["removed"])})</h3>'
-            + smmus(coherency["removed"]) + "</section>")
+    return (f'<section id="changes"><h2>Since {h(diff.old.identity)}</h2>'
+            f'<h3>Newly affected ({len(socs.newly_affected)})</h3>'
+            + items(socs.newly_affected,
+                    lambda r: f"{r.new_affected_boards} of {count(r.boards, 'board')}"
+                    + (" (new SoC)" if r.new_soc else ""))
+            + f'<h3>No longer affected ({len(socs.fixed)})</h3>'
+            + items(socs.fixed, lambda r: f"{r.old_affected_boards} affected boards before")
+            + (f'<h3>Affected before, gone from the corpus ({len(socs.gone)})</h3>'
+               + items(socs.gone, lambda r: f"{r.old_affected_boards} affected boards before")
+               if socs.gone else "")
+            + f'<h3>SMMUs that gained dma-coherent ({len(diff.coherency_added)})</h3>'
+            + smmus(diff.coherency_added)
+            + f'<h3>SMMUs that lost dma-coherent ({len(diff.coherency_removed)})</h3>'
+            + smmus(diff.coherency_removed) + "</section>")
 
 
 def _cells(items):
@@ -265,10 +224,10 @@ def _total_counts(sweep):
 
 def _timeline(history, soc):
     """The SoC's row of the history as an SVG, or None when it has none."""
-    row = next((r for r in history["socs"] if r["soc"] == soc), None)
+    row = next((r for r in history.socs if r.soc == soc), None)
     if row is None:
         return None
-    versions = history["versions"]
+    versions = [r.name for r in history.revisions]
     step, height = 150, 92
     width = 20 + step * len(versions)
     colour = {"affected": "#b3261e", "unaffected": "#2e7d32", None: "#bdbdbd"}
@@ -276,8 +235,8 @@ def _timeline(history, soc):
              f'height="{height}" viewBox="0 0 {width} {height}" aria-labelledby="timeline-title">'
              f'<title id="timeline-title">'
              + h("; ".join(f"{v.split(' (', 1)[0]}: {verdict or 'absent'}"
-                           for v, verdict in zip(versions, row["verdicts"]))) + "</title>"]
-    for k, (version, verdict, smmu) in enumerate(zip(versions, row["verdicts"], row["smmu"])):
+                           for v, verdict in zip(versions, row.verdicts))) + "</title>"]
+    for k, (version, verdict, smmu) in enumerate(zip(versions, row.verdicts, row.smmu)):
         x = 10 + k * step
         if k:
             parts.append(f'<line x1="{x - step + 130}" y1="26" x2="{x}" y2="26" '
@@ -354,10 +313,10 @@ def _index(sweep, links, diff, has):
              ("Affected", f"<strong>{count(len(sweep.affected), 'SoC')}</strong>, "
                           f"{passthrough} with PCI or fsl-mc passthrough refused")]
     if diff is not None:
-        socs = diff["socs"]
-        facts.append(("Since", f"{h(diff['old']['identity'])}: "
-                      f'<a href="#changes">{len(socs["newly_affected"])} newly affected, '
-                      f'{len(socs["fixed"])} no longer affected</a>'))
+        socs = diff.socs
+        facts.append(("Since", f"{h(diff.old.identity)}: "
+                      f'<a href="#changes">{len(socs.newly_affected)} newly affected, '
+                      f'{len(socs.fixed)} no longer affected</a>'))
     body = ['<div class="overview">' + _facts(facts) + '<figure><figcaption>Verdicts of all '
             f'{count(len(sweep.links), "link")}</figcaption>' + verdict_chart(counts)
             + "</figure></div>"]
@@ -390,17 +349,18 @@ def _dump(value):
 def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source_template=None):
     """Write the site of `sweep` (a model.Sweep) into `out_dir`, replacing it whole.
 
-    `previous`: a Sweep to compare with; `history`: a document of
-    load_history(); `bootlog`: one of site_bootlog.load_bootlog();
+    `previous`: a Sweep to compare with; `history`: a History of sweeps
+    (model.load_history()); `bootlog`: one of site_bootlog.load_bootlog();
     `source_template`: a URL with {path}, {line}, {version} (check_source_url).
     Returns the number of SoC pages."""
     if source_template:
         check_source_url(source_template)
         if "{version}" in source_template and sweep.target_kernel is None:
-            raise SiteInputError(f"--source-url {source_template!r}: error: the sweep names no "
-                                 f"target kernel for {{version}} (sweep again)")
+            raise SiteInputError(f"--source-url {source_template!r}", "the sweep names no "
+                                 "target kernel for {version} (sweep again)")
     diff = diff_sweeps(previous, sweep) if previous is not None else None
     document = sweep.to_json()
+    version = sweep.target_text
     pages = [(s, doc) for s, doc in zip(sweep.socs, document["socs"]) if s.providers]
 
     def render(folder):
@@ -408,23 +368,23 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
         os.mkdir(os.path.join(folder, "data"))
         has = {"sweep.json": document}
         if previous is not None:        # what changed, not the whole earlier sweep
-            has["diff.json"] = diff
+            has["diff.json"] = diff.to_json()
         if history is not None:
-            has["history.json"] = history
+            has["history.json"] = history.to_json()
         if bootlog is not None:
             has["bootlog.json"] = bootlog
         paged = {s.soc for s, _ in pages}
-        links = _Links(source_template, sweep.target_kernel, "", paged)
+        links = _Links(source_template, version, "", paged)
         has["index.json"] = {
             "tool": "dtb-audit", "kind": "site", "corpus": sweep.name,
-            "target_kernel": sweep.target_kernel, "rule": sweep.rule,
+            "target_kernel": version, "rule": sweep.rule.value,
             "verdict_counts": _total_counts(sweep),
             "affected": [{"soc": s.soc, "page": page_name(s.soc), "passthrough": s.passthrough,
                           "boards": len(s.boards), "affected_boards": len(s.affected_boards),
                           "smmus": [{"path": p.path, "label": p.label,
                                      "source_file": p.source_file,
                                      "source_line": p.source_line,
-                                     "url": source_url(source_template, sweep.target_kernel,
+                                     "url": source_url(source_template, version,
                                                        p.source_file, p.source_line)
                                      if source_template and p.source_file else None}
                                     for p in s.providers if p.affected]}
@@ -433,7 +393,7 @@ def build_site(out_dir, sweep, previous=None, history=None, bootlog=None, source
         for name, value in has.items():
             _write(folder, f"data/{name}", _dump(value))
         _write(folder, "index.html", _index(sweep, links, diff, list(has)))
-        soc_links = _Links(source_template, sweep.target_kernel, "../", paged)
+        soc_links = _Links(source_template, version, "../", paged)
         for s, doc in pages:
             name = page_name(s.soc)
             data_name = name.removesuffix(".html") + ".json"

@@ -1,66 +1,31 @@
 """The boot-log findings on the site's SoC pages: `dtb-audit bootlog
 --format json` read, checked field by field, and shown as a table.
 
-Kept apart from auditor/site.py: the document is young, and this module
-is the only place that knows its shape.  Only the fields shown are
-required; a field of the wrong type, or a finding this version does not
-know, refuses the whole document with one line naming the file and field.
+Kept apart from auditor/site.py: the document is young.  Only the fields
+shown are required (auditor/schemas.py); a field of the wrong type, or a
+finding this version does not know, refuses the whole document with one
+line naming the file and field.
 """
+from corpus.errors import UserError
+
 from .bootlog import FINDINGS, SCHEMA
 from .site_html import h, read_json_document, table
-from corpus.errors import CorpusError
 
 
-
-class BootlogFileError(CorpusError):
+class BootlogFileError(UserError):
     """A document that is not a bootlog document this version reads."""
 
 
 def load_bootlog(path) -> dict:
-    """The bootlog document saved in `path`, checked; raises BootlogFileError."""
+    """The bootlog document saved in `path`, checked against its schema
+    (auditor/schemas.py); raises BootlogFileError."""
+    from .schemas import bootlog_schema, check
     name, doc = read_json_document(path, "bootlog document", BootlogFileError)
-
-    def bad(where, what):
-        raise BootlogFileError(f"{name}: error: not a valid bootlog document: {where} is not "
-                               f"{what}")
-
     if not isinstance(doc, dict) or doc.get("tool") != "dtb-audit" or doc.get("kind") != "bootlog":
-        raise BootlogFileError(f"{name}: error: not a bootlog document (write one with "
-                               f"`dtb-audit bootlog --format json`)")
-    if doc.get("schema") != SCHEMA:
-        bad("schema", f"{SCHEMA}")
-    if not isinstance(doc.get("logs"), list):
-        bad("logs", "a list")
-    if not isinstance(doc.get("socs", []), list):
-        bad("socs", "a list")
-    for k, log in enumerate(doc["logs"]):
-        at = f"logs[{k}]"
-        if not isinstance(log, dict):
-            bad(at, "an object")
-        if not isinstance(log.get("log"), str):
-            bad(f"{at}.log", "a string")
-        for key in ("model", "kernel", "soc"):
-            if not isinstance(log.get(key), (str, type(None))):
-                bad(f"{at}.{key}", "a string or null")
-        for key in ("boards", "smmus"):
-            if not isinstance(log.get(key), list):
-                bad(f"{at}.{key}", "a list")
-        if not all(isinstance(b, str) for b in log["boards"]):
-            bad(f"{at}.boards", "a list of strings")
-        for j, smmu in enumerate(log["smmus"]):
-            where = f"{at}.smmus[{j}]"
-            if not isinstance(smmu, dict):
-                bad(where, "an object")
-            if not isinstance(smmu.get("device"), str):
-                bad(f"{where}.device", "a string")
-            for key in ("node", "note"):
-                if not isinstance(smmu.get(key), (str, type(None))):
-                    bad(f"{where}.{key}", "a string or null")
-            for key in ("dt_coherent", "hw_coherent"):
-                if not isinstance(smmu.get(key), (bool, type(None))):
-                    bad(f"{where}.{key}", "true, false or null")
-            if smmu.get("finding") not in FINDINGS:
-                bad(f"{where}.finding", "one of " + ", ".join(FINDINGS))
+        raise BootlogFileError(name, "not a bootlog document (write one with "
+                                     "`dtb-audit bootlog --format json`)")
+    check(doc, bootlog_schema(FINDINGS, SCHEMA), name, "not a valid bootlog document", None,
+          BootlogFileError)
     return doc
 
 

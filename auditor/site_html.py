@@ -81,7 +81,7 @@ def table(ident, caption, heads, rows, sortable=False, numeric=()) -> str:
 
 def read_json_document(path, what: str, error: type) -> tuple[str, object]:
     """(the name, the JSON) of a saved document the site reads; `error`
-    (one line naming the file) when it cannot be read or is not JSON."""
+    (a UserError class) when it cannot be read or is not JSON."""
     import json
     import os
 
@@ -91,6 +91,6 @@ def read_json_document(path, what: str, error: type) -> tuple[str, object]:
         with open(name, encoding="utf-8") as f:
             return name, json.load(f)
     except (UnicodeDecodeError, ValueError) as why:
-        raise error(f"{name}: error: not a {what} (not JSON text: {shown(why)})") from None
+        raise error(name, f"not a {what} (not JSON text: {shown(why)})") from None
     except OSError as why:
-        raise error(f"{name}: error: cannot read: {why.strerror or why}") from None
+        raise error(name, f"cannot read: {why.strerror or why}") from None

@@ -10,43 +10,30 @@ kernels' table, the per-SoC summaries in one pass over the links.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from corpus.flat import dt_text
 from kernels import codes
-from kernels.target import TargetError, TargetKernel, newer_warning
+from kernels.judging import Judging
+from kernels.target import TargetError, TargetKernel
 
 from .evidence import classify
 from .model import (BrokenMaster, CorpusInfo, Diagnostic, Link, Provider, SocSummary, Sweep)
 
 
-def target_for(corpus=None, given=None) -> TargetKernel:
-    """The target kernel: `given` (--target-kernel or a saved document's),
-    else the version of the tree the corpus was built from, else the newest
-    modelled (assumed). CorpusError names where a bad version came from."""
+def target_of(corpus, judging: Judging) -> TargetKernel:
+    """The target kernel a corpus is judged as: judging's, else the version
+    of the tree it was built from, else the newest modelled (assumed).
+    UserError names where a bad version came from."""
+    where = getattr(corpus, "identity", None) or "the tree"
     try:
-        if given:
-            return TargetKernel.parse(given, where="--target-kernel")
-        version = getattr(corpus, "kernel_version", None)
-        if version:
-            return TargetKernel.parse(version, where=f"{getattr(corpus, 'identity', None) or 'the tree'}"
-                                                     f": its Makefile's version")
+        return judging.target_of(getattr(corpus, "kernel_version", None), where)
     except TargetError as why:
-        raise CorpusError(str(why)) from None
-    return TargetKernel.newest()
-
-
-def warn_newer(targets, write=None) -> None:
-    """One warning on stderr for the targets newer than the newest modelled
-    (each named once), naming them and the version they are judged as."""
-    line = newer_warning(targets)
-    if line:
-        (write or sys.stderr.write)(f"dtb-audit: warning: {line}\n")
+        raise UserError(None, str(why)) from None
 
 
 def flatten_corpus(corpus):
@@ -57,14 +44,11 @@ def flatten_corpus(corpus):
     return flatten(paths, root)
 
 
-def sweep_corpus(corpus, target=None, rule=None, legacy_dt_bindings=True, flat=None) -> Sweep:
-    """The whole sweep of a corpus.build.Corpus.  target: a TargetKernel
-    (default: target_for(corpus)); rule: a RULES id overriding the target's."""
-    target = target or target_for(corpus)
-    flat = flat if flat is not None else flatten_corpus(corpus)
+def sweep_corpus(corpus, judging: Judging = Judging()) -> Sweep:
+    """The whole sweep of a corpus.build.Corpus under `judging`."""
     from kernels.evaluate import evaluate
-    ev = evaluate(flat, target, rule, legacy_dt_bindings)
-    return build_sweep(ev, corpus, legacy_dt_bindings)
+    target = target_of(corpus, judging)
+    return build_sweep(evaluate(flatten_corpus(corpus), target, judging), corpus)
 
 
 # -- strings of nodes ------------------------------------------------------------
@@ -165,7 +149,7 @@ def root_compatibles(flat):
 
 # -- the model from the arrays ----------------------------------------------------
 
-def build_sweep(ev, corpus=None, legacy_dt_bindings=True) -> Sweep:
+def build_sweep(ev, corpus=None) -> Sweep:
     """The Sweep of an Evaluation (kernels/evaluate.py) of `corpus`'s DTBs."""
     flat = ev.flat
     text = NodeText(flat)
@@ -179,8 +163,8 @@ def build_sweep(ev, corpus=None, legacy_dt_bindings=True) -> Sweep:
     socs = soc_summaries(links, flat.paths, boards, locate)
     target = ev.target
     sweep = Sweep(
-        rule=codes.RULE_NAMES[ev.rule], target_kernel=str(target), target_assumed=target.assumed,
-        legacy_dt_bindings=legacy_dt_bindings,
+        rule=ev.rule, target_kernel=target, target_assumed=target.assumed,
+        legacy_dt_bindings=ev.legacy_dt_bindings,
         corpus=CorpusInfo(root=str(flat.root), identity=getattr(corpus, "identity", None),
                           kernel_dir=_str_or_none(getattr(corpus, "kernel_dir", None)),
                           partial=bool(getattr(corpus, "partial", False))),
@@ -254,7 +238,7 @@ def _links(ev, text, boards):
         bridge_coherent=bridge_coherent,
         placeholder_map=(table[:, L_NOTE] == codes.N_PLACEHOLDER).tolist(),
         vfio_candidate=vfio.tolist(),
-        rule=[codes.RULE_NAMES[ev.rule]] * n,
+        rule=[ev.rule.value] * n,
         verdict=taken(codes.VERDICT_NAMES, ev.verdict),
         note=[None] * n,
         diagnostic=[None] * n,
@@ -374,7 +358,7 @@ def source_locator(corpus, diagnostics):
         if dtb not in cache:
             try:
                 cache[dtb] = source_positions(corpus, entries[dtb])
-            except (CorpusError, OSError, KeyError) as why:
+            except (UserError, OSError, KeyError) as why:
                 cache[dtb] = {}
                 diagnostics.append(Diagnostic(dtb, None, f"no source positions: {why}"))
         return cache[dtb].get(path)

@@ -83,13 +83,13 @@ def corpora(choice=None):
     """((reference corpus, its target), (sweep corpus, its target, its
     --debian name)): Linux 6.12, and `choice`, else Linux 7.2 when it can be
     had, else 6.12 again."""
-    from corpus.errors import CorpusError
+    from corpus.errors import UserError
     reference = corpus_of(REFERENCE_CORPUS)
     if choice:
         return reference, (*corpus_of(choice), choice)
     try:
         return reference, (*corpus_of(DEFAULT_CORPUS), DEFAULT_CORPUS)
-    except CorpusError as why:
+    except UserError as why:
         sys.stderr.write(f"bench_all: {DEFAULT_CORPUS} not available ({why}); "
                          f"using {REFERENCE_CORPUS}\n")
         return reference, (*reference, REFERENCE_CORPUS)
@@ -261,11 +261,11 @@ def main(argv=None):
     ap.add_argument("--only", default="abcde", help="the figures to measure, e.g. 'ad'")
     args = ap.parse_args(argv)
     only = set(args.only.replace(",", ""))
-    from corpus.errors import CorpusError
+    from corpus.errors import UserError
 
     try:
         (ref_corpus, ref_target), (corpus, target, debian) = corpora(args.corpus)
-    except CorpusError as why:
+    except UserError as why:
         sys.stderr.write(f"bench_all: error: {why}\n")
         return 2
     ref_root, ref_dtbs = board_paths(ref_corpus)

@@ -36,7 +36,7 @@ from bench.timing import best  # noqa: E402
 from bench.naive_rule import RULES, NaiveError, sweep_dtb  # noqa: E402
 from corpus.build import build_corpus  # noqa: E402
 from corpus.console import progress_wanted  # noqa: E402
-from corpus.errors import CorpusError  # noqa: E402
+from corpus.errors import UserError  # noqa: E402
 from corpus.flat import flatten  # noqa: E402
 from kernels.codes import VERDICT_NAMES as VERDICTS  # noqa: E402
 from kernels.evaluate import evaluate  # noqa: E402
@@ -72,7 +72,7 @@ def main(argv=None):
     try:
         corpus = build_corpus(kernel=args.kernel, tarball=args.tarball, debian=args.debian,
                               dtbs=args.dtbs)
-    except CorpusError as exc:
+    except UserError as exc:
         sys.stderr.write(f"bench_sweep: error: {exc}\n")
         return 2
     root = Path(corpus.root)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from corpus.build_tree import build_tree, check_jobs
 from corpus.debian import DEFAULT_DEBIAN, from_debian
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import DTS_DIR
 from corpus.manifest import MANIFEST
 from corpus.model import Corpus, Entry
@@ -59,7 +59,7 @@ def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jo
     given = [name for name, value in (("kernel", kernel), ("tarball", tarball),
                                       ("debian", debian), ("dtbs", dtbs)) if value]
     if len(given) > 1:
-        raise CorpusUserError(None, f"give one source, not {' and '.join(given)}")
+        raise UserError(None, f"give one source, not {' and '.join(given)}")
     check_jobs(jobs)  # before any download
     try:
         if dtbs:
@@ -75,13 +75,13 @@ def build_corpus(kernel=None, tarball=None, debian=None, dtbs=None, out=None, jo
         raise _os_error(why) from None
 
 
-def _os_error(why: OSError, where=None) -> CorpusUserError:
+def _os_error(why: OSError, where=None) -> UserError:
     """One line for a file system that refused: the file (the folder, for one of
     our temporaries), what is wrong."""
     name = why.filename if why.filename is not None else where
     if name is not None and is_temporary(Path(os.fsdecode(name))):
         name = Path(os.fsdecode(name)).parent
-    return CorpusUserError(name, str(why.strerror or why))
+    return UserError(name, str(why.strerror or why))
 
 
 def open_corpus(path, partial: bool = False) -> Corpus:
@@ -103,8 +103,8 @@ def open_corpus(path, partial: bool = False) -> Corpus:
     except OSError as why:
         raise _os_error(why, path) from None
     if not path.exists():
-        raise CorpusUserError(readable_name(path), "no such file or folder")
-    raise CorpusUserError(readable_name(path),
+        raise UserError(readable_name(path), "no such file or folder")
+    raise UserError(readable_name(path),
                           "not a .dtb, a folder of DTBs, a kernel tree or a tarball")
 
 
@@ -112,5 +112,5 @@ def open_corpora(paths, partial: bool = False) -> Corpus:
     """Several PATHs (as open_corpus takes them) as one corpus (opening.merge)."""
     members = [open_corpus(p, partial) for p in paths]
     if not members:
-        raise CorpusUserError(None, "no PATH given")
+        raise UserError(None, "no PATH given")
     return merge(members)

@@ -17,7 +17,7 @@ from pathlib import Path
 from corpus.compile import run
 from corpus.console import diagnostic, status
 from corpus.dtc import tree_tools
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import Target
 from corpus.manifest import FORMAT, MANIFEST, read_manifest, write_manifest
 from corpus.model import Corpus, Entry
@@ -33,7 +33,7 @@ _LAYOUT = 1                # in the folder's key: outputs of one tree and tools
 
 def check_jobs(jobs) -> None:
     if jobs is not None and jobs < 1:
-        raise CorpusUserError(None, "-j: must be at least 1")
+        raise UserError(None, "-j: must be at least 1")
 
 
 def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
@@ -46,15 +46,15 @@ def build_tree(source: Source, out=None, jobs=None, select=None) -> Corpus:
     key = short_hash(_LAYOUT, tree, tools.key, *cpp, include)
     root = Path(out) if out else cache_dir() / "dtbs" / f"{_slug(source.identity)}-{key}"
     if root.exists() and not root.is_dir():
-        raise CorpusUserError(root, "not a folder")
+        raise UserError(root, "not a folder")
     root.mkdir(parents=True, exist_ok=True)
     root = root.resolve()
     by_dtb = {t.dtb: t for t in targets}
     chosen = select_targets(targets, by_dtb, select)
     if not chosen:
         if select is None:
-            raise CorpusUserError(tree, "no DTB to build (arch/arm64/boot/dts has none)")
-        raise CorpusUserError(tree, f"no DTB matches {' or '.join(select)}")
+            raise UserError(tree, "no DTB to build (arch/arm64/boot/dts has none)")
+        raise UserError(tree, f"no DTB matches {' or '.join(select)}")
 
     with taking_turns(root / _LOCK, lambda: status(f"waiting for another build of {root}")), \
             _terminate_as_interrupt():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from corpus.console import diagnostic, progress_wanted
 from corpus.dtc import Tools
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import Target
 from corpus.manifest import MANIFEST, digest_of, mtime_size, output_of, output_record
 from store.durable import place, temporary_path
@@ -139,7 +139,7 @@ def _blob_problem(path: Path, root: Path) -> str | None:
         return None
     free = os.statvfs(root)
     if free.f_bavail * free.f_frsize < (total if magic == _FDT_MAGIC else 1 << 16):
-        raise CorpusUserError(root, _DISK_FULL[0])
+        raise UserError(root, _DISK_FULL[0])
     return f"the compiler wrote a damaged DTB ({size} bytes, {total} in its header)"
 
 
@@ -151,7 +151,7 @@ def _tool_error(proc: subprocess.CompletedProcess, root: Path) -> str:
         raise KeyboardInterrupt
     full = next((reason for reason in _DISK_FULL if reason in proc.stderr), None)
     if full:
-        raise CorpusUserError(root, full)
+        raise UserError(root, full)
     return first_error(proc.stderr, proc.returncode)
 
 

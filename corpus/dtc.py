@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.console import diagnostic, status
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import Makefile
 from store.durable import place, remove_dead, temporary_folder, write_atomically
 from store.kept import read_kept
 
 
-class MissingTool(CorpusUserError):
+class MissingTool(UserError):
     """A program the build needs is not installed; the message says what to install."""
 
 
@@ -189,7 +189,7 @@ def tree_tools(tree: Path, cache: Path, flags: set[str]) -> Tools:
             return Tools(cpp, dtc, fdtoverlay, version,
                          key=f"{dest.name} {_version_line(cpp)}")
         except MissingTool as why:
-            reason = str(why)
+            reason = why.message
     else:
         reason = f"{dtc_dir}: no dtc sources"
     system_dtc = shutil.which("dtc")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import DTS_DIR
 from store.durable import write_atomically
 from store.folders import cache_dir, short_hash
@@ -69,7 +69,7 @@ _VERSION = re.compile(r"v(\d+)\.(\d+)(?:\.(\d+))?")
 _FIELDS = "%H%x1f%P%x1f%cI%x1f%s"
 
 
-class GitError(CorpusUserError):
+class GitError(UserError):
     """A repository or revision git cannot use; the message names it and why."""
 
 

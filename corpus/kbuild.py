@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpus.console import diagnostic
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 
 DTS_DIR = "arch/arm64/boot/dts"
 
@@ -26,7 +26,7 @@ _ASSIGN = re.compile(r"^(?:override\s+|export\s+)?([^:#=\s]+)\s*(::=|:=|\+=|\?=|
 _CONDITIONAL = re.compile(r"^(ifeq|ifneq|ifdef|ifndef)\b\s*(.*)$")
 
 
-class MakefileError(CorpusUserError):
+class MakefileError(UserError):
     """A Makefile this reader cannot follow (unbalanced conditionals)."""
 
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from corpus.console import diagnostic
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.manifest import MANIFEST, output_problem, read_manifest
 from corpus.model import Corpus, Entry
 
@@ -22,14 +22,14 @@ def dtb_folder(folder: Path, partial: bool = False) -> Corpus:
     """A folder of built DTBs, used as it is (its manifest, when it has one, adds sources)."""
     folder = folder.resolve()
     if not folder.is_dir():
-        raise CorpusUserError(folder, "no such folder")
+        raise UserError(folder, "no such folder")
     manifest, problem = read_manifest(folder)
     again = "run `dtb-audit corpus build` again, or sweep it with --partial"
     incomplete = manifest and not manifest.get("complete")
     if problem and not partial:
-        raise CorpusUserError(folder, f"{problem}; {again}")
+        raise UserError(folder, f"{problem}; {again}")
     if incomplete and not partial:
-        raise CorpusUserError(folder, f"incomplete corpus (the build was interrupted: "
+        raise UserError(folder, f"incomplete corpus (the build was interrupted: "
                                       f"{manifest.get('tried')} of {manifest.get('targets')} "
                                       f"outputs); {again}")
     records = manifest.get("records", {})
@@ -63,7 +63,7 @@ def dtb_folder(folder: Path, partial: bool = False) -> Corpus:
             trusted[dtb] = record
     entries = [entries[dtb] for dtb in sorted(entries)]
     if not entries:
-        raise CorpusUserError(folder, "no .dtb files in this folder")
+        raise UserError(folder, "no .dtb files in this folder")
     identity = manifest.get("identity") or f"DTBs in {folder}"
     return Corpus(folder, kernel_dir, identity, entries, reused=len(entries),
                   kernel_version=manifest.get("kernel_version"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from corpus.compile import first_error
 from corpus.console import diagnostic
 from corpus.dtc import tree_tools
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import Target, cpp_flags, dtc_include, read_targets
 from corpus.model import Corpus, Entry
 from store.durable import remove_dead, temporary_folder, write_atomically
@@ -47,7 +47,7 @@ def source_positions(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]
                                                      corpus._records.get(entry.parts[0], {}).get("source"))
         return source_positions(corpus, base)
     if corpus.kernel_dir is None or entry.source is None:
-        raise CorpusUserError(entry.dtb, "no kernel source for this DTB")
+        raise UserError(entry.dtb, "no kernel source for this DTB")
     dtb_path = corpus.root / entry.dtb
     try:    # the whole stamp: a DTB put back with the same size and mtime is another file
         dtb_stamp = file_stamp(os.stat(dtb_path))
@@ -92,7 +92,7 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
     else:  # a corpus without a manifest entry for it: ask the Makefiles
         target = next((t for t in read_targets(tree) if t.dtb == entry.dtb), None)
     if target is None or target.source is None:
-        raise CorpusUserError(entry.dtb, f"not built from a .dts in {tree}")
+        raise UserError(entry.dtb, f"not built from a .dts in {tree}")
     if corpus._tools is None:
         corpus._tools = tree_tools(tree, cache_dir(), set(target.dtc_flags))
     tools = corpus._tools
@@ -111,7 +111,7 @@ def _annotate(corpus: Corpus, entry: Entry) -> dict[str, tuple[str, int]]:
                                   cwd=tree, capture_output=True, text=True,
                                   errors="backslashreplace")
         if proc.returncode:
-            raise CorpusUserError(target.source, first_error(proc.stderr, proc.returncode))
+            raise UserError(target.source, first_error(proc.stderr, proc.returncode))
         annotated = proc.stdout
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

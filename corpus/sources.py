@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.console import diagnostic, status
-from corpus.errors import CorpusUserError
+from corpus.errors import UserError
 from corpus.kbuild import DTS_DIR, kernel_release
 from store.durable import place, remove_dead, temporary_folder
 from store.folders import cache_dir, short_hash
 
 
-class SourceError(CorpusUserError):
+class SourceError(UserError):
     """A kernel source that cannot be used: its path, and why."""
 
 

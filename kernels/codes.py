@@ -7,10 +7,11 @@ reports import the names and descriptions, and a command that only reads a
 saved sweep never loads the compiler.  Names are the ones the JSON
 document and the reports print; they are part of the interface.
 """
+from enum import Enum
 
 # -- the rule: what arm-smmu's capable(IOMMU_CAP_CACHE_COHERENCY) answers ----
 
-# Rule ids, most recent first (SPEC section 1 and 1.1).  NO_CHECK is no
+# Rule ids, most recent first (docs/rule.md).  NO_CHECK is no
 # rule of the SMMU driver: before v5.19 VFIO never asked.
 RULES = {
     "walk-or-device": "arm-smmu: the SMMU is coherent (dma-coherent), or the device itself is "
@@ -20,7 +21,26 @@ RULES = {
     "no-check": "VFIO does not ask for IOMMU_CAP_CACHE_COHERENCY before v5.19 "
                 "(e8ae0e140c05): no device is refused for coherency",
 }
-RULE_NAMES = tuple(RULES)
+
+
+class Rule(Enum):
+    """A rule of RULES; its value is the name the JSON documents and --rule use."""
+    WALK_OR_DEVICE = "walk-or-device"
+    WALK_ONLY = "walk-only"
+    LEGACY_TRUE = "legacy-true"
+    NO_CHECK = "no-check"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def code(self) -> int:
+        """The integer the kernels compare with (WALK_OR_DEVICE ... NO_CHECK below)."""
+        return RULE_NAMES.index(self.value)
+
+
+RULE_NAMES = tuple(rule.value for rule in Rule)
+assert RULE_NAMES == tuple(RULES)
 WALK_OR_DEVICE, WALK_ONLY, LEGACY_TRUE, NO_CHECK = range(len(RULE_NAMES))
 
 # -- verdicts of a link (SPEC section 4) -------------------------------------

@@ -2,12 +2,13 @@
 decides it: arrays in, arrays out (what bench/ times and auditor/sweep.py
 turns into reports).
 
-    evaluate(flat, target, rule=None, legacy_dt_bindings=True) -> Evaluation
+    evaluate(flat, target, judging=Judging()) -> Evaluation
 
 `target` (kernels.target.TargetKernel) gives every version-dependent
-decision (SPEC section 1.1); they reach the numba kernels as plain ints and
-bools.  `rule` (a codes.RULE_NAMES id) overrides only arm-smmu's capable()
-rule, for "what if" questions.
+decision (docs/target-kernel.md); they reach the numba kernels as plain
+ints and bools.  `judging` (kernels/judging.py) may override arm-smmu's
+capable() rule, for "what if" questions, and says whether the legacy
+mmu-masters binding is built in.
 """
 from __future__ import annotations
 
@@ -16,16 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import results
-from .codes import (D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS, D_MAP_NEEDS_TARGET_CELLS,
-                    D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS, L_DIAG,
+from .codes import (D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS, L_DIAG,
                     L_DIAG_ARG, L_DIAG_ARG2, L_DIAG_NODE, L_VIA, MAX_LINKS_PER_DTB,
                     P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS, PR_DTB, PR_NODE,
-                    PROBLEM_COLUMNS, PROBLEMS, RULE_NAMES, VIA_MMU_MASTERS, VIA_NAMES)
+                    PROBLEM_COLUMNS, PROBLEMS, VIA_MMU_MASTERS, VIA_NAMES, Rule)
+from .judging import Judging
 from .target import MAP_TARGET_CELLS, TargetKernel, version_text
-
-# Diagnostics of a map written for another kernel's of_map_id() than the
-# target's (they name the kernel that reads it).
-ERA_DIAGNOSTICS = frozenset({D_MAP_NEEDS_TARGET_CELLS, D_MAP_MISREAD, D_MAP_NEEDS_FOUR_CELLS})
 
 
 @dataclass
@@ -33,7 +30,8 @@ class Evaluation:
     """The arrays of one sweep; row k of every per-link array is link k."""
     flat: object
     target: TargetKernel
-    rule: int                  # codes.RULE_NAMES index: the target's, or the override
+    rule: Rule                 # the target's, or the override
+    legacy_dt_bindings: bool   # CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS
     links: np.ndarray          # int64[n_links, len(codes.LINK_COLUMNS)]
     dma_attr: np.ndarray       # int8[n_links]  codes.DMA_ATTR_NAMES
     verdict: np.ndarray        # int8[n_links]  codes.VERDICT_NAMES
@@ -49,10 +47,6 @@ class Evaluation:
     dtb_links: np.ndarray      # int64[n_dtb]   links found per DTB (kept or not)
     problems: np.ndarray       # int64[n, len(codes.PROBLEM_COLUMNS)] codes.PROBLEMS, by DTB
 
-    @property
-    def rule_name(self) -> str:
-        return RULE_NAMES[self.rule]
-
 
 # The arrays of an Evaluation (what kernels/results.py keeps).
 ARRAYS = ("links", "dma_attr", "verdict", "target_note", "role", "driver", "probe_state",
@@ -60,23 +54,21 @@ ARRAYS = ("links", "dma_attr", "verdict", "target_note", "role", "driver", "prob
           "problems")
 
 
-def evaluate(flat, target: TargetKernel, rule: str | None = None,
-             legacy_dt_bindings=True, cache=True) -> Evaluation:
+def evaluate(flat, target: TargetKernel, judging: Judging = Judging(),
+             cache=True) -> Evaluation:
     """The rule over all links of a flattened corpus (corpus.flat.FlatCorpus),
-    all in numba kernels, as `target` decides.  rule=None: the target's.
+    all in numba kernels, as `target` decides (judging.target_of() of the
+    tree) under `judging`'s rule and bindings.
     cache: reuse (and keep) the results of the same evaluation of the same
     cached flat arrays (kernels/results.py) instead of running the kernels."""
-    rule_name = target.rule if rule is None else rule
-    if rule_name not in RULE_NAMES:
-        raise ValueError(f"unknown rule {rule_name!r}: one of {', '.join(RULE_NAMES)}")
-    code = RULE_NAMES.index(rule_name)
-    key = results.key(target, code, legacy_dt_bindings)
+    rule = judging.rule_under(target)
+    key = results.key(target, rule.code, judging.legacy_dt_bindings)
     folder = results.folder_of(flat, key) if cache else None
     arrays = results.load(folder, key, ARRAYS)
     if arrays is None:
-        arrays = _run_kernels(flat, target, code, legacy_dt_bindings)
+        arrays = _run_kernels(flat, target, rule.code, judging.legacy_dt_bindings)
         results.save(folder, key, arrays)
-    return Evaluation(flat, target, code, **arrays)
+    return Evaluation(flat, target, rule, judging.legacy_dt_bindings, **arrays)
 
 
 def _run_kernels(flat, target, code, legacy_dt_bindings) -> dict:

@@ -1,6 +1,6 @@
 """The target kernel: which kernel's decisions a sweep reproduces.
 
-A DT is judged by the kernel that boots it (SPEC section 1.1).  Each
+A DT is judged by the kernel that boots it (docs/target-kernel.md).  Each
 version-dependent decision of the rule is a property of TargetKernel,
 named after what changed and grounded in the commit that changed it;
 the kernels receive them as plain integers (`facts()`).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .codes import LEGACY_TRUE, NO_CHECK, RULE_NAMES, WALK_ONLY, WALK_OR_DEVICE
+from .codes import Rule
 
 # The oldest and newest versions whose decisions are read from sources.
 # Older targets are certain (VFIO asks nothing before v5.19); newer ones get
@@ -91,7 +91,7 @@ class TargetKernel:
             return self.version >= boundary
         return self.rc >= rc
 
-    # -- the decisions (SPEC section 1.1) ---------------------------------------
+    # -- the decisions (docs/target-kernel.md) ---------------------------------
 
     @property
     def vfio_checks_coherency(self) -> bool:
@@ -101,22 +101,16 @@ class TargetKernel:
         return self.version >= (5, 19, 0)
 
     @property
-    def rule(self) -> str:
+    def rule(self) -> Rule:
         """arm-smmu's capable(IOMMU_CAP_CACHE_COHERENCY) in this kernel."""
         if not self.vfio_checks_coherency:
-            return RULE_NAMES[NO_CHECK]
+            return Rule.NO_CHECK
         if self.version < (6, 1, 0):
-            return RULE_NAMES[LEGACY_TRUE]
+            return Rule.LEGACY_TRUE
         if (WALK_OR_DEVICE_6_1 <= self.version < (6, 2, 0)
                 or self._since(WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC)):
-            return RULE_NAMES[WALK_OR_DEVICE]
-        return RULE_NAMES[WALK_ONLY]
-
-    @property
-    def qcom_binds_msm_iommu_v2(self) -> bool:
-        """qcom_iommu's match table gains "qcom,msm-iommu-v2" (6.12
-        drivers/iommu/arm/arm-smmu/qcom_iommu.c:931; not in 6.1.192's, :900)."""
-        return self.version >= QCOM_MSM_IOMMU_V2
+            return Rule.WALK_OR_DEVICE
+        return Rule.WALK_ONLY
 
     @property
     def pci_disabled_function_unbound(self) -> bool:
@@ -147,19 +141,15 @@ class TargetKernel:
         return since is None or self.version >= since
 
 
-# First versions of each change; see the properties above for the sources.
-# A release candidate has what its release has (changes land in the merge
-# window, before rc1), except a fix merged later, named with its rc.
-# ac9c5e92dd15 ("iommu/arm-smmu: Report IOMMU_CAP_CACHE_COHERENCY even
-# betterer") is in mainline v6.2-rc4 and reached 6.1.y in 6.1.7: Debian's 6.1
-# changelog (linux-source-6.1 6.1.192-3, changelog.Debian.gz) lists it, its
-# title wrapped over two lines, under ChangeLog-6.1.7. Its entries for 6.1.2
-# (two CVE fixes only, not the whole upstream list) to 6.1.6 name no arm-smmu
-# change, and the model knows of none at 6.1.2.
+# First versions of each change; see the properties above for the sources,
+# and docs/target-kernel.md for how each boundary was found. A release
+# candidate has what its release has, except a fix merged later, named
+# with its rc (ac9c5e92dd15: v6.2-rc4, and 6.1.7 in 6.1.y).
 WALK_OR_DEVICE_6_1 = (6, 1, 7)
 WALK_OR_DEVICE_MAINLINE, WALK_OR_DEVICE_MAINLINE_RC = (6, 2, 0), 4
-# Not in 6.1.192, in 6.12.117; "about v6.5" (SPEC 1.1): not checked against
-# a source between the two.
+# qcom_iommu's match table gains "qcom,msm-iommu-v2" (kernels/providers.py
+# binds it from here): 6.12 drivers/iommu/arm/arm-smmu/qcom_iommu.c:931, not
+# in 6.1.192's (:900); about v6.5, not checked against a source between.
 QCOM_MSM_IOMMU_V2 = (6, 5, 0)
 # In 6.12.117, not in 6.1.192; 6.12 drivers/pci/of.c:25 still documents an
 # earlier variant, so the change is somewhere in (6.1, 6.12].

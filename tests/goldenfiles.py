@@ -6,6 +6,7 @@ difference (`git diff tests/golden/`) before committing:
 
     DTB_AUDIT_REGENERATE=1 python3 -m pytest tests/integration/test_golden.py
 """
+import io
 import os
 import re
 from importlib.metadata import version
@@ -13,6 +14,13 @@ from importlib.metadata import version
 from testpaths import GOLDEN
 
 REGENERATE = os.environ.get("DTB_AUDIT_REGENERATE") == "1"
+
+
+def text_file(render):
+    """render(f) into a string: what a writer of reports writes."""
+    buffer = io.StringIO()
+    render(buffer)
+    return buffer.getvalue()
 
 
 def normalize(text, places):

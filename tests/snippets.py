@@ -11,6 +11,7 @@ from pathlib import Path
 from corpus.flat import flatten
 from kernels import codes, links
 from kernels.evaluate import diagnostic_text, evaluate, problem_text
+from kernels.judging import Judging
 from kernels.target import TargetKernel
 
 # The target of a snippet unless a test names one: the tree the rules of
@@ -39,7 +40,9 @@ def compile_dts(tmp_path, name, body, header=HEADER, force=False):
 
 def evaluate_dtb(dtb, target=DEFAULT_TARGET, rule=None, legacy_dt_bindings=True):
     flat = flatten([dtb], dtb.parent, cache=False)
-    return evaluate(flat, TargetKernel.parse(target), rule, legacy_dt_bindings)
+    return evaluate(flat, TargetKernel.parse(target),
+                    Judging(rule=codes.Rule(rule) if rule else None,
+                            legacy_dt_bindings=legacy_dt_bindings))
 
 
 def sweep_dts(tmp_path, body, rule=None, legacy_dt_bindings=True, name="board",
@@ -75,7 +78,7 @@ def document(ev):
             "bridge_path": path(bridge),
             "bridge_coherent": bool(ev.coherent[bridge]) if bridge >= 0 else None,
             "vfio_candidate": codes.KIND_NAMES[kind] in codes.VFIO_KINDS and not bridge_fn,
-            "rule": ev.rule_name,
+            "rule": ev.rule.value,
             "verdict": codes.VERDICT_NAMES[ev.verdict[k]],
             "attach": row[links.L_ATTACH],
             "note": row[links.L_NOTE],

@@ -1,18 +1,18 @@
 """The candidate patch series: `dma-coherent;` for SMMU nodes that lack it.
 
     dts.py         DTS source editing: statements, the node at a line, the edit
-    candidates.py  which SMMU nodes the evidence accuses (SPEC section 4)
+    candidates.py  which SMMU nodes the evidence accuses (docs/rule.md)
     series.py      the mbox patches and the cover letter
     recipients.py  their To: and Cc:, from the tree's get_maintainer.pl
     verify.py      git apply --check, and apply + rebuild + sweep again
+    inputs.py      what a series is made from: a saved sweep and its tree
 
 The loop on a real tree (Debian's 6.1 here; `--kernel DIR` for your own):
     dtb-audit patch --debian linux-source-6.1 -o out/ --verify
 """
 from .candidates import Candidate, Skip, candidates
-from .dts import PatchError
 from .recipients import Recipients
-from .series import Patch, Series, make_series, remove_old_series, write_series
+from .series import Patch, PatchError, Series, make_series, remove_old_series, write_series
 from .verify import Verification, check_series, format_verification, verify_series
 
 

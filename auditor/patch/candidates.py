@@ -1,6 +1,6 @@
 """Which SMMU nodes the evidence accuses, and which the series leaves alone.
 
-SPEC section 4: an SMMU that is not coherent while the masters behind it
+docs/rule.md: an SMMU that is not coherent while the masters behind it
 are (`rescued-by-device`), or while the host bridge or fsl-mc node above
 its broken masters is (`broken-bridge-coherent`), most likely lacks
 `dma-coherent`.  The same node written once in a `.dtsi` is one candidate
@@ -78,7 +78,7 @@ def candidates(sweep, backed=frozenset()):
                 tuple(link.provider_compatible), link.driver or "")
         c.socs.add(link.soc)
         c.links.append(link)
-    # Robin Murphy's other half (SPEC section 4): a coherent SMMU in front
+    # Robin Murphy's other half (docs/rule.md): a coherent SMMU in front
     # of non-coherent masters is unusual, so the message names them too.
     by_node = {(link.soc, link.provider_path): c for c in found.values() for link in c.links}
     for link in sweep.links:

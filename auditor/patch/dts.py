@@ -10,11 +10,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from corpus.errors import CorpusError
-
-
-class PatchError(CorpusError):
-    """A source file that the series cannot be made from; str() names it."""
+class DtsError(ValueError):
+    """A DTS source the series cannot edit there; str() names the file and line."""
 
 
 @dataclass
@@ -86,7 +83,7 @@ def _tokens(text):
 def parse_dts(text, name="<dts>"):
     """The top-level statements of a DTS source (nodes with their bodies).
 
-    Raises PatchError naming `name` and the line when braces do not match."""
+    Raises DtsError naming `name` and the line when braces do not match."""
     tokens = list(_tokens(text))
     pos = 0
 
@@ -118,10 +115,10 @@ def parse_dts(text, name="<dts>"):
                 words, first = [], None
             else:                           # "}"
                 if depth == 0:
-                    raise PatchError(f"{name}:{line + 1}: unmatched '}}'")
+                    raise DtsError(f"{name}:{line + 1}: unmatched '}}'")
                 return out
         if depth:
-            raise PatchError(f"{name}: unterminated node at end of file")
+            raise DtsError(f"{name}: unterminated node at end of file")
         return out
 
     return block(0)
@@ -181,22 +178,22 @@ def insertion_point(node):
 def add_dma_coherent(text, line, name="<dts>"):
     """`text` with `dma-coherent;` added to the node opened at 1-based `line`.
 
-    Raises PatchError when no node opens there, when the node already has
+    Raises DtsError when no node opens there, when the node already has
     `dma-coherent` or says `dma-noncoherent`, or when it is written on one
     line (no place for a property line)."""
     node = node_at(parse_dts(text, name), line)
     if node is None:
-        raise PatchError(f"{name}:{line}: no node opens here")
+        raise DtsError(f"{name}:{line}: no node opens here")
     where = f"{name}:{node.first + 1}"
     names = {s.name for s in node.body if s.kind == "property"}
     if "dma-coherent" in names:
-        raise PatchError(f"{where}: node {node.name} already has dma-coherent")
+        raise DtsError(f"{where}: node {node.name} already has dma-coherent")
     if "dma-noncoherent" in names:
-        raise PatchError(f"{where}: node {node.name} says dma-noncoherent")
+        raise DtsError(f"{where}: node {node.name} says dma-noncoherent")
     at, indent_line = insertion_point(node)
     lines = _lines(text)
     if at > node.last or (indent_line is None and node.open == node.last):
-        raise PatchError(f"{where}: node {node.name} is written on one line")
+        raise DtsError(f"{where}: node {node.name} is written on one line")
     if indent_line is None:
         indent = _indent(lines[node.open]) + "\t"
     else:
@@ -271,7 +268,7 @@ def removals_of(kernel_dir, files, path, labels):
             continue
         try:
             statements = parse_dts(text, rel)
-        except PatchError:
+        except DtsError:
             continue                    # not ours to judge; dtc reports it
         for line in _removals(statements, path, set(labels)):
             found.append((rel, line))

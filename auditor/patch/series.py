@@ -24,18 +24,23 @@ import subprocess
 import textwrap
 from dataclasses import dataclass, field
 
+from corpus.errors import UserError
 from kernels.codes import PASSTHROUGH_KINDS
 
 from ..report import tool_version
 from ..evidence import classify
 from ..text import shown
 from .candidates import Skip, candidates, soc_names
-from .dts import (OutsideTree, PatchError, _lines, add_dma_coherent, node_chain, parse_dts,
+from .dts import (DtsError, OutsideTree, _lines, add_dma_coherent, node_chain, parse_dts,
                   read_source, removals_of, tree_file, written_as)
 from .recipients import Recipients, recipients as find_recipients, union
 
 DTS_ROOT = "arch/arm64/boot/dts"
 WIDTH = 72
+
+
+class PatchError(UserError):
+    """A series that cannot be written where asked."""
 
 
 @dataclass
@@ -98,7 +103,7 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
             skips.append(Skip(c.path, soc_names(c.socs), c.where,
                               f"{c.source_file}: cannot read: {why.strerror or why}"))
             continue
-        except PatchError as why:
+        except DtsError as why:
             skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
             continue
         if not chain:
@@ -135,7 +140,7 @@ def make_series(sweep, kernel_dir, dependencies=None, author=None, date=None, si
             try:
                 new = add_dma_coherent(new, c.source_line, source_file)
                 kept.append(c)
-            except PatchError as why:
+            except DtsError as why:
                 skips.append(Skip(c.path, soc_names(c.socs), c.where, str(why)))
         if kept:
             made.append((source_file, old, new, sorted(kept, key=lambda c: c.source_line)))
@@ -213,7 +218,7 @@ def write_series(series, out_dir):
     try:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as why:
-        raise PatchError(f"{out_dir}: error: cannot make the folder: {why.strerror}") from None
+        raise PatchError(out_dir, f"cannot make the folder: {why.strerror}") from None
     series.files = []
     for name, text in [("0000-cover-letter.patch", series.cover)] + \
             [(p.filename, p.text) for p in series.patches]:
@@ -222,7 +227,7 @@ def write_series(series, out_dir):
             with open(path, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
                 f.write(text)
         except OSError as why:
-            raise PatchError(f"{path}: error: cannot write: {why.strerror}") from None
+            raise PatchError(path, f"cannot write: {why.strerror}") from None
         series.files.append(path)
     return series.files
 
@@ -387,7 +392,7 @@ def _wrap(text, indent=""):
                          break_long_words=False, break_on_hyphens=False) + "\n"
 
 
-# What the driver then answers for IOMMU_CAP_CACHE_COHERENCY (SPEC section 1).
+# What the driver then answers for IOMMU_CAP_CACHE_COHERENCY (docs/rule.md).
 _CONSEQUENCE = {
     "arm-smmu": "Since v6.2 (and 6.1.y) arm_smmu_capable() then reports "
                 "IOMMU_CAP_CACHE_COHERENCY only for masters that are DMA coherent "
@@ -481,7 +486,7 @@ def _masters(c, verdict, links=None):
     for link in c.links if links is None else links:
         if link.verdict == verdict:
             seen.setdefault(link.master_path, link)
-    # SPEC section 4: what people pass through first.
+    # What people pass through first (docs/rule.md).
     return sorted(seen.values(), key=lambda m: (m.master_kind not in PASSTHROUGH_KINDS,
                                                 m.master_path or ""))
 

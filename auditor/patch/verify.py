@@ -58,7 +58,7 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
     under the same target kernel and rule, and say what is still affected.
 
     `work`: a folder for the copy and the DTBs (a temporary one by default)."""
-    from auditor.sweep import sweep_corpus, target_for
+    from auditor.sweep import sweep_corpus
     from corpus.build import build_corpus
     from corpus.sources import copy_dt_tree
 
@@ -82,8 +82,7 @@ def verify_series(series, sweep, kernel_dir, work=None, jobs=None):
                 not_applied.append((path, proc.stderr.strip()))
         corpus = build_corpus(kernel=tree, out=os.path.join(work, "dtbs"), jobs=jobs,
                               select=[_glob_escape(b) for b in boards])
-        after = sweep_corpus(corpus, target=target_for(corpus, sweep.target_kernel),
-                             rule=sweep.rule, legacy_dt_bindings=sweep.legacy_dt_bindings)
+        after = sweep_corpus(corpus, sweep.judging)
     now = {s.soc: s for s in after.socs}
     patched = {(soc, c.path) for p in series.patches for c in p.candidates for soc in c.socs}
     result = {}

@@ -318,44 +318,51 @@ def test_dtb_text_escaped_in_diff_and_history(tmp_path, snippets, capsys):
 
 # -- history: the arguments of each way -------------------------------------------------------
 
-def _fake_history_git(monkeypatch):
-    """Replace run_history_git with a recorder that takes exactly what the
-    real one takes (a keyword it does not know is a TypeError, as it would be)."""
+def _fake_judge_git(monkeypatch):
+    """Replace the history's run on Dask with a recorder that takes exactly
+    what the real one takes (a keyword it does not know is a TypeError, as
+    it would be) and judged no revision."""
     import inspect
 
-    from auditor import history as history_module
-    real = inspect.signature(history_module.run_history_git)
+    from auditor.documents import GitSource, History
+    from auditor.history import cluster
+    real = inspect.signature(cluster.judge_git)
     calls = []
 
     def fake(*args, **kwargs):
         real.bind(*args, **kwargs)
         calls.append((args, kwargs))
-        return 3
+        history = History((), (), GitSource(args[0], "kernel", None, True), ())
+        return cluster.GitRun(history, None, [], [])
 
-    monkeypatch.setattr(history_module, "run_history_git", fake)
+    monkeypatch.setattr(cluster, "judge_git", fake)
     return calls
 
 
-def test_history_git_hands_every_option_over(monkeypatch):
-    calls = _fake_history_git(monkeypatch)
+def test_history_git_hands_every_option_over(monkeypatch, tmp_path):
+    from kernels.judging import Judging, Rule
+    from kernels.target import TargetKernel
+    calls = _fake_judge_git(monkeypatch)
     assert main(["history", "--git", "linux", "v6.1..v6.12", "v6.12..v6.13", "--all-commits",
-                 "--scheduler", "tcp://h:8786", "--plot", "p.svg", "--mails", "mails",
-                 "--format", "json", "--fail-on-new", "-o", "h.json", "-j", "3",
-                 "--target-kernel", "6.1.192", "--rule", "walk-only",
-                 "--no-legacy-dt-bindings"]) == 3
-    assert calls == [(("linux", ["v6.1..v6.12", "v6.12..v6.13"]), dict(
-        all_commits=True, target_kernel="6.1.192", rule="walk-only", legacy_dt_bindings=False,
-        scheduler="tcp://h:8786", jobs=3, plot="p.svg", mails="mails", fmt="json",
-        fail_on_new=True, output="h.json"))]
+                 "--scheduler", "tcp://h:8786", "--plot", str(tmp_path / "p.svg"),
+                 "--mails", str(tmp_path / "mails"), "--format", "json", "--fail-on-new",
+                 "-o", str(tmp_path / "h.json"), "-j", "3", "--target-kernel", "6.1.192",
+                 "--rule", "walk-only", "--no-legacy-dt-bindings"]) == 0
+    assert calls == [(("linux", ["v6.1..v6.12", "v6.12..v6.13"],
+                       Judging(TargetKernel.parse("6.1.192"), Rule.WALK_ONLY, False)),
+                      dict(all_commits=True, scheduler="tcp://h:8786", jobs=3))]
+    assert json.loads((tmp_path / "h.json").read_text())["repo"] == "linux"
+    assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml")
+    assert list((tmp_path / "mails").iterdir()) == []
 
 
-def test_history_git_defaults(monkeypatch):
-    calls = _fake_history_git(monkeypatch)
-    assert main(["history", "--git", "linux"]) == 3
-    assert calls == [(("linux", []), dict(
-        all_commits=False, target_kernel=None, rule=None, legacy_dt_bindings=True,
-        scheduler=None, jobs=None, plot=None, mails=None, fmt="text", fail_on_new=False,
-        output=None))]
+def test_history_git_defaults(monkeypatch, capsys):
+    from kernels.judging import Judging
+    calls = _fake_judge_git(monkeypatch)
+    assert main(["history", "--git", "linux"]) == 0
+    assert calls == [(("linux", [], Judging()),
+                      dict(all_commits=False, scheduler=None, jobs=None))]
+    assert capsys.readouterr().out == "dtb-audit history: linux: 0 revisions, 0 SoCs changed\n\n"
 
 
 @pytest.mark.parametrize("option", [["--all-commits"], ["--scheduler", "tcp://h:1"],
@@ -597,7 +604,7 @@ def test_patch_hands_every_option_over(tmp_path, isolated_cache, patch_calls):
     assert (call["kernel_dir"], call["out_dir"], call["verify"], call["author"], call["signoff"],
             call["jobs"]) == (tree, str(tmp_path / "series"), True, "A U Thor <a@example.com>",
                               True, 1)
-    assert (call["sweep"].target_kernel, call["sweep"].rule) == ("6.1.0", "walk-only")
+    assert (str(call["sweep"].target_kernel), call["sweep"].rule.value) == ("6.1.0", "walk-only")
     assert call["dependencies"]["acme/a300-lite.dtb"] == (
         f"{VENDOR_DIR}/a300-lite.dts", f"{VENDOR_DIR}/a300.dtsi",
         "include/dt-bindings/interrupt-controller/arm-gic.h")
@@ -614,7 +621,7 @@ def test_patch_defaults_and_a_tree_that_is_no_checkout(tmp_path, isolated_cache,
     (call,) = patch_calls
     assert (call["verify"], call["author"], call["signoff"], call["fixes"], call["jobs"]) == \
         (False, None, False, None, None)
-    assert call["sweep"].target_kernel == "6.1.192"
+    assert str(call["sweep"].target_kernel) == "6.1.192"
 
 
 def test_patch_from_a_saved_sweep(tmp_path, isolated_cache, patch_calls, capsys):

@@ -16,9 +16,16 @@ import sys
 import pytest
 
 from auditor.cli import main
-from auditor.diff import diff_sweeps, history, rule_mismatch
+from auditor.diff import diff_sweeps as diff_of, rule_mismatch
+from auditor.history.stitching import of_sweeps
+from kernels.codes import Rule
+from kernels.target import TargetKernel
+
+
+def diff_sweeps(old, new):
+    return diff_of(old, new).to_json()
 from auditor.model import load_sweep
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from testpaths import GOLDEN
 
 SAVED = GOLDEN / "snippets/sweep.json"
@@ -97,8 +104,8 @@ def test_debian_package_names_reach_build_corpus_with_jobs(monkeypatch, capsys):
     def refuse(**kw):
         seen.append(kw)
         if kw["debian"].startswith("sid/"):
-            raise CorpusError(f"{kw['debian']}: error: not in the mirror")
-        raise CorpusError("apt-get download failed")
+            raise UserError(f"{kw['debian']}: error: not in the mirror")
+        raise UserError("apt-get download failed")
 
     monkeypatch.setattr(corpus.build, "build_corpus", refuse)
     assert main(["diff", "linux-source-6.1", "sid/linux-source-7.2", "-j", "3"]) == 2
@@ -205,8 +212,8 @@ def test_each_kind_of_newly_affected_thing_alone_is_a_regression(saved):
 ])
 def test_rule_mismatch(saved, old, new, warned):
     def judged(rule, legacy, target):
-        return dataclasses.replace(saved, rule=rule, legacy_dt_bindings=legacy,
-                                   target_kernel=target)
+        return dataclasses.replace(saved, rule=Rule(rule), legacy_dt_bindings=legacy,
+                                   target_kernel=TargetKernel.parse(target))
     expected = (f"the sweeps use different rules ({old[0]}, legacy {old[1]} -> {new[0]}, "
                 f"legacy {new[1]}): changes may come from the rule, not the trees")
     assert rule_mismatch(judged(*old), judged(*new)) == (expected if warned else None)
@@ -217,7 +224,7 @@ def test_history_puts_a_nameless_soc_before_named_ones(saved):
     names that sort before letters' lower case)."""
     plat = _soc(saved, "acme,plat")
     socs = tuple(dataclasses.replace(plat, soc=n) for n in ("Acme,x", None, "0acme"))
-    h = history([dataclasses.replace(saved, socs=socs)], ["one"])
+    h = of_sweeps([dataclasses.replace(saved, socs=socs)], ["one"]).to_json()
     assert [r["soc"] for r in h["socs"]] == [None, "0acme", "Acme,x"]
 
 
@@ -236,8 +243,10 @@ def _failing_diff(monkeypatch, error):
                                   "DTB_AUDIT_DEBUG=1 for the traceback, and please report it)"),
     (MemoryError(), 2, "dtb-audit: error: out of memory"),
     (KeyboardInterrupt(), 130, "dtb-audit: interrupted"),
-    (CorpusError("the sky fell"), 2, "dtb-audit: error: the sky fell"),
-    (CorpusError("x.dtb: error: the sky fell"), 2, "x.dtb: error: the sky fell"),
+    (UserError("the sky fell"), 2, "dtb-audit: error: the sky fell"),
+    (UserError("x.dtb: error: the sky fell"), 2, "x.dtb: error: the sky fell"),
+    (UserError(None, "the sky fell"), 2, "dtb-audit: error: the sky fell"),
+    (UserError("x.dtb", "the sky fell"), 2, "x.dtb: error: the sky fell"),
 ])
 def test_what_a_command_raises_becomes_one_line(monkeypatch, capsys, error, status, line):
     monkeypatch.delenv("DTB_AUDIT_DEBUG", raising=False)
@@ -417,3 +426,17 @@ def test_a_document_without_a_file_is_named_sweep_in_its_errors():
         sweep_from_json([])
     assert str(why.value) == ("<sweep>: error: not a dtb-audit sweep (the JSON is a list, "
                               "not an object)")
+
+
+def test_history_fail_on_new_counts_a_soc_without_a_name(saved, tmp_path, capsys):
+    """--fail-on-new of saved sweeps: a SoC of no name (no root compatible)
+    affected at the end and not at the start is new, beside named ones."""
+    plat = _soc(saved, "acme,plat")
+    fine = _soc(saved, "acme,fine")
+    first, last = tmp_path / "one.json", tmp_path / "two.json"
+    first.write_text(json.dumps(dataclasses.replace(saved, socs=(fine,)).to_json()))
+    last.write_text(json.dumps(dataclasses.replace(saved, socs=(
+        dataclasses.replace(plat, soc=None), plat)).to_json()))
+    assert main(["history", str(first), str(last), "--fail-on-new"]) == 1
+    out, err = capsys.readouterr()
+    assert err == "" and out.splitlines()[1].startswith("?")

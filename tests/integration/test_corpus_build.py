@@ -16,7 +16,7 @@ from corpus import compile as corpus_compile
 from corpus import sources
 from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
 from corpus import debian
-from corpus.errors import CorpusError, UserError
+from corpus.errors import UserError
 from tests.conftest import SMALL_TREE
 
 ALL = {"acme/acme-a.dtb", "acme/acme-b.dtb", "acme/acme-a-extra.dtbo", "acme/acme-a-more.dtbo",
@@ -191,7 +191,7 @@ def test_select_builds_selected_and_what_composites_need(small_tree, tmp_path):
     # a later full build reuses what the selective one made
     full = build_corpus(kernel=small_tree, out=tmp_path / "out")
     assert (full.built, full.reused) == (4, 6)
-    with pytest.raises(CorpusError, match="no DTB matches gamma/"):
+    with pytest.raises(UserError, match="no DTB matches gamma/"):
         build_corpus(kernel=small_tree, out=tmp_path / "out", select=["gamma/*"])
 
 
@@ -285,7 +285,7 @@ def test_a_source_that_cannot_be_used_is_a_user_error_naming_it(tmp_path):
 def test_bad_tarball(tmp_path):
     bad = tmp_path / "linux.tar.xz"
     bad.write_bytes(b"not xz at all")
-    with pytest.raises(CorpusError, match=f"{bad}: error: "):
+    with pytest.raises(UserError, match=f"{bad}: error: "):
         build_corpus(tarball=bad)
 
 
@@ -319,9 +319,9 @@ def test_open_corpus_builds_a_kernel_tree(small_tree):
 def test_open_corpus_rejects_other_things(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("hello")
-    with pytest.raises(CorpusError, match="notes.txt: error: "):
+    with pytest.raises(UserError, match="notes.txt: error: "):
         open_corpus(other)
-    with pytest.raises(CorpusError, match="no .dtb files"):
+    with pytest.raises(UserError, match="no .dtb files"):
         open_corpus(tmp_path)
 
 
@@ -391,7 +391,7 @@ def test_source_positions_need_a_source(small_tree, tmp_path):
     plain.mkdir()
     (plain / "a.dtb").write_bytes((built.root / "acme/acme-a.dtb").read_bytes())
     corpus = build_corpus(dtbs=plain)
-    with pytest.raises(CorpusError, match="no kernel source"):
+    with pytest.raises(UserError, match="no kernel source"):
         source_positions(corpus, corpus.entries[0])
 
 
@@ -401,7 +401,7 @@ def test_a_tree_with_no_dtb_says_so(small_tree, tmp_path):
     dts = small_tree / "arch/arm64/boot/dts"
     for vendor in [p for p in dts.iterdir() if p.is_dir()]:
         shutil.rmtree(vendor)
-    with pytest.raises(CorpusError) as raised:
+    with pytest.raises(UserError) as raised:
         build_corpus(kernel=small_tree, out=tmp_path / "out")
     assert str(raised.value) == f"{small_tree.resolve()}: error: no DTB to build " \
                                 "(arch/arm64/boot/dts has none)"

@@ -14,7 +14,7 @@ import pytest
 from corpus import compile as corpus_compile
 from corpus import debian
 from corpus.build import MANIFEST, build_corpus, open_corpora, open_corpus, source_positions
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from corpus.flat import flatten
 from store.durable import remove_dead
 from tests.conftest import SMALL_TREE, write_tree
@@ -173,7 +173,7 @@ def test_damaged_manifest_builds_everything_again(small_tree, tmp_path, capsys, 
     assert again.built == N_TARGETS and outputs(root) == clean
     # ... and opening a folder with such a manifest refuses it unless partial
     manifest.write_text(text)
-    with pytest.raises(CorpusError, match=rf"^{root}: error: .*; run `dtb-audit corpus build` "
+    with pytest.raises(UserError, match=rf"^{root}: error: .*; run `dtb-audit corpus build` "
                                           rf"again, or sweep it with --partial$"):
         open_corpus(root)
     assert open_corpus(root, partial=True).partial
@@ -205,14 +205,14 @@ def test_incomplete_corpus_is_refused_unless_partial(small_tree, tmp_path, monke
     tried = manifest["tried"]
     assert manifest["complete"] is False and manifest["targets"] == N_TARGETS
     assert 3 <= tried < N_TARGETS and len(manifest["records"]) == tried
-    with pytest.raises(CorpusError) as refused:
+    with pytest.raises(UserError) as refused:
         open_corpus(out)
     assert str(refused.value) == (
         f"{out.resolve()}: error: incomplete corpus (the build was interrupted: {tried} of "
         f"{N_TARGETS} outputs); run `dtb-audit corpus build` again, or sweep it with --partial")
-    with pytest.raises(CorpusError, match="incomplete corpus"):
+    with pytest.raises(UserError, match="incomplete corpus"):
         build_corpus(dtbs=out)
-    with pytest.raises(CorpusError, match="incomplete corpus"):
+    with pytest.raises(UserError, match="incomplete corpus"):
         open_corpus(next(p for p in out.rglob("*.dtb*") if not p.name.startswith(".")))
     partial = open_corpus(out, partial=True)
     assert partial.partial and len(partial.entries) == tried
@@ -332,7 +332,7 @@ def test_positions_of_a_dtb_replaced_with_same_size_and_mtime_are_computed_again
 
 @pytest.mark.parametrize("jobs", [0, -1])
 def test_jobs_must_be_positive(small_tree, tmp_path, jobs):
-    with pytest.raises(CorpusError) as refused:
+    with pytest.raises(UserError) as refused:
         build_corpus(kernel=small_tree, out=tmp_path / "out", jobs=jobs)
     assert str(refused.value) == "-j: must be at least 1"
     assert not (tmp_path / "out").exists()
@@ -340,10 +340,10 @@ def test_jobs_must_be_positive(small_tree, tmp_path, jobs):
 
 def test_out_naming_a_file(small_tree, tmp_path):
     (tmp_path / "out").write_text("a file")
-    with pytest.raises(CorpusError) as refused:
+    with pytest.raises(UserError) as refused:
         build_corpus(kernel=small_tree, out=tmp_path / "out")
     assert str(refused.value) == f"{tmp_path / 'out'}: error: not a folder"
-    with pytest.raises(CorpusError) as refused:
+    with pytest.raises(UserError) as refused:
         build_corpus(kernel=small_tree, out=tmp_path / "out" / "below")
     assert str(refused.value) == f"{tmp_path / 'out' / 'below'}: error: Not a directory"
 
@@ -369,7 +369,7 @@ def test_file_name_not_utf8_is_skipped_with_a_warning(small_tree, tmp_path, caps
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(CorpusError) as refused:
+    with pytest.raises(UserError) as refused:
         open_corpus(tmp_path / "nothing-here")
     assert str(refused.value) == f"{tmp_path / 'nothing-here'}: error: no such file or folder"
 
@@ -446,7 +446,7 @@ def test_debian_spec():
     assert debian.parse_debian("bullseye/linux-source-5.10") == ("bullseye", "linux-source-5.10")
     assert debian.parse_debian("linux-source-6.12") == (None, "linux-source-6.12")
     for bad in ("sid/", "Sid/linux-source-7.2", "sid/linux source", "../x/linux-source-1"):
-        with pytest.raises(CorpusError, match=r": error: not a Debian (suite|package) name"):
+        with pytest.raises(UserError, match=r": error: not a Debian (suite|package) name"):
             debian.parse_debian(bad)
 
 
@@ -483,7 +483,7 @@ Components: main
         f"deb {key} http://mirror.example/debian bullseye-updates main contrib",
         f"deb {key} http://mirror.example/debian-security bullseye-security main",
         f"deb {key} http://old.example/debian bullseye main"]
-    with pytest.raises(CorpusError, match="no Debian mirror of this machine's suite"):
+    with pytest.raises(UserError, match="no Debian mirror of this machine's suite"):
         debian.suite_sources("sid", etc, own="jammy")
 
 

@@ -7,8 +7,22 @@ import json
 import pytest
 
 from auditor.cli import main
-from auditor.diff import diff_sweeps, format_diff, format_history, history
+from auditor.diff import diff_sweeps as diff_of, format_diff
+from auditor.documents import BoardChange, History, Revision, SocLine, VersionChange
+from auditor.history.stitching import of_sweeps
+from auditor.history.text import format_history
 from auditor.model import SweepFileError, load_sweep
+
+
+def diff_sweeps(old, new):
+    """The diff's JSON form (what --format json writes)."""
+    return diff_of(old, new).to_json()
+
+
+def history(sweeps, names=None):
+    """The history of sweeps and its JSON form."""
+    h = of_sweeps(sweeps, names)
+    return h, h.to_json()
 from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
 from minikernel import VENDOR_DIR, make_minikernel
@@ -64,7 +78,8 @@ def test_fixed_between_61_and_612(docs):
 
 
 def test_revert_is_a_regression(docs):
-    d = diff_sweeps(docs["v612"], docs["reverted"])
+    diff = diff_of(docs["v612"], docs["reverted"])
+    d = diff.to_json()
     assert d["regression"]
     assert [s["soc"] for s in d["socs"]["newly_affected"]] == ["acme,a100"]
     assert [b["dtb"] for b in d["boards"]["newly_affected"]] == ["acme/a100-evk.dtb",
@@ -73,7 +88,7 @@ def test_revert_is_a_regression(docs):
             for l in d["links"]["newly_affected"]} == {
         ("pci-discovered", "capable", "broken-bridge-coherent")}
     assert [s["soc"] for s in d["smmu_coherency"]["removed"]] == ["acme,a100"]
-    text = format_diff(d)
+    text = format_diff(diff)
     assert "SoCs newly affected (1):\n  acme,a100: 2 of 2 boards\n" in text
     assert "SMMUs no longer dma-coherent (1):\n  acme,a100: /soc/iommu@5000000" in text
 
@@ -97,7 +112,7 @@ def test_new_affected_board_counts_as_new(docs):
 
 
 def test_history_rows(docs):
-    h = history([docs["v61"], docs["v612"], docs["reverted"]])
+    history_, h = history([docs["v61"], docs["v612"], docs["reverted"]])
     rows = {r["soc"]: r for r in h["socs"]}
     assert set(rows) == {"acme,a100", "acme,a200", "acme,a300", "acme,a400"}
     assert rows["acme,a100"]["verdicts"] == ["affected", "unaffected", "affected"]
@@ -111,14 +126,14 @@ def test_history_rows(docs):
         (reverted, "smmu", "coherent", "non-coherent"), (reverted, "verdict", "unaffected", "affected")]
     assert rows["acme,a200"]["verdicts"] == ["affected", "unaffected", "unaffected"]
     assert rows["acme,a300"]["changes"] == [] and rows["acme,a400"]["smmu"] == ["coherent"] * 3
-    lines = format_history(h).split("\n")
+    lines = format_history(history_).split("\n")
     assert lines[0].split() == ["SoC", "linux-6.1.192", "linux-6.12.117", "linux-6.13.0", "SMMU"]
     (a100,) = [l for l in lines if l.startswith("acme,a100 ")]
     assert a100.split() == ["acme,a100", "affected", "unaffected", "affected", "coherent", "from",
                             "linux-6.12.117;", "non-coherent", "from", "linux-6.13.0"]
     (a400,) = [l for l in lines if l.startswith("acme,a400 ")]
     assert a400.split()[-2:] == ["coherent", "throughout"]
-    changed = format_history(h, changed_only=True).split("\n")
+    changed = format_history(history_, changed_only=True).split("\n")
     assert not any(line.startswith("acme,a400") for line in changed)
 
 
@@ -197,11 +212,11 @@ def test_history_rows_order_and_socs_without_a_name(saved):
     upper = dataclasses.replace(fine, soc="Acme,fine")
     first = _with_socs(saved, nameless, upper, plat)
     second = _with_socs(saved, nameless, dataclasses.replace(upper, affected=True), plat)
-    h = history([first, second], ["one", "two"])
+    history_, h = history([first, second], ["one", "two"])
     assert [r["soc"] for r in h["socs"]] == ["Acme,fine", None, "acme,plat"]
     assert h["socs"][0]["changes"] == [
         {"version": "two", "what": "verdict", "old": "unaffected", "new": "affected"}]
-    lines = format_history(h).split("\n")
+    lines = format_history(history_).split("\n")
     assert lines[2].split() == ["?", "affected", "affected", "non-coherent", "throughout"]
     assert lines[0].startswith("SoC        one")
 
@@ -212,36 +227,36 @@ def test_history_smmu_mixed_and_absent(saved):
     mixed = dataclasses.replace(plat, providers=(p, dataclasses.replace(p, path="/soc/x",
                                                                         coherent=True)))
     coherent = dataclasses.replace(plat, providers=(dataclasses.replace(p, coherent=True),))
-    h = history([_with_socs(saved, mixed), _with_socs(saved), _with_socs(saved, coherent)],
-                ["a", "b", "c"])
+    history_, h = history([_with_socs(saved, mixed), _with_socs(saved),
+                           _with_socs(saved, coherent)], ["a", "b", "c"])
     (row,) = h["socs"]
     assert row["smmu"] == ["mixed", None, "coherent"]
     assert row["verdicts"] == ["affected", None, "affected"]
     # Absent in between: nothing to compare across the gap, and no "throughout".
     assert row["changes"] == []
-    assert format_history(h).split("\n")[1].split() == ["acme,plat", "affected", "-", "affected",
-                                                        "-"]
+    assert format_history(history_).split("\n")[1].split() == [
+        "acme,plat", "affected", "-", "affected", "-"]
 
 
 def test_history_soc_without_smmu_is_left_out(saved):
     rk = _soc(saved, "acme,rk")
     assert rk.providers == ()
-    assert history([_with_socs(saved, rk)])["socs"] == []
+    assert history([_with_socs(saved, rk)])[1]["socs"] == []
 
 
 def test_history_short_names():
-    h = {"versions": ["linux-6.1.192 (debian linux-source-6.1)", "linux-6.12.117 (x y)"],
-         "socs": [{"soc": "a", "verdicts": ["affected", "unaffected"],
-                   "smmu": ["non-coherent", "coherent"],
-                   "changes": [{"version": "linux-6.12.117 (x y)", "what": "smmu",
-                                "old": "non-coherent", "new": "coherent"}]}]}
+    h = History((Revision("linux-6.1.192 (debian linux-source-6.1)", None),
+                 Revision("linux-6.12.117 (x y)", None)),
+                (SocLine("a", (VersionChange("linux-6.12.117 (x y)", "smmu", "non-coherent",
+                                             "coherent"),),
+                         ("affected", "unaffected"), ("non-coherent", "coherent")),))
     assert format_history(h) == (
         "SoC  linux-6.1.192  linux-6.12.117  SMMU\n"
         "a    affected       unaffected      coherent from linux-6.12.117\n")
 
 
 def test_a_short_name_ends_at_the_first_parenthesis():
-    from auditor.diff import _short
+    from auditor.history.text import _short
     assert _short("linux-7.2.13 (/src/linux (copy))") == "linux-7.2.13"
     assert _short("DTBs in /srv/dtbs\x1b[m") == "DTBs in /srv/dtbs\\x1b[m"
 
@@ -249,9 +264,9 @@ def test_a_short_name_ends_at_the_first_parenthesis():
 @pytest.mark.parametrize("count, shown_rows, more", [
     (40, 40, None), (41, 40, "  ... and 1 more (--format json lists all)")])
 def test_format_diff_shows_at_most_40_rows_a_section(saved, count, shown_rows, more):
-    d = diff_sweeps(saved, saved)
-    d["boards"]["newly_affected"] = [{"dtb": f"b{k:02}.dtb", "soc": "s", "new_board": False}
-                                     for k in range(count)]
+    same = diff_of(saved, saved)
+    d = dataclasses.replace(same, boards=same.boards._replace(newly_affected=tuple(
+        BoardChange(f"b{k:02}.dtb", "s", False) for k in range(count))))
     lines = format_diff(d).split("\n")
     start = lines.index(f"Boards newly affected ({count}):")
     rows = lines[start + 1:start + 1 + shown_rows]

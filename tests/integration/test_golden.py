@@ -23,13 +23,14 @@ import pytest
 
 from auditor import report
 from auditor.cli import main
-from auditor.diff import diff_sweeps, format_diff, format_history, history
-from auditor.output import text_file
+from auditor.diff import diff_sweeps, format_diff
+from auditor.history.stitching import of_sweeps
+from auditor.history.text import format_history
 from auditor.sweep import sweep_corpus
 from corpora import explain_boards, private_cache, snippet_corpus
 from corpus.build import build_corpus
 from minikernel import make_minikernel
-from goldenfiles import check
+from goldenfiles import check, text_file
 from testpaths import GOLDEN
 
 FORMATS = report.FORMATS
@@ -90,8 +91,8 @@ def test_explain_chains(snippets, capsys, board):
 
 
 def test_explain_of_one_dtb_among_several(snippets):
-    """explain(ev, out, d) of a flat of several DTBs: each as on its own."""
-    from auditor.explain import explain
+    """write_explanation(ev, out, d) of a flat of several DTBs: each as on its own."""
+    from auditor.explain import write_explanation
     from corpus.flat import flatten
     from kernels.evaluate import evaluate
     from kernels.target import TargetKernel
@@ -100,7 +101,7 @@ def test_explain_of_one_dtb_among_several(snippets):
     flat = flatten([folder / f"{name}.dtb" for name in names], folder, cache=False)
     ev = evaluate(flat, TargetKernel.newest())
     for d, name in enumerate(names):
-        out = text_file(lambda f: explain(ev, f, d))
+        out = text_file(lambda f: write_explanation(ev, f, d))
         # (the command adds each affected SMMU's evidence class after it)
         golden = (GOLDEN / f"snippets/explain.{name}").read_text()
         assert out == golden.split("\n\nevidence\n")[0] + "\n", name
@@ -163,13 +164,14 @@ def test_minikernel_sweep_formats(minikernels, fmt):
 def test_minikernel_diff_and_history(minikernels, fmt):
     base, sweeps = minikernels
     d = diff_sweeps(sweeps["v61"], sweeps["v612"])
-    h = history([sweeps["v61"], sweeps["v612"]])
+    h = of_sweeps([sweeps["v61"], sweeps["v612"]])
     if fmt == "text":
         check("minikernel/diff.text", format_diff(d), {"{TMP}": base})
         check("minikernel/history.text", format_history(h), {"{TMP}": base})
     else:
-        check("minikernel/diff.json", json.dumps(d, indent=1) + "\n", {"{TMP}": base})
-        check("minikernel/history.json", json.dumps(h, indent=1) + "\n", {"{TMP}": base})
+        check("minikernel/diff.json", json.dumps(d.to_json(), indent=1) + "\n", {"{TMP}": base})
+        check("minikernel/history.json", json.dumps(h.to_json(), indent=1) + "\n",
+              {"{TMP}": base})
 
 
 # -- the commands' help -----------------------------------------------------------------------

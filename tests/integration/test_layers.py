@@ -81,7 +81,7 @@ def test_the_model_reads_no_arrays():
         elif isinstance(node, ast.ImportFrom) and not node.level:
             names.add(node.module)
     assert names <= {"__future__", "json", "os", "dataclasses", "typing", "corpus.errors",
-                     "kernels.codes", "kernels.target"}, names
+                     "kernels.codes", "kernels.judging", "kernels.target"}, names
 
 
 NO_NUMBA = """

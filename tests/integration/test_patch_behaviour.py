@@ -16,7 +16,8 @@ from auditor.patch import Series, check_series, format_verification, make_series
     verify_series, write_series
 from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
-from corpus.errors import CorpusError
+from corpus.errors import UserError
+from kernels.judging import Judging, Rule
 from kernels.target import TargetKernel
 from minikernel import VENDOR_DIR, dependencies, make_minikernel, smmu_line
 
@@ -101,8 +102,8 @@ def test_verify_judges_as_the_sweeps_target_kernel_not_the_trees_version(old_tre
     tree, corpus = old_tree
     # Swept as 6.1.192 although the tree says 5.10: the patched tree is
     # judged as 6.1.192 too, where a100 stays affected through SMMU2.
-    sweep = sweep_corpus(corpus, target=TargetKernel.parse("6.1.192"))
-    assert sweep.target_kernel == "6.1.192" and sweep.rule == "walk-or-device"
+    sweep = sweep_corpus(corpus, Judging(TargetKernel.parse("6.1.192")))
+    assert str(sweep.target_kernel) == "6.1.192" and sweep.rule is Rule.WALK_OR_DEVICE
     series = _series(tree, sweep, corpus, tmp_path / "out")
     assert [[c.path for c in p.candidates] for p in series.patches] == [
         ["/soc/iommu@5000000"], ["/soc/iommu@5000000"]]
@@ -116,7 +117,7 @@ def test_verify_judges_as_the_sweeps_target_kernel_not_the_trees_version(old_tre
 
 def test_verify_of_a_sweep_without_a_target_judges_as_the_trees_version(old_tree, tmp_path):
     tree, corpus = old_tree
-    sweep = sweep_corpus(corpus, target=TargetKernel.parse("6.1.192"))
+    sweep = sweep_corpus(corpus, Judging(TargetKernel.parse("6.1.192")))
     series = _series(tree, sweep, corpus, tmp_path / "out")
     # A saved sweep from before target kernels (schema 1) names none: the
     # patched tree is judged as its own version, 5.10, not the newest modelled.
@@ -203,7 +204,7 @@ def two_bindings(tmp_path, isolated_cache):
 @pytest.mark.parametrize("legacy", [True, False])
 def test_verify_keeps_the_sweeps_legacy_binding_choice(two_bindings, tmp_path, legacy):
     tree, corpus = two_bindings
-    sweep = sweep_corpus(corpus, legacy_dt_bindings=legacy)
+    sweep = sweep_corpus(corpus, Judging(legacy_dt_bindings=legacy))
     series = _series(tree, sweep, corpus, tmp_path / "out")
     assert [(p.source_file, [c.path for c in p.candidates]) for p in series.patches][-1] == \
         (f"{VENDOR_DIR}/a500.dtsi", ["/soc/iommu@2000000"])
@@ -250,14 +251,14 @@ def test_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
     tree, sweep, corpus = mini
     series = _series(tree, sweep, corpus, tmp_path / "out")
     # The count goes to the build, which refuses it as `corpus build -j 0` does.
-    with pytest.raises(CorpusError) as raised:
+    with pytest.raises(UserError) as raised:
         verify_series(series, sweep, tree, jobs=0)
     assert str(raised.value) == "-j: must be at least 1"
 
 
 def test_run_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
     tree, sweep, corpus = mini
-    with pytest.raises(CorpusError) as raised:
+    with pytest.raises(UserError) as raised:
         run(sweep, tree, str(tmp_path / "out"), dependencies(corpus), verify=True, author=AUTHOR,
             jobs=0, out=io.StringIO(), err=io.StringIO())
     assert str(raised.value) == "-j: must be at least 1"

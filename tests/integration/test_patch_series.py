@@ -10,6 +10,7 @@ from auditor.cli import main
 from auditor.patch import check_series, make_series, verify_series, write_series
 from auditor.sweep import sweep_corpus
 from corpus.build import build_corpus
+from kernels.judging import Judging, Rule
 from minikernel import VENDOR_DIR, dependencies, make_minikernel, smmu_line
 
 GIT_ENV = dict(GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
@@ -19,7 +20,7 @@ GIT_ENV = dict(GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
 def _sweep(tree, out, rule=None):
     """(the Sweep, the build's dependencies) of a mini kernel tree."""
     corpus = build_corpus(kernel=tree, out=out)
-    return sweep_corpus(corpus, rule=rule), dependencies(corpus)
+    return sweep_corpus(corpus, Judging(rule=Rule(rule) if rule else None)), dependencies(corpus)
 
 
 @pytest.fixture
@@ -155,7 +156,7 @@ def test_non_git_tree_has_no_base_commit(tmp_path, isolated_cache):
 def test_walk_only_rule_accuses_the_same_nodes(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "linux")
     doc, deps = _sweep(tree, tmp_path / "dtbs", "walk-only")
-    assert doc.rule == "walk-only"
+    assert doc.rule is Rule.WALK_ONLY
     s = make_series(doc, tree, deps)
     assert [p.source_file for p in s.patches] == [f"{VENDOR_DIR}/a100.dtsi",
                                                   f"{VENDOR_DIR}/a200.dtsi"]

@@ -26,6 +26,8 @@ from auditor.model import CorpusInfo, Link, Provider, SocSummary, Sweep
 from auditor.patch import PatchError, Series, Verification, candidates, check_series, \
     format_verification, make_series, run, verify_series, write_series
 from auditor.sweep import sweep_corpus
+from kernels.codes import Rule
+from kernels.target import TargetKernel
 from corpus.build import build_corpus
 from goldenfiles import check
 from kerneltree import write_tree
@@ -82,7 +84,8 @@ def sweep_of(links, where, *, rule="walk-or-device", target="6.1.192", identity=
     socs = {}
     for link in links:
         socs.setdefault(link.soc, set()).add(link.provider_path)
-    return Sweep(rule=rule, target_kernel=target, target_assumed=False, legacy_dt_bindings=False,
+    return Sweep(rule=Rule(rule), target_kernel=target and TargetKernel.parse(target),
+                 target_assumed=False, legacy_dt_bindings=False,
                  corpus=CorpusInfo(root="/corpus", identity=identity, kernel_dir=None),
                  links=tuple(links),
                  socs=tuple(SocSummary(
@@ -862,7 +865,7 @@ def test_verify_judges_under_the_sweeps_rule(mini, tmp_path):
                                        "\t\t\t#iommu-cells = <2>;\n"))
     # a100 stays unpatched; under the rule of a kernel that checks nothing it
     # is not affected, whatever the tree's own version (6.1.192) says.
-    result = verify_series(series, dataclasses.replace(sweep, rule="no-check"), tree)
+    result = verify_series(series, dataclasses.replace(sweep, rule=Rule.NO_CHECK), tree)
     assert {soc: s["after"] for soc, s in result.socs.items()} == {"acme,a100": False,
                                                                    "acme,a200": False}
 

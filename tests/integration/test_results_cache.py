@@ -11,7 +11,9 @@ from corpora import snippet_corpus
 from corpus.flat import flatten
 from kernels import evaluate as evaluate_module
 from kernels import results
+from kernels.codes import Rule
 from kernels.evaluate import ARRAYS, evaluate
+from kernels.judging import Judging
 from kernels.target import TargetKernel
 from store import bundle, stamps
 from store.sealed import checksum
@@ -81,8 +83,8 @@ def test_kept_results_once_old_enough_are_not_read_whole(corpus, monkeypatch):
 @pytest.mark.parametrize("other", [
     dict(target=TargetKernel.parse("6.12")),
     dict(target=TargetKernel.parse("6.1.2")),
-    dict(rule="walk-only"),
-    dict(legacy_dt_bindings=False),
+    dict(judging=Judging(rule=Rule.WALK_ONLY)),
+    dict(judging=Judging(legacy_dt_bindings=False)),
 ])
 def test_another_target_rule_or_binding_runs_the_kernels(corpus, monkeypatch, other):
     evaluate(corpus(), T72)
@@ -97,9 +99,9 @@ def test_another_target_rule_or_binding_runs_the_kernels(corpus, monkeypatch, ot
 def test_a_rule_override_changes_the_verdicts_it_keeps(corpus):
     """Not only keyed apart: the kept verdicts are those of each rule."""
     walk = evaluate(corpus(), T72)
-    legacy = evaluate(corpus(), T72, rule="legacy-true")
+    legacy = evaluate(corpus(), T72, Judging(rule=Rule.LEGACY_TRUE))
     assert not np.array_equal(walk.verdict, legacy.verdict)
-    assert np.array_equal(evaluate(corpus(), T72, rule="legacy-true").verdict, legacy.verdict)
+    assert np.array_equal(evaluate(corpus(), T72, Judging(rule=Rule.LEGACY_TRUE)).verdict, legacy.verdict)
 
 
 def test_changed_kernel_sources_change_the_key(tmp_path, monkeypatch):

@@ -167,21 +167,22 @@ def test_csv_cells_a_spreadsheet_would_run_are_text(tmp_path, written, cell):
 def test_history_text_and_robot_mails_escape_control_characters():
     """`history --git` text and its robot mails: a SoC, an SMMU path and a
     commit subject with a newline and an ESC (DTB and commit text)."""
-    from auditor.history import format_text, robot_message
+    from auditor.documents import CommitChange, GitSource, History, Revision, SmmuChange, SocLine
+    from auditor.history.mail import robot_message
+    from auditor.history.text import format_history
+    from kernels.target import TargetKernel
     soc = "acme,a\nSubject: forged\x1b[31m"
-    change = {"commit": "a" * 40, "subject": "arm64: dts\x1b[2J", "date": "2024-01-01",
-              "from": "unaffected", "to": "affected", "boards": 1,
-              "affected_boards": ["acme/x\n.dtb"],
-              "smmu": [{"path": "/soc/iommu\n@1", "coherent_before": True,
-                        "coherent_after": False, "source_file": "a.dtsi", "source_line": 3}]}
-    doc = {"repo": "/src/linux", "revisions": [{"commit": "a" * 40, "date": "2024-01-01",
-                                                "target_kernel": "6.9.0", "subject": "x\ny",
-                                                "error": None}],
-           "socs": [{"soc": soc, "changes": [change]}]}
-    mail = robot_message(doc, soc, change)
+    change = CommitChange("a" * 40, "arm64: dts\x1b[2J", "2024-01-01", "unaffected", "affected",
+                          1, ("acme/x\n.dtb",),
+                          (SmmuChange("/soc/iommu\n@1", True, False, "a.dtsi", 3),), False, None)
+    history = History((Revision("a" * 40, TargetKernel.parse("6.9.0"), subject="x\ny",
+                                date="2024-01-01"),),
+                      (SocLine(soc, (change,)),), GitSource("/src/linux", "kernel", None, True),
+                      ((soc,),))
+    mail = robot_message(history, soc, change)
     assert mail.splitlines()[0] == ("Subject: [dtb-audit] acme,a\\x0aSubject: forged\\x1b[31m: "
                                     "VFIO refuses its devices since aaaaaaaaaaaa")
-    text = format_text(doc, [[soc]])
+    text = format_history(history)
     for out in (mail, text):
         assert "\x1b" not in out and "\nSubject: forged" not in out and "\n@1" not in out
     assert "/soc/iommu\\x0a@1" in text and "x\\x0ay" in text

@@ -16,7 +16,8 @@ import bootlogs
 
 from auditor.bootlog import audit, board_index
 from auditor.settled import SETTLED
-from auditor.sweep import target_for
+from auditor.sweep import target_of
+from kernels.judging import Judging
 
 PACKAGES = {"6.1": "linux-source-6.1", "6.12": "linux-source-6.12",
             "7.2": "sid/linux-source-7.2"}
@@ -42,7 +43,7 @@ SMMUS = [("Thundercomm Dragonboard 845c", "15000000.iommu", True,
 @pytest.mark.parametrize("corpus_version", list(PACKAGES))
 def test_real_boards_with_logs_of_every_version(real_corpus_factory, tmp_path, corpus_version):
     corpus = real_corpus_factory(PACKAGES[corpus_version], BOARDS)
-    boards = board_index(corpus, target_for(corpus))
+    boards = board_index(corpus, target_of(corpus, Judging()))
     expected = {}
     for log_version in bootlogs.VERSIONS:
         for model, device, reg, dt in SMMUS:
@@ -93,7 +94,7 @@ def test_every_settled_smmu_is_a_node_of_the_corpus(real_corpus_factory, corpus_
     """Each entry names an SMMU node that the SoC's boards have (by SoC
     compatible and name@unit-address), so that logs and sweeps find it."""
     corpus = real_corpus_factory(PACKAGES[corpus_version], SETTLED_BOARDS)
-    boards = board_index(corpus, target_for(corpus))
+    boards = board_index(corpus, target_of(corpus, Judging()))
     nodes = {}
     for d, compatibles in boards.compatibles.items():
         for n in boards.smmus(d):
@@ -120,7 +121,7 @@ def test_patch_on_6_12_with_boot_logs(real_corpus_factory, tmp_path):
         bootlogs.write(tmp_path / name, bootlogs.dmesg(bootlogs.boot(
             "6.12", model, [("arm-smmu", "15000000.iommu", False, True)])))
     sweep = sweep_corpus(corpus)
-    doc = audit([tmp_path], board_index(corpus, target_for(corpus)))
+    doc = audit([tmp_path], board_index(corpus, target_of(corpus, Judging())))
     sweep = replace(sweep, evidence=classify(sweep, doc))
     kinds = {(e.soc, e.path): e.kind for e in sweep.evidence}
     assert kinds[("qcom,sdm845", "/soc@0/iommu@15000000")] == "known-noncoherent"

@@ -11,10 +11,11 @@ import pytest
 
 from auditor import report
 from auditor.cli import main
-from auditor.diff import diff_sweeps, format_diff, format_history, history
-from auditor.output import text_file
+from auditor.diff import diff_sweeps, format_diff
+from auditor.history.stitching import of_sweeps
+from auditor.history.text import format_history
 from auditor.sweep import sweep_corpus
-from goldenfiles import check
+from goldenfiles import check, text_file
 
 
 # -- real boards (Debian's Linux 6.1 and 6.12) ---------------------------------------------
@@ -55,7 +56,7 @@ def test_real_boards_diff_and_history(real):
     _, sweeps, places = real
     d = diff_sweeps(sweeps["6.1"], sweeps["6.12"])
     check("real/diff.text", format_diff(d), places)
-    check("real/diff.json", json.dumps(d, indent=1) + "\n", places)
-    h = history([sweeps["6.1"], sweeps["6.12"]])
+    check("real/diff.json", json.dumps(d.to_json(), indent=1) + "\n", places)
+    h = of_sweeps([sweeps["6.1"], sweeps["6.12"]])
     check("real/history.text", format_history(h), places)
-    check("real/history.json", json.dumps(h, indent=1) + "\n", places)
+    check("real/history.json", json.dumps(h.to_json(), indent=1) + "\n", places)

@@ -3,6 +3,7 @@ sources (cached between runs)."""
 import pytest
 
 from auditor.sweep import sweep_corpus
+from kernels.judging import Judging, Rule
 
 pytestmark = pytest.mark.network
 
@@ -36,7 +37,7 @@ def test_target_kernel_is_the_trees_version(linux61, linux612):
 
 @pytest.mark.parametrize("rule", ["walk-or-device", "walk-only"])
 def test_linux61_layerscape_affected_on_every_board(linux61, rule):
-    sweep = sweep_corpus(linux61, rule=rule)
+    sweep = sweep_corpus(linux61, Judging(rule=Rule(rule)))
     assert sweep.rule == rule
     for name, dtsi in (("fsl,ls1028a", "fsl-ls1028a.dtsi"), ("fsl,ls1088a", "fsl-ls1088a.dtsi")):
         s = soc(sweep, name)
@@ -66,13 +67,13 @@ def test_linux61_link_level_facts(linux61):
 
 
 def test_linux61_legacy_true_affects_nothing(linux61):
-    sweep = sweep_corpus(linux61, rule="legacy-true")
+    sweep = sweep_corpus(linux61, Judging(rule=Rule("legacy-true")))
     assert sweep.socs and not any(s.affected for s in sweep.socs)
 
 
 def test_linux612_layerscape_not_affected(linux612):
     for rule in ("walk-or-device", "walk-only"):
-        sweep = sweep_corpus(linux612, rule=rule)
+        sweep = sweep_corpus(linux612, Judging(rule=Rule(rule)))
         for name in ("fsl,ls1028a", "fsl,ls1088a"):
             s = soc(sweep, name)
             assert not s.affected
@@ -84,6 +85,6 @@ def test_linux612_fvp_smmu_v3(real_corpus_factory):
     # The one arm64 board of 6.12 whose masters sit behind an arm,smmu-v3:
     # a dma-coherent SMMUv3 behind the FVP's PCI host bridge.
     corpus = real_corpus_factory("linux-source-6.12", ["arm/fvp-base-revc.dtb"])
-    links = sweep_corpus(corpus, rule="walk-only").links
+    links = sweep_corpus(corpus, Judging(rule=Rule("walk-only"))).links
     (r,) = [r for r in links if r.master_kind == "pci-discovered"]
     assert (r.driver, r.provider_coherent, r.verdict) == ("arm-smmu-v3", True, "capable")

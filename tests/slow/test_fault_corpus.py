@@ -26,7 +26,7 @@ import pytest
 
 from corpus import flat
 from corpus.build import MANIFEST, build_corpus, open_corpus, source_positions
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from corpus.flat import ARRAYS, flatten
 from tests.conftest import SMALL_TREE, write_tree
 from testpaths import ROOT
@@ -164,7 +164,7 @@ def test_kill_during_build(tree, reference, tmp_path, how, seed):
         assert proc.returncode == expected, stderr
         if how != "SIGKILL":
             assert stderr.splitlines()[-1] == "dtb-audit: interrupted"
-        with pytest.raises(CorpusError) as refused:
+        with pytest.raises(UserError) as refused:
             open_corpus(out)
         assert re.fullmatch(
             rf"{re.escape(str(out))}: error: incomplete corpus \(the build was interrupted: "
@@ -186,7 +186,7 @@ def test_sweeping_while_building_is_refused(tree, reference, tmp_path):
     proc = start_cli(["corpus", "build", "--kernel", str(tree), "--out", str(out), "-j", "1"],
                      xdg, save_every=0.0)
     wait_for_the_build(proc, out)
-    with pytest.raises(CorpusError, match="incomplete corpus"):
+    with pytest.raises(UserError, match="incomplete corpus"):
         open_corpus(out)
     proc.communicate(timeout=HANG)
     assert proc.returncode == 0

@@ -10,16 +10,32 @@ import signal
 import subprocess
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from auditor.history import history_chunk, history_git, stitch
+from auditor.history.cluster import judge_git
+from auditor.history.revisions import history_chunk
+from auditor.history.stitching import stitch
+from kernels.judging import Judging
+
 from corpus.git import open_repo, revisions
 from gitrepo import story_repo
+from testpaths import ROOT
 
 LS = ("fsl,ls1028a", "fsl,ls1088a")
-ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Judged:
+    """A history of commits judged on Dask: its document, chunks and states."""
+
+    def __init__(self, run):
+        self.doc = run.history.to_json()
+        self.affected = [list(a) for a in run.history.affected]
+        self.chunks = run.chunks
+
+
+def history_git(repo, revisions=(), **kwargs):
+    return _Judged(judge_git(repo, revisions, Judging(), **kwargs))
 
 
 @contextmanager
@@ -85,8 +101,7 @@ def reference(root, ranges):
     """The document judged in this process, one chunk, no Dask."""
     repo = open_repo(root)
     commits = revisions(repo, ranges)
-    doc, _ = stitch(repo, commits, history_chunk(str(repo.path), commits))
-    return doc
+    return stitch(repo, commits, history_chunk(str(repo.path), commits)).to_json()
 
 
 def test_a_scheduler_and_two_workers_give_the_local_document(story, cluster):

@@ -7,14 +7,44 @@ from pathlib import Path
 
 import pytest
 
-from auditor.history import (AFFECTED, UNAFFECTED, DtbResult, Judging, RevisionResult, Smmu,
-                             SocState, format_text, mail_name, new_since_first, newly_affected,
-                             robot_message, soc_states, stitch, write_mails, write_plot)
-from corpus.errors import CorpusError
+from auditor.documents import (AFFECTED, UNAFFECTED, CommitChange, GitSource, History, Revision,
+                                SmmuChange, SocLine)
+from auditor.history.mail import mail_name, robot_message, write_mails
+from auditor.history.plot import write_plot
+from auditor.history.revisions import DtbResult, RevisionResult, Smmu, SocState, soc_states
+from auditor.history.stitching import stitch as stitch_history
+from auditor.history.text import format_history
+from corpus.errors import UserError
 from corpus.git import KERNEL, Commit, Repo
+from kernels.judging import Judging, Rule
+from kernels.target import TargetKernel
 
 REPO = Repo(Path("/src/linux"), KERNEL, Path("/src/linux/.git"), "linux-key")
 SHA = {k: f"{k}" * 40 for k in "0123456789abcdef"}
+
+
+def stitch(repo, commits, results, judging=Judging()):
+    """The History's JSON form and the affected SoCs of each revision."""
+    h = stitch_history(repo, commits, results, judging)
+    return h.to_json(), [list(a) for a in h.affected]
+
+
+def T(version):
+    return TargetKernel.parse(version)
+
+
+def git_history(revisions, socs=(), affected=None, repo="/src/linux"):
+    """A History of commits made by hand: revisions (sha, error) or Revision."""
+    revisions = tuple(r if isinstance(r, Revision) else Revision(r[0], None, error=r[1])
+                      for r in revisions)
+    return History(revisions, tuple(socs), GitSource(repo, KERNEL, None, True),
+                   None if affected is None else tuple(tuple(a) for a in affected))
+
+
+def change(sha, new=AFFECTED, old="absent", boards=1, affected_boards=(), smmu=(),
+           subject="s", date="d"):
+    return CommitChange(sha, subject, date, old, new, boards, tuple(affected_boards),
+                        tuple(smmu), False, None)
 
 
 def commit(k, parent=None):
@@ -85,18 +115,18 @@ def _story():
     c = state(["acme/c.dtb"], 1)
     d = state([], 2)
     results = [
-        RevisionResult(SHA["0"], "6.1.0", socs={"acme,a100": a_before, "acme,b": b},
+        RevisionResult(SHA["0"], T("6.1.0"), socs={"acme,a100": a_before, "acme,b": b},
                        judged={"acme/a-evk.dtb": "acme,a100", "acme/a-mini.dtb": "acme,a100",
                                "acme/b.dtb": "acme,b"}),
-        RevisionResult(SHA["1"], "6.1.0", error="acme/a-evk.dts: error: syntax error",
+        RevisionResult(SHA["1"], T("6.1.0"), error="acme/a-evk.dts: error: syntax error",
                        failed=("acme/a-evk.dtb", "acme/d-new.dtb"),
                        socs={"acme,a100": state([], 1, S_OFF), "acme,b": b,
                              "acme,d": state([], 1)},
                        judged={"acme/d-old.dtb": "acme,d"}),
-        RevisionResult(SHA["2"], "6.1.0", socs={"acme,a100": a_after, "acme,b": b, "acme,d": d},
+        RevisionResult(SHA["2"], T("6.1.0"), socs={"acme,a100": a_after, "acme,b": b, "acme,d": d},
                        judged={"acme/a-evk.dtb": "acme,a100", "acme/d-new.dtb": "acme,d"}),
         RevisionResult(SHA["3"], error="not judged: KilledWorker: lost", judged_all=False),
-        RevisionResult(SHA["4"], "6.2.0", socs={"acme,a100": a_after, "acme,c": c, "acme,d": d},
+        RevisionResult(SHA["4"], T("6.2.0"), socs={"acme,a100": a_after, "acme,c": c, "acme,d": d},
                        judged={"acme/c.dtb": "acme,c"}),
     ]
     return commits, results
@@ -104,7 +134,7 @@ def _story():
 
 def test_stitch_the_document_and_the_affected_socs():
     commits, results = _story()
-    doc, affected = stitch(REPO, commits, results, Judging(None, "walk-only", False))
+    doc, affected = stitch(REPO, commits, results, Judging(None, Rule.WALK_ONLY, False))
     assert affected == [["acme,a100"], ["acme,a100"], [], [], ["acme,c"]]
     assert doc == {
         "tool": "dtb-audit",
@@ -168,12 +198,13 @@ def test_a_commit_removing_dma_coherent_is_marked_as_a_revert_and_upstream_named
     apps_on = smmu("/soc@0/iommu@15000000", True, "arch/arm64/boot/dts/qcom/sdm845.dtsi", 5092)
     apps_off = smmu("/soc@0/iommu@15000000", False, "arch/arm64/boot/dts/qcom/sdm845.dtsi", 5092)
     commits = [commit(0), commit(1)]
-    results = [RevisionResult(SHA["0"], "6.13.0", socs={"qcom,sdm845": state([], 1, apps_on),
+    results = [RevisionResult(SHA["0"], T("6.13.0"), socs={"qcom,sdm845": state([], 1, apps_on),
                                                          "acme,a100": state([], 1, S_ON)}),
-               RevisionResult(SHA["1"], "6.14.0", socs={
+               RevisionResult(SHA["1"], T("6.14.0"), socs={
                    "qcom,sdm845": state(["qcom/sdm845-mtp.dtb"], 1, apps_off),
                    "acme,a100": state(["acme/a.dtb"], 1, S_OFF)})]
-    doc, _ = stitch(REPO, commits, results)
+    h = stitch_history(REPO, commits, results)
+    doc = h.to_json()
     changes = {s["soc"]: s["changes"] for s in doc["socs"]}
     (sdm845,) = changes["qcom,sdm845"]
     assert sdm845["removes_dma_coherent"] is True
@@ -181,7 +212,7 @@ def test_a_commit_removing_dma_coherent_is_marked_as_a_revert_and_upstream_named
     assert "CVE-2025-22012" in sdm845["upstream"]
     (a100,) = changes["acme,a100"]
     assert (a100["removes_dma_coherent"], a100["upstream"]) == (True, None)
-    text = format_text(doc, [[], ["acme,a100", "qcom,sdm845"]])
+    text = format_history(h)
     assert text.count("a revert: this commit removes dma-coherent from an SMMU node") == 4
     assert text.count("upstream: f00db31d2359") == 2       # the change and the robot's mail
     assert "if the hardware is not coherent on every board, VFIO's refusal is right" in text
@@ -299,25 +330,25 @@ def test_a_change_places_each_smmu_where_a_side_knows_it():
 
 # -- what people and robots read ------------------------------------------------------
 
-def _doc():
+def _history():
     commits, results = _story()
-    return stitch(REPO, commits, results)
+    return stitch_history(REPO, commits, results)
 
 
 def test_newly_affected_in_revision_order_then_by_soc():
-    doc = {"revisions": [{"commit": "b" * 40}, {"commit": "a" * 40}],
-           "socs": [{"soc": "acme,x", "changes": [{"commit": "a" * 40, "to": AFFECTED},
-                                                 {"commit": "b" * 40, "to": AFFECTED}]},
-                    {"soc": "acme,w", "changes": [{"commit": "a" * 40, "to": AFFECTED},
-                                                 {"commit": "b" * 40, "to": UNAFFECTED}]}]}
-    assert [(soc, c["commit"][0]) for soc, c in newly_affected(doc)] == [
+    h = git_history([("b" * 40, None), ("a" * 40, None)],
+                    [SocLine("acme,x", (change("a" * 40), change("b" * 40))),
+                     SocLine("acme,w", (change("a" * 40), change("b" * 40, UNAFFECTED)))])
+    assert [(soc, c.commit[0]) for soc, c in h.newly_affected()] == [
         ("acme,x", "b"), ("acme,w", "a"), ("acme,x", "a")]
 
 
 def test_new_since_first():
-    assert new_since_first([]) == []
-    assert new_since_first([["acme,a"], ["acme,c", "acme,b", "acme,a"]]) == ["acme,b", "acme,c"]
-    assert new_since_first([["acme,a", "acme,b"], ["acme,b"]]) == []
+    assert git_history([]).new_since_first() == []
+    assert git_history([], affected=[["acme,a"], ["acme,c", "acme,b", "acme,a"]]) \
+        .new_since_first() == ["acme,b", "acme,c"]
+    assert git_history([], affected=[["acme,a", "acme,b"], ["acme,b"]]) \
+        .new_since_first() == []
 
 
 ROBOT_C = f"""\
@@ -348,8 +379,7 @@ If the SMMU's page-table walk is coherent (IDR0.CTTW), the node lacks
 
 
 def test_format_text_without_mails():
-    doc, affected = _doc()
-    assert format_text(doc, affected, mails=False) == f"""\
+    assert format_history(_history(), mails=False) == f"""\
 dtb-audit history: /src/linux: 5 revisions, 4 SoCs changed
 
   {SHA['0'][:12]}  2024-01-01  6.1.0        1 affected  commit 0
@@ -375,27 +405,23 @@ acme,d
 
 
 def test_format_text_ends_with_the_robot_mails():
-    doc, affected = _doc()
-    text = format_text(doc, affected)
-    assert text == format_text(doc, affected, mails=False) + "\n" + "-" * 72 + "\n" + ROBOT_C
+    h = _history()
+    text = format_history(h)
+    assert text == format_history(h, mails=False) + "\n" + "-" * 72 + "\n" + ROBOT_C
 
 
 def test_robot_message_smmu_lines_and_many_boards():
     boards = [f"acme/b{k:02d}.dtb" for k in range(14)]
-    change = {"commit": SHA["7"], "subject": "arm64: dts: acme: drop dma-coherent",
-              "date": "2024-02-01T00:00:00+00:00", "from": "unaffected", "to": "affected",
-              "boards": 20, "affected_boards": boards,
-              "smmu": [{"path": "/soc/iommu@1", "coherent_before": True, "coherent_after": False,
-                        "source_file": "arch/arm64/boot/dts/acme/a.dtsi", "source_line": 12},
-                       {"path": "/soc/iommu@2", "coherent_before": None, "coherent_after": True,
-                        "source_file": None, "source_line": None},
-                       {"path": "/soc/iommu@3", "coherent_before": False,
-                        "coherent_after": False, "source_file": None, "source_line": None},
-                       {"path": "/soc/iommu@4", "coherent_before": True, "coherent_after": True,
-                        "source_file": "x.dtsi", "source_line": 1}]}
-    doc = {"repo": "/src/linux", "revisions": [{"commit": SHA["6"], "target_kernel": "6.9.0"},
-                                                {"commit": SHA["7"], "target_kernel": None}]}
-    message = robot_message(doc, "acme,a", change)
+    made = change(SHA["7"], old="unaffected", boards=20, affected_boards=boards,
+                  subject="arm64: dts: acme: drop dma-coherent",
+                  date="2024-02-01T00:00:00+00:00",
+                  smmu=[SmmuChange("/soc/iommu@1", True, False,
+                                   "arch/arm64/boot/dts/acme/a.dtsi", 12),
+                        SmmuChange("/soc/iommu@2", None, True, None, None),
+                        SmmuChange("/soc/iommu@3", False, False, None, None),
+                        SmmuChange("/soc/iommu@4", True, True, "x.dtsi", 1)])
+    h = git_history([Revision(SHA["6"], T("6.9.0")), Revision(SHA["7"], None)])
+    message = robot_message(h, "acme,a", made)
     assert "\ntarget kernel: unknown\n" in message
     assert "\nacme,a went from unaffected to affected: on 14 of its 20 boards,\n" in message
     smmus = message.split("SMMU nodes:\n", 1)[1].split("\n\nboards:\n", 1)
@@ -409,31 +435,29 @@ def test_robot_message_smmu_lines_and_many_boards():
 
 
 def test_robot_message_twelve_boards_are_all_listed():
-    change = {"commit": SHA["7"], "subject": "s", "date": "d", "from": "absent",
-              "to": "affected", "boards": 12, "smmu": [],
-              "affected_boards": [f"b{k:02d}.dtb" for k in range(12)]}
-    message = robot_message({"repo": "r", "revisions": []}, "acme,a", change)
+    made = change(SHA["7"], boards=12, affected_boards=[f"b{k:02d}.dtb" for k in range(12)])
+    message = robot_message(git_history([], repo="r"), "acme,a", made)
     assert message.split("\nboards:\n", 1)[1].split("\n\n")[0] == "\n".join(
         f"   b{k:02d}.dtb" for k in range(12))
 
 
 def test_mail_name():
-    change = {"commit": SHA["c"]}
-    assert mail_name(3, "fsl,ls1028a", change) == f"0003-fsl_ls1028a-{SHA['c'][:12]}.txt"
-    assert mail_name(12, "v+1.x-y z/w", change) == f"0012-v+1.x-y_z_w-{SHA['c'][:12]}.txt"
-    assert mail_name(1, "Acme,A100-Z9", change) == f"0001-Acme_A100-Z9-{SHA['c'][:12]}.txt"
+    made = change(SHA["c"])
+    assert mail_name(3, "fsl,ls1028a", made) == f"0003-fsl_ls1028a-{SHA['c'][:12]}.txt"
+    assert mail_name(12, "v+1.x-y z/w", made) == f"0012-v+1.x-y_z_w-{SHA['c'][:12]}.txt"
+    assert mail_name(1, "Acme,A100-Z9", made) == f"0001-Acme_A100-Z9-{SHA['c'][:12]}.txt"
 
 
 def test_write_mails_one_file_per_newly_affected_soc(tmp_path):
-    doc, _ = _doc()
+    h = _history()
     folder = tmp_path / "mails" / "new"
-    written = write_mails(doc, folder)
+    written = write_mails(h, folder)
     assert written == [folder / f"0001-acme_c-{SHA['4'][:12]}.txt"]
     assert written[0].read_text() == ROBOT_C
     # Again into the same folder (a nightly run): the same file, rewritten.
-    assert write_mails(doc, folder) == written
+    assert write_mails(h, folder) == written
     assert sorted(folder.iterdir()) == written
-    assert write_mails({"revisions": [], "socs": []}, tmp_path / "none") == []
+    assert write_mails(git_history([]), tmp_path / "none") == []
     assert list((tmp_path / "none").iterdir()) == []
 
 
@@ -442,19 +466,17 @@ def test_write_mails_one_file_per_newly_affected_soc(tmp_path):
     (True, None, "no longer on any board"), (None, None, "no longer on any board"),
     (True, True, "dma-coherent"), (None, False, "not dma-coherent")])
 def test_smmu_lines(before, after, what):
-    change = {"commit": SHA["1"], "subject": "s", "date": "d", "from": "absent",
-              "to": "affected", "boards": 1, "affected_boards": ["a.dtb"],
-              "smmu": [{"path": "/soc/iommu@1", "coherent_before": before,
-                        "coherent_after": after, "source_file": "f.dtsi", "source_line": 9}]}
-    message = robot_message({"repo": "r", "revisions": []}, "acme,a", change)
+    made = change(SHA["1"], affected_boards=["a.dtb"],
+                  smmu=[SmmuChange("/soc/iommu@1", before, after, "f.dtsi", 9)])
+    message = robot_message(git_history([], repo="r"), "acme,a", made)
     assert f"\n>> f.dtsi:9: /soc/iommu@1: {what}\n" in message
 
 
 # -- the plot ---------------------------------------------------------------------------
 # Text stays text in the SVG (svg.fonttype none): every word on it is compared.
 
-def _svg(doc, affected, path):
-    write_plot(doc, affected, path)
+def _svg(history, path):
+    write_plot(history, path)
     svg = path.read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     size = re.search(r'<svg[^>]* width="([0-9.]+pt)" height="([0-9.]+pt)"', svg).groups()
@@ -468,9 +490,9 @@ COLOURS = ["#000000", "#27ae60", "#444444", "#888888", "#b0b0b0", "#c0392b", "#c
 
 
 def test_plot_svg(tmp_path):
-    doc, affected = _doc()
+    h = _history()
     path = tmp_path / "History.SVG"       # the suffix in any case
-    size, texts, colours = _svg(doc, affected, path)
+    size, texts, colours = _svg(h, path)
     assert size == ("576pt", "360pt")       # 8 x 5 inches at least
     assert texts == [SHA[str(k)][:12] for k in range(5)] + [
         "revision", "0", "1", "2", "affected SoCs", f"+1 {SHA['4'][:12]}", "acme,c",
@@ -482,16 +504,15 @@ def test_plot_svg(tmp_path):
 
 
 def _revisions(n):
-    return [{"commit": f"{k:02d}" * 20, "error": None} for k in range(n)]
+    return [(f"{k:02d}" * 20, None) for k in range(n)]
 
 
 def test_plot_of_45_revisions_names_three_socs_and_counts_the_rest(tmp_path):
     revisions = _revisions(45)
-    socs = [{"soc": f"acme,s{k}", "changes": [{"commit": revisions[3]["commit"], "to": AFFECTED,
-                                               "from": "absent"}]} for k in range(5)]
-    doc = {"repo": "/src/devicetree-rebasing", "revisions": revisions, "socs": socs}
-    affected = [[] for _ in range(3)] + [[s["soc"] for s in socs]] * 42
-    size, texts, colours = _svg(doc, affected, tmp_path / "h.svg")
+    socs = [SocLine(f"acme,s{k}", (change(revisions[3][0]),)) for k in range(5)]
+    affected = [[] for _ in range(3)] + [[s.soc for s in socs]] * 42
+    size, texts, colours = _svg(git_history(revisions, socs, affected,
+                                            "/src/devicetree-rebasing"), tmp_path / "h.svg")
     # Wider with more revisions: 0.35 inch each and 4 more.
     assert size == ("1422pt", "360pt")
     # Over 40 revisions: numbers under the axis, not commits; no build errors to show.
@@ -504,13 +525,12 @@ def test_plot_of_45_revisions_names_three_socs_and_counts_the_rest(tmp_path):
 
 def test_plot_of_40_revisions_shows_their_commits(tmp_path):
     revisions = _revisions(40)
-    up = [{"soc": f"acme,u{k}", "changes": [{"commit": revisions[1]["commit"], "to": AFFECTED,
-                                             "from": "absent"}]} for k in range(3)]
-    down = [{"soc": f"acme,d{k}", "changes": [{"commit": revisions[2]["commit"],
-                                               "to": UNAFFECTED, "from": AFFECTED}]}
+    up = [SocLine(f"acme,u{k}", (change(revisions[1][0]),)) for k in range(3)]
+    down = [SocLine(f"acme,d{k}", (change(revisions[2][0], UNAFFECTED, AFFECTED),))
             for k in range(4)]
-    doc = {"repo": "/src/linux", "revisions": revisions, "socs": up + down}
-    size, texts, _ = _svg(doc, [["x"] * 4, ["x"] * 7] + [["x"] * 3] * 38, tmp_path / "h.svg")
+    size, texts, _ = _svg(git_history(revisions, up + down,
+                                      [["x"] * 4, ["x"] * 7] + [["x"] * 3] * 38),
+                          tmp_path / "h.svg")
     assert size == ("1296pt", "360pt")
     assert texts == [f"{k:02d}" * 6 for k in range(40)] + [
         "revision", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "affected SoCs",
@@ -521,27 +541,25 @@ def test_plot_of_40_revisions_shows_their_commits(tmp_path):
 
 
 def test_plot_of_41_revisions_does_not(tmp_path):
-    _, texts, _ = _svg({"repo": "/src/linux", "revisions": _revisions(41), "socs": []},
-                       [[]] * 41, tmp_path / "h.svg")
+    _, texts, _ = _svg(git_history(_revisions(41), affected=[[]] * 41), tmp_path / "h.svg")
     assert not [t for t in texts if len(t) == 12]
 
 
 def test_plot_width_stops_at_24_inches(tmp_path):
     revisions = _revisions(70)
-    revisions[7]["error"] = "acme/a.dts: error: syntax error"
-    size, texts, colours = _svg({"repo": "/src/linux", "revisions": revisions, "socs": []},
-                                [[]] * 70, tmp_path / "h.svg")
+    revisions[7] = (revisions[7][0], "acme/a.dts: error: syntax error")
+    size, texts, colours = _svg(git_history(revisions, affected=[[]] * 70), tmp_path / "h.svg")
     assert size == ("1728pt", "360pt")
     assert texts[-4:] == ["affected SoCs", "newly affected", "no longer affected", "build errors"]
     assert colours == COLOURS
 
 
 def test_plot_png_and_a_name_that_is_neither(tmp_path):
-    doc, affected = _doc()
-    write_plot(doc, affected, tmp_path / "h.png")
+    h = _history()
+    write_plot(h, tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(CorpusError) as raised:
-        write_plot(doc, affected, tmp_path / "h.pdf")
+    with pytest.raises(UserError) as raised:
+        write_plot(h, tmp_path / "h.pdf")
     assert str(raised.value) == f"{tmp_path / 'h.pdf'}: error: the plot is written as .svg or .png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.png"]
 
@@ -549,7 +567,7 @@ def test_plot_png_and_a_name_that_is_neither(tmp_path):
 # -- one chunk in this process (a small git repository) ---------------------------------
 
 def test_a_chunk_gives_one_result_per_commit_named_by_its_sha(tmp_path, isolated_cache):
-    from auditor.history import history_chunk
+    from auditor.history.revisions import history_chunk
     from corpus.git import open_repo, revisions
     from gitrepo import story_repo
 
@@ -559,7 +577,7 @@ def test_a_chunk_gives_one_result_per_commit_named_by_its_sha(tmp_path, isolated
     # A range starts at its bottom; the README commit touches no DT source.
     assert [r.commit for r in results] == [c.sha for c in commits] == [
         shas["initial"], shas["smmu"], shas["master"]]
-    assert [r.target_kernel for r in results] == ["6.11", "6.12", "6.12"]   # their releases
+    assert [str(r.target_kernel) for r in results] == ["6.11", "6.12", "6.12"]  # releases
     assert [sorted(r.socs) for r in results] == [["acme,a200", "acme,a400"]] + [
         ["acme,a100", "acme,a200", "acme,a400"]] * 2
 
@@ -611,11 +629,10 @@ def test_plot_labels_of_forged_soc_names_are_escaped_text(tmp_path):
     import xml.etree.ElementTree as ET
     revisions = _revisions(3)
     forged = "evil\x1b[31m,$x^2$"
-    doc = {"repo": "/src/linux", "revisions": revisions,
-           "socs": [{"soc": forged, "changes": [{"commit": revisions[1]["commit"],
-                                                 "to": AFFECTED, "from": "absent"}]}]}
+    h = git_history(revisions, [SocLine(forged, (change(revisions[1][0]),))],
+                    [[], [forged], [forged]])
     path = tmp_path / "h.svg"
-    write_plot(doc, [[], [forged], [forged]], path)
+    write_plot(h, path)
     ET.parse(path)                                   # well-formed XML
     svg = path.read_text()
     assert "\x1b" not in svg

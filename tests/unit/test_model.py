@@ -10,7 +10,7 @@ import pytest
 from auditor.model import (LINK_FIELDS, SCHEMA, BrokenMaster, CorpusInfo, Link, Provider,
                            SocSummary, SweepFileError, link_json, load_sweep,
                            sweep_from_json)
-from corpus.errors import CorpusError
+from corpus.errors import UserError
 from testpaths import GOLDEN
 
 
@@ -177,7 +177,7 @@ VERDICTS = ("capable, rescued-by-device, broken, broken-bridge-coherent, no-iomm
     (("socs", 0, "broken_masters", 0, "kind"), "gpu",
      "not a valid sweep: socs[0].broken_masters[0].kind is not one of platform, pci-dt-child, "
      "pci-discovered, fsl-mc, host1x-context, gpcdma-channel, cdx"),
-    (("diagnostics", 1), "x", "not a valid sweep: sweep.diagnostics[1] is not an object"),
+    (("diagnostics", 1), "x", "not a valid sweep: diagnostics[1] is not an object"),
     (("diagnostics", 1, "severity"), "fatal", "not a valid sweep: diagnostics[1].severity is not "
                                               "one of warning, error"),
     (("diagnostics", 0, "message"), None, "not a valid sweep: diagnostics[0].message is not a string"),
@@ -229,7 +229,7 @@ def test_not_an_object(value, kind):
 
 
 def test_load_sweep_errors_name_the_file(tmp_path):
-    assert issubclass(SweepFileError, CorpusError)
+    assert issubclass(SweepFileError, UserError)
     missing = tmp_path / "missing.json"
     with pytest.raises(SweepFileError) as why:
         load_sweep(missing)

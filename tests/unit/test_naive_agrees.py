@@ -22,6 +22,8 @@ from bench.naive_rule import DRIVER_TABLE, RULES, sweep_dtb
 from corpus.flat import flatten
 from kernels.evaluate import evaluate
 from kernels.providers import COMPATIBLES
+from kernels.codes import Rule
+from kernels.judging import Judging
 from kernels.target import TargetKernel
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
@@ -30,7 +32,8 @@ TARGETS = ("5.10", "5.19", "6.1", "6.1.7", "6.5", "6.12", "7.2")
 
 
 def kernel_links(flat, target, rule, legacy_dt_bindings):
-    doc = snippets.document(evaluate(flat, target, rule, legacy_dt_bindings))
+    doc = snippets.document(evaluate(flat, target, Judging(rule=Rule(rule) if rule else None,
+                                                           legacy_dt_bindings=legacy_dt_bindings)))
     return Counter(tuple(r[k] for k in KEY) for r in doc["links"])
 
 

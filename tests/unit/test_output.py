@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from auditor import output
-from auditor.output import OutputError, Stderr, text_file, write_report
-from corpus.errors import CorpusError
+from auditor.output import OutputError, Stderr, write_report
+from corpus.errors import UserError
 
 
 def render(text):
@@ -93,7 +93,7 @@ def test_missing_folder(tmp_path):
         write_report(path, render("x"))
     assert str(why.value) == (f"{path}: error: cannot write the report: "
                               f"no folder {tmp_path / 'nowhere'}")
-    assert isinstance(why.value, CorpusError)       # caught once, at the top of the CLI
+    assert isinstance(why.value, UserError)         # caught once, at the top of the CLI
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -220,10 +220,6 @@ def test_stderr_default_stream(monkeypatch):
     monkeypatch.setattr(sys, "stderr", buffer)
     Stderr().line("x")
     assert buffer.getvalue() == "x\n"
-
-
-def test_text_file():
-    assert text_file(lambda f: (f.write("a"), f.write("b\n"))) == "ab\n"
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0, 0o666)])

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.patch import PatchError
+from auditor.patch.dts import DtsError
 from auditor.patch.dts import add_dma_coherent, node_at, parse_dts, removals_of
 from minikernel import VENDOR_DIR, make_minikernel
 
@@ -102,17 +102,17 @@ def test_empty_node_gets_one_more_tab():
     (["#iommu-cells = <1>;", "dma-noncoherent;"], "says dma-noncoherent"),
 ])
 def test_refuses_nodes_that_state_their_coherency(body, message):
-    with pytest.raises(PatchError, match=message):
+    with pytest.raises(DtsError, match=message):
         add_dma_coherent(_with_body(body), 7, "x.dtsi")
 
 
 def test_errors_name_file_and_line():
-    with pytest.raises(PatchError, match=r"^x\.dtsi:4: no node opens here"):
+    with pytest.raises(DtsError, match=r"^x\.dtsi:4: no node opens here"):
         add_dma_coherent(_with_body(["#iommu-cells = <1>;"]), 4, "x.dtsi")
-    with pytest.raises(PatchError, match=r"^x\.dtsi:3: unmatched"):
+    with pytest.raises(DtsError, match=r"^x\.dtsi:3: unmatched"):
         parse_dts("/ {\n};\n};\n", "x.dtsi")
     one_line = "/ {\n\tsmmu: iommu@1 { #iommu-cells = <1>; };\n};\n"
-    with pytest.raises(PatchError, match=r"^x\.dtsi:2: .* written on one line"):
+    with pytest.raises(DtsError, match=r"^x\.dtsi:2: .* written on one line"):
         add_dma_coherent(one_line, 2, "x.dtsi")
 
 
@@ -318,12 +318,12 @@ def test_statements_at_the_edges():
     assert [(s.name, s.last) for s in parse_dts("{ };\n/ {\n}\n;\n")] == [("", 0), ("/", 3)]
     (prop,) = parse_dts('/ { compatible = "acme:x"; };')[0].body
     assert (prop.name, prop.labels) == ("compatible", [])
-    with pytest.raises(PatchError) as raised:
+    with pytest.raises(DtsError) as raised:
         parse_dts("};")
     assert str(raised.value) == "<dts>:1: unmatched '}'"
-    with pytest.raises(PatchError) as raised:
+    with pytest.raises(DtsError) as raised:
         parse_dts("/ {\n", "x.dtsi")
     assert str(raised.value) == "x.dtsi: unterminated node at end of file"
-    with pytest.raises(PatchError) as raised:
+    with pytest.raises(DtsError) as raised:
         add_dma_coherent("/ {\n\tsmmu: iommu@1 { };\n};\n", 2)
     assert str(raised.value) == "<dts>:2: node iommu@1 is written on one line"

@@ -11,9 +11,11 @@ import pytest
 
 from auditor import report
 from auditor.model import LINK_FIELDS, Diagnostic, load_sweep
-from auditor.output import text_file
 from auditor.text import shown
+from kernels.codes import Rule
+from kernels.target import TargetKernel
 from testpaths import GOLDEN
+from goldenfiles import text_file
 
 
 
@@ -79,13 +81,14 @@ def test_target_words():
     sweep = load_sweep(GOLDEN / "snippets/sweep.json")
     assert report.target_words(sweep) == \
         "target 7.2 (assumed: the newest modelled; give --target-kernel)"
-    told = dataclasses.replace(sweep, target_assumed=False, target_kernel="6.12.117")
+    told = dataclasses.replace(sweep, target_assumed=False,
+                               target_kernel=TargetKernel.parse("6.12.117"))
     assert report.target_words(told) == "target 6.12.117"
     assert report.target_words(dataclasses.replace(sweep, target_kernel=None)) == "target unknown"
 
 
 def test_no_check_rule_says_why(snippets):
-    out = render(dataclasses.replace(snippets, rule="no-check"), "table")
+    out = render(dataclasses.replace(snippets, rule=Rule.NO_CHECK), "table")
     assert out.split("\n")[1] == ("  (VFIO does not ask for IOMMU_CAP_CACHE_COHERENCY before "
                                   "v5.19 (e8ae0e140c05): no device is refused for coherency)")
     assert "\n  (" not in render(snippets, "table")

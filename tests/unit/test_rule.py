@@ -5,6 +5,7 @@ sides of each change (the second half of this file)."""
 import pytest
 
 from kernels import codes, links
+from kernels.codes import Rule
 from kernels.providers import BAD_IOMMU_CELLS
 from snippets import (affected_socs, by_master, compile_dts, device, evaluate_dtb, smmu, soc,
                       sweep_dts, verdict)
@@ -359,12 +360,12 @@ def test_no_check_before_v5_19(tmp_path):
                device("dev@2", "", "<&rk 1>"))
     for target in ("5.10", "5.18.19"):
         doc = sweep_dts(tmp_path, body, target=target)
-        assert doc["ev"].rule_name == "no-check"
+        assert doc["ev"].rule is Rule.NO_CHECK
         for master in (DEV, "/soc/dev@2"):
             (r,) = by_master(doc)[master]
             assert (r["verdict"], r["target_note"]) == ("capable", codes.N_NO_CHECK)
     after = sweep_dts(tmp_path, body, target="5.19")
-    assert after["ev"].rule_name == "legacy-true"
+    assert after["ev"].rule is Rule.LEGACY_TRUE
     assert verdict(after, DEV) == "capable" and verdict(after, "/soc/dev@2") == "unsupported-iommu"
     assert [r["target_note"] for r in after["links"]] == [codes.N_NONE, codes.N_NONE]
 
@@ -401,7 +402,7 @@ def test_explicit_rule_overrides_only_capable(tmp_path):
     (here: 6.1 gives a disabled PCI function node a driver)."""
     doc = sweep_dts(tmp_path, soc(smmu(), pcie()), target="6.1", rule="walk-or-device")
     m = by_master(doc)
-    assert doc["ev"].rule_name == "walk-or-device"
+    assert doc["ev"].rule is Rule.WALK_OR_DEVICE
     assert m[BRIDGE + "/ethernet@0,0"][0]["verdict"] == "rescued-by-device"
     # disabled, but a device in 6.1; coherent through the dma-coherent bridge
     assert m[BRIDGE + "/ethernet@0,1"][0]["verdict"] == "rescued-by-device"

@@ -14,12 +14,12 @@ import pytest
 from auditor import report
 from auditor.cli import main
 from auditor.model import load_sweep
-from auditor.output import text_file
 from auditor.sweep import sweep_corpus
 from corpora import snippet_corpus
 from corpus.build import build_corpus
 from minikernel import VENDOR_DIR, make_minikernel, smmu_line
 from testpaths import GOLDEN
+from goldenfiles import text_file
 
 RULE_IDS = ["DTBA001", "DTBA002"]
 

@@ -310,3 +310,84 @@ def test_every_link_of_the_site_leads_to_a_page(tmp_path, capsys):
             if href and not href.startswith("#"):
                 target = (page.parent / href.split("#")[0]).resolve()
                 assert target.is_file() and out in target.parents, (page.name, href)
+
+
+# -- the history the site reads ----------------------------------------------------------------
+
+def _history_doc(tmp_path, capsys):
+    """`history --format json` of the snippet sweep twice, renamed apart."""
+    first = saved(tmp_path, snippet_doc(tmp_path), "one.json")
+    second = saved(tmp_path, rename_soc(snippet_doc(tmp_path), "acme,plat", "acme,plat2"),
+                   "two.json")
+    assert main(["history", str(first), str(second), "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_saved_history_reads_back_as_the_history_it_was(tmp_path, capsys):
+    """The document `history --format json` wrote is read back (what the site
+    shows) into the same History: the same JSON and the same text."""
+    from auditor.history.text import format_history
+    from auditor.model import load_history
+    doc = _history_doc(tmp_path, capsys)
+    path = saved(tmp_path, doc, "history.json")
+    history = load_history(path)
+    assert history.to_json() == doc
+    assert main(["history", str(tmp_path / "one.json"), str(tmp_path / "two.json")]) == 0
+    assert format_history(history) == capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change, message", [
+    (("target_kernels", 0, "99.9"), "target_kernels[0]: 99.9: no kernel has this version"),
+    (("target_kernels", None, ["6.1"]), "target_kernels is not a list of 2 strings or nulls"),
+    (("rules", 1, "sometimes"), "rules[1] is not one of walk-or-device, walk-only, "
+                                "legacy-true, no-check, null"),
+    (("socs", 0, {"soc": "x", "verdicts": [None, None], "smmu": [None, None],
+                  "changes": [{"version": "v", "what": "mood", "old": "a", "new": "b"}]}),
+     "socs[0].changes[0].what is not one of smmu, verdict"),
+    (("socs", 0, {"soc": "x", "verdicts": [None, None], "smmu": [None, None]}),
+     "socs[0] has no 'changes'"),
+])
+def test_a_history_is_checked_whole_before_the_site_is_made(tmp_path, capsys, change, message):
+    """Every field of a saved history is checked (each version's target
+    kernel read as --target-kernel is): one line naming the file and the
+    field, exit 2, no site."""
+    doc = _history_doc(tmp_path, capsys)
+    key, index, value = change
+    if index is None:
+        doc[key] = value
+    else:
+        doc[key][index] = value
+    path = saved(tmp_path, doc, "history.json")
+    status = main(["site", str(tmp_path / "out"), "--sweep", str(tmp_path / "one.json"),
+                   "--history", str(path)])
+    stdout, stderr = capsys.readouterr()
+    assert (status, stdout) == (2, "")
+    assert stderr.startswith(f"{path}: error: not a valid history document: {message}"), stderr
+    assert stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("log, smmu, message", [
+    ("model", None, "logs[0] has no 'model'"),
+    (None, "note", "logs[0].smmus[0] has no 'note'"),
+    (None, "hw_coherent", "logs[0].smmus[0] has no 'hw_coherent'"),
+])
+def test_a_bootlog_document_without_a_field_the_page_shows_is_refused(tmp_path, capsys, log,
+                                                                        smmu, message):
+    """What a SoC page shows of a boot log must be in the document: a log or
+    SMMU without it is one line naming the field, never a page half made."""
+    doc = {"schema": 1, "tool": "dtb-audit", "kind": "bootlog", "socs": [],
+           "logs": [{"log": "evk.log", "model": "Acme Plat EVK", "kernel": "6.12.0",
+                     "boards": ["plat-evk.dtb"], "soc": None, "smmus": [{
+                         "device": "5000000.iommu", "node": "/soc/iommu@5000000",
+                         "dt_coherent": False, "hw_coherent": True,
+                         "finding": "dt-lacks-coherent", "note": None}]}]}
+    if log:
+        del doc["logs"][0][log]
+    if smmu:
+        del doc["logs"][0]["smmus"][0][smmu]
+    bootlog = saved(tmp_path, doc, "boot.json")
+    status, (stdout, stderr) = site(tmp_path, capsys, "--bootlog", bootlog)
+    assert (status, stdout) == (2, "")
+    assert stderr == f"{bootlog}: error: not a valid bootlog document: {message}\n"
+    assert not (tmp_path / "out").exists()

@@ -2,7 +2,9 @@
 SPEC section 1.1 on both sides of each boundary."""
 import pytest
 
-from kernels.target import TargetError, TargetKernel, newer_warning, version_text
+from kernels.codes import Rule
+from kernels.target import (QCOM_MSM_IOMMU_V2, TargetError, TargetKernel, newer_warning,
+                            version_text)
 
 
 @pytest.mark.parametrize("text, version, given, rc", [
@@ -67,16 +69,17 @@ def test_one_warning_names_every_newer_target_once():
 def test_older_than_modelled_asks_nothing(older):
     """VFIO asked nothing before v5.19 (e8ae0e140c05), whatever the version."""
     t = TargetKernel.parse(older)
-    assert (t.rule, t.vfio_checks_coherency, t.newer_than_modelled) == ("no-check", False, False)
+    assert (t.rule, t.vfio_checks_coherency, t.newer_than_modelled) == (Rule.NO_CHECK, False, False)
 
 
 @pytest.mark.parametrize("newer", ["7.3-rc1", "7.3.0-rc1-next-20261201", "8.0", "9.1.4"])
 def test_newer_than_modelled_gets_the_newest_decisions(newer):
     t, newest = TargetKernel.parse(newer), TargetKernel.newest()
-    for prop in ("rule", "vfio_checks_coherency", "qcom_binds_msm_iommu_v2",
+    for prop in ("rule", "vfio_checks_coherency",
                  "pci_disabled_function_unbound", "map_reads_target_cells",
                  "dma_noncoherent_honoured"):
         assert getattr(t, prop) == getattr(newest, prop), prop
+    assert t.binds(QCOM_MSM_IOMMU_V2) == newest.binds(QCOM_MSM_IOMMU_V2)
 
 
 def test_newest_is_assumed():
@@ -95,11 +98,15 @@ def test_newest_is_assumed():
     ("7.2", "walk-or-device"),
 ])
 def test_rule_by_version(text, rule):
-    assert TargetKernel.parse(text).rule == rule
+    assert TargetKernel.parse(text).rule.value == rule
+
+
+def test_qcom_iommu_binds_msm_iommu_v2_from_6_5():
+    assert not TargetKernel.parse("6.4.16").binds(QCOM_MSM_IOMMU_V2)
+    assert TargetKernel.parse("6.5").binds(QCOM_MSM_IOMMU_V2)
 
 
 @pytest.mark.parametrize("prop, before, since", [
-    ("qcom_binds_msm_iommu_v2", "6.4.16", "6.5"),
     ("pci_disabled_function_unbound", "6.11.11", "6.12"),
     ("map_reads_target_cells", "6.12.117", "7.2"),
     ("dma_noncoherent_honoured", "5.10.223", "6.1"),
