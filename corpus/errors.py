@@ -10,7 +10,7 @@ class UserError(Exception):
 
     def __init__(self, path: str | None, message: str):
         super().__init__(path, message)
-        self.path = path
+        self.path = None if path is None else str(path)
         self.message = message
 
     def line(self, where: str = "dtb-audit") -> str:

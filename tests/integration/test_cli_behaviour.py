@@ -104,8 +104,8 @@ def test_debian_package_names_reach_build_corpus_with_jobs(monkeypatch, capsys):
     def refuse(**kw):
         seen.append(kw)
         if kw["debian"].startswith("sid/"):
-            raise UserError(f"{kw['debian']}: error: not in the mirror")
-        raise UserError("apt-get download failed")
+            raise UserError(kw['debian'], "not in the mirror")
+        raise UserError(None, "apt-get download failed")
 
     monkeypatch.setattr(corpus.build, "build_corpus", refuse)
     assert main(["diff", "linux-source-6.1", "sid/linux-source-7.2", "-j", "3"]) == 2
@@ -243,8 +243,6 @@ def _failing_diff(monkeypatch, error):
                                   "DTB_AUDIT_DEBUG=1 for the traceback, and please report it)"),
     (MemoryError(), 2, "dtb-audit: error: out of memory"),
     (KeyboardInterrupt(), 130, "dtb-audit: interrupted"),
-    (UserError("the sky fell"), 2, "dtb-audit: error: the sky fell"),
-    (UserError("x.dtb: error: the sky fell"), 2, "x.dtb: error: the sky fell"),
     (UserError(None, "the sky fell"), 2, "dtb-audit: error: the sky fell"),
     (UserError("x.dtb", "the sky fell"), 2, "x.dtb: error: the sky fell"),
 ])

@@ -334,7 +334,7 @@ def test_positions_of_a_dtb_replaced_with_same_size_and_mtime_are_computed_again
 def test_jobs_must_be_positive(small_tree, tmp_path, jobs):
     with pytest.raises(UserError) as refused:
         build_corpus(kernel=small_tree, out=tmp_path / "out", jobs=jobs)
-    assert str(refused.value) == "-j: must be at least 1"
+    assert refused.value.line() == "dtb-audit: error: -j: must be at least 1"
     assert not (tmp_path / "out").exists()
 
 

@@ -253,7 +253,7 @@ def test_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
     # The count goes to the build, which refuses it as `corpus build -j 0` does.
     with pytest.raises(UserError) as raised:
         verify_series(series, sweep, tree, jobs=0)
-    assert str(raised.value) == "-j: must be at least 1"
+    assert raised.value.line() == "dtb-audit: error: -j: must be at least 1"
 
 
 def test_run_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
@@ -261,7 +261,7 @@ def test_run_verify_rebuilds_with_the_jobs_given(mini, tmp_path):
     with pytest.raises(UserError) as raised:
         run(sweep, tree, str(tmp_path / "out"), dependencies(corpus), verify=True, author=AUTHOR,
             jobs=0, out=io.StringIO(), err=io.StringIO())
-    assert str(raised.value) == "-j: must be at least 1"
+    assert raised.value.line() == "dtb-audit: error: -j: must be at least 1"
 
 
 # -- git apply in the user's environment ---------------------------------------------------
