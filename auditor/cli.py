@@ -273,6 +273,9 @@ def _history_of_git(args) -> int:
             if r.error:
                 said = r.error if ": error: " in r.error else f"error: {r.error}"
                 sys.stderr.write(f"{r.name[:12]}: {said}\n")
+            elif r.not_built:
+                more = f" (and {len(r.not_built) - 1} more)" if len(r.not_built) > 1 else ""
+                sys.stderr.write(f"{r.name[:12]}: {r.not_built[0]}{more}\n")
         if args.plot is not None:
             write_plot(h, args.plot)
         if args.mails is not None:

@@ -48,6 +48,15 @@ DT_INPUTS = {
              "scripts/Makefile.lib", "scripts/Makefile.dtbs", "Makefile"),
     REBASING: ("src", "include"),
 }
+# What an arm64 build reads whatever the DTBs include: the arm64 DTS folder
+# (sources, Makefiles, new boards) and the build's own machinery. The rest
+# of a build's inputs are its DTBs' dependencies (the manifest's).
+# A path ending in "/" is a folder.
+ARM64_BUILD = {
+    KERNEL: (f"{DTS_DIR}/", "Makefile", "scripts/Makefile.lib", "scripts/Makefile.dtbs",
+             "scripts/dtc/"),
+    REBASING: ("src/arm64/",),
+}
 # What a worktree checks out (sparse patterns, gitignore syntax): the DT
 # inputs, and include/uapi where some dt-bindings headers link to.
 _SPARSE = {
@@ -99,6 +108,19 @@ class Repo:
     @property
     def dt_inputs(self) -> tuple[str, ...]:
         return DT_INPUTS[self.layout]
+
+    def reads_arm64_build(self, path: str, dependencies) -> bool:
+        """Whether a change to `path` (as the repository names it) can change an
+        arm64 DTB whose build read `dependencies` (repository paths)."""
+        return path in dependencies or any(
+            path.startswith(p) if p.endswith("/") else path == p
+            for p in ARM64_BUILD[self.layout])
+
+    def changed_paths(self, old: str, new: str) -> list[str]:
+        """The files that differ between two commits (both names of a rename)."""
+        out = git(self.path, "diff", "--name-only", "-z", "--no-renames", "--no-ext-diff",
+                  old, new, "--")
+        return [p for p in out.split("\0") if p]
 
 
 def open_repo(path) -> Repo:

@@ -60,6 +60,18 @@ class Corpus:
             deps.update(member.dependencies(part))
         return tuple(sorted(deps))
 
+    def all_dependencies(self) -> frozenset[Path]:
+        """Every file the build of any of its DTBs read, where it really is
+        (links resolved); empty for a corpus not built from a tree."""
+        raw: dict[int, tuple[Corpus, set]] = {}
+        for e in self.entries:
+            member, entry = self.origin(e)
+            record = member._records.get(entry.dtb) or {}
+            raw.setdefault(id(member), (member, set()))[1].update(record.get("deps") or ())
+        return frozenset((member.kernel_dir / path).resolve()
+                         for member, paths in raw.values() if member.kernel_dir
+                         for path in paths)
+
     def origin(self, entry: Entry) -> tuple[Corpus, Entry]:
         """The corpus an entry comes from and its entry there (itself unless merged)."""
         if entry.dtb not in self._origins:

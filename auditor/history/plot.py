@@ -57,7 +57,7 @@ def write_plot(history: History, path) -> None:
             axes.annotate(f"{sign}{len(socs)} {revisions[k].name[:12]}\n{names}",
                           (k, counts[k]), textcoords="offset points",
                           xytext=(5, 8), fontsize=7, color=color)
-    errors = [k for k, r in enumerate(revisions) if r.error]
+    errors = [k for k, r in enumerate(revisions) if r.error or r.not_built]
     if errors:
         axes.plot(errors, [counts[k] for k in errors], "x", color="#888888", markersize=8,
                   label="build errors")

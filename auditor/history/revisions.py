@@ -67,9 +67,11 @@ class RevisionResult:
     commit: str
     target_kernel: TargetKernel | None = None
     target_from: str | None = None   # TARGET_FROM: where the target came from
-    error: str | None = None     # the first build error; the revision is marked
-    judged_all: bool = True      # False: nothing could be judged (the tree, a lost worker)
-    failed: tuple = ()           # DTBs that did not build
+    error: str | None = None     # why nothing could be judged (the tree, a lost worker)
+    judged_all: bool = True      # False: nothing could be judged
+    failed: tuple = ()           # DTBs that did not build ...
+    not_built: tuple = ()        # ... the first error of each, as the repository names the file
+    unchanged: bool = False      # no input of the arm64 build changed: not built, not judged
     socs: dict = field(default_factory=dict)     # soc -> SocState
     judged: dict = field(default_factory=dict)   # dtb -> soc, of the boards judged now
     built: int = 0               # DTBs compiled or overlaid for this revision ...
@@ -88,10 +90,41 @@ def history_chunk(repo_path: str, commits: list[Commit], judging: Judging = Judg
     judgements: dict[tuple, DtbResult] = {}
     results = []
     with owned_worktree(repo) as worktree:
+        built = None        # the build the worktree holds: (its result, the files it read)
         for commit in commits:
-            results.append(_revision(worktree, commit, judging, jobs, judgements))
+            result = _unchanged(worktree, commit, judging, built)
+            if result is None:
+                result, inputs = _revision(worktree, commit, judging, jobs, judgements)
+                built = (result, inputs) if inputs is not None else None
+            results.append(result)
             _tell(topic, {"chunk": chunk, "commit": commit.sha, "pid": os.getpid()})
     return results
+
+
+def _unchanged(worktree, commit: Commit, judging: Judging, built) -> RevisionResult | None:
+    """The result of a commit that changes no file the arm64 build the
+    worktree holds read (nor the arm64 DTS folder, nor the build's own
+    machinery: corpus.git.ARM64_BUILD), under the same target: that build's,
+    with nothing built or judged. None: the commit has to be built."""
+    if built is None:
+        return None
+    last, inputs = built
+    started = time.monotonic()
+    known, source = _known_target(commit, judging)
+    if known is None and last.target_from in ("makefile", "assumed"):
+        known, source = last.target_kernel, last.target_from   # the Makefile is an input
+    if (known, source) != (last.target_kernel, last.target_from):
+        return None
+    try:
+        changed = worktree.repo.changed_paths(last.commit, commit.sha)
+    except UserError:
+        return None
+    if any(worktree.repo.reads_arm64_build(path, inputs) for path in changed):
+        return None
+    return dataclasses.replace(last, commit=commit.sha, judged={}, built=0,
+                               reused=last.built + last.reused, rejudged=0,
+                               kept=last.rejudged + last.kept, unchanged=True,
+                               seconds=time.monotonic() - started)
 
 
 def _tell(topic: str | None, message: dict) -> None:
@@ -106,7 +139,9 @@ def _tell(topic: str | None, message: dict) -> None:
     worker.log_event(topic, message)
 
 
-def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements) -> RevisionResult:
+def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements):
+    """(the RevisionResult of `commit`, built and judged; the files its arm64
+    build read, as the repository names them, or None when a DTB did not build)."""
     from corpus.build import build_corpus
 
     started = time.monotonic()
@@ -121,15 +156,14 @@ def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements) -> R
     except UserError as why:
         result.error, result.judged_all = worktree.in_repo(why.line() if why.path else why.message), False
         result.seconds = time.monotonic() - started
-        return result
+        return result, None
     target = known
     result.target_kernel, result.target_from = target, source
     result.built, result.reused = corpus.built, corpus.reused
     failed = [e for e in corpus.entries if e.error is not None]
     result.failed = tuple(e.dtb for e in failed)
-    if failed:
-        first = failed[0]
-        result.error = f"{worktree.repo_path(first.source or first.dtb)}: error: {first.error}"
+    result.not_built = tuple(f"{worktree.repo_path(e.source or e.dtb)}: error: {e.error}"
+                             for e in failed)
     # The judgement depends on the version and the rule (an -rcN only through
     # the rule): 6.12 and 6.12.0, or 4.15-rc1 and 4.15-rc2, share judgements.
     keys = {e.dtb: (e.dtb, _sha256(corpus.root / e.dtb), target.version, target.rule)
@@ -141,8 +175,16 @@ def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements) -> R
         result.judged = {e.dtb: judgements[keys[e.dtb]].soc for e in new}
     result.rejudged, result.kept = len(new), len(keys) - len(new)
     result.socs = soc_states({dtb: judgements[key] for dtb, key in keys.items()})
+    inputs = None if failed else _in_worktree(worktree, corpus.all_dependencies())
     result.seconds = time.monotonic() - started
-    return result
+    return result, inputs
+
+
+def _in_worktree(worktree, files) -> frozenset[str]:
+    """Files as the repository names them (devicetree-rebasing's shim links
+    resolve into the worktree too); files outside it change with no commit."""
+    top = worktree.path.resolve()
+    return frozenset(f.relative_to(top).as_posix() for f in files if f.is_relative_to(top))
 
 
 def _sha256(path: Path) -> str:

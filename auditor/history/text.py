@@ -62,6 +62,11 @@ def _commits(history: History, mails: bool) -> str:
              f"{len(history.socs)} SoCs changed", ""]
     for r, count in zip(revisions, history.affected):
         mark = f"  [error: {r.error}]" if r.error else ""
+        if r.not_built:
+            more = f" (and {len(r.not_built) - 1} more)" if len(r.not_built) > 1 else ""
+            mark += f"  [not built: {r.not_built[0]}{more}]"
+        if r.unchanged:
+            mark += "  [no arm64 DTB input changed]"
         target = (str(r.target_kernel) if r.target_kernel else "-") + \
             ("?" if r.target_assumed else "")
         lines.append(f"  {r.name[:12]}  {r.date[:10]}  {target:<10} "

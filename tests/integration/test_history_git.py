@@ -248,13 +248,49 @@ def test_a_revision_that_does_not_compile_is_marked_and_the_history_goes_on(stor
         f"{VENDOR_DIR}/a100.dtsi": soc_dtsi("a100", False, ECAM),
     })
     doc, affected, _ = judged(repo.root, [f"{shas['removed']}..master"])
-    errors = {r["commit"]: r["error"] for r in doc["revisions"]}
-    assert errors[shas["removed"]] is None and errors[fixed] is None
-    assert errors[broken].startswith(f"{VENDOR_DIR}/a100-evk.dts: error: ")
+    # The revision was judged: the tree's own DTB that does not build is said
+    # apart from an error (a revision that could not be judged at all).
+    assert all(r["error"] is None for r in doc["revisions"])
+    not_built = {r["commit"]: r.get("not_built") for r in doc["revisions"]}
+    assert not_built[shas["removed"]] is None and not_built[fixed] is None
+    (said,) = not_built[broken]
+    assert said.startswith(f"{VENDOR_DIR}/a100-evk.dts: error: ")
     # a100-mini still builds, a100-evk does not: a100 keeps its state, not "absent".
     assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
         (fixed, "unaffected", "affected")]
     assert [len(a) for a in affected] == [0, 0, 1]
+
+
+def test_only_commits_that_change_an_input_of_the_arm64_build_are_built(story):
+    """A commit that changes no file an arm64 DTB's build read (cpp's and
+    dtc's dependencies, include-prefixes links followed), nor the arm64 DTS
+    folder, makes the same DTBs: listed as unchanged, not built. A file of
+    arch/arm that an arm64 board includes is an input like any other."""
+    repo, shas = story
+    fixups = "arch/arm/boot/dts/acme-fixups.dtsi"
+    include = "#include <arm/acme-fixups.dtsi>\n"
+    shas["broke"] = repo.commit("arm64: dts: acme: a100: the SMMU is not dma-coherent", {
+        A100_DTSI: soc_dtsi("a100", False, ECAM)})
+    shas["arm"] = repo.commit("ARM: dts: acme: a 32-bit board and a header no DTB reads", {
+        "arch/arm/boot/dts/acme-a7.dts": '/dts-v1/;\n/ { compatible = "acme,a7"; };\n',
+        "include/dt-bindings/acme-unused.h": "#define ACME_UNUSED 1\n"})
+    shas["include"] = repo.commit("arm64: dts: acme: a100: include the shared fixups", {
+        "scripts/dtc/include-prefixes/arm": ("->", "../../../arch/arm/boot/dts"),
+        fixups: "/ {\n};\n",
+        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + include,
+        f"{VENDOR_DIR}/a100-mini.dts": board("a100", "mini") + include})
+    shas["fixed"] = repo.commit("ARM: dts: acme: fixups: the a100 SMMU is dma-coherent", {
+        fixups: "&smmu {\n\tdma-coherent;\n};\n"})
+    doc, affected, results = judged(repo.root, [f"{shas['removed']}..master"])
+    listed = [r["commit"] for r in doc["revisions"]]
+    assert listed == [shas[k] for k in ("removed", "broke", "arm", "include", "fixed")]
+    assert [r.get("unchanged", False) for r in doc["revisions"]] == [
+        False, False, True, False, False]
+    assert [r.built for r in results][2] == 0
+    assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
+        (shas["broke"], "unaffected", "affected"), (shas["fixed"], "affected", "unaffected")]
+    assert [("acme,a100" in a) for a in affected] == [False, True, True, True, False]
+    assert all(r["error"] is None and "not_built" not in r for r in doc["revisions"])
 
 
 def test_a_revision_whose_tree_cannot_be_read_keeps_every_state(story):
@@ -445,7 +481,8 @@ def test_run_history_git_names_each_revision_that_failed_on_stderr(story, thread
         f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + "&nowhere {\n"})
     unreadable = repo.commit("scripts: break Makefile.lib", {"scripts/Makefile.lib": "# no\n"})
     doc, _, _ = judged(repo.root, [f"{shas['removed']}..master"])
-    errors = {r["commit"]: r["error"] for r in doc["revisions"]}
+    errors = {r["commit"]: r["error"] or r["not_built"][0] for r in doc["revisions"]
+              if r["error"] or r.get("not_built")}
     capsys.readouterr()
     assert run_history_git(repo.root, [f"{shas['removed']}..master"],
                            scheduler=threaded_cluster.scheduler_address, fmt="json") == 0
