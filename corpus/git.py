@@ -33,6 +33,7 @@ from typing import Iterator
 
 from corpus.errors import UserError
 from corpus.kbuild import DTS_DIR
+from corpus.remote import is_url, mirror
 from store.durable import write_atomically
 from store.folders import cache_dir, short_hash
 from store.lock import taking_turns, try_lock
@@ -104,6 +105,12 @@ class Repo:
     layout: str         # KERNEL or REBASING
     common_dir: Path    # the .git folder all its worktrees share
     key: str            # names its folder in the cache
+    url: str | None = None   # given as a URL: path is this machine's mirror of it
+
+    @property
+    def name(self) -> str:
+        """The repository as the user named it (in messages and documents)."""
+        return self.url or str(self.path)
 
     @property
     def dt_inputs(self) -> tuple[str, ...]:
@@ -123,8 +130,16 @@ class Repo:
         return [p for p in out.split("\0") if p]
 
 
-def open_repo(path) -> Repo:
-    """The git repository at `path`: a kernel tree or devicetree-rebasing, at HEAD."""
+def open_repo(path, need=()) -> Repo:
+    """The git repository at `path`: a kernel tree or devicetree-rebasing, at HEAD.
+
+    A URL (corpus.remote) is this machine's mirror of it, holding the
+    commits of `need` (a worker's chunk); without `need` (the client, which
+    lists the revisions) fetched afresh."""
+    if is_url(path):
+        url = str(path)
+        top = mirror(url, need, refresh=not need)
+        return Repo(top, _layout(top, url), top, short_hash(url), url)
     path = Path(path)
     if not path.is_dir():
         raise GitError(path, "no such folder")
@@ -136,12 +151,17 @@ def open_repo(path) -> Repo:
     top, common = proc.stdout.splitlines()[:2]
     top = Path(top).resolve()
     common_dir = (top / common).resolve()
+    return Repo(top, _layout(top, path), common_dir, short_hash(common_dir))
+
+
+def _layout(top: Path, name) -> str:
+    """KERNEL or REBASING, from what HEAD holds."""
     if not git(top, "rev-parse", "--verify", "-q", "HEAD^{commit}", check=False).strip():
-        raise GitError(path, "the repository has no commits")
+        raise GitError(name, "the repository has no commits")
     for layout, folder in ((KERNEL, DTS_DIR), (REBASING, "src/arm64")):
         if git(top, "cat-file", "-t", f"HEAD:{folder}", check=False).strip() == "tree":
-            return Repo(top, layout, common_dir, short_hash(common_dir))
-    raise GitError(path, f"neither a kernel tree ({DTS_DIR}) nor devicetree-rebasing "
+            return layout
+    raise GitError(name, f"neither a kernel tree ({DTS_DIR}) nor devicetree-rebasing "
                    f"(src/arm64) at HEAD")
 
 
@@ -169,7 +189,7 @@ def _verify(repo: Repo, rev: str) -> str:
     sha = git(repo.path, "rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}",
               check=False).strip()
     if not sha:
-        raise GitError(repo.path, f"{rev}: no such revision")
+        raise GitError(repo.name, f"{rev}: no such revision")
     return sha
 
 
@@ -189,7 +209,7 @@ def revisions(repo: Repo, ranges=(), all_commits: bool = False) -> list[Commit]:
     listed: dict[str, Commit] = {}
     for text in ranges:
         if text.startswith("-"):
-            raise GitError(repo.path, f"{text}: not a revision range")
+            raise GitError(repo.name, f"{text}: not a revision range")
         ends = re.split(r"(\.\.\.?)", text, maxsplit=1)
         for end in ends[::2]:
             if end:
@@ -235,7 +255,7 @@ def release_tags(repo: Repo) -> list[Commit]:
     names = [n for n in names if _RELEASE_TAG[repo.layout].match(n)]
     names.sort(key=lambda n: tuple(int(x or 0) for x in _VERSION.match(n).groups()))
     if not names:
-        raise GitError(repo.path, "no release tags (v*.*) reachable from HEAD: "
+        raise GitError(repo.name, "no release tags (v*.*) reachable from HEAD: "
                        "give a revision range")
     commits, seen = [], set()
     for name in names:
@@ -283,7 +303,7 @@ class Worktree:
     def in_repo(self, message: str) -> str:
         """A message about the worktree, about the repository instead (no cache paths)."""
         for path in (self.tree, self.path):
-            message = message.replace(str(path), str(self.repo.path))
+            message = message.replace(str(path), self.repo.name)
         return message
 
     def repo_path(self, name: str) -> str:

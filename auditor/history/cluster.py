@@ -55,7 +55,7 @@ def judge_git(repo, revisions=(), judging: Judging = Judging(), *, all_commits=F
     repo = open_repo(repo)
     commits = list_revisions(repo, revisions, all_commits=all_commits)
     if not commits:
-        raise UserError(str(repo.path), f"no commit in {' '.join(revisions)} touches "
+        raise UserError(repo.name, f"no commit in {' '.join(revisions)} touches "
                                         f"the device-tree sources")
     results, chunks = _run(repo, commits, judging, scheduler, jobs, chunk_size, on_event)
     return GitRun(stitch(repo, commits, results, judging), repo, commits, results, chunks)
@@ -111,7 +111,7 @@ def _gather(client, repo, chunks, judging, on_event) -> list[RevisionResult]:
             on_event(message)
 
     client.subscribe_topic(topic, event)
-    futures = [client.submit(history_chunk, str(repo.path), chunk, judging, None, topic, i,
+    futures = [client.submit(history_chunk, repo.name, chunk, judging, None, topic, i,
                              key=f"dtb-audit-chunk-{i}-{topic}", pure=False, retries=1)
                for i, chunk in enumerate(chunks)]
     results = []

@@ -81,12 +81,12 @@ class RevisionResult:
     seconds: float = 0.0
 
 
-def history_chunk(repo_path: str, commits: list[Commit], judging: Judging = Judging(),
+def history_chunk(repo_name: str, commits: list[Commit], judging: Judging = Judging(),
                   jobs: int | None = None, topic: str | None = None,
                   chunk: int = 0) -> list[RevisionResult]:
     """Judge `commits` in order from one owned worktree, incrementally (runs on a worker)."""
     _tell(topic, {"chunk": chunk, "started": True, "pid": os.getpid()})
-    repo = open_repo(repo_path)
+    repo = open_repo(repo_name, need=[c.sha for c in commits])
     judgements: dict[tuple, DtbResult] = {}
     results = []
     with owned_worktree(repo) as worktree:

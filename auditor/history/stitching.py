@@ -68,7 +68,7 @@ def stitch(repo: Repo, commits: list, results: list, judging: Judging = Judging(
     affected = tuple(sorted(s for s, st in states.items() if st.state == AFFECTED)
                      for states in known)
     return History(revisions, tuple(SocLine(soc, tuple(changes[soc])) for soc in sorted(changes)),
-                   GitSource(str(repo.path), repo.layout, judging.rule,
+                   GitSource(repo.name, repo.layout, judging.rule,
                              judging.legacy_dt_bindings),
                    affected)
 

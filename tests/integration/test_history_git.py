@@ -407,7 +407,7 @@ def test_a_chunk_that_fails_on_its_worker_is_reported_not_dropped(story, threade
     from distributed import Client
     repo, shas = story
     commits = revisions(open_repo(repo.root), ["v6.11..master"])
-    gone = SimpleNamespace(path=tmp_path / "gone")      # the workers cannot open it
+    gone = SimpleNamespace(name=str(tmp_path / "gone"))   # the workers cannot open it
     with Client(threaded_cluster) as client:
         results = _gather(client, gone, [commits[:2], commits[2:3]], Judging(), None)
     assert [r.commit for r in results] == [c.sha for c in commits[:3]]

@@ -39,10 +39,12 @@ def history_git(repo, revisions=(), **kwargs):
 
 
 @contextmanager
-def dask_cluster(folder, workers=2, scheduler_env=None):
+def dask_cluster(folder, workers=2, scheduler_env=None, own_caches=False):
     """A `dask scheduler` and `workers` single-threaded `dask worker`s on 127.0.0.1,
     each in its own session; the scheduler's address. Logs and the workers' cache
-    ($XDG_CACHE_HOME) in `folder`. All of them are stopped on the way out."""
+    ($XDG_CACHE_HOME) in `folder`: one for all, or with own_caches one each
+    (cache-0, cache-1, ...), as on machines that share no folder. All of them
+    are stopped on the way out."""
     from distributed import Client
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,8 @@ def dask_cluster(folder, workers=2, scheduler_env=None):
         address = found.group(1)
         for k in range(workers):
             start(f"worker-{k}", ["dask", "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                  "--host", "127.0.0.1", "--no-dashboard"])
+                                  "--host", "127.0.0.1", "--no-dashboard"],
+                  {"XDG_CACHE_HOME": str(folder / f"cache-{k}")} if own_caches else None)
         with Client(address, timeout="20s") as client:
             client.wait_for_workers(workers, timeout=120)
         yield address
@@ -158,6 +161,57 @@ def test_a_chunk_the_scheduler_gives_up_on_is_reported(story, tmp_path):
         shas[k] for k in ("initial", "smmu", "master", "comment", "coherent", "removed")]
     # What was not judged keeps the last known state: a100 stays affected.
     assert [len(a) for a in history.affected] == [0, 0, 1, 1, 1, 1]
+
+
+@contextmanager
+def git_daemon(base):
+    """`git daemon` on 127.0.0.1 serving the repositories under `base`; its git:// URL."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["git", "daemon", "--listen=127.0.0.1", f"--port={port}",
+                             "--reuseaddr", "--export-all", "--informative-errors",
+                             f"--base-path={base}", str(base)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, "git daemon did not start"
+            time.sleep(0.05)
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_workers_that_only_have_a_git_url_give_the_local_document(tmp_path, isolated_cache):
+    """Workers on machines that share no folder with the client: each gets the
+    URL, keeps a mirror in its own cache and fetches what its chunk needs."""
+    repo, _ = story_repo(tmp_path / "served" / "linux")
+    local = history_git(repo.root, ["v6.11..master"], jobs=1)
+    with git_daemon(tmp_path / "served") as base, \
+            dask_cluster(tmp_path / "dask", own_caches=True) as address:
+        url = f"{base}/linux"
+        pids = set()
+        remote = history_git(url, ["v6.11..master"], scheduler=address, chunk_size=3,
+                             on_event=lambda message: pids.add(message["pid"]))
+        # a commit made after the workers' mirrors were taken is fetched
+        repo.commit("arm64: dts: acme: a400: a comment", {
+            "arch/arm64/boot/dts/acme/a400-evk.dts":
+                (repo.root / "arch/arm64/boot/dts/acme/a400-evk.dts").read_text() + "/* */\n"})
+        later = history_git(url, ["v6.11..master"], scheduler=address, chunk_size=4)
+    assert len(pids) == 2                                 # both workers had a chunk
+    assert remote.doc.pop("repo") == url and local.doc.pop("repo") == str(repo.root)
+    assert remote.doc == local.doc
+    assert len(later.doc["revisions"]) == len(remote.doc["revisions"]) + 1
+    assert all(r["error"] is None for r in later.doc["revisions"])
+    mirrors = sorted((tmp_path / "dask").glob("cache-*/dtb-audit/git-remote/*/mirror.git"))
+    assert [m.parts[-5] for m in mirrors] == ["cache-0", "cache-1"]
 
 
 @pytest.mark.network
