@@ -703,3 +703,16 @@ def test_debian_5_10_is_judged_as_5_10_nothing_affected(debian_history):
     _, history = debian_history
     assert history.history.affected[0] == ()
     assert len(history.history.affected[1]) > 0
+
+
+def test_a_url_that_cannot_be_fetched_is_one_line(tmp_path, capsys, isolated_cache):
+    """Nothing listens on port 9 of loopback: git's own reason, named by the URL."""
+    url = "git://127.0.0.1:9/linux.git"
+    assert main(["history", "--git", url, "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"{url}: error: git clone: ")
+    # A transport that runs commands is no URL of ours: a path that does not exist.
+    assert main(["history", "--git", "ext::sh -c touch% /tmp/pwned"]) == 2
+    assert capsys.readouterr().err == "ext::sh -c touch% /tmp/pwned: error: no such folder\n"
