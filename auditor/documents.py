@@ -156,7 +156,6 @@ class Revision:
     release: str | None = None
     error: str | None = None           # why the commit could not be judged at all
     not_built: tuple = ()              # "FILE: error: ..." of each DTB of the tree that did not build
-    unchanged: bool = False            # it changed no input of the arm64 build: not built
 
     @property
     def target_assumed(self) -> bool:
@@ -166,10 +165,8 @@ class Revision:
         return {"commit": self.name, "subject": self.subject, "date": self.date,
                 "target_kernel": _text(self.target_kernel), "target_from": self.target_from,
                 "release": self.release, "error": self.error,
-                # present only when they say something: a document of a history
-                # where every DTB built and every commit was built reads as before
-                **({"not_built": list(self.not_built)} if self.not_built else {}),
-                **({"unchanged": True} if self.unchanged else {})}
+                # only when there is one: a history where every DTB built reads as before
+                **({"not_built": list(self.not_built)} if self.not_built else {})}
 
 
 class VersionChange(NamedTuple):

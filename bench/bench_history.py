@@ -76,8 +76,11 @@ def main(argv=None):
         seconds, result = run(args, workers)
         report(workers, seconds, result)
         documents.append(json.dumps(result.history.to_json(), sort_keys=True))
+    if len(set(documents)) > 1:
+        for workers, document in zip(args.workers.split(","), documents):
+            Path(f"bench-history-{workers}.json").write_text(document)
     print("the same document from every run" if len(set(documents)) == 1
-          else "THE DOCUMENTS DIFFER")
+          else "THE DOCUMENTS DIFFER (bench-history-N.json)")
     return 0 if len(set(documents)) == 1 else 1
 
 

@@ -63,7 +63,7 @@ def stitch(repo: Repo, commits: list, results: list, judging: Judging = Judging(
                 changes.setdefault(soc, []).append(change)
     revisions = tuple(Revision(c.sha, r.target_kernel, subject=c.subject, date=c.date,
                                target_from=r.target_from, release=c.release, error=r.error,
-                               not_built=r.not_built, unchanged=r.unchanged)
+                               not_built=r.not_built)
                       for c, r in zip(commits, results))
     affected = tuple(sorted(s for s, st in states.items() if st.state == AFFECTED)
                      for states in known)

@@ -65,8 +65,6 @@ def _commits(history: History, mails: bool) -> str:
         if r.not_built:
             more = f" (and {len(r.not_built) - 1} more)" if len(r.not_built) > 1 else ""
             mark += f"  [not built: {r.not_built[0]}{more}]"
-        if r.unchanged:
-            mark += "  [no arm64 DTB input changed]"
         target = (str(r.target_kernel) if r.target_kernel else "-") + \
             ("?" if r.target_assumed else "")
         lines.append(f"  {r.name[:12]}  {r.date[:10]}  {target:<10} "
