@@ -2,8 +2,10 @@
 their signatures.
 
 A kernel takes the flattened corpus arrays (corpus/flat.py) it reads, by
-the layout's names, or the whole Tree as one typed value (TREE) when it
-reads many of them.  Two groups recur, always in this order:
+the layout's names, not one tuple of them all: numba passes, and compiles
+the passing of, every array of a tuple at every call (the link kernels
+were measured slower with a NamedTuple of the Tree: docs/links.md).  Two
+groups recur, always in this order:
 
     data, pidx, val_off, val_len          the properties the rule reads (PROPS)
     node_dtb, node_phandle, phandle_sorted, dtb_node_start
@@ -59,14 +61,6 @@ I32_2D, I32_2D_RO = array(np.int32, 2), array(np.int32, 2, readonly=True)
 I64_2D, I64_2D_RO = array(np.int64, 2), array(np.int64, 2, readonly=True)
 PROPS = (DATA, I32_2D_RO, I64_RO, I32_RO)
 PHANDLES = (I32_RO, U32_RO, I64_RO, I64_RO)
-
-
-def readonly(a):
-    """A read-only view of array a: what a read-only member of a typed
-    value (TREE, kernels.link_rows.NODES) must be."""
-    view = a.view()
-    view.flags.writeable = False
-    return view
 
 
 def props(t):
@@ -199,35 +193,3 @@ def phandle_entry(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_
         return PH_OVERRUN, target, cur
     return PH_OK, target, cur + 1 + count
 
-
-# -- the tree as one typed value (the link kernels) -------------------------------
-
-# A Tree in a signature: a kernel that reads many of its arrays takes it whole
-# (kernels/links.py and the modules of each binding).
-TREE = types.NamedTuple([DATA, I64_RO, I32_RO, I32_RO, I32_RO, I64_RO, I32_RO, I64_RO, U32_RO,
-                         I64_RO, I32_RO, I64_RO, I32_RO, I32_2D_RO], Tree)
-
-
-@njit(i64(TREE, i64, i64), **INNER)
-def tree_cell(t, p, k):
-    """cell() of a Tree."""
-    return cell(t.data, t.prop_val_off, p, k)
-
-
-@njit(i64(TREE, i64, i64, i64), **INNER)
-def tree_u32(t, node, slot, default):
-    """read_u32() of a Tree."""
-    return read_u32(t.data, t.pidx, t.prop_val_off, t.prop_val_len, node, slot, default)
-
-
-@njit(i64(TREE, i64, i64), **INNER)
-def tree_phandle(t, d, ph):
-    """resolve_phandle() of a Tree: the node of phandle ph in DTB d, or -1."""
-    return resolve_phandle(t.node_dtb, t.node_phandle, t.phandle_sorted, t.dtb_node_start, d, ph)
-
-
-@njit(types.UniTuple(i64, 3)(TREE, i64, i64, i64, i64), **INNER)
-def tree_entry(t, d, p, cur, cells):
-    """phandle_entry() of a Tree."""
-    return phandle_entry(t.data, t.pidx, t.prop_val_off, t.prop_val_len, t.node_dtb,
-                         t.node_phandle, t.phandle_sorted, t.dtb_node_start, d, p, cur, cells)

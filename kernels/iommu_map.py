@@ -10,9 +10,10 @@ from .codes import (A_BAD_MAP, A_NO_TARGET, A_UNCOVERED_ID, ATTACHED, D_MAP_CELL
                     D_PHANDLE_NOWHERE, N_GUESS_UNMATCHED, N_GUESSED_BUS, N_NONE, N_PLACEHOLDER,
                     PCI_DISCOVERED, PCI_DT_CHILD, VIA_IOMMU_MAP)
 from .config import INNER
-from .dt import (B, I64, I64_2D, I64_2D_RO, IOMMU_CELLS, IOMMU_MAP, IOMMU_MAP_MASK, TREE, b1,
-                 i64, tree_cell, tree_phandle, tree_u32)
-from .link_rows import LINKS, NODES, READING, row
+from .dt import (B, B_RO, DATA, I8_RO, I32_RO, I64, I64_2D, I64_2D_RO, I64_RO, IOMMU_CELLS,
+                 IOMMU_MAP, IOMMU_MAP_MASK, PHANDLES, PROPS, b1, cell, i64, read_u32)
+from .fdt import resolve_phandle
+from .link_rows import LINKS, row
 from .pci import pci_functions
 
 # The parsed entries of an iommu-map (map_entries), one row an entry.
@@ -23,21 +24,23 @@ MAX_PHANDLE_ARGS = 16
 # (ATTACHED, D_NONE, 0, 0, -1).
 ERROR = types.UniTuple(i64, 5)
 
-@njit(b1(TREE, i64, i64), **INNER)
-def _one_cell_map(t, p, n_cells):
+
+@njit(b1(DATA, I64_RO, i64, i64), **INNER)
+def _one_cell_map(data, val_off, p, n_cells):
     """of_check_bad_map() (7.2): 4-cell entries, all of one phandle and of
     length 1, aimed at a 2-cell IOMMU, are read as 1-cell."""
     if n_cells % 4:
         return False
-    ph = tree_cell(t, p, 1)
+    ph = cell(data, val_off, p, 1)
     for i in range(0, n_cells, 4):
-        if tree_cell(t, p, i + 1) != ph or tree_cell(t, p, i + 3) != 1:
+        if cell(data, val_off, p, i + 1) != ph or cell(data, val_off, p, i + 3) != 1:
             return False
     return True
 
 
-@njit(types.Tuple((I64_2D, ERROR))(TREE, i64, i64, b1), **INNER)
-def map_entries(t, d, p, map_cells):
+@njit(types.Tuple((I64_2D, ERROR))(*PROPS, *PHANDLES, i64, i64, b1), **INNER)
+def map_entries(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
+                dtb_node_start, d, p, map_cells):
     """The entries of iommu-map p of DTB d, as of_map_id() walks them:
     (entries int64[n, 5] with columns E_*, error), error being ERROR of the
     entry where the walk fails, or ATTACHED.  Entries before a failure still
@@ -48,18 +51,19 @@ def map_entries(t, d, p, map_cells):
     when it points nowhere).  True (7.2): 3 + #iommu-cells of the entry's
     target (1 when absent), read entry by entry, so a phandle to nowhere, a
     cell count above MAX_PHANDLE_ARGS or a short tail fails there."""
-    n_bytes = np.int64(t.prop_val_len[p])
+    n_bytes = np.int64(val_len[p])
     n_cells = n_bytes // 4
     entries = np.empty((max(n_cells // 3, 1), 5), dtype=np.int64)
     if not map_cells:
         if n_bytes == 0 or n_bytes % 16 != 0:
             return entries[:0], (A_BAD_MAP, D_MAP_LENGTH, n_bytes, 0, -1)
         for e in range(n_cells // 4):
-            ph = tree_cell(t, p, 4 * e + 1)
-            entries[e, E_BASE] = tree_cell(t, p, 4 * e)
-            entries[e, E_TARGET] = tree_phandle(t, d, ph)
+            ph = cell(data, val_off, p, 4 * e + 1)
+            entries[e, E_BASE] = cell(data, val_off, p, 4 * e)
+            entries[e, E_TARGET] = resolve_phandle(node_dtb, node_phandle, phandle_sorted,
+                                                   dtb_node_start, d, ph)
             entries[e, E_PHANDLE] = ph
-            entries[e, E_LENGTH] = tree_cell(t, p, 4 * e + 3)
+            entries[e, E_LENGTH] = cell(data, val_off, p, 4 * e + 3)
             entries[e, E_CELLS] = 1
         return entries[:n_cells // 4], (ATTACHED, D_NONE, 0, 0, -1)
     if n_bytes % 4 != 0:
@@ -70,25 +74,25 @@ def map_entries(t, d, p, map_cells):
     while offset < n_cells:
         if n_cells - offset < 2:
             return entries[:n], (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
-        ph = tree_cell(t, p, offset + 1)
-        target = tree_phandle(t, d, ph)
+        ph = cell(data, val_off, p, offset + 1)
+        target = resolve_phandle(node_dtb, node_phandle, phandle_sorted, dtb_node_start, d, ph)
         if target < 0:
             return entries[:n], (A_NO_TARGET, D_PHANDLE_NOWHERE, ph, 0, -1)
-        cells = 1 if one_cell else tree_u32(t, target, IOMMU_CELLS, 1)
+        cells = 1 if one_cell else read_u32(data, pidx, val_off, val_len, target, IOMMU_CELLS, 1)
         if cells > MAX_PHANDLE_ARGS:
             return entries[:n], (A_BAD_MAP, D_MAP_CELLS_MAX, 0, cells, target)
         if offset == 0 and cells == 2:
-            one_cell = _one_cell_map(t, p, n_cells)
+            one_cell = _one_cell_map(data, val_off, p, n_cells)
             if one_cell:
                 cells = 1
         if n_cells - offset < 3 + cells:
             return entries[:n], (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
-        entries[n, E_BASE] = tree_cell(t, p, offset)
+        entries[n, E_BASE] = cell(data, val_off, p, offset)
         entries[n, E_TARGET] = target
         entries[n, E_PHANDLE] = ph
         entries[n, E_CELLS] = cells
         offset += 3 + cells
-        entries[n, E_LENGTH] = tree_cell(t, p, offset - 1)
+        entries[n, E_LENGTH] = cell(data, val_off, p, offset - 1)
         n += 1
     return entries[:n], (ATTACHED, D_NONE, 0, 0, -1)
 
@@ -122,8 +126,8 @@ def map_lookup(entries, error, mask, rid, map_cells):
     return A_UNCOVERED_ID, -1, D_NONE, 0, 0, -1
 
 
-@njit(types.UniTuple(i64, 3)(TREE, I64_2D_RO, ERROR, b1, i64), **INNER)
-def map_era(t, other, other_error, map_cells, attach):
+@njit(types.UniTuple(i64, 3)(*PROPS, I64_2D_RO, ERROR, b1, i64), **INNER)
+def map_era(data, pidx, val_off, val_len, other, other_error, map_cells, attach):
     """A map written for the other of_map_id() than the target's:
     (diag, arg2, node), or D_NONE.  `other`, `other_error`: the map as the
     other reads it (map_entries with `not map_cells`); `attach`: the
@@ -145,7 +149,8 @@ def map_era(t, other, other_error, map_cells, attach):
     if attach == ATTACHED or other.shape[0] == 0:
         return D_NONE, 0, -1
     target = other[0, E_TARGET]
-    return D_MAP_NEEDS_FOUR_CELLS, tree_u32(t, target, IOMMU_CELLS, 1), target
+    return D_MAP_NEEDS_FOUR_CELLS, read_u32(data, pidx, val_off, val_len, target, IOMMU_CELLS,
+                                            1), target
 
 
 @njit(types.Tuple((I64, b1))(I64_2D_RO, B, i64), **INNER)
@@ -186,76 +191,81 @@ def _all_wide(entries, target):
     return length > 0, length, cells
 
 
-
-@njit(i64(TREE, NODES, READING, i64, i64, i64, LINKS, i64), **INNER)
-def map_links(t, nodes, reading, d, node, kind, out, k):
+@njit(i64(*PROPS, *PHANDLES, I32_RO, I32_RO, I64_RO, I32_RO, i64, i64, i64, B_RO, B_RO, I8_RO, B,
+          b1, b1, LINKS, i64), **INNER)
+def map_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
+               dtb_node_start, node_parent, node_depth, node_name_off, node_name_len, d, node,
+               kind, own_ok, tree_ok, xlate, seen, map_cells, unbind_disabled, out, k):
     """The links of a bus node's iommu-map.  A PCI host bridge's (kind
     PCI_DISCOVERED): its DT function nodes, then the devices discovered on
     the bus; any bus's devices found at run time: one link per (bus node,
     provider of the map)."""
-    map_cells = reading.map_cells
-    xlate, tree_ok, own_ok = nodes.xlate, nodes.tree_ok, nodes.own_ok
-    p = t.pidx[IOMMU_MAP, node]
-    length = np.int64(t.prop_val_len[p])
-    entries, error = map_entries(t, d, p, map_cells)
-    other, other_error = map_entries(t, d, p, not map_cells)
-    era, era_cells, era_node = map_era(t, other, other_error, map_cells, error[0])
-    # A map written for another of_map_id(): every link of it says so.
-    era_diag = (era, length, era_cells, era_node)
-    targets, placeholder = map_providers(entries, nodes.seen, t.dtb_node_start[d])
+    p = pidx[IOMMU_MAP, node]
+    entries, error = map_entries(data, pidx, val_off, val_len, node_dtb, node_phandle,
+                                 phandle_sorted, dtb_node_start, d, p, map_cells)
+    other, other_error = map_entries(data, pidx, val_off, val_len, node_dtb, node_phandle,
+                                     phandle_sorted, dtb_node_start, d, p, not map_cells)
+    era, era_cells, era_node = map_era(data, pidx, val_off, val_len, other, other_error,
+                                       map_cells, error[0])
+    targets, placeholder = map_providers(entries, seen, dtb_node_start[d])
     if kind == PCI_DISCOVERED:
         # The host bridge's DT function nodes, each by its requester ID.
-        mask = tree_u32(t, node, IOMMU_MAP_MASK, 0xffffffff)
+        mask = read_u32(data, pidx, val_off, val_len, node, IOMMU_MAP_MASK, 0xffffffff)
         readable = error[0] == ATTACHED
-        functions = pci_functions(t, node, t.dtb_node_start[d + 1])
+        functions = pci_functions(data, pidx, val_off, val_len, node_parent, node_depth,
+                                  node_name_off, node_name_len, node, dtb_node_start[d + 1])
         for f in range(functions.shape[0]):
             function, bus, devfn = functions[f, 0], functions[f, 1], functions[f, 2]
-            guessed, bridge_fn = functions[f, 3], functions[f, 4] != 0
+            guessed, bridge_fn = functions[f, 3], functions[f, 4]
             rid = (bus << 8) | devfn
             # drivers/pci/bus.c from 6.12: a function whose node is disabled is
             # enumerated but no driver (vfio-pci included) matches it.
-            enabled = tree_ok[node] and (own_ok[function] or not reading.unbind_disabled)
+            enabled = tree_ok[node] and (own_ok[function] or not unbind_disabled)
             attach, target, diag, arg, arg2, diag_node = map_lookup(entries, error, mask, rid,
                                                                     map_cells)
-            found = era_diag if era != D_NONE else (diag, arg, arg2, diag_node)
+            if era != D_NONE:
+                diag, arg, arg2, diag_node = era, val_len[p], era_cells, era_node
             note = N_GUESSED_BUS if guessed else N_NONE
             if readable and (placeholder or (attach == A_UNCOVERED_ID and guessed)):
                 note = N_PLACEHOLDER if placeholder else N_GUESS_UNMATCHED
                 for target in targets:
                     k = row(out, k, d, target, function, VIA_IOMMU_MAP, PCI_DT_CHILD, node,
-                            bridge_fn, enabled, xlate[target], note, rid, found)
+                             bridge_fn, enabled, xlate[target], note, diag, arg, rid, arg2,
+                             diag_node)
                 continue
             if attach == ATTACHED:
                 attach = xlate[target]
             k = row(out, k, d, target, function, VIA_IOMMU_MAP, PCI_DT_CHILD, node, bridge_fn,
-                    enabled, attach, note, rid, found)
+                     enabled, attach, note, diag, arg, rid, arg2, diag_node)
     # The devices found at run time.
     enabled = tree_ok[node]
     attach, diag, arg, arg2, diag_node = error
-    found = era_diag if era != D_NONE else (diag, arg, arg2, diag_node)
+    if era != D_NONE:
+        diag, arg, arg2, diag_node = era, val_len[p], era_cells, era_node
     if attach != ATTACHED and entries.shape[0] == 0:
-        return row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, False, enabled,
-                   attach, N_NONE, -1, found)
+        return row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
+                    attach, N_NONE, diag, arg, -1, arg2, diag_node)
     note = N_PLACEHOLDER if placeholder and attach == ATTACHED else N_NONE
     if attach == ATTACHED:
         # 4-cell maps resolve a phandle only when its entry matches: one that
         # points nowhere fails the IDs it covers.
         for e in range(entries.shape[0]):
             if entries[e, E_TARGET] < 0:
-                attach = A_NO_TARGET
-                found = era_diag if era != D_NONE else \
-                    (D_PHANDLE_NOWHERE, entries[e, E_PHANDLE], arg2, diag_node)
+                attach, diag, arg = A_NO_TARGET, D_PHANDLE_NOWHERE, entries[e, E_PHANDLE]
+                if era != D_NONE:
+                    diag, arg = era, val_len[p]
                 break
     if attach != ATTACHED:
-        k = row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, False, enabled,
-                attach, note, -1, found)
+        k = row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
+                 attach, note, diag, arg, -1, arg2, diag_node)
     for target in targets:
         a = xlate[target]
-        g = era_diag if era != D_NONE else (D_NONE, 0, 0, -1)
+        g, g_arg, g_arg2, g_node = (era, val_len[p], era_cells, era_node) \
+            if era != D_NONE else (D_NONE, 0, 0, -1)
         if map_cells:
-            wide, wide_length, cells = _all_wide(entries, target)
+            wide, length, cells = _all_wide(entries, target)
             if wide:
-                a, g = A_BAD_MAP, (D_MAP_WIDE_RANGE, wide_length, cells, target)
-        k = row(out, k, d, target, node, VIA_IOMMU_MAP, kind, node, False, enabled,
-                a, note, -1, g)
+                a, g, g_arg, g_arg2, g_node = A_BAD_MAP, D_MAP_WIDE_RANGE, length, cells, target
+        k = row(out, k, d, target, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
+                 a, note, g, g_arg, -1, g_arg2, g_node)
     return k

@@ -6,19 +6,19 @@ from .codes import (A_BAD_ENTRY, A_NOT_A_PROVIDER, A_OTHER_DRIVER, ATTACHED, D_E
                     D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, N_NONE, N_TRUNCATED, PLATFORM,
                     VIA_IOMMUS)
 from .config import INNER
-from .dt import (IOMMU_CELLS, IOMMUS, PH_END, PH_NO_CELLS, PH_NO_NODE, PH_OK, TREE, i64,
-                 tree_cell, tree_entry)
-from .link_rows import LINKS, NODES, ph_diag, row
+from .dt import (B_RO, I8_RO, I16_RO, IOMMU_CELLS, IOMMUS, PH_END, PH_NO_CELLS, PH_NO_NODE, PH_OK,
+                 PHANDLES, PROPS, cell, i64, phandle_entry)
+from .link_rows import LINKS, ph_diag, row
 
 
-@njit(i64(TREE, NODES, i64, i64, LINKS, i64), **INNER)
-def iommus_link(t, nodes, d, node, out, k):
+@njit(i64(*PROPS, *PHANDLES, i64, i64, I16_RO, B_RO, I8_RO, LINKS, i64), **INNER)
+def iommus_link(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sorted,
+                dtb_node_start, d, node, driver, tree_ok, xlate, out, k):
     """of_iommu_configure_dev(): every entry is translated; the device is
     attached to the first entry's IOMMU, an entry of another driver is
     refused (-EINVAL) and any failure leaves it with none.  Parsing stops
     quietly at the first entry that does not parse."""
-    xlate, driver = nodes.xlate_iommus, nodes.driver
-    p = t.pidx[IOMMUS, node]
+    p = pidx[IOMMUS, node]
     cur = 0
     first = -1
     attach = ATTACHED
@@ -27,14 +27,16 @@ def iommus_link(t, nodes, d, node, out, k):
     arg = 0
     idx = 0
     while True:
-        code, target, nxt = tree_entry(t, d, p, cur, IOMMU_CELLS)
+        code, target, nxt = phandle_entry(data, pidx, val_off, val_len, node_dtb, node_phandle,
+                                          phandle_sorted, dtb_node_start, d, p, cur,
+                                          IOMMU_CELLS)
         if code == PH_OK and target < 0:
             diag = D_EMPTY_ENTRY
             code = PH_END
         if code != PH_OK:
             if code != PH_END:
                 diag = ph_diag(code)
-                arg = tree_cell(t, p, cur) if code == PH_NO_NODE else target
+                arg = cell(data, val_off, p, cur) if code == PH_NO_NODE else target
             if idx == 0:
                 attach = A_BAD_ENTRY
                 if code == PH_NO_CELLS:
@@ -59,5 +61,5 @@ def iommus_link(t, nodes, d, node, out, k):
         cur = nxt
     if first >= 0 and attach == A_BAD_ENTRY and diag == D_NO_IOMMU_CELLS:
         attach = A_NOT_A_PROVIDER
-    return row(out, k, d, first, node, VIA_IOMMUS, PLATFORM, -1, False, nodes.tree_ok[node],
-               attach, note, -1, (diag, arg, 0, -1))
+    return row(out, k, d, first, node, VIA_IOMMUS, PLATFORM, -1, 0, tree_ok[node],
+                attach, note, diag, arg, -1, 0, -1)

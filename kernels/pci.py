@@ -4,27 +4,29 @@ import numpy as np
 from numba import njit
 
 from .config import INNER
-from .dt import I64_2D, REG, BUS_RANGE, TREE, b1, i64, tree_cell, tree_u32
+from .dt import (BUS_RANGE, DATA, I32_RO, I64_2D, I64_RO, PROPS, REG, b1, cell, i64, read_u32)
 from .providers import is_pci
+
 MULTIFUNC = np.frombuffer(b"multifunc-device", dtype=np.uint8)
 
 
-@njit(b1(TREE, i64), **INNER)
-def _is_multifunc(t, node):
+@njit(b1(DATA, I64_RO, I32_RO, i64), **INNER)
+def _is_multifunc(data, node_name_off, node_name_len, node):
     """of_node_name_eq(node, "multifunc-device"): the name before any '@'."""
-    n = t.node_name_len[node]
-    o = t.node_name_off[node]
+    n = node_name_len[node]
+    o = node_name_off[node]
     m = MULTIFUNC.shape[0]
-    if n < m or (n > m and t.data[o + m] != 64):
+    if n < m or (n > m and data[o + m] != 64):
         return False
     for k in range(m):
-        if t.data[o + k] != MULTIFUNC[k]:
+        if data[o + k] != MULTIFUNC[k]:
             return False
     return True
 
 
-@njit(I64_2D(TREE, i64, i64), **INNER)
-def pci_functions(t, bridge, dtb_end):
+@njit(I64_2D(*PROPS, I32_RO, I32_RO, I64_RO, I32_RO, i64, i64), **INNER)
+def pci_functions(data, pidx, val_off, val_len, node_parent, node_depth, node_name_off,
+                  node_name_len, bridge, dtb_end):
     """The PCI function nodes below a host bridge (of a DTB whose nodes end
     at dtb_end), as (node, bus, devfn, guessed, is_bridge) rows.  On each
     bus (the host bridge, or a PCI-PCI bridge function) the function nodes
@@ -35,12 +37,12 @@ def pci_functions(t, bridge, dtb_end):
     bus field is the guess."""
     # Nodes are depth-first: the bridge's subtree is [bridge + 1, end).
     end = bridge + 1
-    while end < dtb_end and t.node_depth[end] > t.node_depth[bridge]:
+    while end < dtb_end and node_depth[end] > node_depth[bridge]:
         end += 1
     size = end - bridge
     rows = np.empty((size, 5), dtype=np.int64)
     k = 0
-    bus0 = tree_u32(t, bridge, BUS_RANGE, 0)
+    bus0 = read_u32(data, pidx, val_off, val_len, bridge, BUS_RANGE, 0)
     # Each bus node (the bridge, or a matched function) gets a 256-bit set of
     # the devfns taken on it (8 words of 32 bits) when it first needs one:
     # memory linear in nodes.  bus_slot[j - bridge]: node j's set, row_of[j -
@@ -53,15 +55,15 @@ def pci_functions(t, bridge, dtb_end):
     taken = np.empty((size, 8), dtype=np.int64)
     n_slots = 0
     for j in range(bridge + 1, end):
-        reg = t.pidx[REG, j]
-        if reg < 0 or t.prop_val_len[reg] < 20:
+        reg = pidx[REG, j]
+        if reg < 0 or val_len[reg] < 20:
             continue                # not a function node
-        bus_node = t.node_parent[j]
-        if bus_node > bridge and _is_multifunc(t, bus_node):
-            bus_node = t.node_parent[bus_node]
+        bus_node = node_parent[j]
+        if bus_node > bridge and _is_multifunc(data, node_name_off, node_name_len, bus_node):
+            bus_node = node_parent[bus_node]
         if row_of[bus_node - bridge] < 0 and bus_node != bridge:
             continue                # not a bus: below something that is no function
-        reg0 = tree_cell(t, reg, 0)
+        reg0 = cell(data, val_off, reg, 0)
         devfn = (reg0 >> 8) & 0xff
         slot = bus_slot[bus_node - bridge]
         if slot < 0:
@@ -80,7 +82,6 @@ def pci_functions(t, bridge, dtb_end):
         rows[k, 1] = bus0 if bus_node == bridge else (reg0 >> 16) & 0xff
         rows[k, 2] = devfn
         rows[k, 3] = 0 if bus_node == bridge else 1
-        rows[k, 4] = 1 if is_pci(t.data, t.pidx, t.prop_val_off, t.prop_val_len, j) else 0
+        rows[k, 4] = 1 if is_pci(data, pidx, val_off, val_len, j) else 0
         k += 1
     return rows[:k]
-
