@@ -91,7 +91,7 @@ def judge_board(board: str, corpus_of, has_source: bool, judging, warn_newer=Non
 
 def write_explanation(ev, out, d=0):
     """Write the explanation of DTB d of an Evaluation (kernels/evaluate.py)."""
-    from kernels.codes import L_BRIDGE, L_DTB, L_MASTER, PR_DTB
+    from kernels.codes import PR_DTB
     from kernels.evaluate import problem_text
     flat = ev.flat
     text = NodeText(flat)
@@ -114,10 +114,10 @@ def write_explanation(ev, out, d=0):
         out.write(f"    available: {availability_chain(ev, text, i)}\n")
         out.write(f"    coherent:  {coherency_chain(ev, text, i)}\n")
     out.write("\nlinks\n")
-    rows = [k for k in range(ev.links.shape[0]) if ev.links[k, L_DTB] == d]
+    rows = [k for k, dtb in enumerate(ev.links["dtb"].tolist()) if dtb == d]
     for k in rows:
         link = sweep.links[k]
-        master = int(ev.links[k, L_MASTER])
+        master = int(ev.links["master"][k])
         out.write(f"  {shown(link.master_path)} ({link.master_kind}) via {link.link} -> "
                   f"{shown(link.provider_path) if link.provider_path else 'nothing'}: "
                   f"{link.verdict.upper()}\n")
@@ -127,7 +127,7 @@ def write_explanation(ev, out, d=0):
         else:
             out.write("    dma attr:  not-supported (no DT node: only the SMMU counts)\n")
         if link.bridge_path:
-            out.write(f"    bridge:    {coherency_chain(ev, text, int(ev.links[k, L_BRIDGE]))}\n")
+            out.write(f"    bridge:    {coherency_chain(ev, text, int(ev.links['bridge'][k]))}\n")
         for key, value in (("note", link.note), ("diagnostic", link.diagnostic)):
             if value:
                 out.write(f"    {key + ':':<10} {shown(value)}\n")

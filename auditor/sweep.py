@@ -183,8 +183,6 @@ def _links(ev, text, boards):
     string made once per node, provider or code it names, then taken for
     every link at once; only the rare links with a note or a diagnostic
     are looked at one by one."""
-    from kernels.codes import (L_ATTACH, L_BRIDGE, L_BRIDGE_FUNCTION, L_DIAG, L_DTB, L_ENABLED,
-                               L_KIND, L_MASTER, L_NOTE, L_PROVIDER, L_RID, L_VIA)
     from kernels.evaluate import diagnostic_text
     table = ev.links
     n = table.shape[0]
@@ -192,7 +190,7 @@ def _links(ev, text, boards):
         return []
     flat = ev.flat
     dtb, provider, master, via, kind, bridge = (
-        table[:, c] for c in (L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE))
+        table[c] for c in ("dtb", "provider", "master", "via", "kind", "bridge"))
 
     def taken(values, index):
         """values[index] for every link: index into an object array of strings."""
@@ -217,7 +215,7 @@ def _links(ev, text, boards):
     has_provider = provider >= 0
     kind_names = taken(codes.KIND_NAMES, kind)
     vfio = np.isin(kind, [codes.KIND_NAMES.index(k) for k in codes.VFIO_KINDS]) \
-        & (table[:, L_BRIDGE_FUNCTION] == 0)
+        & ~table["bridge_function"]
     bridge_coherent = taken([None, False, True], np.where(
         via == codes.VIA_IOMMU_MAP, 1 + ev.coherent[np.maximum(bridge, 0)], 0))
     columns = dict(
@@ -232,30 +230,30 @@ def _links(ev, text, boards):
         link=taken(codes.VIA_NAMES, via),
         master_path=per_node(master, text.path),
         master_kind=kind_names,
-        master_enabled=(table[:, L_ENABLED] != 0).tolist(),
+        master_enabled=table["enabled"].tolist(),
         master_dma_attr=taken(codes.DMA_ATTR_NAMES, ev.dma_attr),
         bridge_path=per_node(bridge, text.path),
         bridge_coherent=bridge_coherent,
-        placeholder_map=(table[:, L_NOTE] == codes.N_PLACEHOLDER).tolist(),
+        placeholder_map=(table["note"] == codes.N_PLACEHOLDER).tolist(),
         vfio_candidate=vfio.tolist(),
         rule=[ev.rule.value] * n,
         verdict=taken(codes.VERDICT_NAMES, ev.verdict),
         note=[None] * n,
         diagnostic=[None] * n,
     )
-    noted = (table[:, L_ATTACH] != codes.ATTACHED) | (table[:, L_NOTE] != codes.N_NONE) \
+    noted = (table["attach"] != codes.ATTACHED) | (table["note"] != codes.N_NONE) \
         | (ev.target_note != codes.N_NONE)
     for k in np.flatnonzero(noted).tolist():
-        attach, note, p = int(table[k, L_ATTACH]), int(table[k, L_NOTE]), int(provider[k])
+        attach, note, p = int(table["attach"][k]), int(table["note"][k]), int(provider[k])
         notes = []
         if attach != codes.ATTACHED:
-            notes.append(codes.ATTACH_REASONS[attach].format(rid=int(table[k, L_RID])))
+            notes.append(codes.ATTACH_REASONS[attach].format(rid=int(table["rid"][k])))
             if attach == codes.A_NOT_PROBED and p >= 0:
                 notes.append(codes.PROBE_STATES[codes.PROBE_STATE_NAMES[ev.probe_state[p]]])
         notes.append(codes.NOTES[note])
         notes.append(codes.NOTES[int(ev.target_note[k])])
         columns["note"][k] = "; ".join(n for n in notes if n) or None
-    for k in np.flatnonzero(table[:, L_DIAG] != codes.D_NONE).tolist():
+    for k in np.flatnonzero(table["diag"] != codes.D_NONE).tolist():
         columns["diagnostic"][k] = diagnostic_text(ev, k, text.path)
     return list(map(Link._make, zip(*(columns[f] for f in Link._fields))))
 

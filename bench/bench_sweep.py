@@ -31,15 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tqdm import tqdm  # noqa: E402
 
-from auditor.sweep import build_sweep, target_for  # noqa: E402
+from auditor.sweep import build_sweep, target_of  # noqa: E402
 from bench.timing import best  # noqa: E402
 from bench.naive_rule import RULES, NaiveError, sweep_dtb  # noqa: E402
 from corpus.build import build_corpus  # noqa: E402
 from corpus.console import progress_wanted  # noqa: E402
 from corpus.errors import UserError  # noqa: E402
 from corpus.flat import flatten  # noqa: E402
-from kernels.codes import VERDICT_NAMES as VERDICTS  # noqa: E402
+from kernels.codes import VERDICT_NAMES as VERDICTS, Rule  # noqa: E402
 from kernels.evaluate import evaluate  # noqa: E402
+from kernels.judging import Judging  # noqa: E402
 
 KEY = ("dtb", "provider_path", "master_path", "link", "master_kind", "verdict")
 
@@ -78,7 +79,7 @@ def main(argv=None):
     root = Path(corpus.root)
     dtbs = [e.dtb for e in corpus.boards]
     paths = [root / d for d in dtbs]
-    target = target_for(corpus)
+    target = target_of(corpus, Judging())
 
     flat = flatten(paths, root)          # parses on a first run, and fills the cache
     for message in flat.errors():
@@ -97,8 +98,11 @@ def main(argv=None):
     agree = True
     for rule in rules:
         t_flatten, _ = best(lambda: flatten(paths, root), args.repeat)
-        t_evaluate, ev = best(lambda: evaluate(flat, target, rule), args.repeat)
-        t_sweep, _ = best(lambda: evaluate(flatten(paths, root), target, rule), args.repeat)
+        # cache=False: the kernels run (kept results would only be loaded).
+        judging = Judging(rule=Rule(rule))
+        t_evaluate, ev = best(lambda: evaluate(flat, target, judging, cache=False), args.repeat)
+        t_sweep, _ = best(lambda: evaluate(flatten(paths, root), target, judging, cache=False),
+                          args.repeat)
         t_document, result = best(lambda: build_sweep(ev, corpus), args.repeat)
         t_naive, naive = best(lambda: naive_sweep(root, dtbs, rule, target), args.repeat)
 

@@ -39,7 +39,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from corpus import flat  # noqa: E402
-from kernels import fdt  # noqa: E402
+from kernels import fdt, fdt_codes  # noqa: E402
 
 _BOUNDARY = (0, 1, 3, 4, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFFFFFC)
 _TOKENS = (fdt.FDT_BEGIN_NODE, fdt.FDT_END_NODE, fdt.FDT_PROP, fdt.FDT_NOP, fdt.FDT_END)
@@ -191,7 +191,7 @@ def check_arrays(a, prop_names, d=0):
     n0, n1 = int(a["dtb_node_start"][d]), int(a["dtb_node_start"][d + 1])
     err = int(a["dtb_error"][d])
     if err:
-        assert err in fdt.ERR_MESSAGES, f"unknown error code {err}"
+        assert err in fdt_codes.ERR_MESSAGES, f"unknown error code {err}"
         assert 0 <= a["dtb_error_off"][d] <= hi - lo, "error offset outside the file"
         assert n0 == n1, "a DTB with an error has nodes"
         return
@@ -326,7 +326,7 @@ def main(argv=None):
           f"slowest input {worst * 1e3:.1f} ms")
     for code, n in sorted(outcomes.items()):
         if code:
-            print(f"  {n:7d} rejected: {fdt.ERR_MESSAGES[code]}")
+            print(f"  {n:7d} rejected: {fdt_codes.ERR_MESSAGES[code]}")
     return 1 if failures else 0
 
 

@@ -1,9 +1,10 @@
 """The IOMMU_CAP_CACHE_COHERENCY rule the plain way: pylibfdt queries, one
 DTB at a time, each step named after the kernel function it stands for.
 
-This is the reference ("naive") version of auditor.sweep.evaluate(), as
-stumpy keeps slow, obvious versions beside its kernels: written from
-../shared/SPEC.md sections 1-4 and the kernel sources, sharing no code with
+This is the reference ("naive") version of kernels.evaluate.evaluate(), as
+stumpy keeps slow, obvious versions beside its kernels: written from the
+project's domain reference (docs/rule.md, docs/links.md, docs/target-kernel.md)
+and the kernel sources, sharing no code with
 kernels/, its tables of versions and drivers included.  bench/
 times it beside the numba sweep; tests/unit/test_naive_agrees.py checks that the
 two give the same links and verdicts.
@@ -79,8 +80,8 @@ def dma_noncoherent_honoured(version):
 # whose code reads an iommu-map: (compatible, driver, kind, since), kind
 # being what the driver is for this rule.  `since`: the first version read
 # whose table has it.  The 6.1, 6.12 and 7.2 columns were checked against
-# those sources' of_match tables; the 5.10 column follows SPEC's reading of
-# 5.10.223 (not re-read for this table).
+# those sources' of_match tables; the 5.10 column follows the project's first
+# reading of 5.10.223 (not re-read for this table).
 _5_10, _6_1, _6_5, _6_12, _7_2 = (5, 10, 0), (6, 1, 0), (6, 5, 0), (6, 12, 0), (7, 2, 0)
 DRIVER_TABLE = [
     # arm-smmu.c arm_smmu_of_match (7.2 :1957), .capable = arm_smmu_capable

@@ -43,7 +43,7 @@ RULE_NAMES = tuple(rule.value for rule in Rule)
 assert RULE_NAMES == tuple(RULES)
 WALK_OR_DEVICE, WALK_ONLY, LEGACY_TRUE, NO_CHECK = range(len(RULE_NAMES))
 
-# -- verdicts of a link (SPEC section 4) -------------------------------------
+# -- verdicts of a link (docs/rule.md) -------------------------------------------
 
 VERDICTS = {
     "capable": "VFIO binds",
@@ -86,7 +86,7 @@ KINDS = {
 KIND_NAMES = tuple(KINDS)
 PLATFORM, PCI_DT_CHILD, PCI_DISCOVERED, FSL_MC_OBJECT, HOST1X_CONTEXT, \
     GPCDMA_CHANNEL, CDX_DEVICE = range(len(KIND_NAMES))
-# What people pass through, most wanted first in the reports (SPEC section 4).
+# What people pass through, most wanted first in the reports (docs/rule.md).
 PASSTHROUGH_KINDS = frozenset({"pci-dt-child", "pci-discovered", "fsl-mc", "cdx"})
 # Devices VFIO could be asked to bind (PCI-PCI bridge functions excepted, per link).
 VFIO_KINDS = frozenset(KIND_NAMES) - {"host1x-context", "gpcdma-channel"}
@@ -202,14 +202,7 @@ P_NONE, P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS = range(len(PRO
 
 # -- the tables the kernels return ---------------------------------------------------
 
-# The columns of the int64 table of links (kernels.links.find_links), one row a
-# link.  diag_arg2 and diag_node: the second argument and the node of the
-# diagnostic (DIAGNOSTICS: {arg2}, {node}).
-LINK_COLUMNS = ("dtb", "provider", "master", "via", "kind", "bridge", "bridge_function",
-                "enabled", "attach", "note", "diag", "diag_arg", "rid", "diag_arg2", "diag_node")
-(L_DTB, L_PROVIDER, L_MASTER, L_VIA, L_KIND, L_BRIDGE, L_BRIDGE_FUNCTION,
- L_ENABLED, L_ATTACH, L_NOTE, L_DIAG, L_DIAG_ARG, L_RID, L_DIAG_ARG2,
- L_DIAG_NODE) = range(len(LINK_COLUMNS))
+# The columns of the table of links: kernels/table.py (LINK_DTYPE).
 
 # The columns of the table of problems (Evaluation.problems), one row a problem.
 PROBLEM_COLUMNS = ("dtb", "node", "code", "arg", "other")

@@ -3,8 +3,9 @@ their signatures.
 
 A kernel takes the flattened corpus arrays (corpus/flat.py) it reads, by
 the layout's names, not one tuple of them all: numba passes, and compiles
-the passing of, every array of a tuple at every call.  Two groups recur,
-always in this order:
+the passing of, every array of a tuple at every call (the link kernels
+were measured slower with a NamedTuple of the Tree: docs/links.md).  Two
+groups recur, always in this order:
 
     data, pidx, val_off, val_len          the properties the rule reads (PROPS)
     node_dtb, node_phandle, phandle_sorted, dtb_node_start
@@ -191,3 +192,4 @@ def phandle_entry(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_
     if cur + 1 + count > n:
         return PH_OVERRUN, target, cur
     return PH_OK, target, cur + 1 + count
+

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import results
-from .codes import (D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS, L_DIAG,
-                    L_DIAG_ARG, L_DIAG_ARG2, L_DIAG_NODE, L_VIA, MAX_LINKS_PER_DTB,
+from . import results, table
+from .codes import (D_MIXED_DRIVERS, D_NO_IOMMU_CELLS, D_NONE, DIAGNOSTICS, MAX_LINKS_PER_DTB,
                     P_DMA_PARENT_LOOP, P_DUPLICATE_PHANDLE, P_TOO_MANY_LINKS, PR_DTB, PR_NODE,
                     PROBLEM_COLUMNS, PROBLEMS, VIA_MMU_MASTERS, VIA_NAMES, Rule)
 from .judging import Judging
@@ -32,7 +31,7 @@ class Evaluation:
     target: TargetKernel
     rule: Rule                 # the target's, or the override
     legacy_dt_bindings: bool   # CONFIG_ARM_SMMU_LEGACY_DT_BINDINGS
-    links: np.ndarray          # int64[n_links, len(codes.LINK_COLUMNS)]
+    links: np.ndarray          # kernels.table.LINK_DTYPE[n_links]: one row a link
     dma_attr: np.ndarray       # int8[n_links]  codes.DMA_ATTR_NAMES
     verdict: np.ndarray        # int8[n_links]  codes.VERDICT_NAMES
     target_note: np.ndarray    # int8[n_links]  codes.NOTES: what the target kernel decided
@@ -67,7 +66,9 @@ def evaluate(flat, target: TargetKernel, judging: Judging = Judging(),
     arrays = results.load(folder, key, ARRAYS)
     if arrays is None:
         arrays = _run_kernels(flat, target, rule.code, judging.legacy_dt_bindings)
-        results.save(folder, key, arrays)
+        results.save(folder, key, dict(arrays, links=table.stored(arrays["links"])))
+    else:
+        arrays["links"] = table.from_stored(arrays["links"])
     return Evaluation(flat, target, rule, judging.legacy_dt_bindings, **arrays)
 
 
@@ -81,11 +82,11 @@ def _run_kernels(flat, target, code, legacy_dt_bindings) -> dict:
     coherent, why, source, loop_from = coherency.coherency(t, target.dma_noncoherent_honoured)
     role, driver = providers.roles(t, target)
     state, legacy = providers.probe(t, role, available)
-    table, dtb_links = links.find_links(t, role, driver, state, own_ok, available, legacy,
+    found, dtb_links = links.find_links(t, role, driver, state, own_ok, available, legacy,
                                         legacy_dt_bindings, target.map_reads_target_cells,
                                         target.pci_disabled_function_unbound)
-    attr, verdict, target_note = rule_kernels.verdicts(table, role, coherent, code)
-    return dict(links=table, dma_attr=attr, verdict=verdict, target_note=target_note,
+    attr, verdict, target_note = rule_kernels.verdicts(found, role, coherent, code)
+    return dict(links=found, dma_attr=attr, verdict=verdict, target_note=target_note,
                 role=role, driver=driver, probe_state=state, coherent=coherent,
                 coherent_why=why, coherent_from=source, own_ok=own_ok, available=available,
                 dtb_links=dtb_links, problems=_problems(flat, loop_from, dtb_links))
@@ -112,19 +113,19 @@ def _problems(flat, loop_from, dtb_links):
                          int(order[first])))
     for d in np.flatnonzero(dtb_links > MAX_LINKS_PER_DTB).tolist():
         rows.append((d, -1, P_TOO_MANY_LINKS, int(dtb_links[d]), -1))
-    table = np.array(rows, dtype=np.int64).reshape(-1, len(PROBLEM_COLUMNS))
-    return table[np.lexsort((table[:, PR_NODE], table[:, PR_DTB]))] if len(rows) else table
+    found = np.array(rows, dtype=np.int64).reshape(-1, len(PROBLEM_COLUMNS))
+    return found[np.lexsort((found[:, PR_NODE], found[:, PR_DTB]))] if len(rows) else found
 
 
 def diagnostic_text(ev: Evaluation, k: int, path) -> str | None:
     """The diagnostic of link k (codes.DIAGNOSTICS), or None; path(node) ->
     the node's path."""
-    row = ev.links[k]
-    diag = int(row[L_DIAG])
+    link = ev.links[k]
+    diag = int(link["diag"])
     if diag == D_NONE:
         return None
-    arg, arg2, node = int(row[L_DIAG_ARG]), int(row[L_DIAG_ARG2]), int(row[L_DIAG_NODE])
-    via = int(row[L_VIA])
+    arg, arg2, node = int(link["diag_arg"]), int(link["diag_arg2"]), int(link["diag_node"])
+    via = int(link["via"])
     reader = version_text(MAP_TARGET_CELLS)
     return DIAGNOSTICS[diag].format(
         prop=VIA_NAMES[via], arg=arg, arg2=arg2,

@@ -8,20 +8,16 @@ of the node's `compatible`, as of_match_node() does.
 import numpy as np
 from numba import njit, types
 
-from .codes import (ARM_SMMU, ARM_SMMU_V3, BAD_IOMMU_CELLS, CDX, DRIVER_NAMES, FSL_MC,
+from .codes import (ARM_SMMU, ARM_SMMU_V3, BAD_IOMMU_CELLS, CDX, FSL_MC,
                     GPCDMA, HOST1X, MISMATCHED_BINDING, NO_CAPABLE, NO_GLOBAL_INTERRUPTS,
-                    NOT_A_PROVIDER, PROBED, PROVIDER_DISABLED, QCOM_IOMMU, ROLE_NONE, UNKNOWN)
+                    NOT_A_PROVIDER, PROBED, PROVIDER_DISABLED, QCOM_IOMMU)
 from .config import INNER, NJIT
 from .dt import (B, B_RO, COMPATIBLE, DATA, DEVICE_TYPE, GLOBAL_INTERRUPTS, I8, I8_RO, I16,
                  I16_RO, I32_RO, I64_RO, IOMMU_CELLS, MMU_MASTERS, PROPS, b1, bytes_equal, i64,
                  props, read_u32)
 from .target import QCOM_MSM_IOMMU_V2
 
-NONE = ROLE_NONE            # the old name
-__all__ = ["ARM_SMMU", "ARM_SMMU_V3", "QCOM_IOMMU", "NO_CAPABLE", "UNKNOWN", "NONE", "FSL_MC",
-           "HOST1X", "CDX", "GPCDMA", "DRIVER_NAMES", "PROBED", "NOT_A_PROVIDER",
-           "PROVIDER_DISABLED", "NO_GLOBAL_INTERRUPTS", "BAD_IOMMU_CELLS", "MISMATCHED_BINDING",
-           "COMPATIBLES", "compatible_table", "roles", "is_pci", "probe"]
+__all__ = ["COMPATIBLES", "compatible_table", "roles", "is_pci", "probe"]
 
 # Versions as TargetKernel.version tuples.  `since` is the first of the
 # sources read for the model (Debian's 5.10.223, 6.1.192, 6.12.117, 7.2.13)

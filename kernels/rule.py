@@ -1,41 +1,32 @@
 """IOMMU_CAP_CACHE_COHERENCY for every link at once, under one rule: the
-target kernel's, or an explicit one (../shared/SPEC.md sections 1, 1.1, 4)."""
+target kernel's, or an explicit one (docs/rule.md)."""
 import numpy as np
 from numba import njit, types
 
 from .codes import (ARM_SMMU, ARM_SMMU_V3, ATTACHED, BROKEN, BROKEN_BRIDGE_COHERENT, CAPABLE,
                     DEV_DMA_COHERENT, DEV_DMA_NON_COHERENT, DEV_DMA_NOT_SUPPORTED,
-                    DMA_ATTR_NAMES, LEGACY_TRUE, N_NO_CHECK, N_NONE, NO_CAPABLE, NO_CHECK,
+                    LEGACY_TRUE, N_NO_CHECK, N_NONE, NO_CAPABLE, NO_CHECK,
                     NO_IOMMU, NOT_A_DEVICE, PCI_DT_CHILD, PLATFORM, QCOM_IOMMU,
-                    RESCUED_BY_DEVICE, RULE_NAMES, UNSUPPORTED_IOMMU, VERDICT_NAMES,
-                    WALK_ONLY, WALK_OR_DEVICE, L_ATTACH, L_BRIDGE, L_ENABLED, L_KIND, L_MASTER,
-                    L_PROVIDER)
+                    RESCUED_BY_DEVICE, UNSUPPORTED_IOMMU,
+                    WALK_OR_DEVICE)
 from .config import NJIT
-from .dt import B_RO, I8, I8_RO, I64_2D_RO, i64
+from .dt import B_RO, I8, I8_RO, i64
+from .link_rows import LINKS_RO
 
-# The old names (the codes live in codes.py).
-RULES = RULE_NAMES
-VERDICTS = VERDICT_NAMES
-DMA_ATTRS = DMA_ATTR_NAMES
-__all__ = ["RULES", "VERDICTS", "DMA_ATTRS", "WALK_OR_DEVICE", "WALK_ONLY", "LEGACY_TRUE",
-           "NO_CHECK", "CAPABLE", "RESCUED_BY_DEVICE", "BROKEN", "BROKEN_BRIDGE_COHERENT",
-           "NO_IOMMU", "UNSUPPORTED_IOMMU", "NOT_A_DEVICE", "DEV_DMA_COHERENT",
-           "DEV_DMA_NON_COHERENT", "DEV_DMA_NOT_SUPPORTED", "verdicts"]
-
-
-@njit(types.none(I64_2D_RO, I8_RO, B_RO, i64, I8, I8, I8), **NJIT)
+@njit(types.none(LINKS_RO, I8_RO, B_RO, i64, I8, I8, I8), **NJIT)
 def _verdicts(links, role, coherent, rule, attr, out, note):
     for k in range(links.shape[0]):
-        kind = links[k, L_KIND]
+        link = links[k]
+        kind = link["kind"]
         if kind == PLATFORM or kind == PCI_DT_CHILD:
-            attr[k] = DEV_DMA_COHERENT if coherent[links[k, L_MASTER]] else DEV_DMA_NON_COHERENT
+            attr[k] = DEV_DMA_COHERENT if coherent[link["master"]] else DEV_DMA_NON_COHERENT
         else:
             attr[k] = DEV_DMA_NOT_SUPPORTED
-        provider = links[k, L_PROVIDER]
-        if not links[k, L_ENABLED]:
+        provider = link["provider"]
+        if not link["enabled"]:
             out[k] = NOT_A_DEVICE
             continue
-        if links[k, L_ATTACH] != ATTACHED or provider < 0:
+        if link["attach"] != ATTACHED or provider < 0:
             out[k] = NO_IOMMU
             continue
         r = role[provider]
@@ -51,14 +42,14 @@ def _verdicts(links, role, coherent, rule, attr, out, note):
             out[k] = CAPABLE
         elif rule == WALK_OR_DEVICE and r == ARM_SMMU and attr[k] == DEV_DMA_COHERENT:
             out[k] = RESCUED_BY_DEVICE
-        elif links[k, L_BRIDGE] >= 0 and coherent[links[k, L_BRIDGE]]:
+        elif link["bridge"] >= 0 and coherent[link["bridge"]]:
             out[k] = BROKEN_BRIDGE_COHERENT
         else:
             out[k] = BROKEN
 
 
 def verdicts(links, role, coherent, rule):
-    """(dma_attr, verdict, note) of every link (SPEC section 4).
+    """(dma_attr, verdict, note) of every link (docs/rule.md: verdicts).
 
     dma_attr: masters with a DT node answer of_dma_is_coherent(node);
     devices found on a bus (PCI without a node, fsl-mc objects, contexts)

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from corpus.flat import flatten
-from kernels import codes, links
+from kernels import codes
 from kernels.evaluate import diagnostic_text, evaluate, problem_text
 from kernels.judging import Judging
 from kernels.target import TargetKernel
@@ -57,11 +57,11 @@ def document(ev):
     flat = ev.flat
     path = _paths(flat)
     records = []
-    for k, row in enumerate(ev.links.tolist()):
-        d, provider, master, via = row[links.L_DTB], row[links.L_PROVIDER], \
-            row[links.L_MASTER], row[links.L_VIA]
-        kind, bridge, bridge_fn = row[links.L_KIND], row[links.L_BRIDGE], \
-            row[links.L_BRIDGE_FUNCTION]
+    names = ev.links.dtype.names
+    for k, values in enumerate(ev.links.tolist()):
+        row = dict(zip(names, values))
+        d, provider, master, via = row["dtb"], row["provider"], row["master"], row["via"]
+        kind, bridge, bridge_fn = row["kind"], row["bridge"], row["bridge_function"]
         compatible = flat.root_compatible(d)
         role = int(ev.role[provider]) if provider >= 0 else codes.ROLE_NONE
         records.append({
@@ -73,20 +73,20 @@ def document(ev):
             "link": codes.VIA_NAMES[via],
             "master_path": path(master),
             "master_kind": codes.KIND_NAMES[kind],
-            "master_enabled": bool(row[links.L_ENABLED]),
+            "master_enabled": bool(row["enabled"]),
             "master_dma_attr": codes.DMA_ATTR_NAMES[ev.dma_attr[k]],
             "bridge_path": path(bridge),
             "bridge_coherent": bool(ev.coherent[bridge]) if bridge >= 0 else None,
             "vfio_candidate": codes.KIND_NAMES[kind] in codes.VFIO_KINDS and not bridge_fn,
             "rule": ev.rule.value,
             "verdict": codes.VERDICT_NAMES[ev.verdict[k]],
-            "attach": row[links.L_ATTACH],
-            "note": row[links.L_NOTE],
+            "attach": row["attach"],
+            "note": row["note"],
             "target_note": int(ev.target_note[k]),
-            "placeholder_map": row[links.L_NOTE] == codes.N_PLACEHOLDER,
-            "diag": row[links.L_DIAG],
+            "placeholder_map": row["note"] == codes.N_PLACEHOLDER,
+            "diag": row["diag"],
             "diagnostic": diagnostic_text(ev, k, path),
-            "rid": row[links.L_RID],
+            "rid": row["rid"],
         })
     problems = [{"dtb": flat.paths[int(r[0])], "node": path(int(r[1])), "code": int(r[2]),
                  "arg": int(r[3]), "other": path(int(r[4])),

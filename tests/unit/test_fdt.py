@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from corpus.flat import flatten
-from kernels import fdt
+from kernels import fdt, fdt_codes
 
 pytestmark = pytest.mark.skipif(shutil.which("dtc") is None, reason="needs dtc")
 
@@ -178,7 +178,7 @@ def test_bad_dtb(tmp_path, case, data, code, offset):
     assert fc.dtb_error_off[1] == offset
     assert fc.dtb_node_start[1] == fc.dtb_node_start[2]  # no nodes
     assert fc.errors() == [
-        f"{tmp_path / 'b1.dtb'}: error: {fdt.ERR_MESSAGES[code]} (at offset {offset})"]
+        f"{tmp_path / 'b1.dtb'}: error: {fdt_codes.ERR_MESSAGES[code]} (at offset {offset})"]
     # Its neighbours parse as they do alone.
     (tmp_path / "alone").mkdir()
     alone = nodes_and_props(parse(tmp_path / "alone", [good]), 0)
@@ -193,7 +193,8 @@ def test_not_files(tmp_path):
     os.mkfifo(fifo)  # opening it would block: it must be refused unopened
     fc = flatten([tmp_path / "dir.dtb", missing, fifo, tmp_path / "ok.dtb"], tmp_path, cache=False)
     assert fc.paths == ["dir.dtb", "missing.dtb", "fifo.dtb", "ok.dtb"]
-    assert fc.dtb_error.tolist() == [fdt.ERR_NOT_FILE, fdt.ERR_NOT_FOUND, fdt.ERR_NOT_FILE, 0]
+    assert fc.dtb_error.tolist() == [fdt_codes.ERR_NOT_FILE, fdt_codes.ERR_NOT_FOUND,
+                                     fdt_codes.ERR_NOT_FILE, 0]
     assert fc.errors() == [
         f"{tmp_path}/dir.dtb: error: not a regular file (at offset 0)",
         f"{tmp_path}/missing.dtb: error: no such file (at offset 0)",

@@ -355,7 +355,7 @@ def test_arm_smmu_global_interrupts(tmp_path, global_interrupts, expected):
     assert r["verdict"] == expected
     if expected == "no-iommu":
         assert r["attach"] == codes.A_NOT_PROBED
-        assert doc["ev"].probe_state[doc["ev"].links[0, 1]] == codes.NO_GLOBAL_INTERRUPTS
+        assert doc["ev"].probe_state[doc["ev"].links[0]["provider"]] == codes.NO_GLOBAL_INTERRUPTS
 
 
 @pytest.mark.parametrize("compatible, expected", [

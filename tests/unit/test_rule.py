@@ -5,8 +5,7 @@ sides of each change (the second half of this file)."""
 import pytest
 
 from kernels import codes, links
-from kernels.codes import Rule
-from kernels.providers import BAD_IOMMU_CELLS
+from kernels.codes import BAD_IOMMU_CELLS, Rule
 from snippets import (affected_socs, by_master, compile_dts, device, evaluate_dtb, smmu, soc,
                       sweep_dts, verdict)
 
@@ -76,7 +75,7 @@ def test_probe_failures(tmp_path):
     assert verdict(doc, DEV) == "no-iommu"
     (r,) = doc["links"]
     assert r["attach"] == codes.A_NOT_PROBED
-    assert doc["ev"].probe_state[doc["ev"].links[0, links.L_PROVIDER]] == BAD_IOMMU_CELLS
+    assert doc["ev"].probe_state[doc["ev"].links[0]["provider"]] == BAD_IOMMU_CELLS
 
 
 def test_first_arm_smmu_fixes_the_binding_style(tmp_path):
@@ -696,7 +695,7 @@ def test_link_explosion_is_bounded(tmp_path):
     count = 400 * 256 + 400          # every function and the discovered devices, per SMMU
     assert count > links.MAX_LINKS_PER_DTB
     assert ev.dtb_links.tolist() == [count, 1]
-    assert ev.links.shape[0] == 1 and ev.links[0, links.L_DTB] == 1
+    assert ev.links.shape[0] == 1 and ev.links[0]["dtb"] == 1
     assert ev.problems.tolist() == [[0, -1, codes.P_TOO_MANY_LINKS, count, -1]]
     # Just below the limit the links are kept.
     ok = evaluate_dtb(compile_dts(tmp_path, "ok", explosion(380, 256)), "6.12")
