@@ -141,7 +141,8 @@ def fake_apt(tmp_path, monkeypatch):
     (bin_dir / "apt-cache").write_text(
         "#!/bin/sh\nprintf 'linux-source-7.2:\\n  Installed: (none)\\n  Candidate: 7.2.13-1\\n'\n")
     (bin_dir / "apt-get").write_text(
-        "#!/bin/sh\nprintf '!<arch>\\n' > linux-source-7.2_7.2.13-1_all.deb\n")
+        "#!/bin/sh\ncase \" $* \" in *' download '*)\n"
+        "  printf '!<arch>\\n' > linux-source-7.2_7.2.13-1_all.deb;; esac\n")
     for tool in ("apt-cache", "apt-get"):
         (bin_dir / tool).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
