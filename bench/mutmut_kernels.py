@@ -12,7 +12,7 @@ mutmut there:
     nice -n 19 python3 bench/mutmut_kernels.py retest [...]   # after tests changed
     python3 bench/mutmut_kernels.py results      # mutmut's own listing
     python3 bench/mutmut_kernels.py score        # killed / survived / not checked, per module
-    nice -n 19 python3 bench/mutmut_kernels.py quick TEST_FILE... [--module M...]
+    nice -n 19 python3 bench/mutmut_kernels.py quick TEST_FILE... [--module M...] [MUTANT...]
 
 The copy is $XDG_CACHE_HOME/dtb-audit/mutmut-kernels (default
 ~/.cache/...); mutmut keeps its state in mutants/ there, so a `run` after
@@ -27,8 +27,8 @@ A survivor costs mutmut every test that reaches its function (for
 kernels/fdt.py that is every test that parses a DTB: a minute or more on a
 shared machine).  `quick` is the short way for new tests: it runs the given
 test files (default: every file of TESTS) against each survived or
-not-checked mutant of kernels/ (or of the modules named with --module) in
-one process, forking a child per mutant from a parent that only imported
+not-checked mutant of kernels/ (or of the modules named with --module, or
+those named) in one process, forking a child per mutant from a parent that only imported
 the code (as mutmut's forkserver does), and records in mutmut's state the
 mutants they kill (a test fails) or hang (timed out).  It records nothing
 else: a mutant they do not kill stays survived or not checked, which only
@@ -147,10 +147,14 @@ def _quick_run(files, names):
     timed out by the test files."""
     import signal
     import time
-    import pytest  # noqa: F401 - imported once, before the forks
-    import corpus.flat  # noqa: F401
-    import kernels.evaluate  # noqa: F401
+    import contextlib
+    import io
+    import pytest
     os.environ.pop("MUTANT_UNDER_TEST", None)
+    # Collected once here, so that every child finds the code, the test
+    # modules and conftest imported (and no test run: no cache filled).
+    with contextlib.redirect_stdout(io.StringIO()):
+        pytest.main(["-q", "--collect-only", "-n", "0", "-p", "no:cacheprovider", *files])
     # A mutant that makes a walk spin is stopped after 4 times (and 30 s
     # more than) the unmutated run, as mutmut's timeout_multiplier does.
     limit = None
@@ -187,9 +191,12 @@ def quick(argv):
     modules = []
     files = []
     it = iter(argv)
+    only = set()
     for a in it:
         if a == "--module":
             modules.append(next(it))
+        elif a.startswith("kernels."):
+            only.add(a)         # a mutant's name: only the mutants named
         else:
             files.append(a)
     files = files or TESTS
@@ -209,7 +216,8 @@ def quick(argv):
         data = json.loads(meta.read_text())
         metas[meta] = data
         names += [k for k, c in data.get("exit_code_by_key", {}).items()
-                  if status_by_exit_code[c] in ("survived", "not checked", "no tests")]
+                  if status_by_exit_code[c] in ("survived", "not checked", "no tests")
+                  and (not only or k in only)]
     print(f"quick: {len(names)} mutants against {' '.join(files)}", flush=True)
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     env.pop("MUTANT_UNDER_TEST", None)

@@ -1,7 +1,7 @@
-"""The device-tree readers the rule shares (kernels/dt.py) and the DMA
-parent of of_dma_is_coherent() (kernels/coherency.py) at their edges, with
-the verdict read from the kernel's C source (Debian's linux-source-6.12
-6.12.118; file, function and line named in each case), not from kernels/.
+"""The device-tree readers the rule shares (kernels/dt.py) and device
+availability (kernels/coherency.py) at their edges, with the verdict read
+from the kernel's C source (Debian's linux-source-6.12 6.12.118; file,
+function and line named in each case), not from kernels/.
 
 Snippets are judged through kernels.evaluate (snippets.sweep_dts); the
 master is a non-coherent device behind a non-coherent arm-smmu unless said

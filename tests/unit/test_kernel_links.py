@@ -319,13 +319,6 @@ def test_functions_stay_with_their_host_bridge(tmp_path):
     ]
 
 
-def test_host_bridge_written_last_with_functions(tmp_path):
-    """The host bridge's subtree ends where the tree ends."""
-    doc = sweep_dts(tmp_path, soc(SMMUS) + host("<0 &c 0x100 0x100>").replace("\t\t", "\t"))
-    got = sorted((r["master_path"], r["provider_path"]) for r in doc["links"])
-    assert got == [("/pcie@40000000", C)] + [(f"/pcie@40000000/fn@0,{n}", C) for n in range(3)]
-
-
 # === iommus ===========================================================================
 # of_iommu_configure_dev() (drivers/iommu/of_iommu.c 6.12 :64): while
 # of_parse_phandle_with_args("iommus", "#iommu-cells", idx) succeeds,
@@ -368,6 +361,21 @@ def test_legacy_platform_master(tmp_path):
     assert (r["provider_path"], r["link"], r["master_kind"], r["bridge_path"],
             r["vfio_candidate"], r["verdict"]) == \
         (SMMU_PATH, "mmu-masters", "platform", None, True, "broken")
+
+
+def test_legacy_master_listed_twice(tmp_path):
+    """A master listed again by the same SMMU is found once; the entries
+    after it are still read.  An entry that does not parse names no host
+    bridge either."""
+    ldev2 = '\t\tldev2: ldev@3 { compatible = "test,dev"; #stream-id-cells = <1>; };\n'
+    node = smmu(extra="mmu-masters = <&ldev 1>, <&ldev 2>, <&ldev2 1>, <0x999 1>;")
+    doc = sweep_dts(tmp_path, soc(node, LDEV, ldev2))
+    assert [(r["master_path"], r["verdict"]) for r in doc["links"]
+            if r["attach"] == codes.ATTACHED] == \
+        [("/soc/ldev@2", "broken"), ("/soc/ldev@3", "broken")]
+    (bad,) = [r for r in doc["links"] if r["attach"] != codes.ATTACHED]
+    assert (bad["master_path"], bad["bridge_path"], bad["diagnostic"]) == \
+        (None, None, "mmu-masters: phandle 0x999 points nowhere")
 
 
 def test_legacy_smmus_that_do_not_probe(tmp_path):
@@ -438,3 +446,14 @@ def test_fsl_mc_map_read_by_the_targets_of_map_id(tmp_path, target, expected):
     doc = sweep_dts(tmp_path, soc(SMMUS, mc), target=target)
     (r,) = doc["links"]
     assert (r["master_kind"], (r["provider_path"], r["verdict"])) == ("fsl-mc", expected)
+
+
+def test_every_link_of_a_large_board(tmp_path):
+    """More links than nodes / 4 and than a thousand: all are found."""
+    n = 1030
+    devices = "".join(f'\t\td{k}@{k:x} {{ compatible = "test,dev"; iommus = <&c {k}>; }};\n'
+                      for k in range(n))
+    doc = sweep_dts(tmp_path, soc(SMMUS, devices))
+    assert sorted(r["master_path"] for r in doc["links"]) == \
+        sorted(f"/soc/d{k}@{k:x}" for k in range(n))
+    assert {(r["provider_path"], r["verdict"]) for r in doc["links"]} == {(C, "broken")}

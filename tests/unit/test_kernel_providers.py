@@ -56,20 +56,3 @@ def test_longest_name_per_target(tmp_path, target, driver):
     5.10's :1000-1030); "allwinner,sun50i-h6-iommu" is there in all."""
     assert verdict_behind(tmp_path, '"renesas,rcar-gen4-ipmmu-vmsa"', target)[0] == driver
     assert verdict_behind(tmp_path, '"allwinner,sun50i-h6-iommu"', target)[0] == "no-capable"
-
-
-def test_function_without_device_type_is_a_device(tmp_path):
-    """A PCI function node without device_type is an ordinary device, a
-    VFIO candidate, even when the tree's last property is a device_type
-    "pci" (of_node_is_type() reads the node's own property)."""
-    body = (soc(smmu()) + '\tpcie@40000000 { compatible = "test,pcie"; device_type = "pci";'
-            " #address-cells = <3>; #size-cells = <2>; reg = <0 0x40000000 0 0x1000>;"
-            " iommu-map = <0 &smmu 0 0x10000>;\n"
-            "\t\tfn@0,0 { reg = <0 0 0 0 0>; };\n"
-            '\t\tport@1,0 { reg = <0x800 0 0 0 0>; device_type = "pci"; };\n\t};\n')
-    doc = sweep_dts(tmp_path, body)
-    got = {path: (r["master_kind"], r["vfio_candidate"])
-           for path, (r,) in by_master(doc).items()}
-    assert got == {"/pcie@40000000": ("pci-discovered", True),
-                   "/pcie@40000000/fn@0,0": ("pci-dt-child", True),
-                   "/pcie@40000000/port@1,0": ("pci-dt-child", False)}
