@@ -235,8 +235,12 @@ def quick(argv):
             continue
         for meta, data in metas.items():
             if name in data["exit_code_by_key"]:
+                # Read again: a quick of other mutants may have written since.
+                data = json.loads(meta.read_text())
                 data["exit_code_by_key"][name] = _KILLED if status == "killed" else _TIMEOUT
-                meta.write_text(json.dumps(data, indent=4))
+                tmp = meta.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, indent=4))
+                tmp.replace(meta)
     print(f"quick: {dict(found)}")
     return proc.wait()
 
