@@ -71,7 +71,7 @@ def _run(repo, commits, judging, scheduler, jobs, chunk_size, on_event):
             cluster = LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
                                    processes=True, host="127.0.0.1",
                                    # its HTTP server on a free loopback port, never 8787
-                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
             client = Client(cluster)
         else:
             client = Client(scheduler, timeout="10s")

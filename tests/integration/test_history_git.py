@@ -439,7 +439,7 @@ def test_the_local_cluster_is_on_loopback_with_one_worker_per_job(story, tmp_pat
     assert json.loads((tmp_path / "h.json").read_text()) == reference
     assert given == [{"n_workers": 2, "threads_per_worker": 1, "processes": True,
                       "host": "127.0.0.1", "dashboard_address": "127.0.0.1:0",
-                      "silence_logs": logging.ERROR}]
+                      "silence_logs": logging.CRITICAL}]
 
     status = run_history_git(repo.root, [f"v6.11..{shas['comment']}"], fmt="text",
                              fail_on_new=True)
