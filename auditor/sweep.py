@@ -73,12 +73,15 @@ def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep
     paths = [os.path.normpath(e.dtb) for e in entries]
     rule = judging.rule_under(target)
     key = judged.key(target, rule, judging.legacy_dt_bindings)
-    records, by_content = [], {}
-    for digest in content_digests(root, paths):
+    digests = content_digests(root, paths)
+    records, by_content, first = [], {}, {}
+    for d, digest in enumerate(digests):
         if digest is not None and digest not in by_content:
-            by_content[digest] = judged.load(key, digest)
+            by_content[digest], first[digest] = judged.load(key, digest), d
         records.append(by_content.get(digest))
-    todo = [d for d, r in enumerate(records) if r is None]
+    # Each content judged once: a copy of a DTB takes its first's records.
+    todo = [d for d, r in enumerate(records) if r is None
+            and (digests[d] is None or first[digests[d]] == d)]
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
         flat = flatten([root / paths[d] for d in chunk], root, cache=False)
@@ -91,6 +94,9 @@ def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep
                 kept[_sha256(flat.data[flat.dtb_data_off[i]:flat.dtb_data_off[i + 1]])] = made[i]
         judged.save(key, kept)
         del flat, made
+    for d, r in enumerate(records):
+        if r is None:
+            records[d] = records[first[digests[d]]]
     return _assembled(records, paths, target, rule, judging.legacy_dt_bindings, root, corpus)
 
 
