@@ -58,10 +58,11 @@ def folder(key_: str) -> Path:
     return cache_dir() / "judged" / key_
 
 
-def load(key_: str, sha256: str) -> dict | None:
-    """The record of the DTB whose bytes hash to sha256, or None (none kept,
-    or one not trusted: then one warning line, and it is judged again)."""
-    path = folder(key_) / f"{sha256}.json"
+def load(where: str, key_: str, sha256: str) -> dict | None:
+    """The record of the DTB whose bytes hash to sha256 in the folder of
+    key_, or None (none kept, or one not trusted: then one warning line,
+    and it is judged again)."""
+    path = os.path.join(where, f"{sha256}.json")
     try:
         record = read_sealed(path, FORMAT)
         if record is not None and (record.get("key"), record.get("sha256")) != (key_, sha256):
@@ -75,12 +76,11 @@ def load(key_: str, sha256: str) -> dict | None:
     return record
 
 
-def save(key_: str, records: dict) -> None:
+def save(key_: str, records: dict) -> bool:
     """Keep records (SHA-256 -> record); a cache that cannot be written is
-    one warning line (the sweep goes on). The least recently used entries
-    beyond KEEP_ENTRIES, and all but the few most recent keys, go."""
+    one warning line (the sweep goes on). Whether any was kept."""
     if not records:
-        return
+        return False
     where = folder(key_)
     try:
         where.mkdir(parents=True, exist_ok=True)
@@ -91,12 +91,15 @@ def save(key_: str, records: dict) -> None:
         mark_used(where)
     except OSError as e:
         sys.stderr.write(f"{where}: warning: cannot keep the judgements: {e.strerror or e}\n")
-        return
+        return False
+    return True
+
+
+def prune_kept(key_: str) -> None:
+    """All but the few most recently used keys go, and the least recently
+    used entries of this one beyond KEEP_ENTRIES (once a sweep kept some)."""
+    where = folder(key_)
     prune(where, KEEP_OTHER_KEYS)
-    _prune_entries(where)
-
-
-def _prune_entries(where: Path) -> None:
     try:
         entries = [e for e in os.scandir(where) if e.name.endswith(".json")
                    and not e.name.startswith(".")]

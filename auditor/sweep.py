@@ -56,8 +56,8 @@ def sweep_corpus(corpus, judging: Judging = Judging()) -> Sweep:
 # Errors of reading, not of the bytes read: nothing to keep by content.
 _READER_ERRORS = (fdt_codes.ERR_NOT_FILE, fdt_codes.ERR_READ, fdt_codes.ERR_TOO_BIG,
                   fdt_codes.ERR_NOT_FOUND)
-# DTBs flattened and judged at once (about 17 MB of Debian 7.2's DTBs).
-CHUNK = 256
+# DTBs flattened and judged at once (about 4 MB of Debian 7.2's DTBs): memory follows it.
+CHUNK = 64
 
 
 def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep:
@@ -75,13 +75,15 @@ def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep
     key = judged.key(target, rule, judging.legacy_dt_bindings)
     digests = content_digests(root, paths)
     records, by_content, first = [], {}, {}
+    where = str(judged.folder(key))
     for d, digest in enumerate(digests):
         if digest is not None and digest not in by_content:
-            by_content[digest], first[digest] = judged.load(key, digest), d
+            by_content[digest], first[digest] = judged.load(where, key, digest), d
         records.append(by_content.get(digest))
     # Each content judged once: a copy of a DTB takes its first's records.
     todo = [d for d, r in enumerate(records) if r is None
             and (digests[d] is None or first[digests[d]] == d)]
+    saved = False
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start:start + CHUNK]
         flat = flatten([root / paths[d] for d in chunk], root, cache=False)
@@ -92,8 +94,10 @@ def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep
             if int(flat.dtb_error[i]) not in _READER_ERRORS:
                 # keyed by the very bytes judged (the file may have changed since it was hashed)
                 kept[_sha256(flat.data[flat.dtb_data_off[i]:flat.dtb_data_off[i + 1]])] = made[i]
-        judged.save(key, kept)
+        saved = judged.save(key, kept) or saved
         del flat, made
+    if saved:
+        judged.prune_kept(key)
     for d, r in enumerate(records):
         if r is None:
             records[d] = records[first[digests[d]]]
@@ -134,10 +138,10 @@ def _assembled(records, paths, target, rule, legacy, root, corpus) -> Sweep:
     for path, r in zip(paths, records):
         board, soc = r["board"], r["soc"]
         boards.append((board, soc))
-        for fields in r["links"]:
-            for i in _TUPLES:
-                fields = fields[:i] + [tuple(fields[i])] + fields[i + 1:]
-            links.append(Link(path, board, soc, *fields))
+        if "fields" not in r:   # once per content: the copies of a DTB share them
+            r["fields"] = [tuple(tuple(v) if i in _TUPLES else v for i, v in enumerate(f))
+                           for f in r["links"]]
+        links += [Link(path, board, soc, *fields) for fields in r["fields"]]
         problems += [Diagnostic(path, p, m) for p, m in r["problems"]]
         errors += [Diagnostic(path, None, m, "error") for m in r["errors"]]
     return _sweep_of(tuple(links), problems + errors, paths, boards, target, rule, legacy,

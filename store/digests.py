@@ -29,6 +29,7 @@ def content_digests(root, rel: list[str]) -> list[str | None]:
     """The SHA-256 (hex) of each file `rel` (relative to `root`); None for
     one that is not a readable regular file (its reader reports it)."""
     root = Path(os.path.abspath(root))
+    top = str(root)
     index = _index(root)
     try:
         kept = read_sealed(index, FORMAT) or {}
@@ -41,8 +42,9 @@ def content_digests(root, rel: list[str]) -> list[str | None]:
     for name in rel:
         key = os.fsencode(name).decode("utf-8", "backslashreplace")
         known = files.get(key)
+        path = os.path.join(top, name)
         try:
-            st = os.stat(root / name)
+            st = os.stat(path)
         except OSError:
             out.append(None)
             continue
@@ -54,7 +56,7 @@ def content_digests(root, rel: list[str]) -> list[str | None]:
             out.append(known[1])
             now[key] = known
             continue
-        digest = _hash(root / name, st)
+        digest = _hash(path, st)
         out.append(digest)
         changed = True
         if digest is not None:
@@ -73,7 +75,7 @@ def content_digests(root, rel: list[str]) -> list[str | None]:
     return out
 
 
-def _hash(path: Path, st: os.stat_result) -> str | None:
+def _hash(path: str, st: os.stat_result) -> str | None:
     """SHA-256 of the regular file looked at as `st` (another file there since: None)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)

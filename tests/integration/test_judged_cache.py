@@ -101,3 +101,12 @@ def test_a_damaged_kept_judgement_is_judged_again(tmp_path, capsys, judged_dtbs,
     judged_dtbs.clear()
     sweep(capsys, root, out=tmp_path / "3.json")
     assert judged_dtbs == []
+
+
+def test_kept_judgements_are_pruned_to_the_most_recently_used(tmp_path, capsys, monkeypatch):
+    from auditor import judged
+    monkeypatch.setattr(judged, "KEEP_ENTRIES", 3)
+    root = snippet_corpus(tmp_path / "dtbs")
+    sweep(capsys, root, out=tmp_path / "1.json")
+    kept = list(Path(os.environ["XDG_CACHE_HOME"]).glob("dtb-audit/judged/*/*.json"))
+    assert len(kept) == 3
