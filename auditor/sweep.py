@@ -56,8 +56,8 @@ def sweep_corpus(corpus, judging: Judging = Judging()) -> Sweep:
 # Errors of reading, not of the bytes read: nothing to keep by content.
 _READER_ERRORS = (fdt_codes.ERR_NOT_FILE, fdt_codes.ERR_READ, fdt_codes.ERR_TOO_BIG,
                   fdt_codes.ERR_NOT_FOUND)
-# DTBs flattened and judged at once (about 4 MB of Debian 7.2's DTBs): memory follows it.
-CHUNK = 64
+# DTBs flattened and judged at once (about 8 MB of Debian 7.2's DTBs): memory follows it.
+CHUNK = 128
 
 
 def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep:
@@ -138,10 +138,12 @@ def _assembled(records, paths, target, rule, legacy, root, corpus) -> Sweep:
     for path, r in zip(paths, records):
         board, soc = r["board"], r["soc"]
         boards.append((board, soc))
-        if "fields" not in r:   # once per content: the copies of a DTB share them
-            r["fields"] = [tuple(tuple(v) if i in _TUPLES else v for i, v in enumerate(f))
-                           for f in r["links"]]
-        links += [Link(path, board, soc, *fields) for fields in r["fields"]]
+        if not r.get("tuples"):   # once per content: the copies of a DTB share them
+            for fields in r["links"]:
+                for i in _TUPLES:
+                    fields[i] = tuple(fields[i])
+            r["tuples"] = True
+        links += [Link(path, board, soc, *fields) for fields in r["links"]]
         problems += [Diagnostic(path, p, m) for p, m in r["problems"]]
         errors += [Diagnostic(path, None, m, "error") for m in r["errors"]]
     return _sweep_of(tuple(links), problems + errors, paths, boards, target, rule, legacy,

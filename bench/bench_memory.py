@@ -138,12 +138,12 @@ def main(argv=None):
         figures = {}
         trees = [("ours", REPO)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
         for name, tree in trees:
-            cache = work / f"cache-{name}"
-            env = private_env(cache)
+            env = private_env(work / f"cache-{name}")
             out = work / f"{name}.json"
             f = figures[name] = {}
             f["one cold"] = sweep(tree, copies[:1], out, env)[:2]
             f["one warm"] = sweep(tree, copies[:1], out, env)[:2]
+            env = private_env(work / f"cache-{name}-copies")     # cold: nothing kept
             f["copies cold"] = sweep(tree, copies, work / f"{name}-all.json", env)[:2]
             f["copies warm"] = sweep(tree, copies, work / f"{name}-all.json", env)[:2]
             for label, (mb, s) in f.items():
