@@ -137,20 +137,19 @@ def main(argv=None):
         row("reference (naive_rule, pylibfdt)", mb, s)
         figures = {}
         trees = [("ours", REPO)] + ([("baseline", Path(args.baseline))] if args.baseline else [])
-        for name, tree in trees:
-            env = private_env(work / f"cache-{name}")
-            out = work / f"{name}.json"
-            f = figures[name] = {}
-            f["one cold"] = sweep(tree, copies[:1], out, env)[:2]
-            f["one warm"] = sweep(tree, copies[:1], out, env)[:2]
-            env = private_env(work / f"cache-{name}-copies")     # cold: nothing kept
-            f["copies cold"] = sweep(tree, copies, work / f"{name}-all.json", env)[:2]
-            f["copies warm"] = sweep(tree, copies, work / f"{name}-all.json", env)[:2]
-            for label, (mb, s) in f.items():
-                row(f"{name}: {label.replace('copies', f'{args.copies} copies')}", mb, s)
+        # Phase by phase, ours then the baseline's, so that both see the same load.
+        envs = {(name, which): private_env(work / f"cache-{name}-{which}")   # cold: nothing kept
+                for name, _ in trees for which in ("one", "copies")}
+        for phase in ("one cold", "one warm", "copies cold", "copies warm"):
+            which = phase.split()[0]
+            for name, tree in trees:
+                mb, s = sweep(tree, copies[:1] if which == "one" else copies,
+                              work / f"{name}-{which}.json", envs[name, which])[:2]
+                figures.setdefault(name, {})[phase] = (mb, s)
+                row(f"{name}: {phase.replace('copies', f'{args.copies} copies')}", mb, s)
         # The nightly re-sweep after an edit: ours only (the baseline keeps no judgement per DTB).
-        cache = work / "cache-ours"
-        env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+        cache = work / "cache-ours-one"
+        env = envs["ours", "one"]
         before = judged_count(cache)
         dtsi, changed = edit_dtsi(corpus, copies[0])
         mb, s, _ = sweep(REPO, copies[:1], work / "edited.json", env)
