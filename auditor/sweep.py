@@ -1,8 +1,11 @@
 """A sweep: the kernels' verdicts over a corpus, as the typed model
 (auditor/model.py) that every report reads.
 
-`sweep_corpus()` flattens a corpus, judges it under its target kernel
-(kernels/evaluate.py) and builds the Sweep once.  Building is linear in
+`sweep_corpus()` judges a corpus under its target kernel DTB by DTB:
+what a DTB says is kept by its content (auditor/judged.py), and only the
+DTBs without a kept judgement are flattened and judged by the kernels
+(kernels/evaluate.py), CHUNK at a time, so that memory follows the chunk,
+not the corpus; the Sweep is then built once from every DTB's records.  Building is linear in
 links: the strings of a node (path, label, compatible) are made once per
 node that a link names, the link records straight from the columns of the
 kernels' table, the per-SoC summaries in one pass over the links.
@@ -10,6 +13,7 @@ kernels' table, the per-SoC summaries in one pass over the links.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -17,7 +21,7 @@ import numpy as np
 
 from corpus.errors import UserError
 from corpus.flat import dt_text
-from kernels import codes
+from kernels import codes, fdt_codes
 from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
 
@@ -46,9 +50,104 @@ def flatten_corpus(corpus):
 
 def sweep_corpus(corpus, judging: Judging = Judging()) -> Sweep:
     """The whole sweep of a corpus.build.Corpus under `judging`."""
+    return judged_sweep(corpus, corpus.boards, target_of(corpus, judging), judging)
+
+
+# Errors of reading, not of the bytes read: nothing to keep by content.
+_READER_ERRORS = (fdt_codes.ERR_NOT_FILE, fdt_codes.ERR_READ, fdt_codes.ERR_TOO_BIG,
+                  fdt_codes.ERR_NOT_FOUND)
+# DTBs flattened and judged at once (about 8 MB of Debian 7.2's DTBs): memory follows it.
+CHUNK = 128
+
+
+def judged_sweep(corpus, entries, target, judging: Judging = Judging()) -> Sweep:
+    """The Sweep of the boards `entries` of `corpus` under `target`: each
+    DTB's records kept by its content are loaded (auditor/judged.py), the
+    other DTBs flattened and judged CHUNK at a time, and their records kept."""
+    from corpus.flat import flatten
     from kernels.evaluate import evaluate
-    target = target_of(corpus, judging)
-    return build_sweep(evaluate(flatten_corpus(corpus), target, judging), corpus)
+    from store.digests import content_digests
+
+    from . import judged
+    root = Path(os.path.abspath(corpus.root))
+    paths = [os.path.normpath(e.dtb) for e in entries]
+    rule = judging.rule_under(target)
+    key = judged.key(target, rule, judging.legacy_dt_bindings)
+    digests = content_digests(root, paths)
+    records, by_content, first = [], {}, {}
+    where = str(judged.folder(key))
+    for d, digest in enumerate(digests):
+        if digest is not None and digest not in by_content:
+            by_content[digest], first[digest] = judged.load(where, key, digest), d
+        records.append(by_content.get(digest))
+    # Each content judged once: a copy of a DTB takes its first's records.
+    todo = [d for d, r in enumerate(records) if r is None
+            and (digests[d] is None or first[digests[d]] == d)]
+    saved = False
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        flat = flatten([root / paths[d] for d in chunk], root, cache=False)
+        made = _records(evaluate(flat, target, judging, cache=False))
+        kept = {}
+        for i, d in enumerate(chunk):
+            records[d] = made[i]
+            if int(flat.dtb_error[i]) not in _READER_ERRORS:
+                # keyed by the very bytes judged (the file may have changed since it was hashed)
+                kept[_sha256(flat.data[flat.dtb_data_off[i]:flat.dtb_data_off[i + 1]])] = made[i]
+        saved = judged.save(key, kept) or saved
+        del flat, made
+    if saved:
+        judged.prune_kept(key)
+    for d, r in enumerate(records):
+        if r is None:
+            records[d] = records[first[digests[d]]]
+    return _assembled(records, paths, target, rule, judging.legacy_dt_bindings, root, corpus)
+
+
+def _sha256(data) -> str:
+    import hashlib
+    return hashlib.sha256(memoryview(data)).hexdigest()
+
+
+# The fields of a Link a record keeps: all but those of the DTB (its path, board, SoC).
+_LINK_FIELDS = Link._fields[3:]
+_TUPLES = tuple(i for i, f in enumerate(_LINK_FIELDS) if f == "provider_compatible")
+
+
+def _records(ev) -> list[dict]:
+    """Each DTB's record of an Evaluation: its board and SoC, its links
+    (without the DTB's path), its problems and its errors."""
+    flat = ev.flat
+    text = NodeText(flat)
+    boards = root_compatibles(flat)
+    index = {p: d for d, p in enumerate(flat.paths)}
+    out = [{"board": b, "soc": s, "links": [], "problems": [], "errors": []} for b, s in boards]
+    for link in _links(ev, text, boards):
+        out[index[link.dtb]]["links"].append(list(link[3:]))
+    for diag in _problems(ev, text):
+        out[index[diag.dtb]]["problems"].append([diag.path, diag.message])
+    for diag in _dtb_errors(flat):
+        out[index[diag.dtb]]["errors"].append(diag.message)
+    return out
+
+
+def _assembled(records, paths, target, rule, legacy, root, corpus) -> Sweep:
+    """The Sweep from each DTB's record, in the corpus's order: as
+    build_sweep() makes it from one Evaluation of all of them."""
+    links, problems, errors, boards = [], [], [], []
+    for path, r in zip(paths, records):
+        board, soc = r["board"], r["soc"]
+        boards.append((board, soc))
+        if not r.get("tuples"):   # once per content: the copies of a DTB share them
+            for fields in r["links"]:
+                for i in _TUPLES:
+                    fields[i] = tuple(fields[i])
+            r["tuples"] = True
+        links += [Link(path, board, soc, *fields) for fields in r["links"]]
+        problems += [Diagnostic(path, p, m) for p, m in r["problems"]]
+        errors += [Diagnostic(path, None, m, "error") for m in r["errors"]]
+    return _sweep_of(tuple(links), problems + errors, paths, boards, target, rule, legacy,
+                     root, corpus)
 
 
 # -- strings of nodes ------------------------------------------------------------
@@ -155,17 +254,21 @@ def build_sweep(ev, corpus=None) -> Sweep:
     text = NodeText(flat)
     boards = root_compatibles(flat)
     links = tuple(_links(ev, text, boards))
+    return _sweep_of(links, _problems(ev, text) + _dtb_errors(flat), flat.paths, boards,
+                     ev.target, ev.rule, ev.legacy_dt_bindings, flat.root, corpus)
+
+
+def _sweep_of(links, more, paths, boards, target, rule, legacy, root, corpus) -> Sweep:
+    """The Sweep of links and the other diagnostics `more` (problems, then errors)."""
     diagnostics = [Diagnostic(link.dtb, link.master_path, link.diagnostic)
                    for link in links if link.diagnostic]
-    diagnostics += _problems(ev, text)
-    diagnostics += _dtb_errors(flat)
+    diagnostics += more
     locate = source_locator(corpus, diagnostics)
-    socs = soc_summaries(links, flat.paths, boards, locate)
-    target = ev.target
+    socs = soc_summaries(links, paths, boards, locate)
     sweep = Sweep(
-        rule=ev.rule, target_kernel=target, target_assumed=target.assumed,
-        legacy_dt_bindings=ev.legacy_dt_bindings,
-        corpus=CorpusInfo(root=str(flat.root), identity=getattr(corpus, "identity", None),
+        rule=rule, target_kernel=target, target_assumed=target.assumed,
+        legacy_dt_bindings=legacy,
+        corpus=CorpusInfo(root=str(root), identity=getattr(corpus, "identity", None),
                           kernel_dir=_str_or_none(getattr(corpus, "kernel_dir", None)),
                           partial=bool(getattr(corpus, "partial", False))),
         links=links, socs=tuple(socs), diagnostics=tuple(diagnostics))

@@ -107,6 +107,20 @@ def write_atomically(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def write_sealed_entry(path: Path, data: bytes) -> None:
+    """Write a cache file that carries its own check (a sealed document, one
+    of thousands): renamed into place whole but not flushed, as the build's
+    DTB outputs are; after a crash its check refuses what the disk kept."""
+    temporary = temporary_path(path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
 def write_new(path: Path, data: bytes) -> None:
     """Write a file of a private temporary folder, flushed to disk (the
     folder is placed whole afterwards)."""

@@ -220,13 +220,12 @@ def _newest():
 
 def judge_boards(corpus, entries, target, judging: Judging) -> dict[str, DtbResult]:
     """What each of some boards of `corpus` says under `target`, from their sweep."""
-    from auditor.sweep import build_sweep
-    from corpus.flat import flatten
-    from kernels.evaluate import evaluate
+    from auditor.sweep import judged_sweep
 
     part = dataclasses.replace(corpus, entries=list(entries))
-    flat = flatten([corpus.root / e.dtb for e in entries], corpus.root, cache=False)
-    sweep = build_sweep(evaluate(flat, target, judging), part)
+    # What each DTB says is kept by its content on disk too, shared with `sweep`
+    # and with other chunks and runs (auditor/judged.py).
+    sweep = judged_sweep(part, entries, target, judging)
     # A board without a root compatible (or that does not parse) belongs to no SoC.
     out = {e.dtb: DtbResult(None, False, ()) for e in entries}
     for soc in sweep.socs:

@@ -76,18 +76,11 @@ def _one(paths):
 
 # name -> (where the file is under $XDG_CACHE_HOME/dtb-audit, what the warning says)
 SWEEP_CACHES = {
-    "flat-array": (lambda c: _one(c.glob("flat/*/data.npy")),
-                   "flattened corpus cache is unusable (data.npy is {what}, not a regular file); "
-                   "parsing again"),
-    "flat-meta": (lambda c: _one(c.glob("flat/*/meta.json")),
-                  "flattened corpus cache is unusable (meta.json is {what}, not a regular file); "
-                  "parsing again"),
-    "results-array": (lambda c: _one(c.glob("flat/*/results/*/verdict.npy")),
-                      "cached results is unusable (verdict.npy is {what}, not a regular file); "
-                      "evaluating again"),
-    "results-meta": (lambda c: _one(c.glob("flat/*/results/*/meta.json")),
-                     "cached results is unusable (meta.json is {what}, not a regular file); "
-                     "evaluating again"),
+    "judgement": (lambda c: sorted(c.glob("judged/*/*.json"))[0],
+                  "kept judgement unusable ({name} is {what}, not a regular file); "
+                  "judging again"),
+    "digests": (lambda c: _one(c.glob("digests/*.json")),
+                "file digests unusable ({name} is {what}, not a regular file); hashing again"),
     "manifest": (lambda c: _one(c.glob("dtbs/*/dtb-audit-corpus.json")),
                  "unusable manifest (dtb-audit-corpus.json is {what}, not a regular file); "
                  "building everything again"),
@@ -120,8 +113,7 @@ def test_a_sweep_over_a_cache_file_that_is_not_a_file(tmp_path, capsys, cache, k
     if message is None:         # an output is compared by size first: never opened
         assert line.startswith(f"{path}: warning: ") and line.endswith("; building it again")
     else:
-        folder = path.parent if cache.startswith(("flat", "results")) else path
-        assert line == f"{folder}: warning: " + message.format(what=what, name=path.name)
+        assert line == f"{path}: warning: " + message.format(what=what, name=path.name)
     assert (tmp_path / "again.json").read_bytes() == (tmp_path / "first.json").read_bytes()
     # Made again: the next sweep says nothing.
     assert main(argv + [str(tmp_path / "third.json")]) == 0
