@@ -73,10 +73,11 @@ def cli(*args, env=None, check=True):
 
 def corpus_of(debian):
     """(corpus, target kernel) of a Debian source package, built or reused."""
-    from auditor.sweep import target_for
+    from auditor.sweep import target_of
+    from kernels.judging import Judging
     from corpus.build import build_corpus
     corpus = build_corpus(debian=debian)
-    return corpus, target_for(corpus)
+    return corpus, target_of(corpus, Judging())
 
 
 def corpora(choice=None):

@@ -36,12 +36,13 @@ def main():
     args = ap.parse_args()
 
     from auditor.bootlog import audit, board_index
-    from auditor.sweep import target_for
+    from auditor.sweep import target_of
+    from kernels.judging import Judging
     from corpus.build import build_corpus
 
     started = time.perf_counter()
     corpus = build_corpus(debian=args.debian)
-    boards = board_index(corpus, target_for(corpus))
+    boards = board_index(corpus, target_of(corpus, Judging()))
     corpus_s = time.perf_counter() - started
     chosen = [(model, ds[0]) for model, ds in sorted(boards.by_model.items())
               if any(n.driver == "arm-smmu" for n in boards.smmus(ds[0]))]
