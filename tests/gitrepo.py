@@ -188,14 +188,22 @@ def debian_history_repo() -> Path:
     """A git repository of Debian's DT sources of 5.10, 6.1, 6.12 and 7.2, one commit
     per version tagged as its Makefile says (v6.1.192 ...: a commit's release is
     its target kernel), made once in the cache ($XDG_CACHE_HOME/dtb-audit)."""
-    import shutil
-
-    from corpus.kbuild import kernel_release
     from corpus.debian import from_debian
     from store.folders import cache_dir
+    from store.lock import taking_turns
 
     trees = [(version, from_debian(package).tree) for version, package in DEBIAN]
     root = cache_dir() / "test-repos" / "debian-dt-history"
+    # pytest-xdist's workers ask for it at once: one makes it, the others wait.
+    with taking_turns(root.parent / "debian-dt-history.lock"):
+        return _debian_history_repo(root, trees)
+
+
+def _debian_history_repo(root, trees) -> Path:
+    import shutil
+
+    from corpus.kbuild import kernel_release
+
     done = root / ".git" / "dtb-audit-complete"
     if done.is_file() and done.read_text() == "complete, full version tags\n":
         return root

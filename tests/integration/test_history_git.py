@@ -702,7 +702,7 @@ def test_debian_ls1028a_and_ls1088a_affected_in_6_1_fixed_in_6_12(debian_history
 def test_debian_5_10_is_judged_as_5_10_nothing_affected(debian_history):
     """Before v5.19 VFIO never asked for IOMMU_CAP_CACHE_COHERENCY (SPEC 1.1)."""
     _, history = debian_history
-    assert history.history.affected[0] == ()
+    assert list(history.history.affected[0]) == []
     assert len(history.history.affected[1]) > 0
 
 
