@@ -53,7 +53,7 @@ class Corpus:
         tree = member.kernel_dir.resolve() if member.kernel_dir else None
         for path in record.get("deps") or ():
             if tree is not None:
-                real = (tree / path).resolve()
+                real = member._where(path)
                 path = real.relative_to(tree).as_posix() if real.is_relative_to(tree) else path
             deps.add(path)
         for part in record.get("parts") or ():
@@ -68,9 +68,12 @@ class Corpus:
             member, entry = self.origin(e)
             record = member._records.get(entry.dtb) or {}
             raw.setdefault(id(member), (member, set()))[1].update(record.get("deps") or ())
-        return frozenset((member.kernel_dir / path).resolve()
-                         for member, paths in raw.values() if member.kernel_dir
-                         for path in paths)
+        return frozenset(member._where(path) for member, paths in raw.values()
+                         if member.kernel_dir for path in paths)
+
+    def _where(self, dep: str) -> Path:
+        """A manifest dependency where it really is (include-prefixes links resolved)."""
+        return (self.kernel_dir / dep).resolve()
 
     def origin(self, entry: Entry) -> tuple[Corpus, Entry]:
         """The corpus an entry comes from and its entry there (itself unless merged)."""

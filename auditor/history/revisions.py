@@ -19,16 +19,15 @@ else a kernel tree's Makefile, else the newest modelled, marked "assumed"
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from corpus.errors import UserError
 from corpus.git import KERNEL, Commit, Repo, open_repo, owned_worktree
 from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
+from store.digests import content_digests
 
 from ..documents import AFFECTED, UNAFFECTED
 
@@ -166,8 +165,12 @@ def _revision(worktree, commit: Commit, judging: Judging, jobs, judgements):
                              for e in failed)
     # The judgement depends on the version and the rule (an -rcN only through
     # the rule): 6.12 and 6.12.0, or 4.15-rc1 and 4.15-rc2, share judgements.
-    keys = {e.dtb: (e.dtb, _sha256(corpus.root / e.dtb), target.version, target.rule)
-            for e in corpus.boards}
+    # The digests the sweep keeps judgements by, remembered by stamp: a DTB the
+    # build did not touch is not read again. One it cannot read is judged anew.
+    boards = corpus.boards
+    digests = content_digests(corpus.root, [e.dtb for e in boards])
+    keys = {e.dtb: (e.dtb, digest or f"unread {started}", target.version, target.rule)
+            for e, digest in zip(boards, digests)}
     new = [e for e in corpus.boards if keys[e.dtb] not in judgements]
     if new:
         for dtb, judged in judge_boards(corpus, new, target, judging).items():
@@ -185,11 +188,6 @@ def _in_worktree(worktree, files) -> frozenset[str]:
     resolve into the worktree too); files outside it change with no commit."""
     top = worktree.path.resolve()
     return frozenset(f.relative_to(top).as_posix() for f in files if f.is_relative_to(top))
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _known_target(commit: Commit, judging: Judging):
