@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dtb-audit" / \
     "mutmut-kernels"
-COPIED = ("auditor", "corpus", "kernels", "tests", "bench")
+COPIED = ("auditor", "corpus", "kernels", "store", "tests", "bench")
 # The numba cache machinery (jit.py) and its settings (config.py) do nothing
 # with the JIT off: their mutants could not be killed here.
 NOT_MUTATED = ["kernels/jit.py", "kernels/config.py"]
