@@ -15,8 +15,11 @@ compatible, a board by its DTB path, a link by `Link.key`, an SMMU by
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -71,6 +74,51 @@ class Link(NamedTuple):
 
 # The fields of a link record in jsonl and csv, in order.
 LINK_FIELDS = Link._fields[:-1]
+
+
+class Links(Sequence):
+    """The links of a sweep, made when read from each DTB's records: a DTB
+    that has the bytes of another (a copy in another corpus) shares its
+    records, so memory follows the distinct DTBs, not the corpus.
+
+    `boards` is one (dtb, board, soc, records) per DTB, records a list of
+    each link's fields after those three (Link._fields[3:])."""
+
+    __slots__ = ("_boards", "_ends")
+
+    def __init__(self, boards):
+        self._boards = tuple((dtb, board, soc, records) for dtb, board, soc, records in boards
+                             if records)
+        self._ends = tuple(itertools.accumulate(len(b[3]) for b in self._boards))
+
+    def __len__(self):
+        return self._ends[-1] if self._ends else 0
+
+    def __iter__(self):
+        for dtb, board, soc, records in self._boards:
+            for fields in records:
+                yield Link(dtb, board, soc, *fields)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return tuple(self)[k]
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError("link index out of range")
+        k %= n
+        b = bisect.bisect_right(self._ends, k)
+        dtb, board, soc, records = self._boards[b]
+        return Link(dtb, board, soc, *records[k - (self._ends[b - 1] if b else 0)])
+
+    def __eq__(self, other):
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"Links({len(self)} links)"
 
 
 @dataclass(frozen=True)
@@ -148,7 +196,7 @@ class Sweep:
     target_assumed: bool           # nothing told the version: the newest modelled
     legacy_dt_bindings: bool
     corpus: CorpusInfo
-    links: tuple = ()
+    links: Sequence = ()           # of Link: a tuple, or Links made as read
     socs: tuple = ()
     diagnostics: tuple = ()
     # evidence.Evidence of the affected SMMUs, when boot logs were read (--boot-logs).
@@ -179,9 +227,10 @@ class Sweep:
         """The evidence.Evidence of SMMU `path` of `soc`, None when there is none."""
         return next((e for e in self.evidence if (e.soc, e.path) == (soc, path)), None)
 
-    def to_json(self) -> dict:
+    def to_json(self, streamed=False) -> dict:
         """The `--format json` document (keys in this order; "evidence" last,
-        only when boot logs were read)."""
+        only when boot logs were read); `streamed`: its links an iterator,
+        made as written (auditor.output.dump_json)."""
         doc = {
             "tool": self.tool,
             "schema": self.schema,
@@ -191,7 +240,7 @@ class Sweep:
             "legacy_dt_bindings": self.legacy_dt_bindings,
             "corpus": {"root": self.corpus.root, "identity": self.corpus.identity,
                        "kernel_dir": self.corpus.kernel_dir, "partial": self.corpus.partial},
-            "links": [link_json(link) for link in self.links],
+            "links": (map if streamed else _list_map)(link_json, self.links),
             "socs": [_soc_json(s) for s in self.socs],
             "diagnostics": [{"dtb": d.dtb, "path": d.path, "message": d.message,
                              "severity": d.severity} for d in self.diagnostics],
@@ -199,6 +248,10 @@ class Sweep:
         if self.evidence:
             doc["evidence"] = [e.to_json() for e in self.evidence]
         return doc
+
+
+def _list_map(f, items) -> list:
+    return [f(item) for item in items]
 
 
 def link_json(link: Link, with_diagnostic=True) -> dict:

@@ -10,11 +10,13 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
+import json
 import os
 import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from corpus.errors import UserError
 from store.durable import replace_folder, writing
@@ -56,6 +58,50 @@ def write_report(path, render, binary=False):
         raise OutputError(path, f"cannot write the report: {why.strerror or why}") \
             from None
     return True
+
+
+def dump_json(doc: dict, out) -> None:
+    """Write the text of json.dump(doc, out, indent=1), where a value of
+    `doc` that is an iterator is written item by item as a JSON array: a
+    document whose records are made as they are read is never whole in
+    memory."""
+    out.write("{")
+    for i, (key, value) in enumerate(doc.items()):
+        out.write(("\n " if i == 0 else ",\n ") + _json_key(key) + ": ")
+        if not isinstance(value, Iterator):
+            out.write(_json_text(value, 1))
+            continue
+        empty = True
+        for item in value:
+            out.write(("[\n  " if empty else ",\n  ") + _json_text(item, 2))
+            empty = False
+        out.write("[]" if empty else "\n ]")
+    out.write("\n}" if doc else "}")
+
+
+def _json_text(value, level: int) -> str:
+    """json.dumps(value, indent=1) as written `level` deep.  By hand, not
+    with json's own indenting encoder: that one makes reference cycles at
+    every call, which the sweep (its collector off) would keep."""
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        pad = "\n" + " " * (level + 1)
+        return "{" + ",".join(pad + _json_key(k) + ": " + _json_text(v, level + 1)
+                              for k, v in value.items()) + "\n" + " " * level + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        pad = "\n" + " " * (level + 1)
+        return "[" + ",".join(pad + _json_text(v, level + 1) for v in value) \
+            + "\n" + " " * level + "]"
+    return json.dumps(value)
+
+
+def _json_key(key) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"a JSON key must be a string here, not {type(key).__name__}")
+    return json.dumps(key)
 
 
 def write_folder(path, render, marker):

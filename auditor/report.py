@@ -6,12 +6,14 @@ own rules (ASCII only).  What each format does with DTB text:
 docs/text-and-formats.md."""
 import csv
 import functools
+import itertools
 import json
 import re
 
 from kernels.codes import PASSTHROUGH_KINDS, RULES, Rule
 
 from .model import LINK_FIELDS, NAMELESS
+from .output import dump_json
 from .text import shown
 
 PLATFORM_SHOWN = 5   # platform masters listed per SoC in the table; rarely passed through
@@ -40,15 +42,18 @@ def _jsonl(sweep, out):
     # One record on each line, written field by field: keys encoded once,
     # each distinct value encoded once (typed: True and 1 are different
     # values).  Tuples are JSON arrays either way.
-    encoded = functools.lru_cache(maxsize=None, typed=True)(json.dumps)
+    encoded = functools.lru_cache(maxsize=1 << 16, typed=True)(json.dumps)
     keys = ["{" + json.dumps(RECORD_FIELDS[0]) + ": "] + [f", {json.dumps(f)}: "
                                                          for f in RECORD_FIELDS[1:]]
-    out.write("".join(["".join([key + encoded(value) for key, value in zip(keys, record)])
-                       + "}\n" for record in _records(sweep)]))
+    # A thousand lines a write: the report is never whole in memory.
+    records = iter(_records(sweep))
+    while batch := list(itertools.islice(records, 1024)):
+        out.write("".join(["".join([key + encoded(value) for key, value in zip(keys, record)])
+                           + "}\n" for record in batch]))
 
 
 def _json(sweep, out):
-    json.dump(sweep.to_json(), out, indent=1)
+    dump_json(sweep.to_json(streamed=True), out)
     out.write("\n")
 
 

@@ -26,7 +26,8 @@ from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
 
 from .evidence import classify
-from .model import (BrokenMaster, CorpusInfo, Diagnostic, Link, Provider, SocSummary, Sweep)
+from .model import (BrokenMaster, CorpusInfo, Diagnostic, Link, Links, Provider, SocSummary,
+                    Sweep)
 
 
 def target_of(corpus, judging: Judging) -> TargetKernel:
@@ -143,10 +144,10 @@ def _assembled(records, paths, target, rule, legacy, root, corpus) -> Sweep:
                 for i in _TUPLES:
                     fields[i] = tuple(fields[i])
             r["tuples"] = True
-        links += [Link(path, board, soc, *fields) for fields in r["links"]]
+        links.append((path, board, soc, r["links"]))
         problems += [Diagnostic(path, p, m) for p, m in r["problems"]]
         errors += [Diagnostic(path, None, m, "error") for m in r["errors"]]
-    return _sweep_of(tuple(links), problems + errors, paths, boards, target, rule, legacy,
+    return _sweep_of(Links(links), problems + errors, paths, boards, target, rule, legacy,
                      root, corpus)
 
 
@@ -393,32 +394,17 @@ def soc_summaries(links, paths, boards, locate=None):
     for d, (_, soc) in enumerate(boards):
         if soc is not None:
             soc_boards[soc].append(paths[d])
-    grouped = {soc: [] for soc in soc_boards}
+    # One pass, each SoC's tallies made as its links come (the links are
+    # made as read: holding them grouped would hold them all).
+    tallies = {soc: _SocTally() for soc in soc_boards}
     for link in links:
-        grouped.setdefault(link.soc, []).append(link)
+        t = tallies.get(link.soc)
+        if t is None:
+            t = tallies[link.soc] = _SocTally()
+        t.add(link)
     out = []
-    for soc, soc_links in grouped.items():
-        smmus = {}
-        masters = defaultdict(set)
-        affected_boards = set()
-        passthrough = False
-        for link in soc_links:
-            affected = link.affected
-            if affected:
-                masters[(link.master_path or "", link.master_kind, link.verdict)].add(link.dtb)
-                affected_boards.add(link.dtb)
-                passthrough = passthrough or link.master_kind in codes.PASSTHROUGH_KINDS
-            if link.provider_path is None or link.driver not in codes.SMMU_DRIVERS:
-                continue
-            p = smmus.get(link.provider_path)
-            if p is None:
-                p = smmus[link.provider_path] = {
-                    "link": link, "label": link.provider_label, "affected": False,
-                    "dtbs": set(), "counts": Counter()}
-            p["dtbs"].add(link.dtb)
-            p["counts"][link.verdict] += 1
-            p["affected"] = p["affected"] or affected
-            p["label"] = p["label"] or link.provider_label
+    for soc, t in tallies.items():
+        smmus, masters, affected_boards = t.smmus, t.masters, t.affected_boards
         providers = []
         for path, p in smmus.items():
             first = p["link"]
@@ -433,16 +419,46 @@ def soc_summaries(links, paths, boards, locate=None):
                 driver=first.driver, coherent=first.provider_coherent, affected=p["affected"],
                 source_file=where[0], source_line=where[1], dtbs=dtbs, verdict_counts=counts))
         out.append(SocSummary(
-            soc=soc, affected=bool(affected_boards), passthrough=passthrough,
+            soc=soc, affected=bool(affected_boards), passthrough=t.passthrough,
             boards=tuple(sorted(soc_boards.get(soc, ()))),
             affected_boards=tuple(sorted(affected_boards)),
             providers=tuple(providers),
             broken_masters=tuple(BrokenMaster(m or None, k, v, tuple(sorted(ds)))
                                  for (m, k, v), ds in sorted(masters.items())),
-            verdict_counts=dict(Counter(link.verdict for link in soc_links))))
+            verdict_counts=dict(t.verdicts)))
     out.sort(key=lambda s: (not s.affected, not s.passthrough, -len(s.affected_boards),
                             s.soc or ""))
     return out
+
+
+class _SocTally:
+    """What soc_summaries() counts of one SoC's links."""
+
+    def __init__(self):
+        self.smmus = {}
+        self.masters = defaultdict(set)
+        self.affected_boards = set()
+        self.passthrough = False
+        self.verdicts = Counter()
+
+    def add(self, link):
+        self.verdicts[link.verdict] += 1
+        affected = link.affected
+        if affected:
+            self.masters[(link.master_path or "", link.master_kind, link.verdict)].add(link.dtb)
+            self.affected_boards.add(link.dtb)
+            self.passthrough = self.passthrough or link.master_kind in codes.PASSTHROUGH_KINDS
+        if link.provider_path is None or link.driver not in codes.SMMU_DRIVERS:
+            return
+        p = self.smmus.get(link.provider_path)
+        if p is None:
+            p = self.smmus[link.provider_path] = {
+                "link": link, "label": link.provider_label, "affected": False,
+                "dtbs": set(), "counts": Counter()}
+        p["dtbs"].add(link.dtb)
+        p["counts"][link.verdict] += 1
+        p["affected"] = p["affected"] or affected
+        p["label"] = p["label"] or link.provider_label
 
 
 def source_locator(corpus, diagnostics):

@@ -9,7 +9,7 @@ from pathlib import Path
 from corpus.dtc import Tools
 
 
-@dataclass
+@dataclass(slots=True)    # one per DTB of each corpus opened: thousands
 class Entry:
     dtb: str                          # relative to Corpus.root: "freescale/fsl-ls1028a-rdb.dtb"
     kind: str                         # "board" | "overlay" | "composite"
@@ -30,7 +30,7 @@ class Corpus:
     kernel_version: str | None = None  # "6.12.117", "7.3.0-rc1": the tree's Makefile's; None: unknown
     partial: bool = False             # an incomplete build, opened as such on request
     members: list[Corpus] = field(default_factory=list)   # open_corpora: what was merged
-    _records: dict = field(default_factory=dict, repr=False)   # the manifest's, by dtb
+    _records: dict = field(default_factory=dict, repr=False)   # the manifest's (sources_record), by dtb
     _tools: Tools | None = field(default=None, repr=False)      # what built kernel_dir
     _origins: dict = field(default_factory=dict, repr=False)   # merged dtb -> (member, its dtb)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from corpus.console import diagnostic
 from corpus.errors import UserError
-from corpus.manifest import MANIFEST, output_problem, read_manifest
+from corpus.manifest import MANIFEST, output_problem, read_manifest, sources_record
 from corpus.model import Corpus, Entry
 
 
@@ -60,7 +60,7 @@ def dtb_folder(folder: Path, partial: bool = False) -> Corpus:
         if dtb in entries or record.get("error") is not None:
             entries[dtb] = Entry(dtb, record["kind"], record["source"] if kernel_dir else None,
                                  list(record["parts"]), record["error"])
-            trusted[dtb] = record
+            trusted[dtb] = sources_record(record)
     entries = [entries[dtb] for dtb in sorted(entries)]
     if not entries:
         raise UserError(folder, "no .dtb files in this folder")

@@ -71,6 +71,38 @@ def test_identical_dtbs_of_two_corpora_are_judged_once(tmp_path, capsys, judged_
     assert judged_dtbs == []
 
 
+def test_the_links_of_copies_are_each_copys_own_in_any_order(tmp_path, capsys):
+    """Two copies swept as one corpus: each copy's DTBs have the links of
+    the other's, under their own names; the links read one by one, by index
+    (from either end) and back from the saved document are the same."""
+    from collections import Counter
+
+    from auditor.corpora import sweep_of
+    from auditor.model import load_sweep
+    from kernels.judging import Judging
+    a, b = snippet_corpus(tmp_path / "a"), tmp_path / "b"
+    shutil.copytree(a, b)
+    sweep(capsys, a, b, out=tmp_path / "ab.json")
+    one = sweep_of(str(a), Judging())
+    result = sweep_of(str(tmp_path / "ab.json"), Judging())
+    both = main(["sweep", str(a), str(b), "--format", "jsonl", "-o", str(tmp_path / "ab.jsonl")])
+    assert both in (0, 1)
+    from auditor.sweep import sweep_corpus
+    from corpus.build import open_corpora
+    live = sweep_corpus(open_corpora([a, b]))
+    links = list(live.links)
+    assert len(live.links) == len(links) == 2 * len(one.links) > 0
+    assert [live.links[k] for k in range(len(links))] == links
+    assert [live.links[-k] for k in range(1, len(links) + 1)] == links[::-1]
+    with pytest.raises(IndexError):
+        live.links[len(links)]
+    by_copy = {c: Counter(link._replace(dtb=link.dtb[2:]) for link in links
+                          if link.dtb.startswith(c + "/")) for c in "ab"}
+    assert by_copy["a"] == by_copy["b"] == Counter(one.links)
+    assert live.links == result.links == load_sweep(tmp_path / "ab.json").links
+    assert len((tmp_path / "ab.jsonl").read_text().splitlines()) == len(links)
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "fifo", "symlink"])
 def test_a_damaged_kept_judgement_is_judged_again(tmp_path, capsys, judged_dtbs, damage):
     root = snippet_corpus(tmp_path / "dtbs")

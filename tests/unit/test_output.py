@@ -240,3 +240,49 @@ def test_no_room_for_the_temporary_name(tmp_path):
     assert str(why.value) == (f"{path}: error: cannot write the report: "
                               f"{os.strerror(errno.ENAMETOOLONG)}")
     assert os.listdir(tmp_path) == []
+
+
+# -- JSON written as it is made (issue 19, item 6) ---------------------------------------
+
+# (a document, the keys written item by item)
+DOCUMENTS = [
+    ({}, ()),
+    ({"a": [], "b": {}, "c": None, "d": [[], {}, [1, [2, {"e": ()}]]]}, ()),
+    ({"tool": "dtb-audit", "links": [{"dtb": "x.dtb", "compatible": ["arm,smmu-v2"],
+                                      "coherent": False, "line": 12, "ratio": 0.5}],
+      "socs": [], "text": "caf\u00e9 \u2028 \"quoted\" \\ \x00\n", "big": 10 ** 30},
+     ("links", "socs")),
+    ({"links": [0, 1, 2], "nested": {"x": {"y": {"z": [True, False]}}}}, ("links",)),
+]
+
+
+@pytest.mark.parametrize("doc, streamed", DOCUMENTS, ids=range(len(DOCUMENTS)))
+def test_dump_json_writes_what_json_dump_writes(doc, streamed):
+    import json
+    out = io.StringIO()
+    output.dump_json({k: iter(v) if k in streamed else v for k, v in doc.items()}, out)
+    assert out.getvalue() == json.dumps(doc, indent=1)
+
+
+def test_dump_json_leaves_no_reference_cycles():
+    """A sweep runs with the collector off (auditor/cli.py): writing its
+    report must leave nothing that only the collector could free.  In a
+    process of its own: other tests' threads make garbage meanwhile."""
+    import subprocess
+    code = ("import gc, io\n"
+            "from auditor.output import dump_json\n"
+            "doc = {'links': ({'dtb': f'{i}.dtb', 'compatible': ['a', 'b'], 'n': {'x': [i]}}\n"
+            "                 for i in range(200)), 'socs': [{'boards': ['x']}]}\n"
+            "gc.collect()\n"
+            "gc.disable()\n"
+            "dump_json(doc, io.StringIO())\n"
+            "print(gc.collect())\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0"]
+
+
+def test_dump_json_refuses_a_key_json_would_rename():
+    with pytest.raises(TypeError):
+        output.dump_json({"a": {1: "one"}}, io.StringIO())
