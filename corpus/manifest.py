@@ -107,11 +107,19 @@ def sources_record(record: dict) -> dict:
     """What a corpus keeps of the manifest's record of a DTB (Corpus._records):
     the sources it was built from and the files it read, without the stamps
     only the build checks (a fifth of the memory of a sweep of several corpora)."""
-    # Interned: the corpora swept together share their file names.
-    return {"source": record.get("source"),
-            "flags": record.get("flags") and list(map(sys.intern, record["flags"])),
-            "parts": record.get("parts"),
+    # File names interned and equal flags shared: corpora swept together
+    # name the same files, and most DTBs have the same flags.
+    return {"source": record.get("source"), "flags": _shared(record.get("flags") or ()),
+            "parts": _shared(record.get("parts") or ()),
             "deps": tuple(map(sys.intern, record.get("deps") or ()))}
+
+
+_SHARED: dict[tuple, tuple] = {}
+
+
+def _shared(names) -> tuple:
+    names = tuple(map(sys.intern, names))
+    return _SHARED.setdefault(names, names)
 
 
 def write_manifest(root: Path, header: dict, done: dict, chosen: list[Target],
