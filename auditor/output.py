@@ -10,6 +10,7 @@ them: the report is still written and the exit status still says what was
 found.
 """
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -83,21 +84,29 @@ def _json_text(value, level: int) -> str:
     """json.dumps(value, indent=1) as written `level` deep.  By hand, not
     with json's own indenting encoder: that one makes reference cycles at
     every call, which the sweep (its collector off) would keep."""
+    if type(value) in _SCALARS:
+        return _scalar_text(value)
     if isinstance(value, dict):
         if not value:
             return "{}"
         pad = "\n" + " " * (level + 1)
-        return "{" + ",".join(pad + _json_key(k) + ": " + _json_text(v, level + 1)
-                              for k, v in value.items()) + "\n" + " " * level + "}"
+        return "{" + ",".join([pad + _json_key(k) + ": " + _json_text(v, level + 1)
+                               for k, v in value.items()]) + "\n" + " " * level + "}"
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
         pad = "\n" + " " * (level + 1)
-        return "[" + ",".join(pad + _json_text(v, level + 1) for v in value) \
+        return "[" + ",".join([pad + _json_text(v, level + 1) for v in value]) \
             + "\n" + " " * level + "]"
     return json.dumps(value)
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+# Each distinct value and key encoded once (typed: True and 1 are different values).
+_scalar_text = functools.lru_cache(maxsize=1 << 12, typed=True)(json.dumps)
+
+
+@functools.lru_cache(maxsize=1 << 12)
 def _json_key(key) -> str:
     if not isinstance(key, str):
         raise TypeError(f"a JSON key must be a string here, not {type(key).__name__}")

@@ -42,7 +42,7 @@ def _jsonl(sweep, out):
     # One record on each line, written field by field: keys encoded once,
     # each distinct value encoded once (typed: True and 1 are different
     # values).  Tuples are JSON arrays either way.
-    encoded = functools.lru_cache(maxsize=1 << 16, typed=True)(json.dumps)
+    encoded = functools.lru_cache(maxsize=1 << 12, typed=True)(json.dumps)
     keys = ["{" + json.dumps(RECORD_FIELDS[0]) + ": "] + [f", {json.dumps(f)}: "
                                                          for f in RECORD_FIELDS[1:]]
     # A thousand lines a write: the report is never whole in memory.
