@@ -255,10 +255,13 @@ def test_history_short_names():
         "a    affected       unaffected      coherent from linux-6.12.117\n")
 
 
-def test_a_short_name_ends_at_the_first_parenthesis():
-    from auditor.history.text import _short
-    assert _short("linux-7.2.13 (/src/linux (copy))") == "linux-7.2.13"
-    assert _short("DTBs in /srv/dtbs\x1b[m") == "DTBs in /srv/dtbs\\x1b[m"
+def test_a_short_name_ends_at_the_first_parenthesis_and_is_escaped():
+    h = History((Revision("linux-7.2.13 (/src/linux (copy))", None),
+                 Revision("DTBs in /srv/dtbs\x1b[m", None)),
+                (SocLine("a", (), ("affected", "affected"), ("non-coherent", "non-coherent")),))
+    header = format_history(h).split("\n")[0].split("  ")
+    assert [c.strip() for c in header if c.strip()] == [
+        "SoC", "linux-7.2.13", "DTBs in /srv/dtbs\\x1b[m", "SMMU"]
 
 
 @pytest.mark.parametrize("count, shown_rows, more", [
