@@ -247,7 +247,8 @@ def test_a_revision_that_does_not_compile_is_marked_and_the_history_goes_on(stor
         f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC),
         f"{VENDOR_DIR}/a100.dtsi": soc_dtsi("a100", False, ECAM),
     })
-    doc, affected, _ = judged(repo.root, [f"{shas['removed']}..master"])
+    history, _ = judged_history(repo.root, [f"{shas['removed']}..master"])
+    doc, affected = history.to_json(), [list(a) for a in history.affected]
     # The revision was judged: the tree's own DTB that does not build is said
     # apart from an error (a revision that could not be judged at all).
     assert all(r["error"] is None for r in doc["revisions"])
@@ -255,6 +256,9 @@ def test_a_revision_that_does_not_compile_is_marked_and_the_history_goes_on(stor
     assert not_built[shas["removed"]] is None and not_built[fixed] is None
     (said,) = not_built[broken]
     assert said.startswith(f"{VENDOR_DIR}/a100-evk.dts: error: ")
+    # The text names the one DTB not built, and no "more" when there is none.
+    (line,) = [t for t in format_history(history).splitlines() if "[not built: " in t]
+    assert line.endswith(f"[not built: {said}]")
     # a100-mini still builds, a100-evk does not: a100 keeps its state, not "absent".
     assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
         (fixed, "unaffected", "affected")]
@@ -287,6 +291,7 @@ def test_only_commits_that_change_an_input_of_the_arm64_build_are_built(story):
     # "arm" is listed, with no change, and was not built (how a run made a
     # revision is not in the document: it depends on how the list was cut).
     assert [r.unchanged for r in results] == [False, False, True, False, False]
+    assert [r.commit for r in results] == listed      # an unchanged one says its own commit
     assert [r.built for r in results][2] == 0
     assert [(c["commit"], c["from"], c["to"]) for c in changes(doc, "acme,a100")] == [
         (shas["broke"], "unaffected", "affected"), (shas["fixed"], "affected", "unaffected")]

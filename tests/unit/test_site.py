@@ -233,7 +233,8 @@ def test_bad_documents_and_options_are_one_line(tmp_path, capsys):
     cases = [
         (["--previous", str(bootlog)],
          f"{bootlog}: error: a dtb-audit bootlog document, not a sweep"),
-        (["--history", str(git_history)], f"{git_history}: error: a history of git commits"),
+        (["--history", str(git_history)], f"{git_history}: error: a history of git commits "
+                                          f"(--git): give the history of saved sweeps"),
         (["--history", str(sweep)], f"{sweep}: error: not a history document"),
         (["--bootlog", str(bootlog)], f"{bootlog}: error: not a valid bootlog document: "
                                       f"logs[0].smmus[0].finding is not one of agree,"),
