@@ -41,6 +41,7 @@ import numpy as np
 
 from corpus.errors import UserError
 from kernels import codes
+from store.kept import open_regular
 
 from .settled import settled_for
 from .text import shown
@@ -133,7 +134,7 @@ _ARM64_BOOT = re.compile(rb"Booting Linux on physical CPU 0x[0-9a-f]{10} ")
 def read_bytes(path) -> tuple[bytes, str | None]:
     """The log's bytes (gzip undone) and a warning when it is truncated."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:    # a FIFO or a device is refused, not read
             data = f.read()
     except OSError as why:
         raise LogError(shown(path), f"cannot read: {why.strerror or why}") from None

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from corpus.errors import UserError
+from store.kept import open_regular
 from kernels.codes import BROKEN_VERDICTS, EVIDENCE_VERDICTS, Rule
 from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
@@ -282,8 +283,8 @@ def _read(path, what: str):
     cannot be read or is not JSON."""
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as f:
-            return name, json.load(f)
+        with open_regular(name) as f:    # a FIFO or a device is refused, not read
+            return name, json.loads(f.read().decode("utf-8"))
     except UnicodeDecodeError as why:
         raise SweepFileError(name, f"not a {what} (not UTF-8 text: {why.reason})") from None
     except ValueError as why:

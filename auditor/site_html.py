@@ -85,11 +85,13 @@ def read_json_document(path, what: str, error: type) -> tuple[str, object]:
     import json
     import os
 
+    from store.kept import open_regular
+
     from .text import shown
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as f:
-            return name, json.load(f)
+        with open_regular(name) as f:    # a FIFO or a device is refused, not read
+            return name, json.loads(f.read().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as why:
         raise error(name, f"not a {what} (not JSON text: {shown(why)})") from None
     except OSError as why:

@@ -190,7 +190,7 @@ def from_tarball(tarball: Path, origin: str | None = None, key: str | None = Non
     """
     tarball = Path(tarball).resolve()
     if not tarball.is_file():
-        raise SourceError(tarball, "no such file")
+        raise SourceError(tarball, "not a regular file" if tarball.exists() else "no such file")
     if key is None:
         stat = tarball.stat()
         stem = re.sub(r"\.(tar(\.\w+)?|tgz)$", "", tarball.name)

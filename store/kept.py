@@ -65,6 +65,28 @@ def open_kept(path, size: int | None = None):
         raise
 
 
+def open_regular(path):
+    """A file a user named, opened for reading (a binary file object): a
+    link is followed, but what it reaches must be a regular file, opened
+    without blocking (a FIFO would wait for a writer, /dev/zero never
+    ends).  Raises FileNotFoundError when there is nothing, NotKept (an
+    OSError naming what is there) for anything but a regular file."""
+    path = os.fspath(path)
+    seen = os.stat(path)
+    _check(path, seen, None)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        _check(path, st, None)
+        if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+            raise NotKept(path, "another file since it was looked at")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_kept(path, size: int | None = None) -> bytes:
     """The bytes of the cache file at path (open_kept's checks first): at
     most the size it had when opened, so a file that grows meanwhile ends."""
