@@ -103,6 +103,16 @@ def test_the_links_of_copies_are_each_copys_own_in_any_order(tmp_path, capsys):
     assert len((tmp_path / "ab.jsonl").read_text().splitlines()) == len(links)
 
 
+def test_a_sweep_keeps_records_not_flattened_arrays(tmp_path, capsys):
+    """docs/store.md: what a sweep keeps is each DTB's records; the
+    flattened arrays (flat/) serve explain and bootlog, not the sweep."""
+    root = snippet_corpus(tmp_path / "dtbs")
+    sweep(capsys, root, out=tmp_path / "1.json")
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "dtb-audit"
+    assert len(list(cache.glob("judged/*/*.json"))) == len(list(root.glob("*.dtb")))
+    assert not any(cache.glob("flat/*"))
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "fifo", "symlink"])
 def test_a_damaged_kept_judgement_is_judged_again(tmp_path, capsys, judged_dtbs, damage):
     root = snippet_corpus(tmp_path / "dtbs")
