@@ -1,0 +1,391 @@
+"""`dtb-audit bootlog`, line by line: each form a log can take around the
+SMMU drivers' messages (tests/bootlogs.py writes them from the kernel's
+format strings; docs/bootlog.md says what each reveals), what the JSON
+document and the table say of each, the notes whole, and --board in each
+form `explain` takes a board (a name, a DTB, a path under the folder).
+"""
+import json
+import os
+
+import pytest
+
+import bootlogs
+from snippets import compile_dts
+
+from auditor.cli import main
+from auditor.settled import settled_for
+
+HEADER = """/dts-v1/;
+/ {{
+	{model}
+	compatible = {compatible};
+	#address-cells = <2>;
+	#size-cells = <2>;
+"""
+
+
+def header(model, *compatible):
+    return HEADER.format(model=f'model = "{model}";' if model else "",
+                         compatible=", ".join(f'"{c}"' for c in compatible))
+
+
+def smmu_node(label, unit, compatible, coherent):
+    return (f"\t\t{label}: iommu@{unit} {{\n\t\t\tcompatible = {compatible};\n"
+            f"\t\t\treg = <0 0x{unit} 0 0x10000>;\n\t\t\t#global-interrupts = <1>;\n"
+            f"\t\t\t#iommu-cells = <1>;\n" + ("\t\t\tdma-coherent;\n" if coherent else "")
+            + "\t\t};\n")
+
+
+def soc_node(*nodes):
+    return ("\tsoc@0 {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
+            "\t\t#size-cells = <2>;\n\t\tranges;\n" + "".join(nodes) + "\t};\n")
+
+
+ACME = soc_node(smmu_node("apps_smmu", "15000000", '"arm,mmu-500"', False),
+                smmu_node("smmu3", "2b400000", '"arm,smmu-v3"', True))
+BOARDS = {
+    "acme-evk": (header("Acme EVK", "acme,evk", "acme,soc"), ACME),
+    "vendor/bare": (header(None, "acme,bare", "acme,soc2"),
+                    soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', False))),
+    "sdm845-test": (header("Test SDM845 Board", "test,sdm845-board", "qcom,sdm845"),
+                    soc_node(smmu_node("apps_smmu", "15000000",
+                                       '"qcom,sdm845-smmu-500", "arm,mmu-500"', False))),
+    "sc7180-test": (header("Test SC7180 Board", "test,sc7180-board", "qcom,sc7180"),
+                    soc_node(smmu_node("apps_smmu", "15000000",
+                                       '"qcom,sc7180-smmu-500", "arm,mmu-500"', True))),
+    "ls1028a-test": (header("Test LS1028A Board", "fsl,ls1028a-rdb", "fsl,ls1028a"),
+                     soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', True))),
+}
+
+
+@pytest.fixture(scope="module")
+def dtbs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dtbs")
+    for name, (head, body) in BOARDS.items():
+        where = folder / os.path.dirname(name)
+        where.mkdir(exist_ok=True)
+        compile_dts(where, os.path.basename(name), body, header=head)
+        (where / f"{os.path.basename(name)}.dts").unlink()
+    return folder
+
+
+def run(dtbs, logs, *more, capsys, fmt="json"):
+    """(exit status, the document or table, stderr lines) of one bootlog run."""
+    status = main(["bootlog", "--dtbs", str(dtbs), *map(str, logs), "--format", fmt, *more])
+    out, err = capsys.readouterr()
+    return status, (json.loads(out) if out and fmt == "json" else out), err.splitlines()
+
+
+def log_file(tmp_path, lines, name="board.log", **how):
+    return bootlogs.write(tmp_path / name, bootlogs.dmesg(lines, **how))
+
+
+def head(version="6.12", model="Acme EVK"):
+    """A boot's lines up to the SMMUs' probes."""
+    return bootlogs.boot(version, model, [])[:-1]
+
+
+def p(device="15000000.iommu"):
+    return f"arm-smmu {device}: "
+
+
+def the_smmu(doc, device="15000000.iommu"):
+    (log,) = doc["logs"]
+    return next(s for s in log["smmus"] if s["device"] == device)
+
+
+# -- arm-smmu: where the log stops --------------------------------------------------------
+
+PROBE = [p() + "probing hardware configuration...", p() + "SMMUv2 with:",
+         p() + "\tstage 1 translation", p() + "\tstage 2 translation"]
+
+
+@pytest.mark.parametrize("lines, fw, reg, note", [
+    # cut right after the probe began: nothing known, the log is truncated
+    (PROBE, None, None, "the log ends before the coherency lines"),
+    # the coherent line and nothing after: the override line may still come
+    (PROBE + [p() + "\tcoherent table walk"], True, None,
+     "the log ends before the coherency lines; the log's kernel booted a DT that says coherent"),
+])
+def test_a_log_that_ends_inside_the_probe_is_truncated(dtbs, tmp_path, capsys, lines, fw, reg,
+                                                       note):
+    path = log_file(tmp_path, head() + lines)
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert status == 0
+    assert err == [f"{path}: warning: truncated: the log ends during the probe of "
+                   f"15000000.iommu"]
+    s = the_smmu(doc)
+    assert (s["log_dt_coherent"], s["hw_coherent"], s["finding"], s["note"]) == \
+        (fw, reg, "unknown", note)
+
+
+@pytest.mark.parametrize("failure", ["no translation support!",
+                                     "stream-matching supported, but no SMRs present!"])
+def test_a_probe_that_failed_says_why(dtbs, tmp_path, capsys, failure):
+    """arm_smmu_device_cfg_probe() returns -ENODEV after these, before the
+    coherency lines: nothing is known, and the log is not cut."""
+    path = log_file(tmp_path, head() + PROBE + [p() + "\t" + failure,
+                                                 "Freeing unused kernel memory: 6592K"])
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    s = the_smmu(doc)
+    assert (s["hw_coherent"], s["finding"], s["note"]) == (
+        None, "unknown", f"the probe stopped: {failure}")
+
+
+def test_an_smmu_without_its_probe_lines(dtbs, tmp_path, capsys):
+    """A device's line that is not of the probe (the driver core's deferred
+    probe message): no probe lines for it, nothing cut."""
+    path = log_file(tmp_path, head() + [p() + "deferred probe pending: arm-smmu: waiting",
+                                        "Freeing unused kernel memory: 6592K"])
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    s = the_smmu(doc)
+    assert (s["log_dt_coherent"], s["hw_coherent"], s["finding"], s["note"]) == (
+        None, None, "unknown", "no probe lines for it in the log")
+
+
+@pytest.mark.parametrize("fw, reg, after", [
+    (fw, reg, after) for fw in (False, True) for reg in (False, True)
+    for after in ("stream matching", "context banks", "page sizes", "preserved", "other")
+    # nothing printed and a line of no known place: the log may have been cut there
+    if fw or reg or after != "other"])
+def test_the_register_from_any_line_after_the_coherency_lines(dtbs, tmp_path, capsys, fw, reg,
+                                                             after):
+    """Whichever later line of the device shows the probe went past the
+    coherency lines, the register is known (docs/bootlog.md's table)."""
+    full = bootlogs.arm_smmu("15000000.iommu", fw, reg, stream_matching=after ==
+                             "stream matching")
+    end = next(k for k, line in enumerate(full) if "stream matching" in line
+               or "context banks" in line)
+    if after == "page sizes":
+        full = full[:end] + [line for line in full[end:] if "Supported page sizes" in line]
+    elif after == "preserved":       # arm_smmu_rmr_install_bypass_smr()
+        full = full[:end] + [p() + "\tpreserved %d boot mapping%s" % (2, "s")]
+    elif after == "other":
+        full = full[:end] + [p() + "Unexpected global fault, this could be serious"]
+    else:
+        full = full[:end + 1]
+    path = log_file(tmp_path, head() + full + ["Freeing unused kernel memory: 6592K"])
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    s = the_smmu(doc)
+    assert (s["log_dt_coherent"], s["hw_coherent"]) == (fw, reg)
+    assert s["finding"] == ("dt-lacks-coherent" if reg else "agree")
+    booted = "; the log's kernel booted a DT that says coherent" if fw else ""
+    assert s["note"] == (booted[2:] or None)
+
+
+# -- arm-smmu-v3 ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", bootlogs.VERSIONS)
+def test_v3_cut_before_its_closing_line(dtbs, tmp_path, capsys, version):
+    lines = bootlogs.arm_smmu_v3("2b400000.iommu", True, True, version)[:-1]
+    path = log_file(tmp_path, head(version) + lines + [
+        "arm-smmu-v3 2b400000.iommu: msi_domain absent - falling back to wired irqs"])
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    s = the_smmu(doc, "2b400000.iommu")
+    assert (s["hw_coherent"], s["finding"], s["note"]) == (
+        None, "unknown", "the log ends before the coherency lines")
+
+
+@pytest.mark.parametrize("version, debian", [("6.1", "6.1.119"), ("6.12", "6.12.117"),
+                                             ("7.2", "7.2.13")])
+def test_v3_agreeing_under_another_release_says_which(dtbs, tmp_path, capsys, version, debian):
+    path = log_file(tmp_path, bootlogs.boot(version, "Acme EVK", [
+        ("arm-smmu-v3", "2b400000.iommu", True, True)]))
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    (log,) = doc["logs"]
+    assert (log["kernel"], log["version"]) == (bootlogs.RELEASES[version][0], debian)
+    s = the_smmu(doc, "2b400000.iommu")
+    assert (s["hw_coherent"], s["log_dt_coherent"], s["finding"]) == (None, None, "unknown")
+    assert s["note"] == f"the register agrees with the DT of {debian}, which this corpus may " \
+                        f"not be"
+
+
+def test_v3_agreeing_in_a_log_without_a_banner(dtbs, tmp_path, capsys):
+    lines = [line for line in bootlogs.boot("6.12", "Acme EVK", [
+        ("arm-smmu-v3", "2b400000.iommu", True, True)]) if "Linux version" not in line]
+    status, doc, err = run(dtbs, [log_file(tmp_path, lines)], capsys=capsys)
+    (log,) = doc["logs"]
+    assert (log["kernel"], log["version"]) == (None, None)
+    assert the_smmu(doc, "2b400000.iommu")["note"] == (
+        "the register agrees with the DT of another, which this corpus may not be")
+
+
+V3_DTSI = """\
+/ {
+	compatible = "acme,v3";
+	#address-cells = <2>;
+	#size-cells = <2>;
+
+	soc@0 {
+		compatible = "simple-bus";
+		#address-cells = <2>;
+		#size-cells = <2>;
+		ranges;
+
+		smmu: iommu@2b400000 {
+			compatible = "arm,smmu-v3";
+			reg = <0 0x2b400000 0 0x100000>;
+			#iommu-cells = <1>;
+		};
+	};
+};
+"""
+
+
+def test_v3_agreeing_under_the_corpus_release_says_so_whole(tmp_path, isolated_cache, capsys):
+    """The mini tree is 6.1.192: a 6.1 log booted this DT (not coherent), so
+    the register says not coherent too."""
+    from minikernel import VENDOR_DIR, make_minikernel
+    tree = make_minikernel(tmp_path / "linux")
+    folder = os.path.join(tree, VENDOR_DIR)
+    with open(os.path.join(folder, "v3.dtsi"), "w") as f:
+        f.write(V3_DTSI)
+    with open(os.path.join(folder, "v3-board.dts"), "w") as f:
+        f.write('/dts-v1/;\n#include "v3.dtsi"\n\n/ {\n\tmodel = "ACME v3 board";\n'
+                '\tcompatible = "acme,v3-board", "acme,v3";\n};\n')
+    with open(os.path.join(folder, "Makefile"), "a") as f:
+        f.write("dtb-$(CONFIG_ARCH_ACME) += v3-board.dtb\n")
+    log = log_file(tmp_path, bootlogs.boot("6.1", "ACME v3 board", [
+        ("arm-smmu-v3", "2b400000.iommu", False, False)]))
+    status = main(["bootlog", "--kernel", str(tree), str(log), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert (status, err) == (0, "")
+    s = the_smmu(json.loads(out), "2b400000.iommu")
+    assert (s["dt_coherent"], s["log_dt_coherent"], s["hw_coherent"], s["finding"]) == \
+        (False, False, False, "agree")
+    assert s["note"] == ("the register agrees with the booted DT, taken as this corpus's "
+                         "(same release)")
+
+
+# -- upstream's settled cases, their notes whole ------------------------------------------
+
+def test_settled_notes_name_upstreams_reference(dtbs, tmp_path, capsys):
+    sdm845 = log_file(tmp_path, bootlogs.boot("6.12", "Test SDM845 Board", [
+        ("arm-smmu", "15000000.iommu", False, True)]), name="sdm845.log")
+    ls1028a = log_file(tmp_path, bootlogs.boot("6.1", "Test LS1028A Board", [
+        ("arm-smmu", "5000000.iommu", False, False)]), name="ls1028a.log")
+    sc7180 = log_file(tmp_path, bootlogs.boot("6.12", "Test SC7180 Board", [
+        ("arm-smmu", "15000000.iommu", True, True)]), name="sc7180.log")
+    status, doc, err = run(dtbs, [sdm845, ls1028a, sc7180], capsys=capsys)
+    assert (status, err) == (0, [])
+    by_log = {log["log"]: log["smmus"][0] for log in doc["logs"]}
+    known = settled_for(("test,sdm845-board", "qcom,sdm845"), "iommu@15000000")
+    s = by_log[str(sdm845)]
+    assert (s["finding"], s["note"]) == (
+        "known-noncoherent", f"upstream: not coherent on every board, {known.reference}")
+    # no commit identified: nothing to name in brackets
+    assert settled_for(("fsl,ls1028a-rdb", "fsl,ls1028a"), "iommu@5000000").commit is None
+    s = by_log[str(ls1028a)]
+    assert (s["finding"], s["note"]) == (
+        "dt-overrides-hw", "upstream: the register is wrong here, the hardware coherent; "
+                           "the log's kernel booted a DT that says not coherent")
+    affirmed = settled_for(("test,sc7180-board", "qcom,sc7180"), "iommu@15000000")
+    s = by_log[str(sc7180)]
+    assert (s["finding"], s["note"]) == ("agree", f"upstream: coherent, {affirmed.reference}")
+
+
+# -- boots and banners --------------------------------------------------------------------
+
+def test_a_log_without_a_banner_or_smmu_lines_is_one_boot(dtbs, tmp_path, capsys):
+    """No `Linux version` line (a capture started late) and no SMMU line:
+    still the one boot of the log, its kernel unknown, its SMMUs none."""
+    lines = [line for line in bootlogs.boot("7.2", None, []) if "Linux version" not in line]
+    path = log_file(tmp_path, lines)
+    status, doc, err = run(dtbs, [path], "--board", "bare", capsys=capsys)
+    assert (status, err) == (0, [])
+    (log,) = doc["logs"]
+    assert (log["boot"], log["model"], log["kernel"], log["version"], log["boards"],
+            log["smmus"]) == (1, None, None, None, ["vendor/bare.dtb"], [])
+    status, table, err = run(dtbs, [path], "--board", "bare", capsys=capsys, fmt="table")
+    assert table.splitlines()[1:] == ["", str(path), "  model    (none: --board)",
+                                      "  kernel   ?", "  boards   vendor/bare.dtb",
+                                      "  (no SMMU probe lines)"]
+
+
+def test_a_ring_buffer_that_wrapped_keeps_the_boot_without_its_banner(dtbs, tmp_path, capsys):
+    """SMMU lines before the first banner are a boot whose banner was lost;
+    text before the first banner that says nothing is no boot."""
+    lost = bootlogs.arm_smmu("5000000.iommu", False, True)
+    path = log_file(tmp_path, lost + bootlogs.boot("6.1", None, [
+        ("arm-smmu", "5000000.iommu", False, False)]))
+    status, doc, err = run(dtbs, [path], "--board", "vendor/bare.dtb", capsys=capsys)
+    assert (status, err) == (0, [])
+    assert [(b["boot"], b["kernel"], b["smmus"][0]["hw_coherent"]) for b in doc["logs"]] == [
+        (1, None, True), (2, "6.1.0-28-arm64", False)]
+    quiet = log_file(tmp_path, ["random: crng init done"] + bootlogs.boot("6.1", None, [
+        ("arm-smmu", "5000000.iommu", False, False)]), name="quiet.log")
+    status, doc, err = run(dtbs, [quiet], "--board", "bare", capsys=capsys)
+    assert [(b["boot"], b["kernel"]) for b in doc["logs"]] == [(1, "6.1.0-28-arm64")]
+
+
+# -- the table --------------------------------------------------------------------------
+
+def test_the_table_says_each_smmu_of_each_boot(dtbs, tmp_path, capsys):
+    first = log_file(tmp_path, bootlogs.boot("6.12", "Acme EVK", [
+        ("arm-smmu", "15000000.iommu", False, True),
+        ("arm-smmu-v3", "2b400000.iommu", True, True),
+        ("arm-smmu", "16000000.iommu", True, True)]), name="a.log")
+    second = log_file(tmp_path, bootlogs.boot("7.2", "Acme EVK", []) + bootlogs.boot(
+        "7.2", "Acme EVK", [("arm-smmu-v3", "2b400000.iommu", True, False)]), name="b.log")
+    status, table, err = run(dtbs, [first, second], capsys=capsys, fmt="table")
+    assert (status, err) == (0, [])
+    assert table == "\n".join([
+        f"bootlog: 3 boots read against DTBs in {dtbs}",
+        "",
+        str(first),
+        "  model    Acme EVK",
+        "  kernel   6.12.117-arm64",
+        "  boards   acme-evk.dtb",
+        "  15000000.iommu  /soc@0/iommu@15000000 (apps_smmu): DT not coherent, register "
+        "coherent: DT-LACKS-COHERENT",
+        "  2b400000.iommu  /soc@0/iommu@2b400000 (smmu3): DT coherent, register ?: UNKNOWN",
+        "      the register agrees with the DT of 6.12.117, which this corpus may not be",
+        "  16000000.iommu  no node: DT ?, register coherent: NO-NODE",
+        "      the board's DT has no SMMU node the kernel would name 16000000.iommu",
+        "",
+        str(second),
+        "  model    Acme EVK",
+        "  kernel   7.2.13-arm64",
+        "  boards   acme-evk.dtb",
+        "  (no SMMU probe lines)",
+        "",
+        f"{second} (boot 2)",
+        "  model    Acme EVK",
+        "  kernel   7.2.13-arm64",
+        "  boards   acme-evk.dtb",
+        "  2b400000.iommu  /soc@0/iommu@2b400000 (smmu3): DT coherent, register not coherent: "
+        "DT-OVERRIDES-HW",
+        "",
+        "socs",
+        "  acme,soc /soc@0/iommu@15000000 (apps_smmu): DT not coherent; register coherent in "
+        "1 log (1 board); dt-lacks-coherent 1",
+        "  acme,soc /soc@0/iommu@2b400000 (smmu3): DT coherent; register non-coherent in 1 log "
+        "(1 board), unknown in 1 log (1 board); dt-overrides-hw 1, unknown 1",
+        "  acme,soc 16000000.iommu: DT ?; register coherent in 1 log (1 board); no-node 1",
+    ]) + "\n"
+
+
+# -- which board ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("board", ["bare", "bare.dtb", "vendor/bare", "vendor/bare.dtb"])
+def test_board_by_name_dtb_or_path(dtbs, tmp_path, capsys, board):
+    path = log_file(tmp_path, bootlogs.boot("7.2", None, [
+        ("arm-smmu", "5000000.iommu", False, True)]))
+    status, doc, err = run(dtbs, [path], "--board", board, capsys=capsys)
+    assert (status, err) == (0, [])
+    (log,) = doc["logs"]
+    assert (log["boards"], log["soc"]) == (["vendor/bare.dtb"], "acme,soc2")
+    assert the_smmu(doc, "5000000.iommu")["finding"] == "dt-lacks-coherent"
+
+
+@pytest.mark.parametrize("board", ["vendor", "bare.dts", "other/bare", "vendor/bare.dtb.dtb"])
+def test_a_board_option_naming_no_board(dtbs, tmp_path, capsys, board):
+    path = log_file(tmp_path, bootlogs.boot("7.2", None, []))
+    status = main(["bootlog", "--dtbs", str(dtbs), str(path), "--board", board])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert f"--board {board}: no such board" in err and err.count("\n") == 1
