@@ -50,6 +50,8 @@ BOARDS = {
     "sdm845-test": (header("Test SDM845 Board", "test,sdm845-board", "qcom,sdm845"),
                     soc_node(smmu_node("apps_smmu", "15000000",
                                        '"qcom,sdm845-smmu-500", "arm,mmu-500"', False))),
+    "quote-evk": (header('Acme EVK \\"Pro\\"', "acme,quote-evk", "acme,soc3"),
+                  soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', False))),
     "sc7180-test": (header("Test SC7180 Board", "test,sc7180-board", "qcom,sc7180"),
                     soc_node(smmu_node("apps_smmu", "15000000",
                                        '"qcom,sc7180-smmu-500", "arm,mmu-500"', True))),
@@ -389,3 +391,103 @@ def test_a_board_option_naming_no_board(dtbs, tmp_path, capsys, board):
     out, err = capsys.readouterr()
     assert (status, out) == (2, "")
     assert f"--board {board}: no such board" in err and err.count("\n") == 1
+
+
+# -- logs that cannot be used: one whole line each --------------------------------------
+
+def foreign(cpu_line):
+    """A 32-bit or other architecture's boot (no arm64 word in it)."""
+    return ["Booting Linux on physical CPU 0x0",
+            "Linux version 6.1.0-28-armmp (debian-kernel@lists.debian.org) (gcc-12) #1 SMP",
+            cpu_line, "Machine model: Acme EVK"]
+
+
+def zlib_says(data):
+    """zlib's own words for a broken stream (they vary with its version)."""
+    import zlib
+    try:
+        zlib.decompressobj(wbits=31).decompress(data)
+    except zlib.error as why:
+        return str(why)
+    raise AssertionError("a readable stream")
+
+
+def test_each_bad_log_is_one_whole_line(dtbs, tmp_path, capsys):
+    good = log_file(tmp_path, bootlogs.boot("6.12", "Acme EVK", [
+        ("arm-smmu", "15000000.iommu", False, True)]), name="good.log")
+    lines = bootlogs.boot("6.12", "Acme EVK", [("arm-smmu", "15000000.iommu", False, True)])
+    expected = {
+        "empty.log": (bootlogs.write(tmp_path / "empty.log", ""), "error: empty log"),
+        "blank.log": (bootlogs.write(tmp_path / "blank.log", " \r\n\n\t\n"), "error: empty log"),
+        "x86.log": (log_file(tmp_path, bootlogs.boot("6.12", None, [], x86=True), name="x86.log"),
+                    "error: a boot log of another architecture (x86), not arm64"),
+        "armv7.log": (log_file(tmp_path, foreign(
+            "CPU: ARMv7 Processor [410fc075] revision 5 (ARMv7), cr=10c5387d"), name="armv7.log"),
+            "error: a boot log of another architecture (32-bit arm), not arm64"),
+        "riscv.log": (log_file(tmp_path, foreign("riscv: base ISA extensions acdfim"),
+                               name="riscv.log"),
+                      "error: a boot log of another architecture (riscv), not arm64"),
+        "sbi.log": (log_file(tmp_path, foreign("SBI specification v0.2 detected"),
+                             name="sbi.log"),
+                    "error: a boot log of another architecture (riscv), not arm64"),
+        "unknown.log": (log_file(tmp_path, bootlogs.boot("6.12", "Nobody's Board", []),
+                                 name="unknown.log"),
+                        "error: names no board of this corpus (Machine model: Nobody's Board)"),
+        "nomodel.log": (log_file(tmp_path, bootlogs.boot("6.12", None, []), name="nomodel.log"),
+                        "error: names no board (no `Machine model:` line; give --board)"),
+        "cut.log.gz": (bootlogs.write(tmp_path / "cut.log.gz", bootlogs.dmesg(lines), gz=True,
+                                      cut=200),
+                       "error: truncated: its gzip stream ends early"),
+        "bad.log.gz": ((tmp_path / "bad.log.gz", (tmp_path / "bad.log.gz").write_bytes(
+            b"\x1f\x8b" + bytes(40)))[0],
+                       "error: not a readable gzip file (" + zlib_says(b"\x1f\x8b" + bytes(40)) + ")"),
+    }
+    status, doc, err = run(dtbs, [tmp_path], capsys=capsys)
+    assert status == 0
+    assert sorted(err) == sorted(f"{path}: {line}" for path, line in expected.values())
+    assert [log["log"] for log in doc["logs"]] == [str(good)]
+
+
+def test_a_gzip_log_cut_inside_the_probe_is_read_as_far_as_it_goes(dtbs, tmp_path, capsys):
+    text = bootlogs.dmesg(bootlogs.boot("6.12", "Acme EVK", [
+        ("arm-smmu", "15000000.iommu", True, False)]))
+    import gzip
+    data = gzip.compress(text[:text.index("(IDR0.CTTW")].encode())
+    path = tmp_path / "cut.log.gz"
+    path.write_bytes(data[:-8])         # without gzip's trailer: the stream ends early
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [f"{path}: warning: truncated: its gzip stream ends early"])
+    s = the_smmu(doc)
+    assert (s["log_dt_coherent"], s["hw_coherent"], s["finding"]) == (True, None, "unknown")
+
+
+# -- LAVA records -----------------------------------------------------------------------------
+
+def lava(lines):
+    return "".join('- {"dt": "2026-12-07T03:12:44.%06d", "lvl": "target", "msg": %s}\n'
+                   % (k, json.dumps(line)) for k, line in enumerate(lines))
+
+
+def test_a_lava_records_message_is_its_json_string(dtbs, tmp_path, capsys):
+    """The console line is a JSON string: its escapes (the model's quotes, the
+    message's tab) are read as the kernel printed them."""
+    lines = bootlogs.boot("7.2", 'Acme EVK "Pro"', [("arm-smmu", "5000000.iommu", True, True)])
+    path = bootlogs.write(tmp_path / "lava.yaml", lava(lines))
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    (log,) = doc["logs"]
+    assert (log["model"], log["boards"]) == ('Acme EVK "Pro"', ["quote-evk.dtb"])
+    assert the_smmu(doc, "5000000.iommu")["hw_coherent"] is True
+
+
+def test_a_plain_console_after_lava_records_is_read_as_plain(dtbs, tmp_path, capsys):
+    """A file holding LAVA's records of one boot and then the raw console of
+    the next: each line is read in its own form."""
+    first = bootlogs.boot("7.2", "Acme EVK", [("arm-smmu", "15000000.iommu", False, False)])
+    second = bootlogs.boot("7.2", 'Acme EVK "Pro"', [("arm-smmu", "5000000.iommu", False,
+                                                      True)])
+    path = bootlogs.write(tmp_path / "both.log", lava(first) + bootlogs.dmesg(second))
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    assert [(log["boot"], log["model"], log["smmus"][0]["hw_coherent"]) for log in
+            doc["logs"]] == [(1, "Acme EVK", False), (2, 'Acme EVK "Pro"', True)]
