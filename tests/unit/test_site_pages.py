@@ -158,7 +158,7 @@ def current(tmp_path):
 def previous(tmp_path):
     """Last week's sweep: acme,pci not yet affected, acme,mc not yet in the
     corpus, acme,fine affected, acme,gone affected and gone since; acme,fine's
-    SMMU not dma-coherent, acme,noirq's SMMU dma-coherent."""
+    SMMU not dma-coherent, acme,noirq's and acme,pci's SMMUs dma-coherent."""
     doc = current(tmp_path)
     doc["corpus"]["identity"] = "linux-7.1 DTBs"
     pci = soc_of(doc, "acme,pci")
@@ -168,6 +168,7 @@ def previous(tmp_path):
     fine.update(affected=True, affected_boards=["fine-evk.dtb"])
     fine["providers"][0].update(coherent=False, affected=True)
     soc_of(doc, "acme,noirq")["providers"][0]["coherent"] = True
+    pci["providers"][0]["coherent"] = True
     gone = copy.deepcopy(soc_of(doc, "acme,plat"))
     gone.update(soc="acme,gone", boards=["gone-a.dtb", "gone-b.dtb"],
                 affected_boards=["gone-a.dtb", "gone-b.dtb"])
@@ -497,6 +498,7 @@ def test_the_chart_draws_each_verdict_as_a_bar_as_long_as_its_count(tmp_path):
         assert label.attrs["text-anchor"] == "end" and number(label, "x") < x
         assert y < number(label, "y") <= y + h and y < number(count, "y") <= y + h
         assert number(count, "x") > x + number(rect, "width")
+        assert number(label, "y") == number(count, "y")      # one baseline a row
         assert 0 < y and y + h < height and number(count, "x") < width - 20
     gaps = {b - a for a, b in zip(tops, tops[1:])}
     assert len(gaps) == 1 and gaps.pop() > number(shown[0][1], "height")
@@ -696,7 +698,7 @@ def test_the_changes_since_the_previous_sweep(built):
     assert list(parts) == ["Newly affected (2)", "No longer affected (1)",
                            "Affected before, gone from the corpus (1)",
                            "SMMUs that gained dma-coherent (1)",
-                           "SMMUs that lost dma-coherent (1)"]
+                           "SMMUs that lost dma-coherent (2)"]
     items = {k: [li.text() for li in v.all("li")] for k, v in parts.items()}
     assert items == {
         "Newly affected (2)": ["acme,mc: 1 of 1 board (new SoC)", "acme,pci: 1 of 1 board"],
@@ -704,7 +706,8 @@ def test_the_changes_since_the_previous_sweep(built):
         "Affected before, gone from the corpus (1)": ["acme,gone: 2 affected boards before"],
         "SMMUs that gained dma-coherent (1)": [
             "acme,fine: /soc/iommu@5000000 arch/arm64/boot/dts/acme/fine.dtsi:7"],
-        "SMMUs that lost dma-coherent (1)": ["acme,noirq: /soc/iommu@5000000"]}
+        "SMMUs that lost dma-coherent (2)": ["acme,noirq: /soc/iommu@5000000",
+                                             "acme,pci: /soc/iommu@5000000"]}
     assert all(v.tag == "ul" and v.classes == ["changes"] for v in parts.values())
     # SoCs with a page are linked to it; a SoC gone from the corpus is text
     links = {a.text(): a.attrs["href"] for a in changes.all("a")}
