@@ -829,3 +829,21 @@ def test_the_chart_has_the_same_margin_above_and_below_its_bars(built):
         top = number(rects[0], "y")
         bottom = number(svg, "height") - number(rects[-1], "y") - number(rects[-1], "height")
         assert top == bottom > 0, path.name
+
+
+def test_a_soc_without_a_compatible_is_shown_as_a_question_mark(tmp_path):
+    """A board whose root has no compatible: its SoC is null in the sweep,
+    "?" on the pages (as in every human format), still linked and paged."""
+    doc = current(tmp_path)
+    soc_of(doc, "acme,mc")["soc"] = None
+    out = plain(tmp_path, doc)
+    index = json.loads((out / "data" / "index.json").read_text())
+    name, = [n for n, s in index["pages"].items() if s is None]
+    page = parse(out / name)
+    assert page.one("h1").text() == "?" and page.one("head").one("title").text() == \
+        "?: dtb-audit"
+    _, _, rows = table(parse(out / "index.html"), "affected")
+    first = rows[0]
+    assert (first[0].text(), first[0].attrs["data-sort"]) == ("?", "?")
+    assert first[0].one("a").attrs["href"] == name
+    assert next(a for a in index["affected"] if a["soc"] is None)["page"] == name
