@@ -491,3 +491,38 @@ def test_a_plain_console_after_lava_records_is_read_as_plain(dtbs, tmp_path, cap
     assert (status, err) == (0, [])
     assert [(log["boot"], log["model"], log["smmus"][0]["hw_coherent"]) for log in
             doc["logs"]] == [(1, "Acme EVK", False), (2, 'Acme EVK "Pro"', True)]
+
+
+# -- the document's fields (docs/bootlog.md) ---------------------------------------------
+
+def test_the_json_document_has_the_fields_docs_bootlog_md_lists(dtbs, tmp_path, capsys):
+    path = log_file(tmp_path, bootlogs.boot("6.12", "Acme EVK", [
+        ("arm-smmu", "15000000.iommu", False, True),
+        ("arm-smmu-v3", "2b400000.iommu", False, True)]))
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    assert list(doc) == ["schema", "tool", "kind", "corpus", "corpus_version", "logs", "socs"]
+    assert (doc["schema"], doc["tool"], doc["kind"], doc["corpus"], doc["corpus_version"]) == \
+        (1, "dtb-audit", "bootlog", f"DTBs in {dtbs}", None)
+    (log,) = doc["logs"]
+    assert log == {"log": str(path), "boot": 1, "model": "Acme EVK", "kernel": "6.12.117-arm64",
+                   "version": "6.12.117", "boards": ["acme-evk.dtb"], "soc": "acme,soc",
+                   "smmus": log["smmus"]}
+    assert log["smmus"] == [
+        {"device": "15000000.iommu", "driver": "arm-smmu", "node": "/soc@0/iommu@15000000",
+         "label": "apps_smmu", "dt_coherent": False, "log_dt_coherent": False,
+         "hw_coherent": True, "finding": "dt-lacks-coherent", "note": None},
+        {"device": "2b400000.iommu", "driver": "arm-smmu-v3", "node": "/soc@0/iommu@2b400000",
+         "label": "smmu3", "dt_coherent": True, "log_dt_coherent": False, "hw_coherent": True,
+         "finding": "agree", "note": "the log's kernel booted a DT that says not coherent"}]
+    assert doc["socs"] == [
+        {"soc": "acme,soc", "node": "/soc@0/iommu@15000000", "device": "15000000.iommu",
+         "label": "apps_smmu", "dt_coherent": False, "logs": 1, "boards": ["acme-evk.dtb"],
+         "kernels": ["6.12.117-arm64"],
+         "register": {"coherent": {"logs": 1, "boards": ["acme-evk.dtb"]}},
+         "findings": {"dt-lacks-coherent": 1}},
+        {"soc": "acme,soc", "node": "/soc@0/iommu@2b400000", "device": "2b400000.iommu",
+         "label": "smmu3", "dt_coherent": True, "logs": 1, "boards": ["acme-evk.dtb"],
+         "kernels": ["6.12.117-arm64"],
+         "register": {"coherent": {"logs": 1, "boards": ["acme-evk.dtb"]}},
+         "findings": {"agree": 1}}]
