@@ -847,3 +847,41 @@ def test_a_soc_without_a_compatible_is_shown_as_a_question_mark(tmp_path):
     assert (first[0].text(), first[0].attrs["data-sort"]) == ("?", "?")
     assert first[0].one("a").attrs["href"] == name
     assert next(a for a in index["affected"] if a["soc"] is None)["page"] == name
+
+
+@pytest.mark.parametrize("template, message", [
+    ("https://x/{file}", "needs {path} (and may use {line} and {version})"),
+    ("https://x/{path}#{lines}", "unknown placeholder {lines} (use {path}, {line}, {version})"),
+    ("https://x/{path}{a}{b}", "unknown placeholder {a} (use {path}, {line}, {version})"),
+    ("javascript:alert('{path}')", "not an http, https or file URL"),
+    ("ftp://x/{path}", "not an http, https or file URL"),
+    ("x/{path}", "not an http, https or file URL"),
+])
+def test_a_bad_source_url_is_one_whole_line(tmp_path, capsys, template, message):
+    status = main(["site", str(tmp_path / "out"), "--sweep",
+                   str(write(tmp_path, "s.json", current(tmp_path))), "--source-url", template])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err == f"--source-url {template!r}: error: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("template", ["http://x/{path}", "HTTPS://x/{path}#L{line}",
+                                      "file:///srv/{version}/{path}"])
+def test_each_allowed_source_url_scheme(tmp_path, template):
+    out = plain(tmp_path, current(tmp_path), "--source-url", template)
+    assert (out / "index.html").is_file()
+
+
+def test_a_version_in_the_source_url_needs_the_sweeps_target_kernel(tmp_path, capsys):
+    doc = current(tmp_path)
+    del doc["schema"]           # schema 1: no target kernel
+    template = "https://x/v{version}/{path}"
+    status = main(["site", str(tmp_path / "out"), "--sweep", str(write(tmp_path, "s.json", doc)),
+                   "--source-url", template])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err == (f"--source-url {template!r}: error: the sweep names no target kernel for "
+                   f"{{version}} (sweep again)\n")
+    # without {version} the same sweep makes its site
+    assert plain(tmp_path, doc, "--source-url", "https://x/{path}").is_dir()
