@@ -885,3 +885,18 @@ def test_a_version_in_the_source_url_needs_the_sweeps_target_kernel(tmp_path, ca
                    f"{{version}} (sweep again)\n")
     # without {version} the same sweep makes its site
     assert plain(tmp_path, doc, "--source-url", "https://x/{path}").is_dir()
+
+
+def test_the_data_folder_holds_the_documents_the_site_was_made_from(built, capsys):
+    """data/: the sweep as `sweep --format json` saves it, what changed since
+    --previous as `diff --format json` writes it, the history and boot logs
+    as given."""
+    base, out = built
+    assert main(["diff", str(base / "before.json"), str(base / "now.json"), "--format",
+                 "json"]) in (0, 1)
+    assert json.loads((out / "data" / "diff.json").read_text()) == \
+        json.loads(capsys.readouterr().out)
+    assert json.loads((out / "data" / "sweep.json").read_text()) == \
+        json.loads((base / "now.json").read_text())
+    assert json.loads((out / "data" / "history.json").read_text()) == history()
+    assert json.loads((out / "data" / "bootlog.json").read_text()) == bootlog()
