@@ -900,3 +900,27 @@ def test_the_data_folder_holds_the_documents_the_site_was_made_from(built, capsy
         json.loads((base / "now.json").read_text())
     assert json.loads((out / "data" / "history.json").read_text()) == history()
     assert json.loads((out / "data" / "bootlog.json").read_text()) == bootlog()
+
+
+@pytest.mark.parametrize("option, text, message", [
+    ("--bootlog", "[]", "not a bootlog document (write one with `dtb-audit bootlog --format "
+                        "json`)"),
+    ("--bootlog", '"bootlog"', "not a bootlog document (write one with `dtb-audit bootlog "
+                               "--format json`)"),
+    ("--bootlog", '{"tool": "dtb-audit", "kind": "history"}',
+     "not a bootlog document (write one with `dtb-audit bootlog --format json`)"),
+    ("--bootlog", '{"tool": "other", "kind": "bootlog"}',
+     "not a bootlog document (write one with `dtb-audit bootlog --format json`)"),
+    ("--bootlog", "{", "not a bootlog document (not JSON text: Expecting property name "
+                       "enclosed in double quotes: line 1 column 2 (char 1))"),
+])
+def test_a_document_that_is_not_a_bootlog_is_one_whole_line(tmp_path, capsys, option, text,
+                                                            message):
+    path = tmp_path / "doc.json"
+    path.write_text(text)
+    status = main(["site", str(tmp_path / "out"), "--sweep",
+                   str(write(tmp_path, "s.json", current(tmp_path))), option, str(path)])
+    out, err = capsys.readouterr()
+    assert (status, out) == (2, "")
+    assert err == f"{path}: error: {message}\n"
+    assert not (tmp_path / "out").exists()
