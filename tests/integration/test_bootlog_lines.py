@@ -52,6 +52,12 @@ BOARDS = {
                                        '"qcom,sdm845-smmu-500", "arm,mmu-500"', False))),
     "quote-evk": (header('Acme EVK \\"Pro\\"', "acme,quote-evk", "acme,soc3"),
                   soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', False))),
+    # two boards of one model whose DTs differ: the first decides, the note names the other
+    "twin-a": (header("Twin EVK", "acme,twin-a", "acme,twin"),
+               soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', False))),
+    "twin-b": (header("Twin EVK", "acme,twin-b", "acme,twin"),
+               soc_node(smmu_node("smmu", "5000000", '"arm,mmu-500"', True))),
+    "twin-c": (header("Twin EVK", "acme,twin-c", "acme,twin"), soc_node()),
     "sc7180-test": (header("Test SC7180 Board", "test,sc7180-board", "qcom,sc7180"),
                     soc_node(smmu_node("apps_smmu", "15000000",
                                        '"qcom,sc7180-smmu-500", "arm,mmu-500"', True))),
@@ -526,3 +532,41 @@ def test_the_json_document_has_the_fields_docs_bootlog_md_lists(dtbs, tmp_path, 
          "kernels": ["6.12.117-arm64"],
          "register": {"coherent": {"logs": 1, "boards": ["acme-evk.dtb"]}},
          "findings": {"agree": 1}}]
+
+
+
+def test_boards_of_one_model_whose_dts_differ_are_named(dtbs, tmp_path, capsys):
+    path = log_file(tmp_path, bootlogs.boot("6.12", "Twin EVK", [
+        ("arm-smmu", "5000000.iommu", False, True)]))
+    status, doc, err = run(dtbs, [path], capsys=capsys)
+    assert (status, err) == (0, [])
+    (log,) = doc["logs"]
+    assert log["boards"] == ["twin-a.dtb", "twin-b.dtb", "twin-c.dtb"]
+    s = the_smmu(doc, "5000000.iommu")
+    assert (s["dt_coherent"], s["finding"], s["note"]) == (
+        False, "dt-lacks-coherent", "differs on twin-b.dtb, twin-c.dtb")
+
+
+def test_the_version_of_a_kernel_not_built_by_debian_is_its_release(dtbs, tmp_path, capsys):
+    lines = [line if not line.startswith("Linux version") else
+             "Linux version 6.12.3-rc1-next (me@host) (gcc (GCC) 14.2.0) #7 SMP PREEMPT "
+             "Tue Dec  1 10:00:00 UTC 2026" for line in bootlogs.boot("6.12", "Acme EVK", [])]
+    odd = [line if not line.startswith("Linux version") else "Linux version custom-kernel"
+           for line in bootlogs.boot("6.12", "Acme EVK", [])]
+    status, doc, err = run(dtbs, [log_file(tmp_path, lines, name="a.log"),
+                                  log_file(tmp_path, odd, name="b.log")], capsys=capsys)
+    assert [(log["kernel"], log["version"]) for log in doc["logs"]] == [
+        ("6.12.3-rc1-next", "6.12.3"), ("custom-kernel", None)]
+
+
+def test_a_sweep_with_boot_logs_tells_each_bad_log_in_one_line(dtbs, tmp_path, capsys):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    bootlogs.write(logs / "empty.log", "")
+    log_file(logs, bootlogs.boot("6.12", "Acme EVK", [("arm-smmu", "15000000.iommu", False,
+                                                       True)]), name="good.log")
+    status = main(["sweep", str(dtbs), "--boot-logs", str(logs), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert status in (0, 1)
+    assert err.splitlines().count(f"{logs / 'empty.log'}: error: empty log") == 1
+    assert json.loads(out)["tool"] == "dtb-audit"
