@@ -913,14 +913,34 @@ def test_the_data_folder_holds_the_documents_the_site_was_made_from(built, capsy
      "not a bootlog document (write one with `dtb-audit bootlog --format json`)"),
     ("--bootlog", "{", "not a bootlog document (not JSON text: Expecting property name "
                        "enclosed in double quotes: line 1 column 2 (char 1))"),
+    ("--bootlog", None, "cannot read: No such file or directory"),
+    ("--history", None, "cannot read: No such file or directory"),
+    ("--bootlog", "", "cannot read: Is a directory"),
+    ("--history", "", "cannot read: Is a directory"),
 ])
-def test_a_document_that_is_not_a_bootlog_is_one_whole_line(tmp_path, capsys, option, text,
-                                                            message):
+def test_a_document_the_site_cannot_read_is_one_whole_line(tmp_path, capsys, option, text,
+                                                          message):
     path = tmp_path / "doc.json"
-    path.write_text(text)
+    if text == "":
+        path.mkdir()
+    elif text is not None:
+        path.write_text(text)
     status = main(["site", str(tmp_path / "out"), "--sweep",
                    str(write(tmp_path, "s.json", current(tmp_path))), option, str(path)])
     out, err = capsys.readouterr()
     assert (status, out) == (2, "")
     assert err == f"{path}: error: {message}\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_only_the_affected_table_sorts(built):
+    """The page's script sorts tables of class "sortable" by their header
+    buttons: the affected SoCs; the other tables are plain."""
+    base, out = built
+    index = parse(out / "index.html")
+    assert [t.attrs["id"] for t in index.all("table") if "sortable" in t.classes] == ["affected"]
+    assert not index.one("table", id="unaffected").all("button")
+    page = parse(page_of(out, "acme,plat"))
+    for t in page.all("table"):
+        assert t.classes == [] and not t.all("button"), t.attrs["id"]
+        assert all(th.text() for th in t.one("thead").all("th"))
