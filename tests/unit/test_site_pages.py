@@ -9,7 +9,6 @@ library's HTML parser into a small tree, as a browser's parser would.
 """
 import copy
 import json
-import re
 from html.parser import HTMLParser
 
 import pytest
