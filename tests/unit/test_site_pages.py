@@ -914,8 +914,8 @@ def test_the_data_folder_holds_the_documents_the_site_was_made_from(built, capsy
                        "enclosed in double quotes: line 1 column 2 (char 1))"),
     ("--bootlog", None, "cannot read: No such file or directory"),
     ("--history", None, "cannot read: No such file or directory"),
-    ("--bootlog", "", "cannot read: Is a directory"),
-    ("--history", "", "cannot read: Is a directory"),
+    ("--bootlog", "", "cannot read: doc.json is a folder, not a regular file"),
+    ("--history", "", "cannot read: doc.json is a folder, not a regular file"),
 ])
 def test_a_document_the_site_cannot_read_is_one_whole_line(tmp_path, capsys, option, text,
                                                           message):
