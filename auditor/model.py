@@ -143,7 +143,10 @@ class Provider:
 
     @property
     def where(self) -> str | None:
-        return f"{self.source_file}:{self.source_line}" if self.source_file else None
+        """"FILE:LINE" where the node is written; "FILE" when no line is known."""
+        if not self.source_file:
+            return None
+        return f"{self.source_file}:{self.source_line}" if self.source_line else self.source_file
 
 
 @dataclass(frozen=True)

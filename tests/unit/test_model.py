@@ -304,3 +304,17 @@ def test_links_carry_the_bridge_coherency_notes_and_reasons_the_kernels_gave(tmp
     assert old[BRIDGE].note == (
         "VFIO does not ask for IOMMU_CAP_CACHE_COHERENCY before v5.19 (e8ae0e140c05): "
         "no device is refused for coherency")
+
+
+@pytest.mark.parametrize("source_file, source_line, where", [
+    ("arch/arm64/boot/dts/acme/a.dtsi", 12, "arch/arm64/boot/dts/acme/a.dtsi:12"),
+    ("arch/arm64/boot/dts/acme/a.dtsi", None, "arch/arm64/boot/dts/acme/a.dtsi"),
+    (None, None, None)])
+def test_where_an_smmu_is_written_names_no_line_it_does_not_know(source_file, source_line,
+                                                                 where):
+    """A saved sweep may record a file without a line (docs/formats.md):
+    the reports and the site then name the file, never "FILE:None"."""
+    p = Provider(path="/soc/iommu@5000000", label=None, compatible=("arm,mmu-500",),
+                 driver="arm-smmu", coherent=False, affected=True, source_file=source_file,
+                 source_line=source_line, dtbs=("a.dtb",), verdict_counts={})
+    assert p.where == where
