@@ -236,7 +236,8 @@ def test_load_sweep_errors_name_the_file(tmp_path):
     assert str(why.value) == f"{missing}: error: cannot read: No such file or directory"
     with pytest.raises(SweepFileError) as why:
         load_sweep(tmp_path)
-    assert str(why.value) == f"{tmp_path}: error: cannot read: Is a directory"
+    assert str(why.value) == (f"{tmp_path}: error: cannot read: {tmp_path.name} is a folder, "
+                              f"not a regular file")
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"tool": "dtb-audit \xe9"}')
     with pytest.raises(SweepFileError) as why:
