@@ -110,3 +110,41 @@ def test_7_2_one_cell_reading_only_for_two_cell_targets(tmp_path):
     rows = by_master(doc)[HOST]
     assert sorted((r["provider_path"] or "", r["verdict"]) for r in rows) == \
         [("", "no-iommu"), (Z, "broken")]
+
+
+# === a disabled host bridge ===========================================================
+# of_platform_populate() makes no device of a disabled node
+# (of_platform_bus_create(), drivers/of/platform.c): no host bridge probes,
+# no bus is enumerated, none of its links is a device (not-a-device,
+# docs/rule.md), whatever its map says.
+
+DISABLED = 'status = "disabled";'
+
+
+@pytest.mark.parametrize("target, map", [
+    ("6.12", "<0 &b 0 0>"),                   # a placeholder map
+    ("7.2", "<0 &b 0 0 0>"),
+    ("6.12", "<0 &c>"),                       # a map that does not parse
+    ("6.12", "<0 0x999 0x100 1>"),            # a phandle to nowhere
+])
+def test_disabled_host_bridge(tmp_path, target, map):
+    doc = sweep_dts(tmp_path, soc(SMMUS, host(map, DISABLED)), target=target)
+    assert doc["links"] and {r["verdict"] for r in doc["links"]} == {"not-a-device"}
+
+
+def test_placeholder_map_functions_are_vfio_candidates(tmp_path):
+    """A placeholder map's function nodes are endpoints (no device_type
+    "pci"): what vfio-pci would be asked to bind."""
+    doc = sweep_dts(tmp_path, soc(SMMUS, host("<0 &b 0 0>")))
+    assert [(link(doc, f"{HOST}/fn@0,{n}")["vfio_candidate"],
+             link(doc, f"{HOST}/fn@0,{n}")["placeholder_map"]) for n in range(3)] == \
+        [(True, True)] * 3
+
+
+def test_map_that_does_not_parse_in_the_report(tmp_path):
+    """The devices found on the bus of a map too short for one entry: one
+    link with no IOMMU, in the report too."""
+    doc = sweep_dts(tmp_path, soc(SMMUS, host("<0 &c>")))
+    (r,) = [r for r in reported(doc) if r.master_path == HOST]
+    assert (r.provider_path, r.bridge_path, r.verdict, r.diagnostic) == \
+        (None, HOST, "no-iommu", "iommu-map: length 8 bytes is not a non-zero multiple of 16")

@@ -62,9 +62,15 @@ def test_host_bridge_named_multifunc_device(tmp_path):
 
 def test_host_bridge_last_in_the_dtb(tmp_path):
     """A host bridge whose function nodes are the last nodes of the DTB
-    (no labels: dtc writes no __symbols__ after them)."""
+    (no labels: dtc writes no __symbols__ after them), the very last
+    property being a bridge function's device_type."""
     node = ('\t\tiommu@7000000 { compatible = "arm,mmu-500"; reg = <0 0x7000000 0 0x10000>;'
             ' #global-interrupts = <1>; #iommu-cells = <1>; phandle = <0x10>; };\n')
-    doc = sweep_dts(tmp_path, soc(node, host("<0 0x10 0x100 3>")))
+    fns = ("\t\t\tfn@0,0 { reg = <0 0 0 0 0>; };\n\t\t\tfn@0,1 { reg = <0x100 0 0 0 0>; };\n"
+           '\t\t\tport@1,0 { reg = <0x800 0 0 0 0>; device_type = "pci"; };\n')
+    doc = sweep_dts(tmp_path, soc(node, host("<0 0x10 0x100 0x10>", functions=fns)))
     assert sorted((r["master_path"], r["provider_path"], r["verdict"]) for r in doc["links"]) == \
-        [(HOST, C, "broken")] + [(f"{HOST}/fn@0,{n}", C, "broken") for n in range(3)]
+        [(HOST, C, "broken")] + [(f"{HOST}/{f}", C, "broken")
+                                 for f in ("fn@0,0", "fn@0,1", "port@1,0")]
+    assert functions(doc) == {"/fn@0,0": (0x00, True), "/fn@0,1": (0x01, True),
+                              "/port@1,0": (0x08, False)}
