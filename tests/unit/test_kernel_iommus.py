@@ -57,3 +57,22 @@ def test_iommus_to_nowhere_in_the_report(tmp_path):
     (r,) = reported(doc)
     assert (r.master_path, r.provider_path, r.verdict, r.diagnostic) == \
         ("/soc/dev@1", None, "no-iommu", "iommus: phandle 0x999 points nowhere")
+
+
+# iommu_fwspec_init() (drivers/iommu/iommu.c 6.12 :2844): a target no IOMMU
+# driver has registered (no ops) is -EPROBE_DEFER (:2850), the device waits
+# for it and never gets an IOMMU; of_iommu_configure_dev() stops at the
+# first entry that fails (of_iommu.c 6.12 :76).  Whichever entry it is, the
+# device has no IOMMU, beside an SMMUv3 that probes.
+
+V3 = ('\t\tv3: iommu@6000000 { compatible = "arm,smmu-v3"; reg = <0 0x6000000 0 0x10000>;'
+      ' #iommu-cells = <1>; };\n')
+NODRIVER = ('\t\tnodriver: iommu@7000000 { compatible = "test,iommu"; reg = <0 0x7000000 0 0x10>;'
+            ' #iommu-cells = <1>; };\n')
+
+
+@pytest.mark.parametrize("iommus", ["<&v3 1>, <&nodriver 1>", "<&nodriver 1>, <&v3 1>"])
+def test_second_entry_of_no_driver(tmp_path, iommus):
+    doc = sweep_dts(tmp_path, soc(V3, NODRIVER, DEV % iommus))
+    (r,) = doc["links"]
+    assert r["verdict"] == "no-iommu"
