@@ -5,6 +5,7 @@ major had more than 21), a major more than two beyond the newest modelled
 string came from."""
 import pytest
 
+from kernels.judging import Judging
 from kernels.target import TargetError, TargetKernel
 
 
@@ -21,3 +22,11 @@ def test_refusal_names_where_the_string_came_from():
         TargetKernel.parse("six", where="--target-kernel")
     assert str(why.value) == ("--target-kernel: 'six' is not a kernel version (as 6.1, "
                               "6.12.117, 7.3-rc1 or 6.1.0-28-arm64)")
+
+
+def test_a_trees_version_without_a_source_named_says_the_tree():
+    """Judging.target_of() of a Makefile's version names "the tree" when
+    the caller names no source."""
+    with pytest.raises(TargetError) as why:
+        Judging().target_of("99.9")
+    assert str(why.value).startswith("the tree: its Makefile's version: 99.9: no kernel has")
