@@ -76,3 +76,17 @@ def test_second_entry_of_no_driver(tmp_path, iommus):
     doc = sweep_dts(tmp_path, soc(V3, NODRIVER, DEV % iommus))
     (r,) = doc["links"]
     assert r["verdict"] == "no-iommu"
+
+
+def test_disabled_root_as_a_target(tmp_path):
+    """of_iommu_xlate() (drivers/iommu/of_iommu.c 6.12 :28) refuses a target
+    that of_device_is_available() says is not available, the root too
+    (its status the DTB's very first property here): no IOMMU, the IOMMU
+    node disabled.  (The root's status disables none of its children:
+    of_platform_populate() starts below it.)"""
+    header = HEADER.replace("/ {\n", '/ {\n\tstatus = "disabled";\n\tphandle = <0x77>;\n'
+                            "\t#iommu-cells = <1>;\n", 1)
+    dtb = compile_dts(tmp_path, "board", soc(DEV % "<0x77 5>"), header=header)
+    (r,) = document(evaluate_dtb(dtb))["links"]
+    assert (r["master_path"], r["provider_path"], r["verdict"], r["attach"]) == \
+        ("/soc/dev@1", "/", "no-iommu", codes.A_PROVIDER_DISABLED)
