@@ -56,7 +56,11 @@ TESTS = ["tests/unit/test_kernel_decisions.py", "tests/unit/test_kernel_links.py
          "tests/unit/test_kernel_providers.py", "tests/unit/test_kernel_dt.py",
          "tests/unit/test_rule.py", "tests/unit/test_target_kernel.py",
          "tests/unit/test_fdt.py", "tests/unit/test_kernel_fdt.py",
-         "tests/integration/test_results_cache.py"]
+         "tests/integration/test_results_cache.py", "tests/unit/test_judging.py",
+         "tests/unit/test_kernel_iommu_map.py", "tests/unit/test_kernel_pci.py",
+         "tests/unit/test_kernel_mmu_masters.py", "tests/unit/test_kernel_coherency.py",
+         "tests/unit/test_kernel_iommus.py", "tests/unit/test_target_versions.py",
+         "tests/unit/test_kernel_results.py", "tests/unit/test_kernel_properties.py"]
 CONFIG = f"""
 [tool.mutmut]
 source_paths = ["kernels/"]

@@ -150,3 +150,10 @@ def smmu(compatible='"arm,mmu-500"', extra="", label="smmu", unit="5000000"):
 
 def device(name, extra, iommus="<&smmu 0x10>"):
     return f"\t\t{name} {{\n\t\t\tcompatible = \"test,dev\";\n\t\t\tiommus = {iommus};\n\t\t\t{extra}\n\t\t}};\n"
+
+
+def reported(doc):
+    """The links of a sweep_dts() document as the sweep reports them
+    (auditor.sweep.build_sweep: model.Link records, paths and texts made)."""
+    from auditor.sweep import build_sweep
+    return list(build_sweep(doc["ev"]).links)

@@ -1,0 +1,61 @@
+"""The legacy `mmu-masters` binding (kernels/mmu_masters.py), the cases
+tests/unit/test_kernel_links.py leaves open, with the verdict read from the
+kernel's C source (Debian's linux-source-6.12 6.12.118 and sid's -7.2
+7.2.13), not from kernels/.
+
+arm_smmu_register_legacy_master() (drivers/iommu/arm/arm-smmu/arm-smmu.c
+6.12 :146, 7.2 :150) runs for a device being probed: a node that is no
+device gets no IOMMU from the list that names it.  of_platform_populate()
+makes no device of a node whose status is not okay
+(of_platform_bus_create(), drivers/of/platform.c), and a host bridge that
+is no device enumerates no bus: those links are not-a-device
+(docs/rule.md).  A PCI host bridge listed stands for all of its functions
+(docs/links.md).
+"""
+import pytest
+
+from snippets import reported, smmu, soc, sweep_dts
+
+SMMU_PATH = "/soc/iommu@5000000"
+LDEV = '\t\tldev: ldev@2 { compatible = "test,dev"; #stream-id-cells = <1>; %s };\n'
+PCIE = ('\t\tpcie: pcie@40000000 { compatible = "test,pcie"; device_type = "pci";'
+        ' reg = <0 0x40000000 0 0x1000>; #address-cells = <3>; #size-cells = <2>;'
+        ' #stream-id-cells = <1>; %s\n'
+        '\t\t\tfn@0,0 { reg = <0 0 0 0 0>; };\n\t\t};\n')
+
+
+def rows(doc):
+    return sorted((r["master_path"], r["master_kind"], r["provider_path"], r["verdict"])
+                  for r in doc["links"])
+
+
+def test_disabled_platform_master(tmp_path):
+    node = smmu(extra="mmu-masters = <&ldev 1>;")
+    doc = sweep_dts(tmp_path, soc(node, LDEV % 'status = "disabled";'))
+    assert rows(doc) == [("/soc/ldev@2", "platform", SMMU_PATH, "not-a-device")]
+
+
+@pytest.mark.parametrize("status, verdict", [('status = "disabled";', "not-a-device"),
+                                            ("", "broken")])
+def test_host_bridge(tmp_path, status, verdict):
+    """Neither the devices found on the bus nor the function nodes are
+    devices when the host bridge is disabled."""
+    node = smmu(extra="mmu-masters = <&pcie 1>;")
+    doc = sweep_dts(tmp_path, soc(node, PCIE % status))
+    assert rows(doc) == [
+        ("/soc/pcie@40000000", "pci-discovered", SMMU_PATH, verdict),
+        ("/soc/pcie@40000000/fn@0,0", "pci-dt-child", SMMU_PATH, verdict)]
+
+
+def test_legacy_links_in_the_report(tmp_path):
+    """As the sweep reports them: a platform master with its IOMMU and no
+    host bridge, and an entry that does not parse (a phandle that finds
+    no node: of_for_each_phandle() stops, arm-smmu.c 6.12 :136) naming
+    neither a master nor a host bridge."""
+    node = smmu(extra="mmu-masters = <&ldev 1>, <0x999 1>;")
+    doc = sweep_dts(tmp_path, soc(node, LDEV % ""))
+    got = sorted(((r.master_path or ""), r.provider_path, r.bridge_path, r.verdict, r.diagnostic)
+                 for r in reported(doc))
+    assert got == [
+        ("", SMMU_PATH, None, "not-a-device", "mmu-masters: phandle 0x999 points nowhere"),
+        ("/soc/ldev@2", SMMU_PATH, None, "broken", None)]
