@@ -49,20 +49,7 @@ def open_kept(path, size: int | None = None):
 
     Raises FileNotFoundError when there is nothing, NotKept when something
     else is there, OSError when it cannot be opened."""
-    path = os.fspath(path)
-    seen = os.lstat(path)
-    _check(path, seen, size)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        _check(path, st, size)
-        if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
-            raise NotKept(path, "another file since it was looked at")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    return _open_regular(os.fspath(path), size, follow=False)
 
 
 def open_regular(path):
@@ -71,13 +58,17 @@ def open_regular(path):
     without blocking (a FIFO would wait for a writer, /dev/zero never
     ends).  Raises FileNotFoundError when there is nothing, NotKept (an
     OSError naming what is there) for anything but a regular file."""
-    path = os.fspath(path)
-    seen = os.stat(path)
-    _check(path, seen, None)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    return _open_regular(os.fspath(path), None, follow=True)
+
+
+def _open_regular(path: str, size: int | None, follow: bool):
+    seen = os.stat(path) if follow else os.lstat(path)
+    _check(path, seen, size)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+                 | (0 if follow else os.O_NOFOLLOW))
     try:
         st = os.fstat(fd)
-        _check(path, st, None)
+        _check(path, st, size)
         if (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
             raise NotKept(path, "another file since it was looked at")
         os.set_blocking(fd, True)
