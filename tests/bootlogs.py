@@ -117,3 +117,34 @@ def write(path, text, gz=False, cut=None):
         data = data[:cut]
     path.write_bytes(data)
     return path
+
+
+# -- the boards the logs are of: DTS of a root with a model and SMMUs --------------------
+
+DTS_HEADER = """/dts-v1/;
+/ {{
+	{model}
+	compatible = {compatible};
+	#address-cells = <2>;
+	#size-cells = <2>;
+"""
+
+
+def dts_header(model, *compatible):
+    """The root node's start: `model` (None: no model property) and compatibles."""
+    return DTS_HEADER.format(model=f'model = "{model}";' if model else "",
+                             compatible=", ".join(f'"{c}"' for c in compatible))
+
+
+def dts_smmu(label, unit, compatible, coherent):
+    """An SMMU node that probes (#global-interrupts, #iommu-cells), dma-coherent or not."""
+    return (f"\t\t{label}: iommu@{unit} {{\n\t\t\tcompatible = {compatible};\n"
+            f"\t\t\treg = <0 0x{unit} 0 0x10000>;\n\t\t\t#global-interrupts = <1>;\n"
+            f"\t\t\t#iommu-cells = <1>;\n" + ("\t\t\tdma-coherent;\n" if coherent else "")
+            + "\t\t};\n")
+
+
+def dts_soc(*nodes):
+    """A simple-bus soc@0 holding `nodes`."""
+    return ("\tsoc@0 {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
+            "\t\t#size-cells = <2>;\n\t\tranges;\n" + "".join(nodes) + "\t};\n")

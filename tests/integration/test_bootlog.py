@@ -14,35 +14,11 @@ import os
 import pytest
 
 import bootlogs
+from bootlogs import dts_header as _header, dts_smmu as _smmu, dts_soc as _soc
 from snippets import compile_dts
 
 from auditor.cli import main
 from auditor.settled import SETTLED, settled_for
-
-HEADER = """/dts-v1/;
-/ {{
-	{model}
-	compatible = {compatible};
-	#address-cells = <2>;
-	#size-cells = <2>;
-"""
-
-
-def _header(model, *compatible):
-    return HEADER.format(model=f'model = "{model}";' if model else "",
-                         compatible=", ".join(f'"{c}"' for c in compatible))
-
-
-def _smmu(label, unit, compatible, coherent):
-    return (f"\t\t{label}: iommu@{unit} {{\n\t\t\tcompatible = {compatible};\n"
-            f"\t\t\treg = <0 0x{unit} 0 0x10000>;\n\t\t\t#global-interrupts = <1>;\n"
-            f"\t\t\t#iommu-cells = <1>;\n" + ("\t\t\tdma-coherent;\n" if coherent else "")
-            + "\t\t};\n")
-
-
-def _soc(*nodes):
-    return ("\tsoc@0 {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
-            "\t\t#size-cells = <2>;\n\t\tranges;\n" + "".join(nodes) + "\t};\n")
 
 
 ACME = _soc(_smmu("apps_smmu", "15000000", '"arm,mmu-500"', False),

@@ -10,35 +10,11 @@ import os
 import pytest
 
 import bootlogs
+from bootlogs import dts_header as header, dts_smmu as smmu_node, dts_soc as soc_node
 from snippets import compile_dts
 
 from auditor.cli import main
 from auditor.settled import settled_for
-
-HEADER = """/dts-v1/;
-/ {{
-	{model}
-	compatible = {compatible};
-	#address-cells = <2>;
-	#size-cells = <2>;
-"""
-
-
-def header(model, *compatible):
-    return HEADER.format(model=f'model = "{model}";' if model else "",
-                         compatible=", ".join(f'"{c}"' for c in compatible))
-
-
-def smmu_node(label, unit, compatible, coherent):
-    return (f"\t\t{label}: iommu@{unit} {{\n\t\t\tcompatible = {compatible};\n"
-            f"\t\t\treg = <0 0x{unit} 0 0x10000>;\n\t\t\t#global-interrupts = <1>;\n"
-            f"\t\t\t#iommu-cells = <1>;\n" + ("\t\t\tdma-coherent;\n" if coherent else "")
-            + "\t\t};\n")
-
-
-def soc_node(*nodes):
-    return ("\tsoc@0 {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
-            "\t\t#size-cells = <2>;\n\t\tranges;\n" + "".join(nodes) + "\t};\n")
 
 
 ACME = soc_node(smmu_node("apps_smmu", "15000000", '"arm,mmu-500"', False),
