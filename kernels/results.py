@@ -9,7 +9,7 @@ Plain Python and numpy: loading results imports no numba.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.metadata
 import json
 import sys
 from pathlib import Path
@@ -31,10 +31,8 @@ def _sources_digest() -> str:
         h = hashlib.sha256()
         for f in sorted(KERNELS_DIR.glob("*.py")):
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
-        for package in ("numba", "llvmlite"):
-            spec = importlib.util.find_spec(package)   # found, not imported
-            version = Path(spec.origin).with_name("_version.py") if spec and spec.origin else None
-            h.update(version.read_bytes() if version and version.is_file() else b"?")
+        for package in ("numba", "llvmlite"):         # their metadata: not imported
+            h.update(package.encode() + b"\0" + importlib.metadata.version(package).encode())
         _sources = h.hexdigest()
     return _sources
 
@@ -46,8 +44,7 @@ def key(target, rule: int, legacy_dt_bindings: bool) -> str:
 
 
 def folder_of(flat, key_: str) -> Path | None:
-    entry = getattr(flat, "cache_folder", None)
-    return None if entry is None else Path(entry) / "results" / key_
+    return None if flat.cache_folder is None else Path(flat.cache_folder) / "results" / key_
 
 
 def load(folder: Path | None, key_: str, names) -> dict | None:

@@ -117,6 +117,21 @@ def test_changed_kernel_sources_change_the_key(tmp_path, monkeypatch):
     assert results.key(T72, 0, True) != before
 
 
+@pytest.mark.parametrize("package", ["numba", "llvmlite"])
+def test_another_compiler_version_changes_the_key(tmp_path, monkeypatch, package):
+    """Results computed with another numba or llvmlite are not reused: the
+    key follows the installed version (read from the package's metadata)."""
+    before = results.key(T72, 0, True)
+    monkeypatch.setattr(results, "_sources", None)
+    assert results.key(T72, 0, True) == before          # nothing changed: the same key
+    info = tmp_path / f"{package}-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.0.1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))          # found before the installed one
+    monkeypatch.setattr(results, "_sources", None)
+    assert results.key(T72, 0, True) != before
+
+
 def test_a_changed_dtb_is_another_flat_entry(corpus, tmp_path, monkeypatch):
     first = evaluate(corpus(), T72)
     board = tmp_path / "dtbs" / "fine-evk.dtb"
