@@ -38,18 +38,18 @@ EVIL_MARK = b"QQQQ"
 EVIL_BYTES = b"\n\x1b[m"
 
 
-def _header(*compatible, extra=""):
+def board_header(*compatible, extra=""):
     return ("/dts-v1/;\n/ {\n"
             "\tcompatible = " + ", ".join(f'"{c}"' for c in compatible) + ";\n"
             "\t#address-cells = <2>;\n\t#size-cells = <2>;\n" + extra)
 
 
-def _soc(*nodes):
+def soc_node(*nodes):
     return ("\tsoc {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
             "\t\t#size-cells = <2>;\n\t\tranges;\n\n" + "".join(nodes) + "\t};\n")
 
 
-def _smmu(compatible='"arm,mmu-500"', extra="", name="iommu@5000000", irqs=True):
+def smmu_node(compatible='"arm,mmu-500"', extra="", name="iommu@5000000", irqs=True):
     return (f"\t\tsmmu: {name} {{\n"
             f"\t\t\tcompatible = {compatible};\n"
             "\t\t\treg = <0 0x5000000 0 0x10000>;\n"
@@ -59,7 +59,7 @@ def _smmu(compatible='"arm,mmu-500"', extra="", name="iommu@5000000", irqs=True)
             + "\t\t};\n")
 
 
-def _device(name, extra="", iommus="<&smmu 0x10>"):
+def device_node(name, extra="", iommus="<&smmu 0x10>"):
     return (f"\t\t{name} {{\n\t\t\tcompatible = \"acme,dev\";\n\t\t\tiommus = {iommus};\n"
             + (f"\t\t\t{extra}\n" if extra else "") + "\t\t};\n")
 
@@ -92,29 +92,29 @@ def boards(version="old"):
     """{dtb name: (header, body)} of one version of the snippet corpus."""
     new = version == "new"
     coherent = "dma-coherent;"
-    plat = _soc(_smmu(), _device("dma@1000"), _device("crypto@2000", coherent),
-                _device("serial@3000", 'status = "disabled";'))
+    plat = soc_node(smmu_node(), device_node("dma@1000"), device_node("crypto@2000", coherent),
+                device_node("serial@3000", 'status = "disabled";'))
     out = {
-        "plat-evk": (_header("acme,plat-evk", "acme,plat"), plat),
-        "pci-rdb": (_header("acme,pci-rdb", "acme,pci"),
-                    _soc(_smmu(extra=coherent if new else ""), PCIE)),
-        "mc-rdb": (_header("acme,mc-rdb", "acme,mc"), _soc(_smmu(), FSL_MC)),
-        "noirq-evk": (_header("acme,noirq-evk", "acme,noirq"),
-                      _soc(_smmu(irqs=False), _device("dma@1000"))),
-        "rk-evk": (_header("acme,rk-evk", "acme,rk"),
-                   _soc(_smmu('"rockchip,iommu"'), _device("vpu@1000"))),
-        "fine-evk": (_header("acme,fine-evk", "acme,fine"),
-                     _soc(_smmu(extra="" if new else coherent), _device("dma@1000"))),
-        "diag-evk": (_header("acme,diag-evk", "acme,diag"),
-                     _soc(_smmu(), _device("dma@1000", iommus="<0x999 1>"))),
-        "evil-evk": (_header("evil,board\\n\\x1b[2J", "evil\\nsoc\\x1b[31m"),
-                     _soc(_smmu(name=f"iommu-{EVIL_MARK.decode()}@5000000"),
-                          _device("dma@1000"))),
+        "plat-evk": (board_header("acme,plat-evk", "acme,plat"), plat),
+        "pci-rdb": (board_header("acme,pci-rdb", "acme,pci"),
+                    soc_node(smmu_node(extra=coherent if new else ""), PCIE)),
+        "mc-rdb": (board_header("acme,mc-rdb", "acme,mc"), soc_node(smmu_node(), FSL_MC)),
+        "noirq-evk": (board_header("acme,noirq-evk", "acme,noirq"),
+                      soc_node(smmu_node(irqs=False), device_node("dma@1000"))),
+        "rk-evk": (board_header("acme,rk-evk", "acme,rk"),
+                   soc_node(smmu_node('"rockchip,iommu"'), device_node("vpu@1000"))),
+        "fine-evk": (board_header("acme,fine-evk", "acme,fine"),
+                     soc_node(smmu_node(extra="" if new else coherent), device_node("dma@1000"))),
+        "diag-evk": (board_header("acme,diag-evk", "acme,diag"),
+                     soc_node(smmu_node(), device_node("dma@1000", iommus="<0x999 1>"))),
+        "evil-evk": (board_header("evil,board\\n\\x1b[2J", "evil\\nsoc\\x1b[31m"),
+                     soc_node(smmu_node(name=f"iommu-{EVIL_MARK.decode()}@5000000"),
+                          device_node("dma@1000"))),
     }
     if not new:
-        out["plat-mini"] = (_header("acme,plat-mini", "acme,plat"), plat)
+        out["plat-mini"] = (board_header("acme,plat-mini", "acme,plat"), plat)
     else:
-        out["mc-qds"] = (_header("acme,mc-qds", "acme,mc"), _soc(_smmu(), FSL_MC))
+        out["mc-qds"] = (board_header("acme,mc-qds", "acme,mc"), soc_node(smmu_node(), FSL_MC))
     return out
 
 
@@ -142,19 +142,19 @@ def snippet_corpus(folder, version="old"):
 # ancestor, a master that says dma-noncoherent, an SMMU with two compatible
 # strings whose DMA parents loop (dma-mem interconnects); an SMMU with no
 # master at all; and a board with no root compatible and no labels.
-CHAINS = _soc(
+CHAINS = soc_node(
     "\t\tnoc1: noc@1 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
     " interconnects = <&noc2>; interconnect-names = \"dma-mem\"; };\n"
     "\t\tnoc2: noc@2 { compatible = \"acme,noc\"; #interconnect-cells = <0>;"
     " interconnects = <&noc1>; interconnect-names = \"dma-mem\"; };\n",
-    _smmu('"acme,chains-smmu", "arm,mmu-500"',
+    smmu_node('"acme,chains-smmu", "arm,mmu-500"',
           extra='interconnects = <&noc1>; interconnect-names = "dma-mem";'),
     "\t\tbus@4000 {\n\t\t\tcompatible = \"simple-bus\";\n\t\t\t#address-cells = <2>;\n"
     "\t\t\t#size-cells = <2>;\n\t\t\tranges;\n\t\t\tstatus = \"disabled\";\n"
     "\t\t\tusb@4000 { compatible = \"acme,dev\"; iommus = <&smmu 0x20>; };\n"
     "\t\t\tiommu@4100 { compatible = \"arm,mmu-500\"; #global-interrupts = <1>;"
     " #iommu-cells = <1>; };\n\t\t};\n",
-    _device("gpu@5000", "dma-noncoherent;"))
+    device_node("gpu@5000", "dma-noncoherent;"))
 
 
 def explain_boards(folder):
@@ -162,11 +162,11 @@ def explain_boards(folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     compile_dts(folder, "chains", CHAINS,
-                header=_header("acme,chains-evk", "acme,chains-som", "acme,chains"))
-    compile_dts(folder, "idle", _soc(_smmu()), header=_header("acme,idle-evk", "acme,idle"))
+                header=board_header("acme,chains-evk", "acme,chains-som", "acme,chains"))
+    compile_dts(folder, "idle", soc_node(smmu_node()), header=board_header("acme,idle-evk", "acme,idle"))
     bare = folder / "bare.dts"
     bare.write_text("/dts-v1/;\n/ {\n\t#address-cells = <2>;\n\t#size-cells = <2>;\n"
-                    + _soc(_smmu(), _device("dma@1000")) + "};\n")
+                    + soc_node(smmu_node(), device_node("dma@1000")) + "};\n")
     subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(folder / "bare.dtb"),
                     str(bare)], check=True)     # no -@: no labels
     for name in ("chains", "idle", "bare"):

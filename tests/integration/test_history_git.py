@@ -14,21 +14,20 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from auditor.cli import main
 from auditor.documents import History
-from auditor.history.cluster import _gather, judge_git
+from auditor.history.cluster import judge_git
 from auditor.history.mail import write_mails
 from auditor.history.plot import write_plot
 from auditor.history.revisions import history_chunk
 from auditor.history.stitching import stitch
 from auditor.history.text import format_history
 from corpus.errors import UserError
-from corpus.git import (introducing_commit, is_checkout, open_repo, owned_worktree, release_tags,
-                        revisions)
+from corpus.git import (GitError, introducing_commit, is_checkout, open_repo, owned_worktree,
+                        release_tags, revisions)
 from gitrepo import (GitRepo, board, rebasing_merges_repo, rebasing_repo, smmu_line, soc_dtsi,
                      story_repo)
 from kernels.judging import Judging, Rule
@@ -409,17 +408,23 @@ def test_progress_on_a_terminal_counts_revisions_and_goes_away(story, threaded_c
 
 
 def test_a_chunk_that_fails_on_its_worker_is_reported_not_dropped(story, threaded_cluster,
-                                                                  tmp_path):
-    from distributed import Client
+                                                                  monkeypatch):
+    """Workers that cannot open the repository (as on a machine without it): every
+    revision of their chunks is in the history, "not judged" with the worker's error."""
+    import auditor.history.revisions
+
+    def unreachable(name, need=()):
+        raise GitError(name, "no such folder")
     repo, shas = story
-    commits = revisions(open_repo(repo.root), ["v6.11..master"])
-    gone = SimpleNamespace(name=str(tmp_path / "gone"))   # the workers cannot open it
-    with Client(threaded_cluster) as client:
-        results = _gather(client, gone, [commits[:2], commits[2:3]], Judging(), None)
-    assert [r.commit for r in results] == [c.sha for c in commits[:3]]
-    assert [r.error for r in results] == [
-        f"not judged: GitError: {tmp_path / 'gone'}: error: no such folder"] * 3
-    assert [r.judged_all for r in results] == [False] * 3
+    monkeypatch.setattr(auditor.history.revisions, "open_repo", unreachable)   # workers only
+    run = judge_git(repo.root, ["v6.11..master"], scheduler=threaded_cluster.scheduler_address,
+                    chunk_size=4)
+    order = [shas[k] for k in ("initial", "smmu", "master", "comment", "coherent", "removed")]
+    assert [len(chunk) for chunk in run.chunks] == [4, 2]
+    assert [r.commit for r in run.results] == order
+    assert [r.error for r in run.results] == [
+        f"not judged: GitError: {repo.root}: error: no such folder"] * 6
+    assert [r.judged_all for r in run.results] == [False] * 6
 
 
 def test_the_local_cluster_is_on_loopback_with_one_worker_per_job(story, tmp_path, capsys,

@@ -115,29 +115,40 @@ def test_each_patch_to_its_maintainers_the_cover_to_all(tmp_path, isolated_cache
     assert [r.split()[-1] for r in runs] == ["--nol", "--nol", "--nom", "--nom"]
 
 
-def test_recipients_are_written_as_git_format_patch_writes_to_and_cc(tmp_path):
-    from auditor.patch import Recipients
-    from auditor.patch.series import _message
-    to = ['"Jörg Müller" <jm@example.org>', "Ann Acme <ann@example.org>"]
-    cc = ["acme-soc@lists.example.org", '"Doe, J. (ACME)" <jd@example.org>']
+@pytest.mark.parametrize("author, signoff", [("Test <test@example.com>", ()),
+                                             ("Zoë Tëst <zt@example.org>", ()),
+                                             ("Zoë Tëst <zt@example.org>", ("--signoff",))])
+def test_recipients_are_written_as_git_format_patch_writes_to_and_cc(tmp_path, isolated_cache,
+                                                                      author, signoff):
+    """Each patch's headers, To: and Cc: with them, are those git format-patch
+    --to --cc writes for the same commit (an author that is not ASCII, signing
+    off or not: the body is ASCII or not, the MIME headers with it)."""
+    tree = _tree(tmp_path)
+    status, files, err = _patch(tree, tmp_path / "out", "--from", author, *signoff)
+    assert status == 0 and _warnings(err) == []
+    name, address = author[:-1].split(" <")
+    env = dict(os.environ, GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=address,
+               GIT_COMMITTER_NAME=name, GIT_COMMITTER_EMAIL=address, HOME=str(tmp_path),
+               GIT_CEILING_DIRECTORIES=str(tmp_path))
     repo = tmp_path / "r"
-    env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="t@example.org",
-               GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="t@example.org",
-               HOME=str(tmp_path))
     git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], env=env, check=True,
                                     capture_output=True, text=True).stdout
     repo.mkdir()
     git("init", "-q")
-    for body in ("Body.\n", "Zoë wrote it.\n"):       # without and with the MIME headers
-        (repo / "f").write_text(body)
+    for n, mail in enumerate([m for f, m in files.items() if not f.startswith("0000-")]):
+        head, body = mail.split("\n\n", 1)
+        lines = head.replace("\n    ", " ").split("\n")     # continuation lines joined
+        field = lambda name: next(l[len(name) + 2:] for l in lines if l.startswith(name + ": "))
+        subject = field("Subject").split("] ", 1)[1]
+        (repo / "f").write_text(f"{n}\n")
         git("add", "f")
-        git("commit", "-q", "-m", f"arm64: dts: acme: subject\n\n{body}")
-        theirs = git("format-patch", "-1", "--numbered", "--stdout",
-                     *[f"--to={a}" for a in to], *[f"--cc={a}" for a in cc])
-        ours = _message("Test <t@example.org>", "DATE", "[PATCH 1/1] arm64: dts: acme: subject",
-                        body, "REST\n", Recipients(tuple(to), tuple(cc)))
-        drop = lambda head: [line for line in head if not line.startswith("Date: ")]
-        assert drop(_headers(ours)) == drop(_headers(theirs))
+        git("commit", "-q", "-m", f"{subject}\n\n" + body.split("\n---\n")[0] + "\n")
+        theirs = git("format-patch", "-1", "--stdout", "--subject-prefix",
+                     field("Subject").split("] ")[0][1:],
+                     *[f"--to={a}" for a in field("To").split(", ")],
+                     *[f"--cc={a}" for a in field("Cc").split(", ")])
+        drop = lambda text: [line for line in _headers(text) if not line.startswith("Date: ")]
+        assert drop(mail) == drop(theirs)
 
 
 @pytest.mark.parametrize("missing", ["scripts/get_maintainer.pl", "MAINTAINERS"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from corpora import _device, _header, _smmu, _soc
+from corpora import board_header, device_node, smmu_node, soc_node
 from minikernel import VENDOR_DIR, make_minikernel
 from snippets import compile_dts
 
@@ -151,8 +151,8 @@ CELLS = [
 def test_csv_cells_a_spreadsheet_would_run_are_text(tmp_path, written, cell):
     folder = tmp_path / "dtbs"
     folder.mkdir()
-    compile_dts(folder, "cells", _soc(_smmu(f'"{written}", "arm,mmu-500"'), _device("dma@1000")),
-                header=_header(written, written))
+    compile_dts(folder, "cells", soc_node(smmu_node(f'"{written}", "arm,mmu-500"'), device_node("dma@1000")),
+                header=board_header(written, written))
     out = tmp_path / "links.csv"
     assert main(["sweep", str(folder), "--format", "csv", "-o", str(out)]) == 0
     raw = out.read_text(encoding="utf-8")
@@ -194,8 +194,8 @@ def test_md_code_spans_hold_backticks(tmp_path):
     folder = tmp_path / "dtbs"
     folder.mkdir()
     soc = "acme,a`![x](http://example.com/x.png)``"
-    compile_dts(folder, "tick", _soc(_smmu(), _device("dma@1000")),
-                header=_header("acme,board", soc))
+    compile_dts(folder, "tick", soc_node(smmu_node(), device_node("dma@1000")),
+                header=board_header("acme,board", soc))
     out = tmp_path / "r.md"
     assert main(["sweep", str(folder), "--format", "md", "-o", str(out)]) == 0
     (row,) = [line for line in out.read_text().splitlines() if line.startswith("| ```")]
@@ -210,7 +210,7 @@ def test_a_terminal_that_is_not_utf8(tmp_path):
     import sys
     folder = tmp_path / "dtbs"
     folder.mkdir()
-    compile_dts(folder, "u", _soc(_smmu(), _device("dma@1000")), header=_header("acme,b", UTF8))
+    compile_dts(folder, "u", soc_node(smmu_node(), device_node("dma@1000")), header=board_header("acme,b", UTF8))
     env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "auditor.cli", "sweep", str(folder),
                            "--format", "table"], capture_output=True, env=env, timeout=120,

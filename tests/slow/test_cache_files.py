@@ -180,31 +180,38 @@ def test_apt_over_a_cache_file_that_is_not_a_file(fake_apt, capsys, cache, kind)
 
 # -- the tree's own dtc, compiled into the cache -------------------------------------------
 
+# A scripts/dtc that builds as the kernel's does (flex, bison, the Makefile's object
+# lists), its programs printing a version: what tree_tools compiles into the cache.
+STAND_IN_DTC = {
+    "Makefile": "dtc-objs := dtc.o dtc-lexer.lex.o dtc-parser.tab.o\n"
+                "fdtoverlay-objs := fdtoverlay.o\n",
+    "dtc-lexer.l": "%option noyywrap\n%%\n.|\\n ;\n%%\n",
+    "dtc-parser.y": "%{\nint yylex(void);\nvoid yyerror(const char *s);\n%}\n%%\nall: ;\n%%\n",
+    "dtc.c": "#include <stdio.h>\nint yyparse(void);\nvoid yyerror(const char *s) { (void)s; }\n"
+             "int main(void) { puts(\"Version: DTC 0.0-stand-in\"); return yyparse(); }\n",
+    "fdtoverlay.c": "#include <stdio.h>\nint main(void) { puts(\"fdtoverlay\"); return 0; }\n",
+}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", ["checksums.json", "dtc"])
 def test_compiled_tools_that_are_not_files(tmp_path, capsys, name, kind):
-    """A tree whose scripts/dtc cannot be compiled here (its Makefile lists
-    nothing): the damaged tools are set aside and the system dtc is used."""
+    """The tree's dtc compiled into the cache, then one of the kept files made
+    something else than a regular file: the tools are set aside and compiled again."""
     tree = tmp_path / "linux"
     (tree / "scripts" / "dtc").mkdir(parents=True)
-    (tree / "scripts" / "dtc" / "dtc.c").write_text("int main(void) { return 0; }\n")
-    (tree / "scripts" / "dtc" / "Makefile").write_text("# nothing to build\n")
+    for file, text in STAND_IN_DTC.items():
+        (tree / "scripts" / "dtc" / file).write_text(text)
     cache = tmp_path / "cache"
-    tree_tools(tree, cache, set())              # nothing kept: compiling fails, system dtc
-    (dest,) = (cache / "tools").glob("dtc-*") if (cache / "tools").is_dir() else [None]
-    if dest is None:            # as a build would have left it
-        from corpus.dtc import _sources_hash
-        dest = cache / "tools" / f"dtc-{_sources_hash(tree / 'scripts' / 'dtc')}"
-        dest.mkdir(parents=True)
-        for tool in ("dtc", "fdtoverlay"):
-            (dest / tool).write_bytes(b"\x7fELF")
-        (dest / "checksums.json").write_text(json.dumps({"dtc": "0", "fdtoverlay": "0"}))
+    first = tree_tools(tree, cache, set())
+    (dest,) = (cache / "tools").glob("dtc-*")
+    assert first.dtc == str(dest / "dtc") and first.dtc_version == "DTC 0.0-stand-in (built from the tree's scripts/dtc)"
     damage, what = KINDS[kind]
     damage(dest / name)
     capsys.readouterr()
     with guarded():
         tools = tree_tools(tree, cache, set())
-    assert tools.dtc == shutil.which("dtc")
+    assert tools.dtc == str(dest / "dtc") and Path(tools.dtc).is_file()
     assert warnings(capsys.readouterr().err) == [
         f"{dest}: warning: unreadable tools ({name} is {what}, not a regular file); "
         f"compiling them again"]
