@@ -19,8 +19,11 @@ The copy is $XDG_CACHE_HOME/dtb-audit/mutmut-kernels (default
 an interrupted one goes on with the mutants not yet tested.  `run` stages
 a fresh copy only when the sources changed (the mutants of a changed
 source are made again by mutmut).  `retest` is `run` after the tests
-changed: the survivors (and mutants no test reached) are tested again, with
-the tests' coverage of each function collected anew.  The [tool.mutmut] of
+or the kernels changed: mutmut forgets every verdict when its test
+selection (TESTS) changes, so retest keeps the verdicts of the mutants
+killed (or timed out) before in a function whose source is unchanged, and
+has mutmut test the rest (the survivors, and every mutant of a changed or
+new function), with the tests' coverage of each function collected anew.  The [tool.mutmut] of
 pyproject.toml, for auditor/, is untouched.
 
 A survivor costs mutmut every test that reaches its function (for
@@ -109,18 +112,47 @@ def stage():
         pyproject[:start] + CONFIG.strip() + "\n" + (pyproject[end:] if end >= 0 else ""))
 
 
-def forget_survivors():
-    """Mark survived and untested mutants not checked, and drop mutmut's
-    record of which tests reach which function, so that new tests count."""
+# No mutant has this name: mutmut makes the mutants and collects which tests
+# reach which function, then runs none.
+NONE = "kernels.no_such_module.x_no_such_function__mutmut_1"
+
+
+def _verdicts():
+    """{module: mutmut's .meta of it} in STAGE (empty before a first run)."""
+    return {meta.name: json.loads(meta.read_text())
+            for meta in (STAGE / "mutants" / "kernels").glob("*.py.meta")}
+
+
+def _function(key):
+    """The mutated function of a mutant's name: kernels.fdt.x_intern__mutmut_3 -> x_intern."""
+    return key.rsplit(".", 1)[1].rsplit("__mutmut_", 1)[0]
+
+
+def retest(argv):
+    """The `retest` command (see the module's docstring)."""
     from mutmut.stats import status_by_exit_code
-    for meta in (STAGE / "mutants" / "kernels").glob("*.py.meta"):
-        data = json.loads(meta.read_text())
-        codes = data.get("exit_code_by_key", {})
-        for key, code in codes.items():
-            if status_by_exit_code[code] in ("survived", "no tests"):
+    before = _verdicts()
+    stage()
+    mutmut("run", NONE)
+    kept = Counter()
+    rest = []
+    for name, data in _verdicts().items():
+        old = before.get(name, {})
+        unchanged = {f for f, h in data.get("hash_by_function_name", {}).items()
+                     if old.get("hash_by_function_name", {}).get(f) == h}
+        codes = data["exit_code_by_key"]
+        for key in codes:
+            was = old.get("exit_code_by_key", {}).get(key)
+            if _function(key) in unchanged and was is not None and \
+                    status_by_exit_code[was] in ("killed", "timeout"):
+                codes[key] = was
+                kept[status_by_exit_code[was]] += 1
+            else:
                 codes[key] = None
-        meta.write_text(json.dumps(data, indent=4))
-    (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+                rest.append(key)
+        (STAGE / "mutants" / "kernels" / name).write_text(json.dumps(data, indent=4))
+    print(f"retest: kept {dict(kept)} of unchanged functions; testing {len(rest)}", flush=True)
+    return mutmut("run", *argv, *rest) if rest else 0
 
 
 def mutmut(*args):
@@ -278,9 +310,7 @@ def main(argv):
         stage()
         return mutmut("run", *argv[1:])
     if command == "retest":
-        stage()
-        forget_survivors()
-        return mutmut("run", *argv[1:])
+        return retest(argv[1:])
     if command == "score":
         score()
         return 0
