@@ -120,17 +120,16 @@ def read_u32(data, pidx, val_off, val_len, node, slot, default):
 
 @njit(b1(DATA, i64, i64, DATA, i64, i64, b1), **INNER)
 def bytes_equal(data, off, n, pattern, poff, plen, fold_case):
+    """data[off:off+n] equals pattern[poff:poff+plen]; with fold_case, as
+    strcasecmp() does against a pattern in small letters (the callers'
+    tables are): the capitals of data compare as small letters."""
     if n != plen:
         return False
     for k in range(n):
         a = data[off + k]
-        b = pattern[poff + k]
-        if fold_case:
-            if 65 <= a <= 90:
-                a += 32
-            if 65 <= b <= 90:
-                b += 32
-        if a != b:
+        if fold_case and 65 <= a <= 90:
+            a += 32
+        if a != pattern[poff + k]:
             return False
     return True
 

@@ -82,7 +82,8 @@ _TABLES = {}
 def compatible_table(target):
     """(bytes, offsets, roles, drivers, by_length) arrays of the entries of
     COMPATIBLES that the target kernel (a kernels.target.TargetKernel) has,
-    for `roles()`; drivers are numbered from 1 by name.  Entries are sorted
+    for `roles()`, names in small letters (roles() folds the node's
+    strings to them); drivers are numbered from 1 by name.  Entries are sorted
     by length, stably (so the first of equal names still wins), and the
     entries of length n are [by_length[n], by_length[n + 1]): a string is
     compared only with names of its own length."""

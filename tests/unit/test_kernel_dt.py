@@ -61,3 +61,40 @@ def test_disabled_bus_under_the_root(tmp_path):
     r = the_link(sweep_dts(tmp_path, body), "/dev@1")
     assert (r["provider_path"], r["verdict"], r["attach"]) == \
         (SMMU_PATH, "no-iommu", codes.A_NOT_PROBED)
+
+
+def test_first_of_duplicate_properties_is_read(tmp_path):
+    """populate_properties() (drivers/of/fdt.c 6.12 :93) links a node's
+    properties in their DTB order and __of_find_property() (drivers/of/base.c
+    :193) returns the first of a name: a later duplicate (dtc -f writes one)
+    is never read, even when the first is the DTB's very first property.
+    Here the root's #stream-id-cells = <2> makes the root's mmu-masters entry
+    <root 5 6>, and the next entry is ldev's (__find_legacy_master_phandle,
+    arm-smmu.c :130, reads each target's count with of_phandle_iterator_next)."""
+    from snippets import HEADER, compile_dts, document, evaluate_dtb
+    header = HEADER.replace("/ {\n", "/ {\n\t#stream-id-cells = <2>;\n").replace(
+        "#size-cells = <2>;\n", "#size-cells = <2>;\n\t#stream-id-cells = <0>;\n"
+        "\tphandle = <0x77>;\n", 1)
+    ldev = ('\t\tldev@2 { compatible = "test,dev"; #stream-id-cells = <1>;'
+            ' #stream-id-cells = <3>; phandle = <0x78>; };\n')
+    body = soc(smmu(extra="mmu-masters = <0x77 5 6>, <0x78 1>, <0x78 2>;"), ldev)
+    doc = document(evaluate_dtb(compile_dts(tmp_path, "dup", body, header=header, force=True)))
+    r = the_link(doc, "/soc/ldev@2")
+    assert (r["provider_path"], r["verdict"], r["diagnostic"]) == (SMMU_PATH, "broken", None)
+    assert all(r["diagnostic"] is None for r in doc["links"])
+
+
+def test_more_properties_than_the_index_numbers():
+    """A corpus of more properties than int32 numbers (which the index
+    uses) is refused with one line naming it and the count, before any
+    work (a view of 2**31 properties, no memory behind it)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from kernels.dt import tree_of
+    n = 2 ** 31
+    flat = SimpleNamespace(root="/corpus", prop_node=np.broadcast_to(np.int32(0), (n,)))
+    with pytest.raises(ValueError) as e:
+        tree_of(flat)
+    assert str(e.value) == f"/corpus: error: {n} properties, more than the rule's index holds"

@@ -457,3 +457,57 @@ def test_every_link_of_a_large_board(tmp_path):
     assert sorted(r["master_path"] for r in doc["links"]) == \
         sorted(f"/soc/d{k}@{k:x}" for k in range(n))
     assert {(r["provider_path"], r["verdict"]) for r in doc["links"]} == {(C, "broken")}
+
+
+# === the bound on links per DTB =======================================================
+# find_links() keeps the links of a DTB only up to `limit` (MAX_LINKS_PER_DTB
+# in a sweep: tests/unit/test_rule.py), counting them per DTB whatever it
+# keeps; a DTB above the bound costs the DTBs after it nothing.
+
+def links_under_limit(tmp_path, counts, limit):
+    """find_links() over one DTB per count, each with that many masters
+    (an `iommus` each) behind one SMMU, its inputs made by the kernels'
+    public functions as kernels.evaluate does."""
+    from corpus.flat import flatten
+    from kernels import coherency, dt, providers
+    from kernels.links import find_links
+    from kernels.target import TargetKernel
+    from snippets import compile_dts
+    dtbs = [compile_dts(tmp_path, f"board{d}", soc(smmu(), *(
+        device(f"dev@{m}", "") for m in range(n)))) for d, n in enumerate(counts)]
+    flat = flatten(dtbs, tmp_path, cache=False)
+    assert flat.paths == [f"board{d}.dtb" for d in range(len(counts))]
+    target = TargetKernel.parse("6.12")
+    t = dt.tree_of(flat)
+    own_ok, available = coherency.availability(t)
+    role, driver = providers.roles(t, target)
+    state, legacy = providers.probe(t, role, available)
+    return flat, find_links(t, role, driver, state, own_ok, available, legacy, True,
+                            target.map_reads_target_cells,
+                            target.pci_disabled_function_unbound, limit=limit)
+
+
+def test_links_per_dtb_bounded_one_dtb_at_a_time(tmp_path):
+    """With a bound of 2: a DTB of exactly 2 links keeps them, one of 3
+    keeps none (and is counted 3), and the DTB after it keeps its own,
+    counted on their own too."""
+    flat, (found, dtb_links) = links_under_limit(tmp_path, [2, 3, 2], limit=2)
+    assert dtb_links.tolist() == [2, 3, 2]
+    assert [(int(r["dtb"]), flat.node_path(int(r["master"]))) for r in found] == \
+        [(0, "/soc/dev@0"), (0, "/soc/dev@1"), (2, "/soc/dev@0"), (2, "/soc/dev@1")]
+
+
+def test_links_of_a_later_dtb_counted_on_their_own(tmp_path):
+    """Kept links of the DTBs before do not count against a DTB's bound."""
+    flat, (found, dtb_links) = links_under_limit(tmp_path, [3, 3, 4], limit=3)
+    assert dtb_links.tolist() == [3, 3, 4]
+    assert [int(r["dtb"]) for r in found] == [0, 0, 0, 1, 1, 1]
+
+
+def test_corpus_of_no_dtb(tmp_path):
+    """An empty corpus: no link, no problem."""
+    from corpus.flat import flatten
+    from kernels.evaluate import evaluate
+    from kernels.target import TargetKernel
+    ev = evaluate(flatten([], tmp_path, cache=False), TargetKernel.parse("6.12"), cache=False)
+    assert (ev.links.shape[0], ev.dtb_links.tolist(), ev.problems.shape[0]) == (0, [], 0)

@@ -56,3 +56,16 @@ def test_longest_name_per_target(tmp_path, target, driver):
     5.10's :1000-1030); "allwinner,sun50i-h6-iommu" is there in all."""
     assert verdict_behind(tmp_path, '"renesas,rcar-gen4-ipmmu-vmsa"', target)[0] == driver
     assert verdict_behind(tmp_path, '"allwinner,sun50i-h6-iommu"', target)[0] == "no-capable"
+
+
+def test_evaluation_arrays_have_their_documented_types(tmp_path):
+    """The arrays of an Evaluation have the types kernels/evaluate.py
+    documents, which the compiled kernels' signatures take (kernels/dt.py)
+    and the results cache keeps; with NUMBA_DISABLE_JIT=1 nothing else
+    checks them."""
+    import numpy as np
+    ev = sweep_dts(tmp_path, soc(smmu(), PLAIN_DEV))["ev"]
+    got = {name: getattr(ev, name).dtype for name in
+           ("role", "driver", "probe_state", "dtb_links", "own_ok", "available")}
+    assert got == {"role": np.int8, "driver": np.int16, "probe_state": np.int8,
+                   "dtb_links": np.int64, "own_ok": np.bool_, "available": np.bool_}
