@@ -71,3 +71,17 @@ def test_mmu_masters_first_property_of_the_dtb(tmp_path):
     dtb = compile_dts(tmp_path, "board", body, header="/dts-v1/;\n/ {\n")
     doc = document(evaluate_dtb(dtb))
     assert rows(doc) == [("/ldev@2", "platform", "/iommu@5000000", "broken")]
+
+
+def test_entry_naming_the_root_without_stream_id_cells(tmp_path):
+    """An entry naming a node without #stream-id-cells stops the list
+    (of_phandle_iterator_next() cannot read the count, drivers/of/base.c):
+    the row names that node, the root as any other, and no device."""
+    header = ("/dts-v1/;\n/ {\n\tcompatible = \"test,board\";\n\t#address-cells = <2>;\n"
+              "\t#size-cells = <2>;\n\tphandle = <0x30>;\n")
+    node = smmu(extra="mmu-masters = <&ldev 1>, <0x30 1>;")
+    dtb = compile_dts(tmp_path, "board", soc(node, LDEV % ""), header=header)
+    doc = document(evaluate_dtb(dtb))
+    got = sorted((r.master_path, r.verdict, r.diagnostic) for r in reported(doc))
+    assert got == [("/", "not-a-device", "mmu-masters: target / has no #stream-id-cells"),
+                   ("/soc/ldev@2", "broken", None)]
