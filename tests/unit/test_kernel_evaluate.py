@@ -15,7 +15,8 @@ from kernels import codes
 from kernels.evaluate import evaluate
 from kernels.judging import Judging
 from kernels.target import TargetKernel
-from snippets import compile_dts, document, smmu, soc, device, sweep_dts
+from snippets import compile_dts, device, document, smmu, soc, sweep_dts
+from test_rule import explosion
 
 
 def node(name, phandle, extra=""):
@@ -69,3 +70,14 @@ def test_the_sweep_says_whether_mmu_masters_is_built(tmp_path, legacy):
                   Judging(legacy_dt_bindings=legacy))
     assert ev.legacy_dt_bindings is legacy
     assert build_sweep(ev).legacy_dt_bindings is legacy
+
+
+# A host bridge whose placeholder iommu-map names 400 SMMUs has one link per
+# (function node or device found on the bus, SMMU): 400 * (functions + 1).
+
+def test_a_dtb_over_the_limit_says_so(tmp_path):
+    doc = document(evaluate(flatten([compile_dts(tmp_path, "big", explosion(400, 250))],
+                                    tmp_path, cache=False), TargetKernel.parse("6.12")))
+    assert doc["links"] == []
+    assert [p["message"] for p in doc["problems"]] == [
+        "100400 links in one DTB, more than 100000: its links are left out"]
