@@ -63,7 +63,8 @@ TESTS = ["tests/unit/test_kernel_decisions.py", "tests/unit/test_kernel_links.py
          "tests/unit/test_kernel_iommu_map.py", "tests/unit/test_kernel_pci.py",
          "tests/unit/test_kernel_mmu_masters.py", "tests/unit/test_kernel_coherency.py",
          "tests/unit/test_kernel_iommus.py", "tests/unit/test_target_versions.py",
-         "tests/unit/test_kernel_results.py", "tests/unit/test_kernel_properties.py"]
+         "tests/unit/test_kernel_results.py", "tests/unit/test_kernel_properties.py",
+         "tests/unit/test_kernel_evaluate.py"]
 CONFIG = f"""
 [tool.mutmut]
 source_paths = ["kernels/"]

@@ -76,11 +76,9 @@ def _coherency(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sor
     has_coherent = pidx[DMA_COHERENT]
     has_noncoherent = pidx[DMA_NONCOHERENT]
     names = pidx[INTERCONNECT_NAMES]
-    n = parent.shape[0]
-    for i in range(n):
-        if why[i] >= 0:
-            continue
-        # Walk DMA parents until a node already decided or one that decides.
+    for i in range(parent.shape[0]):
+        # Walk DMA parents until a node already decided or one that decides
+        # (a node decided before stops its own walk at once).
         k = 0
         node = i
         value = False
@@ -88,15 +86,11 @@ def _coherency(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sor
         src = -1
         while node >= 0:
             if why[node] >= 0:
-                value = coherent[node]
-                how = why[node] if why[node] == WHY_CYCLE else \
-                    (WHY_INHERITED if why[node] != WHY_DEFAULT else WHY_DEFAULT)
-                src = source[node] if why[node] != WHY_OWN else node
+                value, how, src = coherent[node], why[node], source[node]
                 break
-            if why[node] == -2 or k >= n:
+            if why[node] == -2:     # back on this walk's chain: a loop
                 how = WHY_CYCLE
-                if k > 0 and why[node] == -2:
-                    loop_from[node] = chain[k - 1]
+                loop_from[node] = chain[k - 1]
                 break
             if has_coherent[node] >= 0:
                 value, how, src = True, WHY_OWN, node
@@ -111,8 +105,9 @@ def _coherency(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sor
             node = _dma_parent(data, pidx, val_off, val_len, node_dtb, node_phandle,
                                phandle_sorted, dtb_node_start, parent, node) \
                 if names[node] >= 0 else parent[node]
-        # The deciding node (when it is new) and everything on the chain.
-        if how == WHY_OWN and why[src] < 0:
+        # The deciding node and everything on the chain (an own decision
+        # taken from a node decided before writes what it holds).
+        if how == WHY_OWN:
             coherent[src] = value
             why[src] = WHY_OWN
             source[src] = src

@@ -14,7 +14,7 @@ is no device enumerates no bus: those links are not-a-device
 """
 import pytest
 
-from snippets import reported, smmu, soc, sweep_dts
+from snippets import compile_dts, document, evaluate_dtb, reported, smmu, soc, sweep_dts
 
 SMMU_PATH = "/soc/iommu@5000000"
 LDEV = '\t\tldev: ldev@2 { compatible = "test,dev"; #stream-id-cells = <1>; %s };\n'
@@ -59,3 +59,29 @@ def test_legacy_links_in_the_report(tmp_path):
     assert got == [
         ("", SMMU_PATH, None, "not-a-device", "mmu-masters: phandle 0x999 points nowhere"),
         ("/soc/ldev@2", SMMU_PATH, None, "broken", None)]
+
+
+def test_mmu_masters_first_property_of_the_dtb(tmp_path):
+    """A root without properties and an SMMU whose `mmu-masters` is its
+    first property: the list is read all the same (of_for_each_phandle()
+    over "mmu-masters", arm-smmu.c 6.12 :136, whatever its place)."""
+    body = ("\tiommu@5000000 { mmu-masters = <&ldev 1>; compatible = \"arm,mmu-500\";"
+            " reg = <0 0x5000000 0 0x10000>; #global-interrupts = <1>; };\n"
+            + LDEV.replace("\t\t", "\t") % "")
+    dtb = compile_dts(tmp_path, "board", body, header="/dts-v1/;\n/ {\n")
+    doc = document(evaluate_dtb(dtb))
+    assert rows(doc) == [("/ldev@2", "platform", "/iommu@5000000", "broken")]
+
+
+def test_entry_naming_the_root_without_stream_id_cells(tmp_path):
+    """An entry naming a node without #stream-id-cells stops the list
+    (of_phandle_iterator_next() cannot read the count, drivers/of/base.c):
+    the row names that node, the root as any other, and no device."""
+    header = ("/dts-v1/;\n/ {\n\tcompatible = \"test,board\";\n\t#address-cells = <2>;\n"
+              "\t#size-cells = <2>;\n\tphandle = <0x30>;\n")
+    node = smmu(extra="mmu-masters = <&ldev 1>, <0x30 1>;")
+    dtb = compile_dts(tmp_path, "board", soc(node, LDEV % ""), header=header)
+    doc = document(evaluate_dtb(dtb))
+    got = sorted((r.master_path, r.verdict, r.diagnostic) for r in reported(doc))
+    assert got == [("/", "not-a-device", "mmu-masters: target / has no #stream-id-cells"),
+                   ("/soc/ldev@2", "broken", None)]

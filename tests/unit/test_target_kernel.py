@@ -3,7 +3,7 @@ SPEC section 1.1 on both sides of each boundary."""
 import pytest
 
 from kernels.codes import Rule
-from kernels.target import (QCOM_MSM_IOMMU_V2, TargetError, TargetKernel, newer_warning,
+from kernels.target import (NEWEST, QCOM_MSM_IOMMU_V2, TargetError, TargetKernel, newer_warning,
                             version_text)
 
 
@@ -121,3 +121,16 @@ def test_binds_and_version_text():
     t = TargetKernel.parse("6.12")
     assert t.binds(None) and t.binds((6, 12, 0)) and not t.binds((7, 2, 0))
     assert version_text((7, 2, 0)) == "7.2" and version_text((6, 12, 117)) == "6.12.117"
+
+
+def test_the_assumed_newest_reads_back_the_same():
+    """What a report writes of the newest modelled target (nothing told
+    us the kernel) reads back as that same target."""
+    newest = TargetKernel.newest()
+    assert str(newest) == version_text(NEWEST)
+    assert TargetKernel.parse(str(newest), assumed=True) == newest
+
+
+@pytest.mark.parametrize("version, text", [((6, 12, 0), "6.12"), ((6, 12, 117), "6.12.117")])
+def test_a_target_made_from_its_version_is_named_by_it(version, text):
+    assert str(TargetKernel(version)) == text
