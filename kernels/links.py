@@ -76,7 +76,9 @@ def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
         k_start = k
         pci_depth = -1          # depth of the PCI host bridge we are below, if any
         legacy_masters = False
-        for i in range(start, end):
+        # The root is never a device (of_platform_populate() starts at its
+        # children): neither a master nor a host bridge.
+        for i in range(start + 1, end):
             if pci_depth >= 0 and node_depth[i] <= pci_depth:
                 pci_depth = -1
             if pci_depth >= 0:
@@ -85,8 +87,7 @@ def _find_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
             par = node_parent[i]
             legacy_masters = legacy_masters or mmu_masters[i] >= 0
             if device_type[i] >= 0 and is_pci(data, pidx, val_off, val_len, i) and \
-                    (par < 0 or device_type[par] < 0 or
-                     not is_pci(data, pidx, val_off, val_len, par)):
+                    (device_type[par] < 0 or not is_pci(data, pidx, val_off, val_len, par)):
                 # A host bridge: its subtree holds PCI functions, not platform devices.
                 pci_depth = node_depth[i]
                 if has_map:

@@ -55,8 +55,8 @@ def legacy_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_s
                 else:
                     attach = ATTACHED
                 par = node_parent[m]
-                if is_pci(data, pidx, val_off, val_len, m) and \
-                        (par < 0 or not is_pci(data, pidx, val_off, val_len, par)):
+                if par >= 0 and is_pci(data, pidx, val_off, val_len, m) and \
+                        not is_pci(data, pidx, val_off, val_len, par):
                     functions = pci_functions(data, pidx, val_off, val_len, node_parent,
                                               node_depth, node_name_off, node_name_len, m, end)
                     for f in range(functions.shape[0]):
@@ -69,8 +69,10 @@ def legacy_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_s
                     k = row(out, k, d, s, m, VIA_MMU_MASTERS, PCI_DISCOVERED, m, 0,
                              tree_ok[m], attach, N_NONE, D_NONE, 0, -1, 0, -1)
                 else:
+                    # The root is no device: of_platform_populate() makes
+                    # devices of its children.
                     k = row(out, k, d, s, m, VIA_MMU_MASTERS, PLATFORM, -1, 0,
-                             tree_ok[m], attach, N_NONE, D_NONE, 0, -1, 0, -1)
+                             tree_ok[m] and par >= 0, attach, N_NONE, D_NONE, 0, -1, 0, -1)
     for j in range(end - start):
         claimed[j] = False
     return k

@@ -140,12 +140,17 @@ def _roles(data, compatible, val_off, val_len, table, table_off, table_role, tab
 
 def roles(t, target):
     """The role and driver of every node: the first `compatible` entry
-    found in the target kernel's tables (0 for none)."""
+    found in the target kernel's tables (0 for none; always for the root)."""
     n = t.node_parent.shape[0]
     role = np.zeros(n, dtype=np.int8)
     driver = np.zeros(n, dtype=np.int16)
     _roles(t.data, t.pidx[COMPATIBLE], t.prop_val_off, t.prop_val_len,
            *compatible_table(target), role, driver)
+    # of_platform_populate() makes devices of the root's children, never of
+    # the root: no driver binds it, whatever its compatible.
+    roots = t.node_parent < 0
+    role[roots] = 0
+    driver[roots] = 0
     return role, driver
 
 

@@ -15,7 +15,8 @@ and masters non-coherent unless said otherwise, so an attached master is
 import pytest
 
 from kernels import codes
-from snippets import by_master, device, smmu, soc, sweep_dts
+from snippets import (HEADER, by_master, compile_dts, device, document, evaluate_dtb, smmu, soc,
+                      sweep_dts)
 
 SMMU_PATH = "/soc/iommu@5000000"
 COH = "dma-coherent;"
@@ -511,3 +512,33 @@ def test_corpus_of_no_dtb(tmp_path):
     from kernels.target import TargetKernel
     ev = evaluate(flatten([], tmp_path, cache=False), TargetKernel.parse("6.12"), cache=False)
     assert (ev.links.shape[0], ev.dtb_links.tolist(), ev.problems.shape[0]) == (0, [], 0)
+
+
+# -- the root node is never a device ---------------------------------------------------------
+# drivers/of/platform.c, of_platform_populate(): devices are made of the
+# root's children (for_each_child_of_node(root, child)), never of the root
+# itself, so no driver binds it and it is never a master (6.1, 6.12, 7.2).
+
+def test_iommus_on_the_root_makes_no_master(tmp_path):
+    doc = sweep_dts(tmp_path, "iommus = <&smmu 0x10>;\n" + soc(smmu(), device("dma@1000", "")))
+    assert {m: [r["provider_path"] for r in rs] for m, rs in by_master(doc).items()} == {
+        "/soc/dma@1000": [SMMU_PATH]}
+
+
+def test_a_root_of_device_type_pci_is_no_host_bridge(tmp_path):
+    """Its children stay platform devices: the master below soc keeps its link."""
+    doc = sweep_dts(tmp_path, 'device_type = "pci";\n' + soc(smmu(), device("dma@1000", "")))
+    assert link(doc, "/soc/dma@1000")["provider_path"] == SMMU_PATH
+
+
+@pytest.mark.parametrize("compatible", ['"arm,mmu-500"', '"test,no-driver"'])
+def test_a_root_with_an_smmus_compatible_is_bound_by_no_driver(tmp_path, compatible):
+    """A master whose iommus names the root: the same verdict whether the
+    root's compatible is an SMMU's or one no driver has."""
+    header = HEADER.replace('compatible = "test,board", "test,soc";',
+                            f"compatible = {compatible};\n\t#global-interrupts = <1>;\n"
+                            "\t#iommu-cells = <1>;")
+    body = soc(device("dma@1000", "", iommus="<&{/} 0x10>"))
+    doc = document(evaluate_dtb(compile_dts(tmp_path, "root", body, header=header)))
+    r = link(doc, "/soc/dma@1000")
+    assert (r["provider_path"], r["verdict"]) == ("/", "unsupported-iommu")

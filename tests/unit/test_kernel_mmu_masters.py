@@ -85,3 +85,20 @@ def test_entry_naming_the_root_without_stream_id_cells(tmp_path):
     got = sorted((r.master_path, r.verdict, r.diagnostic) for r in reported(doc))
     assert got == [("/", "not-a-device", "mmu-masters: target / has no #stream-id-cells"),
                    ("/soc/ldev@2", "broken", None)]
+
+
+@pytest.mark.parametrize("root_extra", ["", 'device_type = "pci";\n'])
+def test_a_root_listed_as_a_master_is_no_device(tmp_path, root_extra):
+    """The root, listed with its #stream-id-cells: of_platform_populate()
+    (drivers/of/platform.c) makes devices of the root's children only, so no
+    device ever looks itself up in the list (arm_smmu_register_legacy_master()
+    runs for a device being probed): the row is no device, and a root of
+    device_type "pci" is no host bridge either (no PCI functions below it)."""
+    header = ("/dts-v1/;\n/ {\n\tcompatible = \"test,board\";\n\t#address-cells = <2>;\n"
+              "\t#size-cells = <2>;\n\tphandle = <0x30>;\n\t#stream-id-cells = <1>;\n"
+              + root_extra)
+    node = smmu(extra="mmu-masters = <&ldev 1>, <0x30 1>;")
+    dtb = compile_dts(tmp_path, "board", soc(node, LDEV % ""), header=header)
+    doc = document(evaluate_dtb(dtb))
+    got = sorted((r.master_path, r.verdict, r.diagnostic) for r in reported(doc))
+    assert got == [("/", "not-a-device", None), ("/soc/ldev@2", "broken", None)]
