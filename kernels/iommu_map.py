@@ -66,14 +66,16 @@ def map_entries(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
             entries[e, E_LENGTH] = cell(data, val_off, p, 4 * e + 3)
             entries[e, E_CELLS] = 1
         return entries[:n_cells // 4], (ATTACHED, D_NONE, 0, 0, -1)
+    # of_map_id()'s err_map_len (7.2): the map ends inside an entry.
+    truncated = (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
     if n_bytes % 4 != 0:
-        return entries[:0], (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+        return entries[:0], truncated
     offset = 0
     n = 0
     one_cell = False
     while offset < n_cells:
         if n_cells - offset < 2:
-            return entries[:n], (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+            return entries[:n], truncated
         ph = cell(data, val_off, p, offset + 1)
         target = resolve_phandle(node_dtb, node_phandle, phandle_sorted, dtb_node_start, d, ph)
         if target < 0:
@@ -86,7 +88,7 @@ def map_entries(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
             if one_cell:
                 cells = 1
         if n_cells - offset < 3 + cells:
-            return entries[:n], (A_BAD_MAP, D_MAP_TRUNCATED, n_bytes, 0, -1)
+            return entries[:n], truncated
         entries[n, E_BASE] = cell(data, val_off, p, offset)
         entries[n, E_TARGET] = target
         entries[n, E_PHANDLE] = ph
@@ -146,9 +148,9 @@ def map_era(data, pidx, val_off, val_len, other, other_error, map_cells, attach)
     for e in range(other.shape[0]):
         if other[e, E_TARGET] < 0:
             return D_NONE, 0, -1
-    if attach == ATTACHED or other.shape[0] == 0:
+    if attach == ATTACHED:
         return D_NONE, 0, -1
-    target = other[0, E_TARGET]
+    target = other[0, E_TARGET]      # a clean 4-cell reading has an entry
     return D_MAP_NEEDS_FOUR_CELLS, read_u32(data, pidx, val_off, val_len, target, IOMMU_CELLS,
                                             1), target
 
@@ -242,9 +244,6 @@ def map_links(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_sort
     attach, diag, arg, arg2, diag_node = error
     if era != D_NONE:
         diag, arg, arg2, diag_node = era, val_len[p], era_cells, era_node
-    if attach != ATTACHED and entries.shape[0] == 0:
-        return row(out, k, d, -1, node, VIA_IOMMU_MAP, kind, node, 0, enabled,
-                    attach, N_NONE, diag, arg, -1, arg2, diag_node)
     note = N_PLACEHOLDER if placeholder and attach == ATTACHED else N_NONE
     if attach == ATTACHED:
         # 4-cell maps resolve a phandle only when its entry matches: one that

@@ -25,7 +25,6 @@ def iommus_link(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
     note = N_NONE
     diag = D_NONE
     arg = 0
-    idx = 0
     while True:
         code, target, nxt = phandle_entry(data, pidx, val_off, val_len, node_dtb, node_phandle,
                                           phandle_sorted, dtb_node_start, d, p, cur,
@@ -37,14 +36,14 @@ def iommus_link(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
             if code != PH_END:
                 diag = ph_diag(code)
                 arg = cell(data, val_off, p, cur) if code == PH_NO_NODE else target
-            if idx == 0:
+            if first < 0:          # the first entry
                 attach = A_BAD_ENTRY
                 if code == PH_NO_CELLS:
                     first = target
             elif code != PH_END or diag != D_NONE:
                 note = N_TRUNCATED
             break
-        if idx == 0:
+        if first < 0:
             first = target
             attach = xlate[target]
         else:
@@ -57,7 +56,6 @@ def iommus_link(data, pidx, val_off, val_len, node_dtb, node_phandle, phandle_so
                 arg = target
         if attach != ATTACHED:
             break
-        idx += 1
         cur = nxt
     if first >= 0 and attach == A_BAD_ENTRY and diag == D_NO_IOMMU_CELLS:
         attach = A_NOT_A_PROVIDER

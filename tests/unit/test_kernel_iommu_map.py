@@ -12,7 +12,7 @@ z: 0 cells, c: 1 cell), non-coherent unless said otherwise.
 """
 import pytest
 
-from snippets import by_master, reported, soc, sweep_dts
+from snippets import by_master, reported, smmu, soc, sweep_dts
 from test_kernel_links import HOST, SMMUS, B, C, Z, fn, host, link
 
 ROOT_PHANDLE = "\tphandle = <0x77>;\n"
@@ -47,6 +47,20 @@ def test_failed_lookup_in_the_report(tmp_path, target, map, extra, expected):
     links = {r.master_path: r for r in reported(doc)}
     assert [(links[f"{HOST}/fn@0,{n}"].provider_path, links[f"{HOST}/fn@0,{n}"].verdict,
              links[f"{HOST}/fn@0,{n}"].diagnostic) for n in range(3)] == expected
+
+
+def test_7_2_map_that_ends_in_one_stray_cell(tmp_path):
+    """7.2 :2232: a walk that finds fewer than two cells left fails with the
+    map's length (err_map_len) before it reads any phandle there; nothing
+    after the property counts (here the next property, iommu-map-mask,
+    whose FDT_PROP token, 3, is no phandle of this tree: SMMU c is its only
+    node with one).  The entry before still translates ID 0."""
+    only_c = smmu(label="c", unit="7000000")
+    doc = sweep_dts(tmp_path, soc(only_c, host("<0 &c 0x100 1 5>", "iommu-map-mask = <0xffff>;")),
+                    target="7.2")
+    got = [(link(doc, f"{HOST}/fn@0,{n}")["provider_path"],
+            link(doc, f"{HOST}/fn@0,{n}")["diagnostic"]) for n in range(3)]
+    assert got == [(C, None)] + [(None, "iommu-map: length 20 bytes ends inside an entry")] * 2
 
 
 # === a phandle that finds the root node =============================================

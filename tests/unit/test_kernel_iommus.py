@@ -78,6 +78,18 @@ def test_second_entry_of_no_driver(tmp_path, iommus):
     assert r["verdict"] == "no-iommu"
 
 
+def test_root_then_an_smmu(tmp_path):
+    """The root (the DTB's first node) as the first entry, an SMMUv3 that
+    probes as the second: the root is no registered IOMMU, so the first
+    entry already fails (iommu_fwspec_init(), -EPROBE_DEFER :2850) and the
+    device gets no IOMMU, the SMMUv3's least of all (the second entry is
+    never taken for the first)."""
+    root = "\tphandle = <0x77>;\n\t#iommu-cells = <1>;\n"
+    doc = sweep_dts(tmp_path, root + soc(V3, DEV % "<0x77 5>, <&v3 1>"))
+    (r,) = doc["links"]
+    assert r["verdict"] == "no-iommu"
+
+
 def test_disabled_root_as_a_target(tmp_path):
     """of_iommu_xlate() (drivers/iommu/of_iommu.c 6.12 :28) refuses a target
     that of_device_is_available() says is not available, the root too
