@@ -68,6 +68,17 @@ BAD = [
      fdt.ERR_NAME_UNTERMINATED, S + 4),
     ("property name unterminated at the end of the file", blob(MINIMAL, strings=b"compatible"),
      fdt.ERR_PROP_NAME_UNTERMINATED, S + len(MINIMAL)),
+    # a property's header (tag, length, name offset) cut by the end of the
+    # structure block: that token is incomplete; one that ends exactly there
+    # is whole, and then FDT_END is missing
+    ("property header cut", blob(begin(b"") + struct.pack(">II", fdt.FDT_PROP, 0)),
+     fdt.ERR_STRUCT_END, S + 8),
+    ("property header to the end of the block", blob(begin(b"") + prop(0)),
+     fdt.ERR_STRUCT_END, S + 8 + 12),
+    # the offset of the name that runs off the strings block is its own
+    ("second name unterminated", blob(begin(b"") + prop(0) + prop(11) + END_NODE + END,
+                                      strings=b"compatible\0model"),
+     fdt.ERR_PROP_NAME_UNTERMINATED, S + 8 + 12 + 12 + 4 + 4 + 11),
     # a whole header and a terminated reservation block, but the structure
     # block (at the end) is empty: no FDT_END
     ("empty structure block", header_only(17, 56, off_dt_struct=56, off_dt_strings=56),
@@ -126,13 +137,20 @@ def test_reservation_block_last(tmp_path):
         ("/", [("compatible", b"vendor,board\0")])]
 
 
-def test_too_deep_dtb_contributes_nothing(tmp_path):
-    """A DTB refused for nesting deeper than MAX_DEPTH contributes no node
-    and no property; the DTB after it is parsed as usual."""
-    deep = blob(begin(b"") + prop(0, b"x\0") + begin(b"n") * fdt.MAX_DEPTH
-                + END_NODE * (fdt.MAX_DEPTH + 1) + END)
-    fc = parse(tmp_path, [deep, blob(MINIMAL)])
-    assert fc.dtb_error.tolist() == [fdt.ERR_DEPTH, 0]
+DEEP = blob(begin(b"") + prop(0, b"x\0") + begin(b"n") * fdt.MAX_DEPTH
+            + END_NODE * (fdt.MAX_DEPTH + 1) + END)
+CUT = blob(begin(b"") + prop(0, b"x\0") + begin(b"a") + struct.pack(">II", fdt.FDT_PROP, 4))
+
+
+@pytest.mark.parametrize("bad,code", [(DEEP, fdt.ERR_DEPTH), (CUT, fdt.ERR_STRUCT_END)],
+                         ids=["too deep", "property cut in its header"])
+def test_refused_dtb_contributes_nothing(tmp_path, bad, code):
+    """A DTB refused after some of its nodes and properties were read (nested
+    deeper than MAX_DEPTH; its structure block ending inside a property's
+    header, which fdt_next_tag() in libfdt/fdt.c calls a premature end)
+    contributes no node and no property; the DTB after it is parsed as usual."""
+    fc = parse(tmp_path, [bad, blob(MINIMAL)])
+    assert fc.dtb_error.tolist() == [code, 0]
     assert fc.dtb_node_start.tolist() == [0, 0, 1]
     assert fc.node_dtb.tolist() == [1] and fc.prop_node.tolist() == [0]
     assert fc.prop_names == ["compatible"]
