@@ -157,6 +157,16 @@ def test_refused_dtb_contributes_nothing(tmp_path, bad, code):
     assert nodes_and_props(fc, 1) == [("/", [("compatible", b"vendor,board\0")])]
 
 
+def test_unreadable_file_contributes_nothing(tmp_path):
+    """A file the reader could not read (here a missing one) is skipped by
+    the parser: no node, no property; the DTB after it parses as usual."""
+    (tmp_path / "ok.dtb").write_bytes(blob(MINIMAL))
+    fc = flatten([tmp_path / "missing.dtb", tmp_path / "ok.dtb"], tmp_path, cache=False)
+    assert fc.dtb_node_start.tolist() == [0, 0, 1]
+    assert fc.node_dtb.tolist() == [1] and fc.prop_node.tolist() == [0]
+    assert nodes_and_props(fc, 1) == [("/", [("compatible", b"vendor,board\0")])]
+
+
 def test_phandle_only_from_its_own_names(tmp_path):
     """populate_properties() (drivers/of/fdt.c 6.12 :137) takes a node's
     phandle from a property named exactly "phandle" or "linux,phandle":
