@@ -62,57 +62,66 @@ def _bytes_equal(data, off, n, lit):
     return True
 
 
-@njit(types.UniTuple(_i64, 6)(_DATA, _i64, _i64), **INNER)
-def _check_header(data, base, size):
-    """Validate the header and the memory reservation block of the DTB at
-    data[base:base+size].  Returns (err, err_off, struct_start, struct_end,
-    strings_start, strings_end), offsets relative to base."""
-    if size == 0:
-        return ERR_EMPTY, 0, 0, 0, 0, 0
-    if size < 4:
-        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
-    if _be32(data, base) != FDT_MAGIC:
-        return ERR_BAD_MAGIC, 0, 0, 0, 0, 0
-    if size < FDT_V16_SIZE:
-        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
-    version = _be32(data, base + 20)
-    last_comp_version = _be32(data, base + 24)
-    if version < 16:
-        return ERR_BAD_VERSION, 20, 0, 0, 0, 0
-    if last_comp_version > 17:
-        return ERR_BAD_VERSION, 24, 0, 0, 0, 0
-    hdr = FDT_V17_SIZE if version >= 17 else FDT_V16_SIZE
-    if size < hdr:
-        return ERR_TRUNCATED_HEADER, size, 0, 0, 0, 0
+@njit(types.UniTuple(_i64, 4)(_DATA, _i64), **INNER)
+def _blocks(data, base):
+    """(struct_start, struct_end, strings_start, strings_end) of the DTB at
+    data[base:], offsets relative to base, as its header (of version 16 or
+    later, whole) gives them; _check_header checks them."""
     totalsize = _be32(data, base + 4)
-    if totalsize < hdr:
-        return ERR_TOTALSIZE, 4, 0, 0, 0, 0
-    if totalsize > size:
-        return ERR_TRUNCATED, size, 0, 0, 0, 0
     off_struct = _be32(data, base + 8)
     off_strings = _be32(data, base + 12)
-    off_rsvmap = _be32(data, base + 16)
-    size_strings = _be32(data, base + 32)
-    if off_struct < hdr or off_struct > totalsize:
-        return ERR_BLOCK_BOUNDS, 8, 0, 0, 0, 0
-    if version >= 17:
+    if _be32(data, base + 20) >= 17:
         size_struct = _be32(data, base + 36)
     else:
         # Version 16 does not record the size: the block may use the rest.
         size_struct = totalsize - off_struct
-    if off_struct + size_struct > totalsize:
-        return ERR_BLOCK_BOUNDS, 36, 0, 0, 0, 0
-    if off_struct % 4 != 0:
-        return ERR_STRUCT_ALIGN, 8, 0, 0, 0, 0
-    if off_strings < hdr or off_strings + size_strings > totalsize:
-        return ERR_BLOCK_BOUNDS, 12, 0, 0, 0, 0
+    return off_struct, off_struct + size_struct, off_strings, off_strings + _be32(data, base + 32)
+
+
+@njit(types.UniTuple(_i64, 2)(_DATA, _i64, _i64), **INNER)
+def _check_header(data, base, size):
+    """Validate the header and the memory reservation block of the DTB at
+    data[base:base+size].  Returns (err, err_off): (0, 0) when they are
+    good, and then _blocks gives the bounds of the other blocks."""
+    if size == 0:
+        return ERR_EMPTY, 0
+    if size < 4:
+        return ERR_TRUNCATED_HEADER, size
+    if _be32(data, base) != FDT_MAGIC:
+        return ERR_BAD_MAGIC, 0
+    if size < FDT_V16_SIZE:
+        return ERR_TRUNCATED_HEADER, size
+    version = _be32(data, base + 20)
+    last_comp_version = _be32(data, base + 24)
+    if version < 16:
+        return ERR_BAD_VERSION, 20
+    if last_comp_version > 17:
+        return ERR_BAD_VERSION, 24
+    hdr = FDT_V17_SIZE if version >= 17 else FDT_V16_SIZE
+    if size < hdr:
+        return ERR_TRUNCATED_HEADER, size
+    totalsize = _be32(data, base + 4)
+    if totalsize < hdr:
+        return ERR_TOTALSIZE, 4
+    if totalsize > size:
+        return ERR_TRUNCATED, size
+    s0, s1, t0, t1 = _blocks(data, base)
+    if s0 < hdr or s0 > totalsize:
+        return ERR_BLOCK_BOUNDS, 8
+    if s1 > totalsize:
+        return ERR_BLOCK_BOUNDS, 36
+    if s0 % 4 != 0:
+        return ERR_STRUCT_ALIGN, 8
+    if t0 < hdr or t1 > totalsize:
+        return ERR_BLOCK_BOUNDS, 12
+    off_rsvmap = _be32(data, base + 16)
     if off_rsvmap < hdr or off_rsvmap > totalsize:
-        return ERR_BLOCK_BOUNDS, 16, 0, 0, 0, 0
+        return ERR_BLOCK_BOUNDS, 16
     # The reservation block is (address, size) u64 pairs ending with (0, 0).
     p = off_rsvmap
     while True:
         if p + 16 > totalsize:
-            return ERR_RSVMAP, off_rsvmap, 0, 0, 0, 0
+            return ERR_RSVMAP, off_rsvmap
         zero = True
         for k in range(16):
             if data[base + p + k] != 0:
@@ -121,7 +130,7 @@ def _check_header(data, base, size):
         p += 16
         if zero:
             break
-    return 0, 0, off_struct, off_struct + size_struct, off_strings, off_strings + size_strings
+    return 0, 0
 
 
 @njit(types.UniTuple(_i64, 4)(_DATA, _i64, _i64, _i64, _b, _i64, _i64, _I64, _B,
@@ -141,9 +150,10 @@ def _walk_dtb(
     open_node and has_child are scratch of MAX_DEPTH entries.  Each token
     moves forward by at least 4 bytes, so the walk ends.
     """
-    err, err_off, s0, s1, t0, t1 = _check_header(data, base, size)
+    err, err_off = _check_header(data, base, size)
     if err != 0:
         return 0, 0, err, err_off
+    s0, s1, t0, t1 = _blocks(data, base)
     # open_node[k]: global index of the open node at depth k; has_child[k]:
     # it already has a subnode, so a property now would break the CSR ranges.
     depth = 0

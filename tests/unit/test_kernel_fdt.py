@@ -61,6 +61,28 @@ BAD = [
      fdt.ERR_PROP_LEN, S + 12),
     ("name offset at the end", blob(begin(b"") + prop(11) + END_NODE + END),
      fdt.ERR_PROP_NAMEOFF, S + 16),
+    # a name whose NUL would be the first byte after the file: nothing is
+    # read past the DTB's own bytes
+    ("node name unterminated at the end of the file",
+     blob(struct.pack(">I", fdt.FDT_BEGIN_NODE) + b"abcd", strings=b""),
+     fdt.ERR_NAME_UNTERMINATED, S + 4),
+    ("property name unterminated at the end of the file", blob(MINIMAL, strings=b"compatible"),
+     fdt.ERR_PROP_NAME_UNTERMINATED, S + len(MINIMAL)),
+    # a property's header (tag, length, name offset) cut by the end of the
+    # structure block: that token is incomplete; one that ends exactly there
+    # is whole, and then FDT_END is missing
+    ("property header cut", blob(begin(b"") + struct.pack(">II", fdt.FDT_PROP, 0)),
+     fdt.ERR_STRUCT_END, S + 8),
+    ("property header to the end of the block", blob(begin(b"") + prop(0)),
+     fdt.ERR_STRUCT_END, S + 8 + 12),
+    # the offset of the name that runs off the strings block is its own
+    ("second name unterminated", blob(begin(b"") + prop(0) + prop(11) + END_NODE + END,
+                                      strings=b"compatible\0model"),
+     fdt.ERR_PROP_NAME_UNTERMINATED, S + 8 + 12 + 12 + 4 + 4 + 11),
+    # a whole header and a terminated reservation block, but the structure
+    # block (at the end) is empty: no FDT_END
+    ("empty structure block", header_only(17, 56, off_dt_struct=56, off_dt_strings=56),
+     fdt.ERR_STRUCT_END, 56),
 ]
 
 
@@ -94,6 +116,71 @@ def test_v16_reservation_block_right_after_the_header(tmp_path):
     assert nodes_and_props(fc, 0) == [("/", [("compatible", b"vendor,board\0")])]
 
 
+def test_reservation_block_last(tmp_path):
+    """The blocks "should" come in the order reservation, structure, strings
+    (Devicetree Specification v0.4, 5.1), but fdt_check_header()
+    (libfdt/fdt.c) checks each against the header and totalsize alone: a
+    reservation block placed last, its (0, 0) entry ending exactly at
+    totalsize, is read, whatever follows the DTB."""
+    strings = b"compatible\0"
+    st = 40
+    rsv = st + len(MINIMAL) + len(strings)
+    rsv += -rsv % 8
+    rsvmap = struct.pack(">4Q", 0x80000000, 0x1000, 0, 0)
+    head = struct.pack(">10I", fdt.FDT_MAGIC, rsv + len(rsvmap), st, st + len(MINIMAL), rsv, 17,
+                       16, 0, len(strings), len(MINIMAL))
+    body = MINIMAL + strings
+    one = head + body + b"\0" * (rsv - st - len(body)) + rsvmap
+    fc = parse(tmp_path, [one, one])
+    assert fc.errors() == []
+    assert nodes_and_props(fc, 0) == nodes_and_props(fc, 1) == [
+        ("/", [("compatible", b"vendor,board\0")])]
+
+
+DEEP = blob(begin(b"") + prop(0, b"x\0") + begin(b"n") * fdt.MAX_DEPTH
+            + END_NODE * (fdt.MAX_DEPTH + 1) + END)
+CUT = blob(begin(b"") + prop(0, b"x\0") + begin(b"a") + struct.pack(">II", fdt.FDT_PROP, 4))
+
+
+@pytest.mark.parametrize("bad,code", [(DEEP, fdt.ERR_DEPTH), (CUT, fdt.ERR_STRUCT_END)],
+                         ids=["too deep", "property cut in its header"])
+def test_refused_dtb_contributes_nothing(tmp_path, bad, code):
+    """A DTB refused after some of its nodes and properties were read (nested
+    deeper than MAX_DEPTH; its structure block ending inside a property's
+    header, which fdt_next_tag() in libfdt/fdt.c calls a premature end)
+    contributes no node and no property; the DTB after it is parsed as usual."""
+    fc = parse(tmp_path, [bad, blob(MINIMAL)])
+    assert fc.dtb_error.tolist() == [code, 0]
+    assert fc.dtb_node_start.tolist() == [0, 0, 1]
+    assert fc.node_dtb.tolist() == [1] and fc.prop_node.tolist() == [0]
+    assert fc.prop_names == ["compatible"]
+    assert nodes_and_props(fc, 1) == [("/", [("compatible", b"vendor,board\0")])]
+
+
+def test_unreadable_file_contributes_nothing(tmp_path):
+    """A file the reader could not read (here a missing one) is skipped by
+    the parser: no node, no property; the DTB after it parses as usual."""
+    (tmp_path / "ok.dtb").write_bytes(blob(MINIMAL))
+    fc = flatten([tmp_path / "missing.dtb", tmp_path / "ok.dtb"], tmp_path, cache=False)
+    assert fc.dtb_node_start.tolist() == [0, 0, 1]
+    assert fc.node_dtb.tolist() == [1] and fc.prop_node.tolist() == [0]
+    assert nodes_and_props(fc, 1) == [("/", [("compatible", b"vendor,board\0")])]
+
+
+def test_phandle_only_from_its_own_names(tmp_path):
+    """populate_properties() (drivers/of/fdt.c 6.12 :137) takes a node's
+    phandle from a property named exactly "phandle" or "linux,phandle":
+    other names of the same lengths with a u32 value give none."""
+    strings = b"channel\0current-speed\0"
+    s = (begin(b"") + begin(b"serial") + prop(0, struct.pack(">I", 5))
+         + prop(8, struct.pack(">I", 115200)) + END_NODE + END_NODE + END)
+    fc = parse(tmp_path, [blob(s, strings=strings)])
+    assert fc.errors() == []
+    assert fc.node_phandle.tolist() == [0, 0]
+    args = (fc.node_dtb, fc.node_phandle, fc.phandle_sorted, fc.dtb_node_start)
+    assert [fdt.resolve_phandle(*args, 0, ph) for ph in (5, 115200)] == [-1, -1]
+
+
 def test_empty_property_name(tmp_path):
     """nameoff may point at the strings block's last NUL: the name is ""."""
     s = begin(b"") + prop(10, b"x") + END_NODE + END
@@ -119,6 +206,19 @@ def test_many_property_names(tmp_path):
     assert fc.prop_names == expected
     got = [[p for p, _ in nodes_and_props(fc, d)[0][1]] for d in range(2)]
     assert got == [[n.decode() for n in names[:1000]], [n.decode() for n in names[500:][::-1]]]
+
+
+def test_names_sharing_a_hash_slot_stay_distinct(tmp_path):
+    """Property names are interned by their bytes: "compatible" and
+    "fsl,mipi-phy-gpr" (a real property, of imx8mq.dtsi), whose FNV-1a
+    hashes share a slot of the interning table of 2048, stay two names."""
+    strings = b"compatible\0fsl,mipi-phy-gpr\0"
+    s = begin(b"") + prop(0, b"x\0") + begin(b"phy") + prop(11, b"") + END_NODE + END_NODE + END
+    fc = parse(tmp_path, [blob(s, strings=strings)])
+    assert fc.errors() == []
+    assert fc.prop_names == ["compatible", "fsl,mipi-phy-gpr"]
+    assert nodes_and_props(fc, 0) == [("/", [("compatible", b"x\0")]),
+                                      ("/phy", [("fsl,mipi-phy-gpr", b"")])]
 
 
 def test_resolve_phandle_exact_only(tmp_path):
