@@ -637,3 +637,11 @@ def test_plot_labels_of_forged_soc_names_are_escaped_text(tmp_path):
     svg = path.read_text()
     assert "\x1b" not in svg
     assert "evil\\x1b[31m,$x^2$" in re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_plot_title_names_a_repository_with_dollars_as_it_is(tmp_path):
+    """The folder name is the user's text: `$...$` in it is dollars, not
+    matplotlib's mathtext."""
+    h = git_history(_revisions(2), [], [[], []], repo="/src/l$x^2$")
+    _, texts, _ = _svg(h, tmp_path / "h.svg")
+    assert "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 2 revisions of l$x^2$" in texts
