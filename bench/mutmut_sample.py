@@ -7,7 +7,7 @@ hour or two:
 
     nice -n 19 python3 bench/mutmut_sample.py run [--size 600] [--seed 1] [--max-children 2]
     python3 bench/mutmut_sample.py score [--size 600] [--seed 1]
-    nice -n 19 python3 bench/mutmut_sample.py recheck [--size 600] [--seed 1] [--module M] TEST_FILE...
+    nice -n 19 python3 bench/mutmut_sample.py recheck [--size 600] [--seed 1] [--only M] TEST_FILE...
 
 Run it from the root of a checkout of the commit to measure (mutmut keeps
 its state in mutants/ there; [tool.mutmut] of pyproject.toml says which
@@ -23,8 +23,8 @@ mutated function, and a test whose work is done in a module-scoped fixture
 (one site built for a whole test module) reaches it only in the first test
 of its module: mutmut misses the others. `recheck` runs the given test
 files, whole, in mutants/ once per sampled mutant mutmut left survived
-(with MUTANT_UNDER_TEST naming it, as mutmut does; --module: only those
-of the modules named), after checking that
+(with MUTANT_UNDER_TEST naming it, as mutmut does; --only: those of a
+module, or a mutant, named), after checking that
 they pass with no mutant; it prints "NAME killed" (a test failed) or "NAME
 survived" (or "NAME timeout" / "NAME exit-N": not counted), and records
 the kills in mutmut's .meta files, so that `score` counts them. Tests
@@ -143,7 +143,7 @@ def recheck(args) -> int:
     codes = all_mutants()
     names = [n for n in sample(args.size, args.seed)
              if status_by_exit_code[codes[n]] == "survived"
-             and (not args.module or module_of(n) in args.module)]
+             and (not args.only or module_of(n) in args.only or n in args.only)]
     missing = [f for f in args.files if not (MUTANTS / f).is_file()]
     if missing:
         print(f"recheck: not in {MUTANTS}/: {' '.join(missing)}", file=sys.stderr)
@@ -187,8 +187,9 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=600)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-children", type=int, default=2)
-    ap.add_argument("--module", action="append", default=[],
-                    help="recheck: only the survivors of this module (auditor.site; repeatable)")
+    ap.add_argument("--only", action="append", default=[], metavar="MODULE_OR_MUTANT",
+                    help="recheck: only the survivors of this module (auditor.site) or this "
+                         "one (repeatable)")
     ap.add_argument("files", nargs="*", metavar="TEST_FILE",
                     help="recheck: the test files, from the checkout's root")
     args = ap.parse_intermixed_args(argv)
