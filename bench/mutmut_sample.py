@@ -7,7 +7,8 @@ hour or two:
 
     nice -n 19 python3 bench/mutmut_sample.py run [--size 600] [--seed 1] [--max-children 2]
     python3 bench/mutmut_sample.py score [--size 600] [--seed 1]
-    nice -n 19 python3 bench/mutmut_sample.py recheck [--size 600] [--seed 1] [--only M] TEST_FILE...
+    nice -n 19 python3 bench/mutmut_sample.py recheck [--size 600] [--seed 1] [--only M]
+        TEST_FILE...
 
 Run it from the root of a checkout of the commit to measure (mutmut keeps
 its state in mutants/ there; [tool.mutmut] of pyproject.toml says which
