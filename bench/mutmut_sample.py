@@ -23,13 +23,14 @@ mutmut runs, for a mutant, only the tests its statistics say reach the
 mutated function, and a test whose work is done in a module-scoped fixture
 (one site built for a whole test module) reaches it only in the first test
 of its module: mutmut misses the others. `recheck` runs the given test
-files, whole, in mutants/ once per sampled mutant mutmut left survived
-(with MUTANT_UNDER_TEST naming it, as mutmut does; --only: those of a
-module, or a mutant, named), after checking that
-they pass with no mutant; it prints "NAME killed" (a test failed) or "NAME
-survived" (or "NAME timeout" / "NAME exit-N": not counted), and records
-the kills in mutmut's .meta files, so that `score` counts them. Tests
-added since the run must be copied into mutants/tests first.
+files, whole, in mutants/, in a process of its own per sampled mutant
+mutmut left survived (with MUTANT_UNDER_TEST naming it, as mutmut does;
+--only: those of a module, or one mutant), after checking that they pass
+with no mutant. It prints "NAME killed" (a test failed) or "NAME survived"
+("NAME timeout" or "NAME exit-N", a collection error: not counted), and
+records the kills in mutmut's .meta files (exit code 1), so that `score`
+counts them. Tests added since the run must be copied into mutants/tests
+first.
 """
 import argparse
 import json
