@@ -7,6 +7,8 @@ hour or two:
 
     nice -n 19 python3 bench/mutmut_sample.py run [--size 600] [--seed 1] [--max-children 2]
     python3 bench/mutmut_sample.py score [--size 600] [--seed 1]
+    nice -n 19 python3 bench/mutmut_sample.py recheck [--size 600] [--seed 1] [--only M]
+        TEST_FILE...
 
 Run it from the root of a checkout of the commit to measure (mutmut keeps
 its state in mutants/ there; [tool.mutmut] of pyproject.toml says which
@@ -16,13 +18,28 @@ mutmut run exactly those; run again, it goes on with the ones not checked.
 `score` prints, per module and for all of auditor/, the sampled mutants
 killed, timed out (a test hung: killed too), survived and not checked, and
 the share killed of those checked with its Wilson 95% interval.
+
+mutmut runs, for a mutant, only the tests its statistics say reach the
+mutated function, and a test whose work is done in a module-scoped fixture
+(one site built for a whole test module) reaches it only in the first test
+of its module: mutmut misses the others. `recheck` runs the given test
+files, whole, in mutants/, in a process of its own per sampled mutant
+mutmut left survived (with MUTANT_UNDER_TEST naming it, as mutmut does;
+--only: those of a module, or one mutant), after checking that they pass
+with no mutant. It prints "NAME killed" (a test failed) or "NAME survived"
+("NAME timeout" or "NAME exit-N", a collection error: not counted), and
+records the kills in mutmut's .meta files (exit code 1), so that `score`
+counts them. Tests added since the run must be copied into mutants/tests
+first.
 """
 import argparse
 import json
 import math
+import os
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -58,6 +75,11 @@ def run(args) -> int:
     return mutmut("run", "--max-children", str(args.max_children), *names)
 
 
+def module_of(name: str) -> str:
+    """The module of a mutant's name (auditor.site.x__index__mutmut_3: auditor.site)."""
+    return name.split(".x_")[0].split(".xǁ")[0]
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of k successes in n."""
     if n == 0:
@@ -74,7 +96,7 @@ def score(args) -> int:
     names = sample(args.size, args.seed)
     by_module: dict[str, Counter] = {}
     for name in names:
-        module = name.split(".x_")[0].split(".xǁ")[0]
+        module = module_of(name)
         by_module.setdefault(module, Counter())[status_by_exit_code[codes[name]]] += 1
     total = Counter()
     print(f"{len(names)} of {len(codes)} mutants of auditor/, seed {args.seed}")
@@ -100,14 +122,82 @@ def line(name: str, c: Counter) -> str:
             f"survived {c['survived']}" + (f", {rest}" if rest else ""))
 
 
+# pytest's exit code when a test failed (mutmut's code for "killed");
+# anything else (interrupted, internal error, no tests) kills nothing.
+FAILED = 1
+PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
+          "-m", "not network"]
+
+
+def _pytest(files: list[str], mutant: str, timeout: float) -> int | None:
+    """pytest's exit code on the files in mutants/ with `mutant` switched on
+    ("": none), None if it ran longer than timeout seconds."""
+    env = dict(os.environ, MUTANT_UNDER_TEST=mutant)
+    try:
+        return subprocess.run(PYTEST + files, cwd=MUTANTS, env=env, timeout=timeout,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def recheck(args) -> int:
+    from mutmut.stats import status_by_exit_code
+    codes = all_mutants()
+    names = [n for n in sample(args.size, args.seed)
+             if status_by_exit_code[codes[n]] == "survived"
+             and (not args.only or module_of(n) in args.only or n in args.only)]
+    missing = [f for f in args.files if not (MUTANTS / f).is_file()]
+    if missing:
+        print(f"recheck: not in {MUTANTS}/: {' '.join(missing)}", file=sys.stderr)
+        return 1
+    start = time.monotonic()
+    code = _pytest(args.files, "", 3600)
+    if code != 0:
+        print(f"recheck: the test files fail with no mutant (exit {code})", file=sys.stderr)
+        return 1
+    # A mutant that makes a loop spin is given up, as mutmut's timeout does.
+    limit = 4 * (time.monotonic() - start) + 30
+    print(f"recheck: {len(names)} survivors against {' '.join(args.files)}", flush=True)
+    found = Counter()
+    for name in names:
+        code = _pytest(args.files, name, limit)
+        status = "timeout" if code is None else "killed" if code == FAILED else \
+            "survived" if code == 0 else f"exit-{code}"
+        print(name, status, flush=True)
+        found[status] += 1
+        if status == "killed":
+            record_kill(name)
+    print(f"recheck: {dict(found)}")
+    return 0
+
+
+def record_kill(name: str) -> None:
+    """Write mutmut's "killed" code for the mutant into its module's .meta."""
+    for meta in (MUTANTS / "auditor").rglob("*.py.meta"):
+        data = json.loads(meta.read_text())
+        if name in data.get("exit_code_by_key", {}):
+            data["exit_code_by_key"][name] = FAILED
+            tmp = meta.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=4))
+            tmp.replace(meta)
+            return
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=("run", "score"))
+    ap.add_argument("command", choices=("run", "score", "recheck"))
     ap.add_argument("--size", type=int, default=600)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-children", type=int, default=2)
-    args = ap.parse_args(argv)
-    return run(args) if args.command == "run" else score(args)
+    ap.add_argument("--only", action="append", default=[], metavar="MODULE_OR_MUTANT",
+                    help="recheck: only the survivors of this module (auditor.site) or this "
+                         "one (repeatable)")
+    ap.add_argument("files", nargs="*", metavar="TEST_FILE",
+                    help="recheck: the test files, from the checkout's root")
+    args = ap.parse_intermixed_args(argv)
+    if args.command == "recheck" and not args.files:
+        ap.error("recheck needs the test files to run")
+    return {"run": run, "score": score, "recheck": recheck}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -488,8 +488,10 @@ def test_run_history_git_hands_the_question_over_and_writes_what_it_is_asked(
 def test_run_history_git_names_each_revision_that_failed_on_stderr(story, threaded_cluster,
                                                                    capsys):
     repo, shas = story
+    # two boards that do not build: the first is named, the other counted
     broken = repo.commit("arm64: dts: acme: a100: a typo", {
-        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + "&nowhere {\n"})
+        f"{VENDOR_DIR}/a100-evk.dts": board("a100", "evk", ENABLE_ENETC) + "&nowhere {\n",
+        f"{VENDOR_DIR}/a100-mini.dts": board("a100", "mini") + "&nowhere {\n"})
     unreadable = repo.commit("scripts: break Makefile.lib", {"scripts/Makefile.lib": "# no\n"})
     doc, _, _ = judged(repo.root, [f"{shas['removed']}..master"])
     errors = {r["commit"]: r["error"] or r["not_built"][0] for r in doc["revisions"]
@@ -501,9 +503,11 @@ def test_run_history_git_names_each_revision_that_failed_on_stderr(story, thread
     assert json.loads(out) == doc
     # (the in-process worker's own build diagnostics come first)
     assert err.splitlines(keepends=True)[-2:] == [
-        f"{broken[:12]}: {errors[broken]}\n",                # it says ": error: " itself
+        f"{broken[:12]}: {errors[broken]} (and 1 more)\n",   # it says ": error: " itself
         f"{unreadable[:12]}: error: {errors[unreadable]}\n"]
     assert ": error: " in errors[broken] and ": error: " not in errors[unreadable]
+    (not_built,) = [r["not_built"] for r in doc["revisions"] if r["commit"] == broken]
+    assert len(not_built) == 2
 
 
 def test_run_history_git_follows_every_commit_of_a_merged_branch_when_asked(

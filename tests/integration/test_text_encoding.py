@@ -219,6 +219,26 @@ def test_a_terminal_that_is_not_utf8(tmp_path):
     assert b"v\\xe9ndor,s\\xf6c" in proc.stdout
 
 
+def test_a_report_file_is_utf8_in_a_locale_that_is_not(tmp_path):
+    """-o writes UTF-8, as every output is (the module's docstring), also when
+    the locale's encoding is ASCII (LC_ALL=C, neither coerced nor UTF-8 mode)."""
+    import os
+    import subprocess
+    import sys
+    folder = tmp_path / "dtbs"
+    folder.mkdir()
+    compile_dts(folder, "u", soc_node(smmu_node(), device_node("dma@1000")),
+                header=board_header("acme,b", UTF8))
+    out = tmp_path / "r.md"
+    env = dict(os.environ, LC_ALL="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0",
+               PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "auditor.cli", "sweep", str(folder),
+                           "--format", "md", "-o", str(out)], capture_output=True, env=env,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert UTF8 in out.read_bytes().decode("utf-8")
+
+
 def test_a_compiler_message_that_is_not_utf8(tmp_path, capsys):
     """cpp quotes a board's latin-1 bytes in its error: the board fails to
     build with that line (\\xNN), the others build; no internal error."""

@@ -637,3 +637,28 @@ def test_plot_labels_of_forged_soc_names_are_escaped_text(tmp_path):
     svg = path.read_text()
     assert "\x1b" not in svg
     assert "evil\\x1b[31m,$x^2$" in re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_plot_title_names_a_repository_with_dollars_as_it_is(tmp_path):
+    """The folder name is the user's text: `$...$` in it is dollars, not
+    matplotlib's mathtext."""
+    h = git_history(_revisions(2), [], [[], []], repo="/src/l$x^2$")
+    _, texts, _ = _svg(h, tmp_path / "h.svg")
+    assert "SoCs VFIO refuses (IOMMU_CAP_CACHE_COHERENCY) over 2 revisions of l$x^2$" in texts
+
+
+def test_plot_marks_each_revision_at_its_count(tmp_path):
+    """A dot per revision on the line of affected SoCs: one SoC affected in
+    every revision puts the four dots at one height, that of the +1 mark."""
+    revisions = _revisions(4)
+    h = git_history(revisions, [SocLine("acme,a", (change(revisions[0][0]),))],
+                    [["acme,a"]] * 4)
+    path = tmp_path / "h.svg"
+    write_plot(h, path)
+    svg = path.read_text()
+    styles = dict(re.findall(r'<path id="(m\w+)" d="[^"]*" style="([^"]*)"', svg))
+    uses = re.findall(r'<use xlink:href="#(\w+)" x="([\d.]+)" y="([\d.]+)"', svg)
+    dots = [(x, y) for m, x, y in uses if "#444444" in styles[m]]    # the line's colour
+    ups = [(x, y) for m, x, y in uses if "#c0392b" in styles[m]]     # newly affected
+    assert len({x for x, _ in dots}) == 4 and len({y for _, y in dots}) == 1
+    assert ups[0] == dots[0]

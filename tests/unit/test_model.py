@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from auditor.model import (LINK_FIELDS, SCHEMA, BrokenMaster, CorpusInfo, Link, Provider,
-                           SocSummary, SweepFileError, link_json, load_sweep,
+from auditor.model import (LINK_FIELDS, SCHEMA, BrokenMaster, CorpusInfo, Link, Links,
+                           Provider, SocSummary, SweepFileError, link_json, load_sweep,
                            sweep_from_json)
 from corpus.errors import UserError
 from testpaths import GOLDEN
@@ -319,3 +319,15 @@ def test_where_an_smmu_is_written_names_no_line_it_does_not_know(source_file, so
                  driver="arm-smmu", coherent=False, affected=True, source_file=source_file,
                  source_line=source_line, dtbs=("a.dtb",), verdict_counts={})
     assert p.where == where
+
+
+def test_links_slice_as_a_sequence():
+    """Links is a Sequence (collections.abc): a slice is a sequence of the
+    links it spans, in order, across the DTBs."""
+    rest = len(Link._fields) - 3
+    links = Links([("a.dtb", "a", "acme,a", [[f"a{k}"] * rest for k in range(2)]),
+                   ("b.dtb", "b", "acme,b", [["b0"] * rest])])
+    every = list(links)
+    assert [link.provider_path for link in every] == ["a0", "a1", "b0"]
+    assert list(links[1:]) == every[1:] and list(links[:-1]) == every[:-1]
+    assert list(links[::-1]) == every[::-1] and list(links[5:]) == []

@@ -180,6 +180,11 @@ HISTORY_CASES = [
                                             f"unaffected, null"),
     (["socs", 0, "verdicts"], ["maybe"] * VERSIONS, f"socs[0].verdicts is not {ROW} affected, "
                                                     f"unaffected, null"),
+    # one verdict more than there are versions: a row is exactly one per version
+    (["socs", 0, "verdicts"], ["affected"] * (VERSIONS + 1), f"socs[0].verdicts is not {ROW} "
+                                                             f"affected, unaffected, null"),
+    # a key of the document itself is missing: the document is named, as a whole
+    (["socs"], KeyError, "document has no 'socs'"),
     (["socs", 0, "smmu"], ["x"] * VERSIONS, f"socs[0].smmu is not {ROW} coherent, "
                                             f"non-coherent, mixed, null"),
     (["socs", 0, "soc"], 1, "socs[0].soc is not a string or null"),

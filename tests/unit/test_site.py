@@ -17,6 +17,7 @@ import pytest
 
 from auditor.cli import main
 from auditor.output import OutputError, write_folder
+from auditor.site_bootlog import BootlogFileError, load_bootlog
 from testpaths import GOLDEN
 
 MARKER = ".dtb-audit-site"
@@ -392,3 +393,21 @@ def test_a_bootlog_document_without_a_field_the_page_shows_is_refused(tmp_path, 
     assert (status, stdout) == (2, "")
     assert stderr == f"{bootlog}: error: not a valid bootlog document: {message}\n"
     assert not (tmp_path / "out").exists()
+    # load_bootlog says which error it raises: the document's own, not any UserError
+    with pytest.raises(BootlogFileError) as caught:
+        load_bootlog(bootlog)
+    assert caught.value.line() == stderr.rstrip("\n")
+
+
+def test_every_class_of_a_page_is_one_its_style_or_script_selects(tmp_path, capsys):
+    """A class (case-sensitive in HTML) that neither the page's stylesheet
+    nor its script names does nothing: a misspelt one loses its layout."""
+    status, _ = site(tmp_path, capsys)
+    assert status == 0
+    out = tmp_path / "out"
+    for page in [out / "index.html", *(out / "soc").glob("*.html")]:
+        text = page.read_text()
+        blocks = re.findall(r"<(style|script)\b[^>]*>(.*?)</\1>", text, re.S)
+        selectors = set(re.findall(r"\.([A-Za-z_][\w-]*)", "".join(b for _, b in blocks)))
+        classes = {c for _, attrs in Tags(text).tags for c in (attrs.get("class") or "").split()}
+        assert classes and classes <= selectors, (page.name, sorted(classes - selectors))
