@@ -148,3 +148,36 @@ def dts_soc(*nodes):
     """A simple-bus soc@0 holding `nodes`."""
     return ("\tsoc@0 {\n\t\tcompatible = \"simple-bus\";\n\t\t#address-cells = <2>;\n"
             "\t\t#size-cells = <2>;\n\t\tranges;\n" + "".join(nodes) + "\t};\n")
+
+
+V3_DTSI = """\
+// SPDX-License-Identifier: GPL-2.0
+/ {
+	compatible = "acme,v3";
+	#address-cells = <2>;
+	#size-cells = <2>;
+
+	soc@0 {
+		compatible = "simple-bus";
+		#address-cells = <2>;
+		#size-cells = <2>;
+		ranges;
+
+		smmu: iommu@2b400000 {
+			compatible = "arm,smmu-v3";
+			reg = <0 0x2b400000 0 0x100000>;
+			#iommu-cells = <1>;
+%s		};
+	};
+};
+"""
+
+
+def v3_board_tree(root, coherent):
+    """A mini kernel tree (tests/minikernel.py, 6.1.192) with one more board,
+    "ACME v3 board", whose arm-smmu-v3 at 2b400000 is dma-coherent or not."""
+    from minikernel import add_board, make_minikernel
+    tree = make_minikernel(root)
+    add_board(tree, "v3", V3_DTSI % ("\t\t\tdma-coherent;\n" if coherent else ""), "v3-board",
+              "ACME v3 board", ("acme,v3-board", "acme,v3"))
+    return tree

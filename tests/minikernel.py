@@ -227,6 +227,21 @@ def make_minikernel(root, version=(6, 1, 192), coherent=("a400",), git=False):
     return root
 
 
+def add_board(tree, soc, dtsi, board, model, compatible):
+    """One more SoC and board in the tree's vendor folder: `soc`.dtsi holding
+    `dtsi`, `board`.dts including it with `model` and `compatible` (strings),
+    built by the folder's Makefile."""
+    folder = os.path.join(tree, VENDOR_DIR)
+    with open(os.path.join(folder, f"{soc}.dtsi"), "w") as f:
+        f.write(dtsi)
+    compatible = ", ".join(f'"{c}"' for c in compatible)
+    with open(os.path.join(folder, f"{board}.dts"), "w") as f:
+        f.write(f'/dts-v1/;\n#include "{soc}.dtsi"\n\n/ {{\n\tmodel = "{model}";\n'
+                f'\tcompatible = {compatible};\n}};\n')
+    with open(os.path.join(folder, "Makefile"), "a") as f:
+        f.write(f"dtb-$(CONFIG_ARCH_ACME) += {board}.dtb\n")
+
+
 def smmu_line(root, soc):
     """1-based line where the SMMU node of `soc` opens in its .dtsi."""
     with open(os.path.join(root, VENDOR_DIR, f"{soc}.dtsi")) as f:

@@ -300,44 +300,12 @@ def test_table_escapes_log_text(dtbs, tmp_path, capsys):
 
 # -- arm-smmu-v3 agreeing with the DT: the corpus's release decides ---------------------
 
-V3_DTSI = """\
-// SPDX-License-Identifier: GPL-2.0
-/ {
-	compatible = "acme,v3";
-	#address-cells = <2>;
-	#size-cells = <2>;
-
-	soc@0 {
-		compatible = "simple-bus";
-		#address-cells = <2>;
-		#size-cells = <2>;
-		ranges;
-
-		smmu: iommu@2b400000 {
-			compatible = "arm,smmu-v3";
-			reg = <0 0x2b400000 0 0x100000>;
-			#iommu-cells = <1>;
-			dma-coherent;
-		};
-	};
-};
-"""
-
 
 def test_v3_agreeing_under_the_corpus_release(tmp_path, isolated_cache, capsys):
     """arm-smmu-v3 prints nothing when the register agrees with the booted
     DT: a log of the corpus's release (6.1, the mini tree's 6.1.192) is
     taken to have booted this DT; a 6.12 log is not."""
-    from minikernel import VENDOR_DIR, make_minikernel
-    tree = make_minikernel(tmp_path / "linux")
-    folder = os.path.join(tree, VENDOR_DIR)
-    with open(os.path.join(folder, "v3.dtsi"), "w") as f:
-        f.write(V3_DTSI)
-    with open(os.path.join(folder, "v3-board.dts"), "w") as f:
-        f.write('/dts-v1/;\n#include "v3.dtsi"\n\n/ {\n\tmodel = "ACME v3 board";\n'
-                '\tcompatible = "acme,v3-board", "acme,v3";\n};\n')
-    with open(os.path.join(folder, "Makefile"), "a") as f:
-        f.write("dtb-$(CONFIG_ARCH_ACME) += v3-board.dtb\n")
+    tree = bootlogs.v3_board_tree(tmp_path / "linux", coherent=True)
     logs = tmp_path / "logs"
     logs.mkdir()
     for version in ("6.1", "6.12"):

@@ -198,41 +198,10 @@ def test_v3_agreeing_in_a_log_without_a_banner(dtbs, tmp_path, capsys):
         "the register agrees with the DT of another, which this corpus may not be")
 
 
-V3_DTSI = """\
-/ {
-	compatible = "acme,v3";
-	#address-cells = <2>;
-	#size-cells = <2>;
-
-	soc@0 {
-		compatible = "simple-bus";
-		#address-cells = <2>;
-		#size-cells = <2>;
-		ranges;
-
-		smmu: iommu@2b400000 {
-			compatible = "arm,smmu-v3";
-			reg = <0 0x2b400000 0 0x100000>;
-			#iommu-cells = <1>;
-		};
-	};
-};
-"""
-
-
 def test_v3_agreeing_under_the_corpus_release_says_so_whole(tmp_path, isolated_cache, capsys):
     """The mini tree is 6.1.192: a 6.1 log booted this DT (not coherent), so
     the register says not coherent too."""
-    from minikernel import VENDOR_DIR, make_minikernel
-    tree = make_minikernel(tmp_path / "linux")
-    folder = os.path.join(tree, VENDOR_DIR)
-    with open(os.path.join(folder, "v3.dtsi"), "w") as f:
-        f.write(V3_DTSI)
-    with open(os.path.join(folder, "v3-board.dts"), "w") as f:
-        f.write('/dts-v1/;\n#include "v3.dtsi"\n\n/ {\n\tmodel = "ACME v3 board";\n'
-                '\tcompatible = "acme,v3-board", "acme,v3";\n};\n')
-    with open(os.path.join(folder, "Makefile"), "a") as f:
-        f.write("dtb-$(CONFIG_ARCH_ACME) += v3-board.dtb\n")
+    tree = bootlogs.v3_board_tree(tmp_path / "linux", coherent=False)
     log = log_file(tmp_path, bootlogs.boot("6.1", "ACME v3 board", [
         ("arm-smmu-v3", "2b400000.iommu", False, False)]))
     status = main(["bootlog", "--kernel", str(tree), str(log), "--format", "json"])

@@ -12,12 +12,11 @@
 The logs are written from the kernel's format strings (tests/bootlogs.py).
 """
 import json
-import os
 
 import pytest
 
 import bootlogs
-from minikernel import VENDOR_DIR, make_minikernel
+from minikernel import add_board, make_minikernel
 from snippets import compile_dts
 
 from auditor.cli import main
@@ -200,14 +199,8 @@ SDM845_DTSI = """\
 @pytest.fixture
 def tree(tmp_path, isolated_cache):
     tree = make_minikernel(tmp_path / "linux")
-    folder = os.path.join(tree, VENDOR_DIR)
-    with open(os.path.join(folder, "sdm845.dtsi"), "w") as f:
-        f.write(SDM845_DTSI)
-    with open(os.path.join(folder, "sdm845-board.dts"), "w") as f:
-        f.write('/dts-v1/;\n#include "sdm845.dtsi"\n\n/ {\n\tmodel = "Test SDM845 Board";\n'
-                '\tcompatible = "test,sdm845-board", "qcom,sdm845";\n};\n')
-    with open(os.path.join(folder, "Makefile"), "a") as f:
-        f.write("dtb-$(CONFIG_ARCH_ACME) += sdm845-board.dtb\n")
+    add_board(tree, "sdm845", SDM845_DTSI, "sdm845-board", "Test SDM845 Board",
+              ("test,sdm845-board", "qcom,sdm845"))
     return tree
 
 
