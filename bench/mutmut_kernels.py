@@ -48,6 +48,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from mutant_runs import judge, record
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dtb-audit" / \
     "mutmut-kernels"
@@ -161,67 +163,6 @@ def mutmut(*args):
     return subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=STAGE, env=env).returncode
 
 
-# pytest's exit codes that mean a mutant was caught (a test failed, or an
-# error inside pytest, as mutmut counts them); the mutmut codes quick records.
-_CAUGHT = (1, 3)
-_KILLED, _TIMEOUT = 1, 36
-
-
-def _quick_child(files, name):
-    """In a forked child: the test files with mutant `name` switched on."""
-    import pytest
-    os.environ["MUTANT_UNDER_TEST"] = name
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    code = pytest.main(["-q", "-x", "-n", "0", "-p", "no:cacheprovider", "-p", "no:randomly",
-                        "-m", "not network", *files])
-    os._exit(int(code))
-
-
-def _quick_run(files, names):
-    """Run in STAGE/mutants: print "name status" for each mutant killed or
-    timed out by the test files."""
-    import signal
-    import time
-    import contextlib
-    import io
-    import pytest
-    os.environ.pop("MUTANT_UNDER_TEST", None)
-    # Collected once here, so that every child finds the code, the test
-    # modules and conftest imported (and no test run: no cache filled).
-    with contextlib.redirect_stdout(io.StringIO()):
-        pytest.main(["-q", "--collect-only", "-n", "0", "-p", "no:cacheprovider", *files])
-    # A mutant that makes a walk spin is stopped after 4 times (and 30 s
-    # more than) the unmutated run, as mutmut's timeout_multiplier does.
-    limit = None
-    for name in [""] + names:           # "" first: the tests must pass unmutated
-        start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            _quick_child(files, name)
-        deadline = start + (limit or 3600)
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                code = None
-                break
-            time.sleep(0.05)
-        if not name:
-            if code != 0:
-                sys.exit(f"quick: the test files fail without a mutant (exit {code})")
-            limit = 4 * (time.monotonic() - start) + 30
-            continue
-        status = "timeout" if code is None else "killed" if code in _CAUGHT else \
-            "survived" if code == 0 else f"exit-{code}"
-        print(name, status, flush=True)
-
-
 def quick(argv):
     """The `quick` command (see the module's docstring)."""
     from mutmut.stats import status_by_exit_code
@@ -244,42 +185,24 @@ def quick(argv):
     # Copied over, not replaced: another quick (of other modules) may be running.
     shutil.copytree(ROOT / "tests", STAGE / "mutants" / "tests", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    metas = {}
     names = []
     for meta in sorted((STAGE / "mutants" / "kernels").glob("*.py.meta")):
         module = meta.name[:-len(".py.meta")]
         if modules and module not in modules:
             continue
         data = json.loads(meta.read_text())
-        metas[meta] = data
         names += [k for k, c in data.get("exit_code_by_key", {}).items()
                   if status_by_exit_code[c] in ("survived", "not checked", "no tests")
                   and (not only or k in only)]
     print(f"quick: {len(names)} mutants against {' '.join(files)}", flush=True)
-    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    env.pop("MUTANT_UNDER_TEST", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.path[:0] = [sys.argv[1], '.'];"
-         " import mutmut_kernels as m; m._quick_run(sys.argv[2].split(','), sys.argv[3:])",
-         str(Path(__file__).resolve().parent), ",".join(files), *names],
-        cwd=STAGE / "mutants", env=env, stdout=subprocess.PIPE, text=True)
     found = Counter()
-    for line in proc.stdout:
-        name, status = line.split()
-        print(line, end="", flush=True)
+    for name, status in judge(files, names, STAGE / "mutants",
+                              dict(os.environ, NUMBA_DISABLE_JIT="1")):
+        print(name, status, flush=True)
         found[status] += 1
-        if status not in ("killed", "timeout"):
-            continue
-        for meta, data in metas.items():
-            if name in data["exit_code_by_key"]:
-                # Read again: a quick of other mutants may have written since.
-                data = json.loads(meta.read_text())
-                data["exit_code_by_key"][name] = _KILLED if status == "killed" else _TIMEOUT
-                tmp = meta.with_suffix(".tmp")
-                tmp.write_text(json.dumps(data, indent=4))
-                tmp.replace(meta)
+        record(STAGE / "mutants" / "kernels", name, status)
     print(f"quick: {dict(found)}")
-    return proc.wait()
+    return 0
 
 
 def score():

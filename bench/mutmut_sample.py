@@ -23,25 +23,24 @@ mutmut runs, for a mutant, only the tests its statistics say reach the
 mutated function, and a test whose work is done in a module-scoped fixture
 (one site built for a whole test module) reaches it only in the first test
 of its module: mutmut misses the others. `recheck` runs the given test
-files, whole, in mutants/, in a process of its own per sampled mutant
-mutmut left survived (with MUTANT_UNDER_TEST naming it, as mutmut does;
---only: those of a module, or one mutant), after checking that they pass
-with no mutant. It prints "NAME killed" (a test failed) or "NAME survived"
-("NAME timeout" or "NAME exit-N", a collection error: not counted), and
-records the kills in mutmut's .meta files (exit code 1), so that `score`
+files, whole, in mutants/, once per sampled mutant mutmut left survived
+(--only: those of a module, or one mutant), after checking that they pass
+with no mutant (bench/mutant_runs.py, as mutmut_kernels.py's `quick`). It
+prints "NAME killed", "timeout", "survived" or "exit-N", and records kills
+and timeouts in mutmut's .meta files, as mutmut counts them, so that `score`
 counts them. Tests added since the run must be copied into mutants/tests
 first.
 """
 import argparse
 import json
 import math
-import os
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
+
+from mutant_runs import judge, record
 
 MUTANTS = Path("mutants")
 # No mutant has this name: mutmut makes the mutants and its statistics, then runs none.
@@ -122,24 +121,6 @@ def line(name: str, c: Counter) -> str:
             f"survived {c['survived']}" + (f", {rest}" if rest else ""))
 
 
-# pytest's exit code when a test failed (mutmut's code for "killed");
-# anything else (interrupted, internal error, no tests) kills nothing.
-FAILED = 1
-PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
-          "-m", "not network"]
-
-
-def _pytest(files: list[str], mutant: str, timeout: float) -> int | None:
-    """pytest's exit code on the files in mutants/ with `mutant` switched on
-    ("": none), None if it ran longer than timeout seconds."""
-    env = dict(os.environ, MUTANT_UNDER_TEST=mutant)
-    try:
-        return subprocess.run(PYTEST + files, cwd=MUTANTS, env=env, timeout=timeout,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-    except subprocess.TimeoutExpired:
-        return None
-
-
 def recheck(args) -> int:
     from mutmut.stats import status_by_exit_code
     codes = all_mutants()
@@ -150,37 +131,14 @@ def recheck(args) -> int:
     if missing:
         print(f"recheck: not in {MUTANTS}/: {' '.join(missing)}", file=sys.stderr)
         return 1
-    start = time.monotonic()
-    code = _pytest(args.files, "", 3600)
-    if code != 0:
-        print(f"recheck: the test files fail with no mutant (exit {code})", file=sys.stderr)
-        return 1
-    # A mutant that makes a loop spin is given up, as mutmut's timeout does.
-    limit = 4 * (time.monotonic() - start) + 30
     print(f"recheck: {len(names)} survivors against {' '.join(args.files)}", flush=True)
     found = Counter()
-    for name in names:
-        code = _pytest(args.files, name, limit)
-        status = "timeout" if code is None else "killed" if code == FAILED else \
-            "survived" if code == 0 else f"exit-{code}"
+    for name, status in judge(args.files, names, MUTANTS):
         print(name, status, flush=True)
         found[status] += 1
-        if status == "killed":
-            record_kill(name)
+        record(MUTANTS / "auditor", name, status)
     print(f"recheck: {dict(found)}")
     return 0
-
-
-def record_kill(name: str) -> None:
-    """Write mutmut's "killed" code for the mutant into its module's .meta."""
-    for meta in (MUTANTS / "auditor").rglob("*.py.meta"):
-        data = json.loads(meta.read_text())
-        if name in data.get("exit_code_by_key", {}):
-            data["exit_code_by_key"][name] = FAILED
-            tmp = meta.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=4))
-            tmp.replace(meta)
-            return
 
 
 def main(argv=None) -> int:
