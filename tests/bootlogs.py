@@ -26,6 +26,8 @@ dev_printk's prefix is "<driver> <device>: ", the driver "arm-smmu" or
 "arm-smmu-v3", the device of_device_make_bus_id()'s "%llx.%pOFn".
 """
 import gzip
+import os
+from pathlib import Path
 
 VERSIONS = ("6.1", "6.12", "7.2")
 RELEASES = {"6.1": ("6.1.0-28-arm64", "#1 SMP Debian 6.1.119-1 (2024-11-22)"),
@@ -181,3 +183,15 @@ def v3_board_tree(root, coherent):
     add_board(tree, "v3", V3_DTSI % ("\t\t\tdma-coherent;\n" if coherent else ""), "v3-board",
               "ACME v3 board", ("acme,v3-board", "acme,v3"))
     return tree
+
+
+def compile_boards(folder, boards):
+    """Compile {name: (header, body)} into folder/name.dtb (a name may hold a
+    subfolder), leaving only the DTBs."""
+    from snippets import compile_dts
+    for name, (head, body) in boards.items():
+        where = Path(folder) / os.path.dirname(name)
+        where.mkdir(exist_ok=True)
+        compile_dts(where, os.path.basename(name), body, header=head)
+        (where / f"{os.path.basename(name)}.dts").unlink()
+    return folder

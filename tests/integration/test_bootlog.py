@@ -9,13 +9,11 @@ nothing when both say no; arm-smmu-v3 prints the override line (with fw)
 only when they differ.
 """
 import json
-import os
 
 import pytest
 
 import bootlogs
 from bootlogs import dts_header as _header, dts_smmu as _smmu, dts_soc as _soc
-from snippets import compile_dts
 
 from auditor.cli import main
 from auditor.settled import SETTLED, settled_for
@@ -38,11 +36,7 @@ BOARDS = {
 
 @pytest.fixture(scope="module")
 def dtbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dtbs")
-    for name, (header, body) in BOARDS.items():
-        compile_dts(folder, name, body, header=header)
-        (folder / f"{name}.dts").unlink()
-    return folder
+    return bootlogs.compile_boards(tmp_path_factory.mktemp("dtbs"), BOARDS)
 
 
 def run(dtbs, logs, *more, capsys):

@@ -5,13 +5,11 @@ document and the table say of each, the notes whole, and --board in each
 form `explain` takes a board (a name, a DTB, a path under the folder).
 """
 import json
-import os
 
 import pytest
 
 import bootlogs
 from bootlogs import dts_header as header, dts_smmu as smmu_node, dts_soc as soc_node
-from snippets import compile_dts
 
 from auditor.cli import main
 from auditor.settled import settled_for
@@ -44,13 +42,7 @@ BOARDS = {
 
 @pytest.fixture(scope="module")
 def dtbs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dtbs")
-    for name, (head, body) in BOARDS.items():
-        where = folder / os.path.dirname(name)
-        where.mkdir(exist_ok=True)
-        compile_dts(where, os.path.basename(name), body, header=head)
-        (where / f"{os.path.basename(name)}.dts").unlink()
-    return folder
+    return bootlogs.compile_boards(tmp_path_factory.mktemp("dtbs"), BOARDS)
 
 
 def run(dtbs, logs, *more, capsys, fmt="json"):
